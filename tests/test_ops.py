@@ -1,0 +1,177 @@
+"""Every op gradchecked in float64 at several shapes (tests mirror tinygrad_l2/ops.py)."""
+import itertools
+
+import numpy as np
+import pytest
+
+import tinygrad_l2 as tl
+from tinygrad_l2 import Tensor
+
+SHAPES = [(), (2,), (3, 2), (1, 2)]
+
+
+def leaf(rng, shape, positive=False, name=None):
+    data = rng.standard_normal(shape)
+    if positive:
+        data = np.abs(data) + 0.5
+    return Tensor(np.asarray(data, dtype=np.float64), requires_grad=True, name=name)
+
+
+def broadcastable(a, b):
+    try:
+        np.broadcast_shapes(a, b)
+        return True
+    except ValueError:
+        return False
+
+
+BINARY = {
+    "add": lambda a, b: a + b,
+    "sub": lambda a, b: a - b,
+    "mul": lambda a, b: a * b,
+    "div": lambda a, b: a / b,
+}
+
+
+@pytest.mark.parametrize("op", BINARY)
+@pytest.mark.parametrize("sa,sb", [p for p in itertools.product(SHAPES, SHAPES) if broadcastable(*p)])
+def test_binary_op_gradients_with_broadcasting_both_ways(op, sa, sb, rng):
+    a, b = leaf(rng, sa), leaf(rng, sb, positive=(op == "div"))
+    assert tl.gradcheck(BINARY[op], [a, b])
+
+
+@pytest.mark.parametrize("op", BINARY)
+def test_binary_op_with_python_scalar_and_numpy_array_on_either_side(op, rng):
+    x = leaf(rng, (3, 2), positive=True)
+    arr = np.abs(rng.standard_normal((1, 2))) + 1.0
+    f = BINARY[op]
+    for fn in (lambda x: f(x, 1.5), lambda x: f(1.5, x), lambda x: f(x, arr), lambda x: f(arr, x)):
+        assert tl.gradcheck(fn, [x])
+        assert isinstance(fn(x), Tensor)
+
+
+UNARY = {
+    "neg": (lambda x: -x, False),
+    "exp": (lambda x: x.exp(), False),
+    "log": (lambda x: x.log(), True),
+    "sqrt": (lambda x: x.sqrt(), True),
+    "relu": (lambda x: x.relu(), False),
+    "sigmoid": (lambda x: x.sigmoid(), False),
+    "tanh": (lambda x: x.tanh(), False),
+    "abs": (lambda x: x.abs(), False),
+    "square": (lambda x: x ** 2, False),
+    "cube": (lambda x: x ** 3, False),
+    "pow_fractional": (lambda x: x ** 1.5, True),
+    "pow_negative": (lambda x: x ** -2, True),
+}
+
+
+@pytest.mark.parametrize("op", UNARY)
+@pytest.mark.parametrize("shape", [(), (4,), (3, 2), (2, 1, 3)])
+def test_unary_op_gradient(op, shape, rng):
+    fn, positive = UNARY[op]
+    x = leaf(rng, shape, positive=positive)
+    if op in ("relu", "abs"):  # keep away from the kink at 0
+        x.data = np.where(np.abs(x.data) < 0.1, 0.5, x.data)
+    assert tl.gradcheck(fn, [x])
+
+
+def test_sigmoid_is_finite_and_exact_at_extreme_inputs():
+    x = Tensor(np.array([-1000.0, -40.0, 0.0, 40.0, 1000.0]), requires_grad=True)
+    y = x.sigmoid()
+    assert np.all(np.isfinite(y.data))
+    assert y.data[1] == pytest.approx(1 / (1 + np.exp(40.0)), rel=1e-15)
+    y.sum().backward()
+    assert np.all(np.isfinite(x.grad))
+
+
+AXES = [None, 0, 1, -1, (0, 1), (0, 2), (-1, 0)]
+
+
+@pytest.mark.parametrize("reduce", ["sum", "mean", "max"])
+@pytest.mark.parametrize("axis", AXES)
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_reduction_gradient_every_axis_and_keepdims(reduce, axis, keepdims, rng):
+    x = leaf(rng, (2, 3, 4))
+    assert tl.gradcheck(lambda x: getattr(x, reduce)(axis=axis, keepdims=keepdims), [x])
+    expected = getattr(np, {"sum": "sum", "mean": "mean", "max": "max"}[reduce])(
+        x.data, axis=axis, keepdims=keepdims)
+    np.testing.assert_array_equal(getattr(x, reduce)(axis=axis, keepdims=keepdims).data, expected)
+
+
+def test_max_splits_gradient_evenly_between_ties():
+    x = Tensor(np.array([[1.0, 3.0, 3.0], [2.0, 0.0, 1.0]]), requires_grad=True)
+    x.max(axis=1).sum().backward()
+    np.testing.assert_array_equal(x.grad, [[0, 0.5, 0.5], [1, 0, 0]])
+
+
+@pytest.mark.parametrize("sa,sb", [((3,), (3,)), ((2, 3), (3,)), ((3,), (3, 4)), ((2, 3), (3, 4)),
+                                   ((5, 2, 3), (3, 4)), ((2, 3), (5, 3, 4)), ((5, 2, 3), (5, 3, 4)),
+                                   ((1, 2, 3), (4, 3, 2))])
+def test_matmul_gradient_1d_2d_and_batched(sa, sb, rng):
+    a, b = leaf(rng, sa), leaf(rng, sb)
+    assert tl.gradcheck(lambda a, b: a @ b, [a, b])
+    np.testing.assert_allclose((a @ b).data, a.data @ b.data)
+
+
+def test_matmul_with_numpy_array_on_the_left_gives_a_tensor(rng):
+    w = leaf(rng, (3, 2))
+    x = rng.standard_normal((4, 3))
+    out = x @ w
+    assert isinstance(out, Tensor) and out.shape == (4, 2)
+    assert tl.gradcheck(lambda w: x @ w, [w])
+
+
+@pytest.mark.parametrize("shape", [(6,), (3, 2), (2, -1), (1, 6, 1)])
+def test_reshape_gradient(shape, rng):
+    x = leaf(rng, (2, 3))
+    assert tl.gradcheck(lambda x: x.reshape(*shape) * np.arange(6).reshape(x.reshape(*shape).shape), [x])
+
+
+@pytest.mark.parametrize("axes", [(), (1, 0, 2), (2, 0, 1), (-1, 0, 1)])
+def test_transpose_gradient(axes, rng):
+    x = leaf(rng, (2, 3, 4))
+    weights = rng.standard_normal(np.empty((2, 3, 4)).transpose(*(axes or (2, 1, 0))).shape)
+    assert tl.gradcheck(lambda x: x.transpose(*axes) * weights, [x])
+
+
+def test_dot_T_reverses_axes(rng):
+    x = leaf(rng, (2, 3))
+    assert x.T.shape == (3, 2)
+    assert tl.gradcheck(lambda x: x.T @ np.ones((2, 1)), [x])
+
+
+@pytest.mark.parametrize("axis", [0, 1, -1])
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+def test_softmax_family_gradient(op, axis, rng):
+    x = leaf(rng, (3, 4))
+    assert tl.gradcheck(lambda x: getattr(x, op)(axis=axis), [x])
+
+
+def test_log_softmax_is_stable_at_extreme_logits():
+    x = Tensor(np.array([[1000.0, 0.0, -1000.0]]), requires_grad=True)
+    out = x.log_softmax()
+    np.testing.assert_allclose(out.data, [[0.0, -1000.0, -2000.0]])
+    out[0, 1].backward()
+    np.testing.assert_allclose(x.grad, [[-1.0, 1.0, 0.0]], atol=1e-300)
+    np.testing.assert_allclose(Tensor([[1000.0, 1000.0]]).softmax().data, [[0.5, 0.5]])
+
+
+@pytest.mark.parametrize("index", [1, slice(0, 2), (slice(None), 1), (Ellipsis, -1),
+                                   ([0, 2, 0],), (np.array([0, 0, 2]), np.array([1, 1, 0])),
+                                   (slice(None), [1, 1, 1])])
+def test_index_gradient_scatters_back(index, rng):
+    x = leaf(rng, (3, 2))
+    assert tl.gradcheck(lambda x: x[index], [x])
+
+
+def test_repeated_integer_indices_accumulate():
+    x = Tensor(np.zeros(3), requires_grad=True)
+    x[[0, 0, 2, 0]].sum().backward()
+    np.testing.assert_array_equal(x.grad, [3.0, 0.0, 1.0])
+
+
+def test_index_with_an_integer_tensor():
+    x = Tensor(np.arange(4.0), requires_grad=True)
+    x[Tensor([3, 3], dtype=np.int64)].sum().backward()
+    np.testing.assert_array_equal(x.grad, [0, 0, 0, 2.0])

@@ -1,0 +1,9 @@
+"""tinygrad_l2: a reverse-mode autodiff engine on numpy that shows where L2 enters backprop."""
+from .context import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .engine import topological_order, unbroadcast
+from .gradcheck import GradcheckError, gradcheck
+from .tensor import Tensor
+
+__all__ = ["Tensor", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
+           "gradcheck", "GradcheckError", "topological_order", "unbroadcast"]
+__version__ = "0.1.0"

@@ -1,0 +1,47 @@
+"""Thread-local state of graph building: grad mode and the module scope new tensors record."""
+import contextlib
+import threading
+
+_local = threading.local()
+
+
+def is_grad_enabled():
+    """True unless this thread is inside `no_grad()` (or `set_grad_enabled(False)`)."""
+    return getattr(_local, "grad_enabled", True)
+
+
+@contextlib.contextmanager
+def set_grad_enabled(mode):
+    """Turn graph building on or off in this thread for the `with` block."""
+    previous = is_grad_enabled()
+    _local.grad_enabled = bool(mode)
+    try:
+        yield
+    finally:
+        _local.grad_enabled = previous
+
+
+def no_grad():
+    """`with no_grad():` ops compute values but record no graph (PyTorch's torch.no_grad)."""
+    return set_grad_enabled(False)
+
+
+def enable_grad():
+    """`with enable_grad():` re-enables graph building inside a no_grad block."""
+    return set_grad_enabled(True)
+
+
+def current_scope():
+    """The modules whose forward is running in this thread, outermost first (a tuple)."""
+    return getattr(_local, "scope", ())
+
+
+@contextlib.contextmanager
+def module_scope(module):
+    """Record that tensors made inside this block belong to `module` (for graph clusters)."""
+    previous = current_scope()
+    _local.scope = previous + (module,)
+    try:
+        yield
+    finally:
+        _local.scope = previous

@@ -1,0 +1,146 @@
+"""The backward engine: topological order of the graph, the reverse sweep, and unbroadcast."""
+import numpy as np
+
+from .tensor import Tensor
+
+
+def unbroadcast(grad, shape):
+    """Sum `grad` down to `shape`: the adjoint of numpy broadcasting.
+
+    Broadcasting an operand of shape `shape` to the output's shape (1) prepends axes and
+    (2) repeats size-1 axes.  Each copy of an element receives its own gradient, and the
+    element's gradient is the sum of its copies', so we sum over the prepended axes and over
+    every axis where `shape` has a 1 the output stretched:
+
+        shape (3, 1) broadcast to (2, 3, 4):  grad.sum(axis=0).sum(axis=1, keepdims=True)
+    """
+    if grad.shape == shape:
+        return grad
+    leading = grad.ndim - len(shape)
+    if leading:
+        grad = grad.sum(axis=tuple(range(leading)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if stretched:
+        grad = grad.sum(axis=stretched, keepdims=True)
+    return grad
+
+
+def topological_order(root):
+    """Every tensor that requires grad and leads to `root`, each after all of its inputs.
+
+    Iterative depth-first post-order (no recursion, so a 100,000-op chain is fine): a node is
+    emitted only once all of its inputs have been, so walking the list backwards visits every
+    node after all the nodes that consume it — the order reverse mode needs when a tensor is
+    used more than once (`b = a + a; c = b * a`).
+    """
+    order, visited = [], set()
+    stack = [(root, False)]
+    while stack:
+        node, inputs_done = stack.pop()
+        if inputs_done:
+            order.append(node)
+            continue
+        if node in visited:
+            continue
+        visited.add(node)
+        stack.append((node, True))
+        ctx = node._ctx
+        if ctx is not None:
+            for parent in ctx.parents:
+                if parent._requires_grad and parent not in visited:
+                    stack.append((parent, False))
+    return order
+
+
+def backward(root, grad=None, retain_graph=False):
+    """Reverse-mode sweep: d(root)/d(t) for every t in the graph, written to leaves' `.grad`.
+
+    For each node, latest first, the gradients arriving from its consumers are summed once
+    (the multivariable chain rule), then the node's op maps that sum to its inputs'
+    gradients (a vector-Jacobian product).  Gradients accumulate into `.grad` of leaves that
+    require grad and of tensors that called `retain_grad()`; every other gradient lives only
+    in this function's dict.  Without `retain_graph`, each op's saved arrays are released as
+    soon as its backward has run.
+    """
+    seed = _seed(root, grad)
+    grads = {root: seed}
+    owned = set()  # tensors whose entry in `grads` is an array this sweep allocated
+    for node in reversed(topological_order(root)):
+        g = grads.pop(node, None)
+        if g is None:
+            continue
+        ctx = node._ctx
+        if ctx is None or node._retains_grad:
+            _accumulate(node, g, node in owned)
+        if ctx is None:
+            continue
+        _check_still_valid(ctx, node)
+        input_grads = ctx.backward(g)
+        for parent, pg in zip(ctx.parents, input_grads):
+            if pg is None or not parent._requires_grad:
+                continue
+            if type(pg) is not np.ndarray:  # numpy returns scalars from 0-d arithmetic
+                pg = np.asarray(pg)
+            if pg.shape != parent._data.shape:
+                pg = unbroadcast(pg, parent._data.shape)
+            if pg.dtype != parent._data.dtype:
+                pg = pg.astype(parent._data.dtype)
+            previous = grads.get(parent)
+            if previous is None:
+                grads[parent] = pg
+                if pg.base is None and pg is not g:
+                    owned.add(parent)
+            elif parent in owned:
+                np.add(previous, pg, out=previous)
+            else:
+                grads[parent] = previous + pg
+                owned.add(parent)
+        if not retain_graph:
+            ctx.release()
+
+
+def _seed(root, grad):
+    if not isinstance(root, Tensor):
+        raise TypeError(f"backward: expected a Tensor, got {type(root).__name__}")
+    if not root._requires_grad:
+        raise RuntimeError("backward: this tensor does not require grad and has no graph: "
+                           "no input of the ops that made it had requires_grad=True (or it "
+                           "was computed under no_grad)")
+    if grad is None:
+        if root._data.size != 1:
+            raise RuntimeError(f"backward: grad can be implied only for a scalar output; this "
+                               f"tensor has shape {root.shape}: pass grad= of that shape (the "
+                               f"gradient of some scalar with respect to it)")
+        return np.ones(root.shape, dtype=root.dtype)
+    grad = grad.data if isinstance(grad, Tensor) else np.asarray(grad)
+    if grad.shape != root.shape:
+        raise ValueError(f"backward: grad has shape {grad.shape} but the tensor has shape "
+                         f"{root.shape}; they must be equal")
+    if grad.dtype.kind not in "fiu":
+        raise TypeError(f"backward: grad must be a float array, got dtype {grad.dtype}")
+    return grad.astype(root.dtype, copy=False)
+
+
+def _accumulate(tensor, g, owned):
+    """tensor.grad += g, allocating only when tensor has no gradient yet (PyTorch semantics)."""
+    if tensor.grad is None:
+        tensor.grad = g if owned else g.copy()
+    elif tensor.grad.shape == g.shape and tensor.grad.flags.writeable and tensor.grad.dtype == g.dtype:
+        np.add(tensor.grad, g, out=tensor.grad)
+    else:
+        tensor.grad = tensor.grad + g
+
+
+def _check_still_valid(ctx, node):
+    op = type(ctx).__name__
+    if ctx.released:
+        raise RuntimeError(f"backward: trying to backward through {op} a second time; its saved "
+                           f"arrays were freed after the first backward. Pass "
+                           f"retain_graph=True to the first backward to keep them")
+    for i, (parent, version) in enumerate(zip(ctx.parents, ctx.saved_versions)):
+        if parent._version != version:
+            who = repr(parent.name) if parent.name else f"of shape {parent.shape}"
+            raise RuntimeError(f"backward: input {i} of {op} (tensor {who}) was modified in "
+                               f"place after the forward pass used it (version {version} -> "
+                               f"{parent._version}); its gradient would be wrong. Recompute "
+                               f"the forward pass after modifying it")
