@@ -3,7 +3,11 @@ from .context import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .engine import topological_order, unbroadcast
 from .gradcheck import GradcheckError, gradcheck
 from .tensor import Tensor
+from .random import manual_seed
+from .serialization import load, save
+from . import conventions, nn, optim
 
 __all__ = ["Tensor", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
-           "gradcheck", "GradcheckError", "topological_order", "unbroadcast"]
+           "gradcheck", "GradcheckError", "topological_order", "unbroadcast",
+           "manual_seed", "save", "load", "nn", "optim", "conventions"]
 __version__ = "0.1.0"

@@ -1,0 +1,73 @@
+"""Regularizers are ordinary graph nodes; their gradients reach the weights only."""
+import numpy as np
+import pytest
+
+import tinygrad_l2 as tl
+from helpers import mlp
+from tinygrad_l2 import Tensor
+
+
+def test_l2_is_keras_lam_times_sum_of_squares_built_from_ops():
+    w = Tensor(np.array([[1.0, -2.0], [3.0, 0.5]]), requires_grad=True)
+    penalty = tl.nn.L2(0.1)(w)
+    assert penalty.item() == pytest.approx(0.1 * 14.25, rel=1e-15)
+    ops = []
+    node = penalty
+    while node.grad_fn is not None:
+        ops.append(type(node.grad_fn).__name__)
+        node = next(p for p in node.grad_fn.parents if p.requires_grad)
+    assert ops == ["Mul", "Sum", "Pow"]  # scale <- sum <- square
+    penalty.backward()
+    np.testing.assert_array_equal(w.grad, 2 * 0.1 * w.data)
+
+
+def test_l1_and_l1l2():
+    w = Tensor(np.array([1.0, -2.0]), requires_grad=True)
+    assert tl.nn.L1(0.5)(w).item() == 1.5
+    tl.nn.L1L2(l1=0.5, l2=0.25)(w).backward()
+    np.testing.assert_array_equal(w.grad, 0.5 * np.sign(w.data) + 0.5 * w.data)
+
+
+@pytest.mark.parametrize("bad", [-0.1, float("nan"), "0.1", True])
+def test_regularizer_rejects_a_bad_coefficient(bad):
+    with pytest.raises(ValueError, match="coefficient must be a finite number >= 0"):
+        tl.nn.L2(bad)
+
+
+def test_kernel_regularizer_changes_only_weight_gradients_bit_for_bit():
+    """The penalty's only inputs are the weights: bias and activation gradients are
+    bit-identical with and without it; each weight gradient gains exactly 2·lam·W."""
+    rng = np.random.default_rng(0)
+    x, labels = rng.standard_normal((8, 3)), rng.integers(0, 2, 8)
+    plain = mlp([3, 5, 4, 2], seed=1)
+    regularized = mlp([3, 5, 4, 2], seed=1, kernel_regularizer=tl.nn.L2(0.3))
+
+    def run(model, with_penalty):
+        activations = []
+        h = Tensor(x)
+        for layer in model:
+            h = layer(h)
+            h.retain_grad()
+            activations.append(h)
+        loss = tl.nn.softmax_cross_entropy(h, labels)
+        if with_penalty:
+            loss = loss + model.regularization_loss()
+        loss.backward()
+        return activations
+
+    acts_plain = run(plain, False)
+    acts_reg = run(regularized, True)
+    for a, b in zip(acts_plain, acts_reg):
+        np.testing.assert_array_equal(a.grad, b.grad)
+    for (name, p), (_, q) in zip(plain.named_parameters(), regularized.named_parameters()):
+        if name.endswith("bias"):
+            np.testing.assert_array_equal(p.grad, q.grad)
+        else:
+            # the engine adds the two terms' gradients in one addition: exact
+            np.testing.assert_array_equal(q.grad, p.grad + 2 * 0.3 * q.data)
+
+
+def test_l2_constructors_from_other_conventions():
+    assert tl.nn.L2.from_nielsen(5.0, 1000).lam == 5.0 / 2000
+    assert tl.nn.L2.from_deeplearning_ai(0.7, 200).lam == 0.7 / 400
+    assert tl.nn.L2.from_weight_decay(1e-4).lam == 5e-5

@@ -1,0 +1,88 @@
+"""Losses, each with its formula and reduction; labels are validated, never silently broadcast."""
+import numpy as np
+
+from ..function import Function
+from ..tensor import Tensor
+
+
+def _labels(op, y, like, shape=None):
+    """The targets as an array of `like`'s dtype and shape (or `shape`), or a clear error."""
+    array = y.data if isinstance(y, Tensor) else np.asarray(y)
+    if array.dtype.kind not in "fiub":
+        raise TypeError(f"{op}: targets must be numbers, got dtype {array.dtype}")
+    expected = like.shape if shape is None else shape
+    if array.shape != expected:
+        raise ValueError(f"{op}: targets have shape {array.shape}, predictions {like.shape}; "
+                         f"expected targets of shape {expected}")
+    return array.astype(like.dtype, copy=False)
+
+
+def quadratic_cost(a, y, batch_axis=0):
+    """Nielsen's quadratic cost C = (1/m) Σₓ ½‖a(x) − y(x)‖²  (m = a.shape[batch_axis]).
+
+    Built from ordinary ops: Sub -> Square -> Sum -> Mul(×1/2m).
+    """
+    y = _labels("quadratic_cost", y, a)
+    m = a.shape[batch_axis] if a.ndim else 1
+    return (0.5 / m) * ((a - y) ** 2).sum()
+
+
+class BinaryCrossEntropy(Function):
+    """J = −(1/N) Σ [y·log a + (1−y)·log(1−a)], N = number of elements (the course's m for a
+    (1, m) output).  Logs are clamped at −100 and the backward's denominator a(1−a) at 1e-12,
+    as in PyTorch's BCELoss, so a = 0 or 1 gives a finite loss and gradient:
+
+        dJ/da = (a − y) / (a(1−a)) / N
+    """
+
+    def forward(self, a, y):
+        self.saved = (a, y)
+        with np.errstate(divide="ignore"):  # log(0) = -inf, clamped just below
+            log_a = np.maximum(np.log(a), -100)
+            log_1ma = np.maximum(np.log1p(-a), -100)
+        return -(y * log_a + (1 - y) * log_1ma).mean()
+
+    def backward(self, g):
+        a, y = self.saved
+        denominator = np.maximum(a * (1 - a), np.asarray(1e-12, dtype=a.dtype))
+        return g * (a - y) / denominator / np.asarray(a.size, dtype=a.dtype), None
+
+
+def binary_cross_entropy(a, y):
+    """Binary cross-entropy on probabilities `a` in [0, 1] (deeplearning.ai's cost)."""
+    y = _labels("binary_cross_entropy", y, a)
+    if np.any((a.data < 0) | (a.data > 1)):
+        raise ValueError("binary_cross_entropy: predictions must lie in [0, 1] (use "
+                         "binary_cross_entropy_with_logits for logits)")
+    if np.any((y < 0) | (y > 1)):
+        raise ValueError("binary_cross_entropy: targets must lie in [0, 1]")
+    return BinaryCrossEntropy.apply(a, Tensor._make(y, None))
+
+
+def binary_cross_entropy_with_logits(z, y):
+    """Binary cross-entropy on logits z, stable for any z:
+    mean(max(z, 0) − z·y + log(1 + e^(−|z|)))."""
+    y = _labels("binary_cross_entropy_with_logits", y, z)
+    if np.any((y < 0) | (y > 1)):
+        raise ValueError("binary_cross_entropy_with_logits: targets must lie in [0, 1]")
+    return (z.relu() - z * y + ((-z.abs()).exp() + 1).log()).mean()
+
+
+def softmax_cross_entropy(logits, labels):
+    """−(1/m) Σᵢ log softmax(zᵢ)[yᵢ] for logits (m, C) and integer labels (m,), via
+    log_softmax (stable at any logit scale)."""
+    if logits.ndim != 2:
+        raise ValueError(f"softmax_cross_entropy: logits must have shape (batch, classes), got "
+                         f"{logits.shape}")
+    labels = labels.data if isinstance(labels, Tensor) else np.asarray(labels)
+    m, classes = logits.shape
+    if labels.dtype.kind not in "iu":
+        raise TypeError(f"softmax_cross_entropy: labels must be integer class indices, got "
+                        f"dtype {labels.dtype}")
+    if labels.shape != (m,):
+        raise ValueError(f"softmax_cross_entropy: labels have shape {labels.shape}, expected "
+                         f"({m},) for logits of shape {logits.shape}")
+    if m and (labels.min() < 0 or labels.max() >= classes):
+        raise ValueError(f"softmax_cross_entropy: labels must be in [0, {classes - 1}], got "
+                         f"values from {labels.min()} to {labels.max()}")
+    return -logits.log_softmax(axis=1)[np.arange(m), labels].mean()

@@ -1,0 +1,140 @@
+"""Module: parameters, sub-modules, regularization_loss and state dicts (PyTorch-shaped)."""
+from collections import OrderedDict
+
+import numpy as np
+
+from .. import context, serialization
+from ..tensor import Tensor
+
+
+class Module:
+    """Base of every layer.  Assigning a Tensor that requires grad registers a parameter;
+    assigning a Module registers a sub-module; both in assignment order.
+
+    A subclass sets `self.regularizers = {param_name: callable}` (see `Linear`) to add penalty
+    terms: `regularization_loss()` sums `reg(param)` over the whole tree, as a graph node.
+    """
+
+    def __setattr__(self, name, value):
+        if "_parameters" not in self.__dict__:
+            object.__setattr__(self, "_parameters", OrderedDict())
+            object.__setattr__(self, "_modules", OrderedDict())
+            object.__setattr__(self, "regularizers", {})
+        self._parameters.pop(name, None)
+        self._modules.pop(name, None)
+        if isinstance(value, Tensor) and value.requires_grad:
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._modules[name] = value
+        object.__setattr__(self, name, value)
+
+    def __init__(self):
+        self.__setattr__("training", True)
+
+    # ---- structure -------------------------------------------------------------------------
+    def named_modules(self, prefix=""):
+        """(dotted_name, module) for this module ("" or `prefix`) and every descendant."""
+        yield prefix, self
+        for name, child in self.__dict__.get("_modules", {}).items():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def children(self):
+        return list(self.__dict__.get("_modules", {}).values())
+
+    def named_parameters(self, prefix=""):
+        """(dotted_name, parameter) pairs in registration order, e.g. ("0.weight", W)."""
+        seen = set()
+        for module_name, module in self.named_modules(prefix):
+            for name, p in module.__dict__.get("_parameters", {}).items():
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    yield (f"{module_name}.{name}" if module_name else name), p
+
+    def parameters(self):
+        return [p for _, p in self.named_parameters()]
+
+    def zero_grad(self):
+        """Set every parameter's gradient to None (PyTorch >= 2.0's default)."""
+        for p in self.parameters():
+            p.grad = None
+
+    # ---- calling ---------------------------------------------------------------------------
+    def forward(self, *args, **kwargs):
+        raise TypeError(f"{type(self).__name__} must define forward()")
+
+    def __call__(self, *args, **kwargs):
+        with context.module_scope(self):
+            return self.forward(*args, **kwargs)
+
+    # ---- regularization --------------------------------------------------------------------
+    def named_penalties(self):
+        """(name, penalty Tensor) for each attached regularizer, e.g. ("0.weight", 0.01·ΣW²)."""
+        for module_name, module in self.named_modules():
+            for param_name, regularizer in module.__dict__.get("regularizers", {}).items():
+                if regularizer is None:
+                    continue
+                param = getattr(module, param_name)
+                if param is None:
+                    continue
+                full = f"{module_name}.{param_name}" if module_name else param_name
+                yield full, regularizer(param)
+
+    def regularization_loss(self):
+        """Σ of every attached regularizer's penalty: an ordinary graph node (0 if none)."""
+        total = None
+        for _, penalty in self.named_penalties():
+            total = penalty if total is None else total + penalty
+        if total is None:
+            dtype = next((p.dtype for p in self.parameters()), np.dtype(np.float32))
+            return Tensor(np.zeros((), dtype=dtype))
+        return total
+
+    # ---- state -----------------------------------------------------------------------------
+    def state_dict(self):
+        """{dotted_name: a copy of the parameter's array}."""
+        return OrderedDict((name, p.data.copy()) for name, p in self.named_parameters())
+
+    def load_state_dict(self, state_dict):
+        """Copy arrays into the parameters; validates everything first, so an error leaves the
+        model unchanged."""
+        params = OrderedDict(self.named_parameters())
+        missing = [k for k in params if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in params]
+        problems = []
+        if missing:
+            problems.append(f"missing entries {missing}")
+        if unexpected:
+            problems.append(f"unexpected entries {unexpected}")
+        arrays = {}
+        for name, p in params.items():
+            if name not in state_dict:
+                continue
+            value = state_dict[name]
+            value = np.asarray(value.data if isinstance(value, Tensor) else value)
+            if value.shape != p.shape:
+                problems.append(f"{name!r} has shape {value.shape}, the model's is {p.shape}")
+            elif value.dtype.kind not in "fiu":
+                problems.append(f"{name!r} has dtype {value.dtype}, expected a float array")
+            arrays[name] = value
+        if problems:
+            raise ValueError(f"load_state_dict: {type(self).__name__}: " + "; ".join(problems))
+        for name, value in arrays.items():
+            params[name].data = value.astype(params[name].dtype, copy=True)
+
+    def save(self, path):
+        """Write the state dict to `path` (.npz, no pickle)."""
+        return serialization.save(self.state_dict(), path)
+
+    def load(self, path):
+        """Load a state dict written by `save` (never unpickles)."""
+        self.load_state_dict(serialization.load(path))
+        return self
+
+    def extra_repr(self):
+        return ""
+
+    def __repr__(self):
+        lines = [f"({name}): {child!r}".replace("\n", "\n  ") for name, child in self.__dict__.get("_modules", {}).items()]
+        if not lines:
+            return f"{type(self).__name__}({self.extra_repr()})"
+        return f"{type(self).__name__}(\n  " + "\n  ".join(lines) + "\n)"

@@ -1,0 +1,69 @@
+"""Regularizers: callables W -> scalar Tensor, built from ordinary ops so they show in the graph.
+
+Keras' meaning of the coefficient: `L2(lam)(W) = lam · Σ W²`, whose gradient is 2·lam·W.
+The constructors `L2.from_nielsen`, `from_deeplearning_ai` and `from_weight_decay` convert
+the other conventions (see `tinygrad_l2.conventions`).
+"""
+import numbers
+
+from .. import conventions
+
+
+def _coefficient(name, value):
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or value < 0 or value != value:
+        raise ValueError(f"{name}: the coefficient must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+class L2:
+    """`L2(lam)(W) = lam · Σ W²` — the graph reads Square -> Sum -> Mul(×lam)."""
+
+    def __init__(self, lam=0.01):
+        self.lam = _coefficient("L2", lam)
+
+    def __call__(self, w):
+        return self.lam * (w ** 2).sum()
+
+    @classmethod
+    def from_nielsen(cls, lmbda, n):
+        """Nielsen's (λ/2n)·Σw², n = training-set size."""
+        return cls(conventions.nielsen_to_keras(lmbda, n))
+
+    @classmethod
+    def from_deeplearning_ai(cls, lambd, m):
+        """deeplearning.ai's (1/m)(λ/2)·Σ‖W‖², m = number of examples."""
+        return cls(conventions.deeplearning_ai_to_keras(lambd, m))
+
+    @classmethod
+    def from_weight_decay(cls, weight_decay):
+        """The penalty whose gradient is PyTorch's SGD `weight_decay`·W: (wd/2)·Σw²."""
+        return cls(conventions.weight_decay_to_keras(weight_decay))
+
+    def __repr__(self):
+        return f"L2({self.lam!r})"
+
+
+class L1:
+    """`L1(lam)(W) = lam · Σ |W|` — the graph reads Abs -> Sum -> Mul(×lam)."""
+
+    def __init__(self, lam=0.01):
+        self.lam = _coefficient("L1", lam)
+
+    def __call__(self, w):
+        return self.lam * w.abs().sum()
+
+    def __repr__(self):
+        return f"L1({self.lam!r})"
+
+
+class L1L2:
+    """`L1L2(l1, l2)(W) = l1 · Σ|W| + l2 · Σ W²` (Keras' L1L2)."""
+
+    def __init__(self, l1=0.0, l2=0.0):
+        self.l1, self.l2 = L1(l1), L2(l2)
+
+    def __call__(self, w):
+        return self.l1(w) + self.l2(w)
+
+    def __repr__(self):
+        return f"L1L2(l1={self.l1.lam!r}, l2={self.l2.lam!r})"

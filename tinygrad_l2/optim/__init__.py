@@ -1,0 +1,7 @@
+"""tl.optim: SGD, Adam, AdamW (PyTorch's rules) and a gradient-free particle swarm."""
+from .adam import Adam, AdamW
+from .optimizer import Optimizer
+from .pso import PSO
+from .sgd import SGD
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "PSO"]

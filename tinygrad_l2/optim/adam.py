@@ -1,0 +1,73 @@
+"""Adam (coupled L2 through weight_decay) and AdamW (decoupled decay), PyTorch's rules."""
+import math
+
+import numpy as np
+
+from .optimizer import Optimizer
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba, 2015), as torch.optim.Adam computes it:
+
+        g ← ∇θ + λ·θ                         (weight_decay λ: coupled L2, goes through m and v)
+        m ← β₁·m + (1 − β₁)·g
+        v ← β₂·v + (1 − β₂)·g²               (amsgrad: v_max ← max(v_max, v), used below)
+        θ ← θ − (lr / (1 − β₁ᵗ)) · m / (√v / √(1 − β₂ᵗ) + ε)
+
+    Because the L2 gradient λ·θ is divided by √v, weights with large past gradients are
+    regularized less: this is why L2 ≠ weight decay for Adam (see AdamW).
+    """
+
+    decoupled = False
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 amsgrad=False):
+        if not all(0.0 <= b < 1.0 for b in betas):
+            raise ValueError(f"{type(self).__name__}: betas must lie in [0, 1), got {betas!r}")
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
+                                      weight_decay=weight_decay, amsgrad=amsgrad))
+
+    def step(self):
+        for group, p, grad in list(self._params_with_grad()):
+            lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+            state = self.state.setdefault(p, {})
+            if not state:
+                state.update(step=0, exp_avg=np.zeros_like(p.data), exp_avg_sq=np.zeros_like(p.data))
+                if group["amsgrad"]:
+                    state["max_exp_avg_sq"] = np.zeros_like(p.data)
+            state["step"] += 1
+            data = self._data_to_update(p)
+            if wd != 0:
+                if self.decoupled:
+                    data *= 1 - lr * wd
+                else:
+                    grad = grad + wd * data
+            exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+            exp_avg += (1 - beta1) * (grad - exp_avg)
+            exp_avg_sq *= beta2
+            exp_avg_sq += (1 - beta2) * grad * grad
+            if group["amsgrad"]:
+                np.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
+                exp_avg_sq = state["max_exp_avg_sq"]
+            step = state["step"]
+            step_size = lr / (1 - beta1 ** step)
+            denom = np.sqrt(exp_avg_sq) / math.sqrt(1 - beta2 ** step) + eps
+            data -= step_size * (exp_avg / denom)
+
+
+class AdamW(Adam):
+    """AdamW (Loshchilov & Hutter, 2019), as torch.optim.AdamW computes it:
+
+        θ ← θ·(1 − lr·λ)                     (decoupled decay: never enters m or v)
+        then Adam's update with the raw gradient.
+
+    The decay term lr·λ·θ is the same whatever the gradients' scale; there is no loss term it
+    is equivalent to.
+    """
+
+    decoupled = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
+                 amsgrad=False):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                         amsgrad=amsgrad)

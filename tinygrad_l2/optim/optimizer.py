@@ -1,0 +1,97 @@
+"""Optimizer: parameter groups, per-parameter state, zero_grad and state dicts (PyTorch-shaped)."""
+import numpy as np
+
+from ..tensor import Tensor
+
+
+class Optimizer:
+    """Holds `param_groups` (dicts with "params" and hyper-parameters) and `state` (per
+    parameter).  Subclasses implement `step()`, which updates `p.data` in place for every
+    parameter whose `.grad` is not None (a parameter without a gradient is skipped)."""
+
+    def __init__(self, params, defaults):
+        self.defaults = dict(defaults)
+        params = list(params)
+        if not params:
+            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+        groups = params if isinstance(params[0], dict) else [{"params": params}]
+        self.param_groups = []
+        self.state = {}
+        for group in groups:
+            self.add_param_group(group)
+
+    def add_param_group(self, group):
+        group = dict(group)
+        params = group["params"]
+        group["params"] = [params] if isinstance(params, Tensor) else list(params)
+        for p in group["params"]:
+            if not isinstance(p, Tensor):
+                raise TypeError(f"{type(self).__name__}: parameters must be Tensors, got "
+                                f"{type(p).__name__}")
+            if not p.requires_grad or not p.is_leaf:
+                raise ValueError(f"{type(self).__name__}: can't optimize a tensor that is not a "
+                                 f"leaf requiring grad (shape {p.shape})")
+        for key, value in self.defaults.items():
+            group.setdefault(key, value)
+        self._validate(group)
+        self.param_groups.append(group)
+
+    def _validate(self, group):
+        for key in ("lr", "momentum", "weight_decay", "eps", "dampening"):
+            if key in group and not group[key] >= 0:
+                raise ValueError(f"{type(self).__name__}: {key} must be >= 0, got {group[key]!r}")
+
+    def zero_grad(self, set_to_none=True):
+        """Clear every parameter's gradient: None (PyTorch >= 2.0 default) or zeros."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if set_to_none:
+                    p.grad = None
+                elif p.grad is not None:
+                    p.grad = np.zeros_like(p.grad)
+
+    def _params_with_grad(self):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    if p.grad.shape != p.shape:
+                        raise ValueError(f"{type(self).__name__}: grad of shape {p.grad.shape} "
+                                         f"for a parameter of shape {p.shape}")
+                    yield group, p, p.grad
+
+    @staticmethod
+    def _data_to_update(p):
+        """p's array, to be updated in place.  The version bump makes any graph that saved the
+        old value refuse to backward instead of using the new one."""
+        if not p.data.flags.writeable:
+            p.data = p.data.copy()
+        p._version += 1
+        return p.data
+
+    def state_dict(self):
+        """{"state": {index: {...}}, "param_groups": [{..., "params": [index, ...]}]}."""
+        index = {}
+        groups = []
+        for group in self.param_groups:
+            saved = {k: v for k, v in group.items() if k != "params"}
+            saved["params"] = [index.setdefault(p, len(index)) for p in group["params"]]
+            groups.append(saved)
+        state = {index[p]: _copy(s) for p, s in self.state.items() if p in index}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict):
+        groups = state_dict["param_groups"]
+        if len(groups) != len(self.param_groups) or any(
+                len(g["params"]) != len(mine["params"]) for g, mine in zip(groups, self.param_groups)):
+            raise ValueError(f"{type(self).__name__}.load_state_dict: the saved parameter groups "
+                             f"do not match this optimizer's")
+        by_index = {}
+        for saved, mine in zip(groups, self.param_groups):
+            by_index.update(zip(saved["params"], mine["params"]))
+        for saved, mine in zip(groups, self.param_groups):
+            mine.update({k: v for k, v in saved.items() if k != "params"})
+        self.state = {by_index[i]: _copy(s) for i, s in state_dict["state"].items()}
+
+
+def _copy(state):
+    return {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in state.items()}

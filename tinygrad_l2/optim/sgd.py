@@ -1,0 +1,40 @@
+"""SGD with momentum and (coupled) weight decay, PyTorch's update rule line by line."""
+import numpy as np
+
+from .optimizer import Optimizer
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent (torch.optim.SGD):
+
+        g ← ∇θ + λ·θ                      (weight_decay λ: coupled L2, ≡ (λ/2)·Σθ² in the loss)
+        b ← g  (first step),  b ← μ·b + (1 − τ)·g   (momentum μ, dampening τ)
+        g ← g + μ·b  if nesterov else  g ← b
+        θ ← θ − lr·g
+
+    With weight_decay it decays every parameter of the group, biases too: put biases in a
+    group with weight_decay=0, or put the L2 in the loss (`kernel_regularizer`) instead.
+    """
+
+    def __init__(self, params, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("SGD: nesterov momentum requires a momentum > 0 and zero dampening")
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov))
+
+    def step(self):
+        for group, p, grad in list(self._params_with_grad()):
+            lr, momentum, wd = group["lr"], group["momentum"], group["weight_decay"]
+            if wd != 0:
+                grad = grad + wd * p.data
+            if momentum != 0:
+                state = self.state.setdefault(p, {})
+                buf = state.get("momentum_buffer")
+                if buf is None:
+                    buf = state["momentum_buffer"] = np.array(grad, copy=True)
+                else:
+                    buf *= momentum
+                    buf += (1 - group["dampening"]) * grad
+                grad = grad + momentum * buf if group["nesterov"] else buf
+            data = self._data_to_update(p)
+            data -= lr * grad

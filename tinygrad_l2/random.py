@@ -1,0 +1,24 @@
+"""The default random generator that initializes parameters; `manual_seed` makes it repeatable."""
+import numpy as np
+
+_generator = np.random.default_rng()
+
+
+def manual_seed(seed):
+    """Seed the generator that layers use when given no `rng` (like torch.manual_seed)."""
+    global _generator
+    _generator = np.random.default_rng(seed)
+    return _generator
+
+
+def default_generator():
+    return _generator
+
+
+def as_generator(rng):
+    """None -> the default generator; an int -> a fresh seeded one; a Generator as is."""
+    if rng is None:
+        return _generator
+    if isinstance(rng, np.random.Generator):
+        return rng
+    return np.random.default_rng(rng)
