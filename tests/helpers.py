@@ -25,3 +25,30 @@ def mlp(sizes, seed=0, dtype=np.float64, kernel_regularizer=None, activation=tl.
         if i < len(sizes) - 2:
             layers.append(activation())
     return tl.nn.Sequential(*layers)
+
+
+def three_layer_network(seed=0, m=16, lambd=0.7, sizes=(2, 5, 3, 1)):
+    """The canonical network of the tracing tests: relu, relu, sigmoid; cross-entropy plus
+    λ/(2m)·Σ‖W‖², written out tensor by tensor with every tensor named."""
+    rng = np.random.default_rng(seed)
+    X = tl.Tensor(rng.standard_normal((m, sizes[0])), name="X")
+    y = (rng.random((m, 1)) > 0.5).astype(np.float64)
+    named = {"X": X}
+    A = X
+    for layer, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
+        W = tl.Tensor(rng.standard_normal((n_out, n_in)), requires_grad=True, name=f"W{layer}")
+        b = tl.Tensor(rng.standard_normal(n_out) * 0.1, requires_grad=True, name=f"b{layer}")
+        Z = A @ W.T + b
+        A = Z.relu() if layer < len(sizes) - 1 else Z.sigmoid()
+        Z.name, A.name = f"Z{layer}", f"A{layer}"
+        named.update({f"W{layer}": W, f"b{layer}": b, f"Z{layer}": Z, f"A{layer}": A})
+    cost = tl.nn.binary_cross_entropy(A, y)
+    squares = None
+    for layer in range(1, len(sizes)):
+        s = (named[f"W{layer}"] ** 2).sum()
+        squares = s if squares is None else squares + s
+    penalty = (lambd / (2 * m)) * squares
+    cost.name, penalty.name = "cost", "L2 penalty"
+    loss = cost + penalty
+    loss.name = "loss"
+    return dict(named=named, cost=cost, penalty=penalty, loss=loss, m=m, lambd=lambd)

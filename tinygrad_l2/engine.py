@@ -25,13 +25,14 @@ def unbroadcast(grad, shape):
     return grad
 
 
-def topological_order(root):
+def topological_order(root, include_constants=False):
     """Every tensor that requires grad and leads to `root`, each after all of its inputs.
 
     Iterative depth-first post-order (no recursion, so a 100,000-op chain is fine): a node is
     emitted only once all of its inputs have been, so walking the list backwards visits every
     node after all the nodes that consume it — the order reverse mode needs when a tensor is
-    used more than once (`b = a + a; c = b * a`).
+    used more than once (`b = a + a; c = b * a`).  With `include_constants`, tensors that do
+    not require grad (inputs, constants) are listed too, as the graph picture needs.
     """
     order, visited = [], set()
     stack = [(root, False)]
@@ -47,7 +48,7 @@ def topological_order(root):
         ctx = node._ctx
         if ctx is not None:
             for parent in ctx.parents:
-                if parent._requires_grad and parent not in visited:
+                if (include_constants or parent._requires_grad) and parent not in visited:
                     stack.append((parent, False))
     return order
 
@@ -62,15 +63,31 @@ def backward(root, grad=None, retain_graph=False):
     in this function's dict.  Without `retain_graph`, each op's saved arrays are released as
     soon as its backward has run.
     """
-    seed = _seed(root, grad)
+    _sweep(root, _seed(root, grad), retain_graph, capture=None)
+
+
+def grad(root, inputs, grad=None, retain_graph=False):
+    """d(root)/d(t) for each tensor t in `inputs` (leaves or intermediates), returned as arrays
+    instead of accumulated into `.grad` (torch.autograd.grad); None where root does not
+    depend on t.  No `.grad` anywhere is touched."""
+    inputs = list(inputs)
+    captured = _sweep(root, _seed(root, grad), retain_graph, capture=set(inputs))
+    return [captured.get(t) for t in inputs]
+
+
+def _sweep(root, seed, retain_graph, capture):
     grads = {root: seed}
     owned = set()  # tensors whose entry in `grads` is an array this sweep allocated
+    captured = {}
     for node in reversed(topological_order(root)):
         g = grads.pop(node, None)
         if g is None:
             continue
         ctx = node._ctx
-        if ctx is None or node._retains_grad:
+        if capture is not None:
+            if node in capture:
+                captured[node] = g if node in owned else g.copy()
+        elif ctx is None or node._retains_grad:
             _accumulate(node, g, node in owned)
         if ctx is None:
             continue
@@ -97,6 +114,7 @@ def backward(root, grad=None, retain_graph=False):
                 owned.add(parent)
         if not retain_graph:
             ctx.release()
+    return captured
 
 
 def _seed(root, grad):
