@@ -49,14 +49,17 @@ class BinaryCrossEntropy(Function):
 
 
 def binary_cross_entropy(a, y):
-    """Binary cross-entropy on probabilities `a` in [0, 1] (deeplearning.ai's cost)."""
+    """Binary cross-entropy on probabilities `a` in [0, 1] (deeplearning.ai's cost).  A target
+    Tensor of `a`'s dtype is used as it is (so its name shows in the graph)."""
+    y_tensor = y
     y = _labels("binary_cross_entropy", y, a)
     if np.any((a.data < 0) | (a.data > 1)):
         raise ValueError("binary_cross_entropy: predictions must lie in [0, 1] (use "
                          "binary_cross_entropy_with_logits for logits)")
     if np.any((y < 0) | (y > 1)):
         raise ValueError("binary_cross_entropy: targets must lie in [0, 1]")
-    return BinaryCrossEntropy.apply(a, Tensor._make(y, None))
+    target = y_tensor if isinstance(y_tensor, Tensor) and y_tensor.data is y else Tensor._make(y, None)
+    return BinaryCrossEntropy.apply(a, target)
 
 
 def binary_cross_entropy_with_logits(z, y):

@@ -1,0 +1,46 @@
+"""Manual backprop vs autodiff, both conventions, several sizes and λ."""
+import numpy as np
+import pytest
+
+from tinygrad_l2.compare import compare_dlai, compare_nielsen
+from tinygrad_l2.datasets import make_dataset
+
+
+@pytest.mark.parametrize("layer_dims", [(2, 20, 3, 1), (2, 4, 1), (2, 8, 8, 8, 1)])
+@pytest.mark.parametrize("lambd", [0.0, 0.1, 0.7])
+@pytest.mark.parametrize("cost", ["cross_entropy", "quadratic"])
+def test_dlai_autodiff_agrees_with_manual_and_l2_changes_only_dw(layer_dims, lambd, cost):
+    data = make_dataset(n_train=64, seed=1)
+    table = compare_dlai(layer_dims, data.X_train.T, data.y_train[None].astype(float), lambd=lambd, cost=cost)
+    assert table.max_difference() < 1e-12
+    L = len(layer_dims) - 1
+    assert len(table) == 4 * L
+    for row in table.to_rows():
+        if row["gradient"].startswith("dW") and lambd:
+            assert row["changed by L2"]
+            assert row["Δ / W (= λ/m)"] == pytest.approx(lambd / 64, rel=1e-12)
+        else:
+            assert not row["changed by L2"] and row["max |Δ from L2|"] == 0
+
+
+def test_dlai_table_prints_one_row_per_gradient():
+    text = str(compare_dlai((2, 5, 1), lambd=0.7))
+    for key in ("dA2", "dZ2", "dW2", "db2", "dA1", "dZ1", "dW1", "db1"):
+        assert any(line.startswith(key + " ") for line in text.splitlines())
+
+
+@pytest.mark.parametrize("cost", ["quadratic", "cross_entropy"])
+@pytest.mark.parametrize("sizes,lmbda", [((2, 8, 1), 5.0), ((2, 4, 3, 1), 0.0), ((2, 6, 1), 50.0)])
+def test_nielsen_weights_agree_after_several_mini_batch_updates(cost, sizes, lmbda):
+    table = compare_nielsen(sizes, cost=cost, lmbda=lmbda, eta=0.5, batch_size=16, epochs=2)
+    assert table.updates >= 20
+    assert table.max_difference() < 1e-12
+    moved = max(np.abs(w).max() for w in table.manual_weights)
+    assert moved > 0
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="cost must be"):
+        compare_nielsen(cost="hinge")
+    with pytest.raises(ValueError, match="X has 2 features .* first layer size is 3"):
+        compare_dlai((3, 2, 1))

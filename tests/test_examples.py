@@ -1,0 +1,59 @@
+"""Every example runs (in seconds) and says what it shows."""
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def run(name, *args, cwd):
+    return subprocess.run([sys.executable, str(EXAMPLES / name), *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_examples_directory_holds_the_five_examples():
+    assert len(list(EXAMPLES.glob("0*.py"))) == 5
+
+
+def test_01_render_l2_graph(tmp_path):
+    result = run("01_render_l2_graph.py", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for stem in ("l2_graph", "l2_model"):
+        ET.parse(tmp_path / f"{stem}.svg")
+        assert (tmp_path / f"{stem}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_02_manual_vs_autodiff(tmp_path):
+    result = run("02_manual_vs_autodiff.py", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "L2 changed: dW3, dW2, dW1" in result.stdout and "bit-identical" in result.stdout
+
+
+def test_03_l2_vs_weight_decay(tmp_path):
+    result = run("03_l2_vs_weight_decay.py", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for needle in ("Keras", "Nielsen", "deeplearning.ai", "AdamW", "1 − ηλ/n"):
+        assert needle in result.stdout
+
+
+def test_04_digits_overfitting(tmp_path):
+    result = run("04_digits_overfitting.py", "30", cwd=tmp_path)
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        assert result.returncode == 1 and "pip install 'tinygrad-l2[datasets]'" in result.stderr
+    else:
+        assert result.returncode == 0, result.stderr
+        assert "L2 lam=0 " in result.stdout and "test accuracy" in result.stdout
+
+
+def test_05_particle_swarm(tmp_path):
+    result = run("05_particle_swarm.py", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = [l for l in result.stdout.splitlines() if l.startswith("L2 lam=")]
+    assert len(lines) == 2 and all("gradients computed: 0" in l for l in lines)
+    norms = [float(l.split("‖W‖ = ")[1].split()[0]) for l in lines]
+    assert norms[1] < norms[0]  # the L2 term the swarm sees shrinks the weights

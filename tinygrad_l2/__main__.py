@@ -1,0 +1,6 @@
+"""`python -m tinygrad_l2` runs the tinygrad-l2 command."""
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,290 @@
+"""The `tinygrad-l2` command: explain, compare and train, answering where L2 enters backprop."""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import compare as comparison
+from . import trace
+from .context import no_grad
+from .datasets import make_dataset
+from .draw import RendererNotFound, render
+from .nn import L2, Linear, ReLU, Sequential, binary_cross_entropy_with_logits
+from .optim import Adam
+from .tensor import Tensor
+
+ANSWER = """\
+Why does L2 change only dW?
+  The L2 term (λ/2m)·Σ‖W_l‖² is a separate node of the loss whose only inputs are the weights.
+  Reverse mode sends a node's gradient to its inputs and nowhere else, so the penalty adds
+  (λ/m)·W_l to dW_l and cannot reach any activation (dA_l), pre-activation (dZ_l) or bias
+  (db_l): those are bit-identical with and without it. dC/da does not change when you add L2.
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (and exit status 2) instead of usage + error."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _sizes(text):
+    try:
+        sizes = tuple(int(s) for s in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated layer sizes such as 2,20,3,1, got {text!r}")
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"need at least two positive layer sizes, got {text!r}")
+    return sizes
+
+
+def _non_negative(text):
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _two_d_input(sizes, parser):
+    if sizes[0] != 2:
+        parser.error(f"the built-in dataset has 2 features: the first layer size must be 2, got {sizes[0]}")
+    if sizes[-1] != 1:
+        parser.error(f"binary classification: the last layer size must be 1, got {sizes[-1]}")
+
+
+# ---- explain ---------------------------------------------------------------------------------
+
+def explain(args, parser):
+    _two_d_input(args.layers, parser)
+    data = make_dataset(seed=0)
+    X, Y = data.X_train[: args.m].T, data.y_train[None, : args.m].astype(np.float64)
+    table = comparison.compare_dlai(args.layers, X, Y, lambd=args.lambd, seed=args.seed, cost=args.cost)
+    print(table)
+    print(f"\nautodiff and manual backprop agree to {table.max_difference():.1e}; "
+          f"L2 changed only: {', '.join(r['gradient'] for r in table.to_rows() if r['changed by L2']) or 'nothing (λ = 0)'}\n")
+
+    built = comparison.dlai_autodiff(table.parameters, X, Y, args.lambd, args.cost)
+    terms = {"data": built["cost"]}
+    if built["penalty"] is not None:
+        terms["l2"] = built["penalty"]
+    tensors = {n: t for n, t in built["tensors"].items()}
+    print(trace.trace_terms(terms, tensors))
+    if "l2" in terms:
+        print()
+        print(trace.with_without(terms, "l2", tensors))
+    print()
+    print(ANSWER)
+
+    built["loss"].backward()
+    out = Path(args.out)
+    written = []
+    for suffix in (".svg", ".png"):
+        try:
+            written.append(render(built["loss"], out / f"l2_graph{suffix}", terms=terms,
+                                  show_grads=True, rankdir=args.rankdir))
+        except RendererNotFound as err:
+            print(f"tinygrad-l2 explain: {err}", file=sys.stderr)
+            return 1
+    print("graph (edges coloured by the loss term whose gradient travels them): "
+          + ", ".join(str(p) for p in written))
+    return 0
+
+
+# ---- compare ---------------------------------------------------------------------------------
+
+def compare(args, parser):
+    _two_d_input(args.layers, parser)
+    if args.convention == "dlai":
+        data = make_dataset(seed=0)
+        X, Y = data.X_train[: args.m].T, data.y_train[None, : args.m].astype(np.float64)
+        table = comparison.compare_dlai(args.layers, X, Y, lambd=args.lambd, seed=args.seed, cost=args.cost)
+    else:
+        table = comparison.compare_nielsen(args.layers, cost=args.cost, lmbda=args.lambd, eta=args.eta,
+                                           batch_size=args.batch_size, epochs=args.epochs, seed=args.seed)
+    print(table)
+    print(f"\nlargest difference autodiff vs manual: {table.max_difference():.1e}")
+    return 0 if table.max_difference() < 1e-10 else 1
+
+
+# ---- train -----------------------------------------------------------------------------------
+
+def _progress(label, step, total, start, stream=sys.stderr):
+    """A one-line progress bar, redrawn in place on a terminal, every 10% otherwise."""
+    width = 30
+    done = int(width * step / total)
+    elapsed = time.perf_counter() - start
+    line = f"{label} [{'#' * done}{'.' * (width - done)}] {step}/{total} {elapsed:.1f}s"
+    if stream.isatty():
+        stream.write("\r" + line + ("\n" if step == total else ""))
+    elif step == total or step % max(1, total // 10) == 0:
+        stream.write(line + "\n")
+    stream.flush()
+
+
+def build_classifier(sizes, lam, seed):
+    """Linear -> ReLU ... -> Linear (one logit), float64, L2(lam) on every kernel."""
+    rng = np.random.default_rng(seed)
+    layers = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(Linear(n_in, n_out, dtype=np.float64, rng=rng,
+                             kernel_regularizer=L2(lam) if lam else None))
+        if i < len(sizes) - 2:
+            layers.append(ReLU())
+    return Sequential(*layers)
+
+
+def accuracy(model, X, y):
+    with no_grad():
+        return float(((model(Tensor(X)).data[:, 0] > 0) == y).mean())
+
+
+def train_pair(sizes, lam, steps, lr, seed, progress=True):
+    """Train the same network (same initial weights) without and with L2; returns a dict per
+    run with the model, the loss/accuracy curves and the final accuracies."""
+    data = make_dataset(seed=0)
+    X, y = Tensor(data.X_train), data.y_train[:, None].astype(np.float64)
+    runs = {}
+    for label, lam_run in (("without L2", 0.0), (f"with L2({lam:g})", lam)):
+        model = build_classifier(sizes, lam_run, seed)
+        opt = Adam(model.parameters(), lr=lr)
+        curve = []
+        start = time.perf_counter()
+        for step in range(1, steps + 1):
+            opt.zero_grad()
+            data_loss = binary_cross_entropy_with_logits(model(X), y)
+            (data_loss + model.regularization_loss()).backward()
+            opt.step()
+            if step % max(1, steps // 50) == 0 or step == steps:
+                curve.append((step, data_loss.item(), accuracy(model, data.X_train, data.y_train),
+                              accuracy(model, data.X_test, data.y_test)))
+            if progress:
+                _progress(f"{label:>18}", step, steps, start)
+        runs[label] = dict(model=model, curve=curve,
+                           train=accuracy(model, data.X_train, data.y_train),
+                           test=accuracy(model, data.X_test, data.y_test))
+    return data, runs
+
+
+def train(args, parser):
+    _two_d_input(args.layers, parser)
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            parser.exit(1, "tinygrad-l2 train: --plot needs matplotlib: pip install "
+                           "'tinygrad-l2[plot]' (or pip install matplotlib)\n")
+    data, runs = train_pair(args.layers, args.lambd, args.steps, args.lr, args.seed,
+                            progress=not args.quiet)
+    from .table import Table
+    rows = []
+    for label, run in runs.items():
+        norms = [float(np.linalg.norm(p.data)) for n, p in run["model"].named_parameters() if n.endswith("weight")]
+        rows.append([label, run["train"], run["test"], run["train"] - run["test"],
+                     " ".join(f"{v:.3g}" for v in norms)])
+    print(Table(["run", "train accuracy", "test accuracy", "gap", "‖W_l‖ per layer"], rows,
+                title=f"{list(args.layers)} network, {args.steps} Adam steps (lr {args.lr}) on "
+                      f"{len(data.y_train)} noisy two-moons points, tested on {len(data.y_test)}"))
+    if args.plot:
+        paths = _plot(data, runs, Path(args.out))
+        print("plots: " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def _plot(data, runs, out):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    out.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for label, run in runs.items():
+        steps, _, train_acc, test_acc = zip(*run["curve"])
+        axes[0].plot(steps, train_acc, label=f"{label} train")
+        axes[0].plot(steps, test_acc, "--", label=f"{label} test")
+        axes[1].plot(steps, [c[1] for c in run["curve"]], label=label)
+    axes[0].set(xlabel="step", ylabel="accuracy", title="accuracy")
+    axes[1].set(xlabel="step", ylabel="data loss", yscale="log", title="training data loss")
+    for ax in axes:
+        ax.legend(fontsize=8)
+    curves = out / "train_curves.png"
+    fig.tight_layout()
+    fig.savefig(curves, dpi=100)
+    plt.close(fig)
+
+    xs = np.linspace(-2, 3, 200)
+    ys = np.linspace(-2.2, 2.2, 200)
+    grid = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
+    fig, axes = plt.subplots(1, len(runs), figsize=(5 * len(runs), 4))
+    for ax, (label, run) in zip(np.atleast_1d(axes), runs.items()):
+        with no_grad():
+            logits = run["model"](Tensor(grid)).data.reshape(len(ys), len(xs))
+        ax.contourf(xs, ys, logits > 0, alpha=0.3, cmap="coolwarm")
+        ax.scatter(*data.X_train.T, c=data.y_train, cmap="coolwarm", s=10, edgecolors="k", linewidths=0.3)
+        ax.set_title(f"{label}: train {run['train']:.2f}, test {run['test']:.2f}")
+    boundaries = out / "decision_boundaries.png"
+    fig.tight_layout()
+    fig.savefig(boundaries, dpi=100)
+    plt.close(fig)
+    return [curves, boundaries]
+
+
+# ---- entry point -----------------------------------------------------------------------------
+
+def make_parser():
+    parser = _Parser(prog="tinygrad-l2", description="Where does L2 enter backprop? "
+                     "Manual backprop vs autodiff, the gradient of each loss term, and the graph.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("explain", help="the canonical 3-layer network: manual vs autodiff, "
+                       "per-term gradients, and the graph coloured by loss term")
+    p.add_argument("--lambd", type=_non_negative, default=0.7, help="deeplearning.ai's λ (default 0.7)")
+    p.add_argument("--layers", type=_sizes, default=(2, 20, 3, 1), help="layer sizes (default 2,20,3,1)")
+    p.add_argument("--cost", choices=["cross_entropy", "quadratic"], default="cross_entropy")
+    p.add_argument("--m", type=_positive_int, default=200, help="examples in the batch (default 200)")
+    p.add_argument("--seed", type=int, default=3, help="weight initialization seed")
+    p.add_argument("--out", default="out", help="directory for l2_graph.svg/.png (default ./out)")
+    p.add_argument("--rankdir", choices=["LR", "TB"], default="LR", help="graph layout")
+    p.set_defaults(run=explain)
+
+    p = sub.add_parser("compare", help="manual vs autodiff for a chosen convention, sizes and λ")
+    p.add_argument("--convention", choices=["dlai", "nielsen"], default="dlai")
+    p.add_argument("--layers", type=_sizes, default=(2, 20, 3, 1))
+    p.add_argument("--lambd", type=_non_negative, default=0.7, help="λ in the convention's own scaling")
+    p.add_argument("--cost", choices=["cross_entropy", "quadratic"], default="cross_entropy")
+    p.add_argument("--m", type=_positive_int, default=200, help="dlai: examples in the batch")
+    p.add_argument("--eta", type=_non_negative, default=0.5, help="nielsen: learning rate")
+    p.add_argument("--batch-size", type=_positive_int, default=10, help="nielsen: mini-batch size")
+    p.add_argument("--epochs", type=_positive_int, default=3, help="nielsen: epochs")
+    p.add_argument("--seed", type=int, default=3)
+    p.set_defaults(run=compare)
+
+    p = sub.add_parser("train", help="train with and without L2 on the built-in dataset")
+    p.add_argument("--lambd", type=_non_negative, default=1e-3, help="Keras-style L2 coefficient (default 1e-3)")
+    p.add_argument("--layers", type=_sizes, default=(2, 128, 64, 1))
+    p.add_argument("--steps", type=_positive_int, default=3000)
+    p.add_argument("--lr", type=_non_negative, default=0.01)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--plot", action="store_true", help="write curves and decision boundaries (needs matplotlib)")
+    p.add_argument("--out", default="out", help="directory for the plots (default ./out)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=train)
+    return parser, sub
+
+
+def main(argv=None):
+    parser, sub = make_parser()
+    args = parser.parse_args(argv)
+    return args.run(args, sub.choices[args.command])
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
