@@ -2,23 +2,29 @@
 import contextlib
 import threading
 
-_local = threading.local()
+class _State(threading.local):
+    """Per-thread state; class attributes are each new thread's defaults."""
+    grad_enabled = True
+    scope = ()
+
+
+state = _State()  # read directly on the hot path (Function.apply, Tensor._make)
 
 
 def is_grad_enabled():
     """True unless this thread is inside `no_grad()` (or `set_grad_enabled(False)`)."""
-    return getattr(_local, "grad_enabled", True)
+    return state.grad_enabled
 
 
 @contextlib.contextmanager
 def set_grad_enabled(mode):
     """Turn graph building on or off in this thread for the `with` block."""
     previous = is_grad_enabled()
-    _local.grad_enabled = bool(mode)
+    state.grad_enabled = bool(mode)
     try:
         yield
     finally:
-        _local.grad_enabled = previous
+        state.grad_enabled = previous
 
 
 def no_grad():
@@ -33,15 +39,15 @@ def enable_grad():
 
 def current_scope():
     """The modules whose forward is running in this thread, outermost first (a tuple)."""
-    return getattr(_local, "scope", ())
+    return state.scope
 
 
 @contextlib.contextmanager
 def module_scope(module):
     """Record that tensors made inside this block belong to `module` (for graph clusters)."""
     previous = current_scope()
-    _local.scope = previous + (module,)
+    state.scope = previous + (module,)
     try:
         yield
     finally:
-        _local.scope = previous
+        state.scope = previous

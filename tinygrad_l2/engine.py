@@ -63,7 +63,7 @@ def backward(root, grad=None, retain_graph=False):
     in this function's dict.  Without `retain_graph`, each op's saved arrays are released as
     soon as its backward has run.
     """
-    _sweep(root, _seed(root, grad), retain_graph, capture=None)
+    _sweep(root, _seed(root, grad), retain_graph, capture=None, seed_owned=grad is None)
 
 
 def grad(root, inputs, grad=None, retain_graph=False):
@@ -75,9 +75,9 @@ def grad(root, inputs, grad=None, retain_graph=False):
     return [captured.get(t) for t in inputs]
 
 
-def _sweep(root, seed, retain_graph, capture):
+def _sweep(root, seed, retain_graph, capture, seed_owned=False):
     grads = {root: seed}
-    owned = set()  # tensors whose entry in `grads` is an array this sweep allocated
+    owned = {root} if seed_owned else set()  # entries in `grads` this sweep allocated
     captured = {}
     for node in reversed(topological_order(root)):
         g = grads.pop(node, None)
@@ -91,7 +91,8 @@ def _sweep(root, seed, retain_graph, capture):
             _accumulate(node, g, node in owned)
         if ctx is None:
             continue
-        _check_still_valid(ctx, node)
+        if ctx.released or any(p._version != v for p, v in zip(ctx.parents, ctx.saved_versions)):
+            _raise_invalid(ctx)
         input_grads = ctx.backward(g)
         for parent, pg in zip(ctx.parents, input_grads):
             if pg is None or not parent._requires_grad:
@@ -102,18 +103,26 @@ def _sweep(root, seed, retain_graph, capture):
                 pg = unbroadcast(pg, parent._data.shape)
             if pg.dtype != parent._data.dtype:
                 pg = pg.astype(parent._data.dtype)
+            # An array this sweep may write into: not the incoming gradient nor a view of it
+            # (ops return fresh arrays, g itself, or views of g — never saved arrays).
+            fresh = pg is not g and (pg.base is None or not np.may_share_memory(pg, g))
             previous = grads.get(parent)
             if previous is None:
                 grads[parent] = pg
-                if pg.base is None and pg is not g:
+                if fresh:
                     owned.add(parent)
             elif parent in owned:
-                np.add(previous, pg, out=previous)
+                previous += pg
+            elif fresh:
+                pg += previous
+                grads[parent] = pg
+                owned.add(parent)
             else:
                 grads[parent] = previous + pg
                 owned.add(parent)
         if not retain_graph:
-            ctx.release()
+            ctx.saved = None  # Function.release, inlined: this loop is every backward's hot path
+            ctx.released = True
     return captured
 
 
@@ -149,7 +158,8 @@ def _accumulate(tensor, g, owned):
         tensor.grad = tensor.grad + g
 
 
-def _check_still_valid(ctx, node):
+def _raise_invalid(ctx):
+    """The error for a node whose saved arrays are gone or whose inputs changed since."""
     op = type(ctx).__name__
     if ctx.released:
         raise RuntimeError(f"backward: trying to backward through {op} a second time; its saved "

@@ -1,7 +1,7 @@
 """Function: the base of every differentiable op; `apply` runs forward and records the node."""
 import numpy as np
 
-from . import context
+from .context import state
 from .tensor import Tensor
 
 
@@ -20,7 +20,6 @@ class Function:
     """
 
     parents = ()
-    needs_input_grad = ()
     saved_versions = ()
     saved = ()
     released = False
@@ -40,19 +39,18 @@ class Function:
         out = ctx.forward(*[t._data for t in inputs])
         if type(out) is not np.ndarray:  # numpy returns scalars from 0-d arithmetic
             out = np.asarray(out)
-        if context.is_grad_enabled():
-            needs = tuple(t._requires_grad for t in inputs)
-            if True in needs:
-                ctx.parents = inputs
-                ctx.needs_input_grad = needs
-                ctx.saved_versions = tuple(t._version for t in inputs)
-                return Tensor._make(out, ctx)
+        if state.grad_enabled:
+            for t in inputs:
+                if t._requires_grad:
+                    ctx.parents = inputs
+                    ctx.saved_versions = [p._version for p in inputs]
+                    return Tensor._make(out, ctx)
         return Tensor._make(out, None)
 
-    def release(self):
-        """Drop what forward saved (after a backward without retain_graph)."""
-        self.saved = None
-        self.released = True
+    @property
+    def needs_input_grad(self):
+        """For each input: does it require grad? (backward may skip the others' gradients)"""
+        return tuple(p._requires_grad for p in self.parents)
 
     def label(self):
         """How the op reads in a rendered graph: its class name plus key attributes."""

@@ -107,14 +107,21 @@ class Pow(Function):
 
     def forward(self, x):
         self.saved = (x,)
+        if self.exponent == 2.0:
+            return np.square(x)  # x*x: several times faster than x**2.0
         return x ** self.exponent  # a Python float: keeps float32 float32 (NEP 50)
 
     def backward(self, g):
         (x,) = self.saved
         p = self.exponent
-        if p == 2.0:
-            return (g * (2 * x),)
-        return (g * (p * x ** (p - 1)),)
+        if p == 2.0:  # the L2 penalty's square: one allocation, W-sized
+            grad = g * x
+            grad *= 2
+            return (grad,)
+        grad = x ** (p - 1)
+        grad *= p
+        grad *= g
+        return (grad,)
 
     def label(self):
         return "Square" if self.exponent == 2.0 else f"Pow({self.exponent:g})"
@@ -235,7 +242,15 @@ class MatMul(Function):
         a, b = self.saved
         need_a, need_b = self.needs_input_grad
         if a.ndim == 2 and b.ndim == 2:  # the common case, without reshapes
-            return (g @ b.T if need_a else None), (a.T @ g if need_b else None)
+            # Lay each gradient out like its operand: for x @ W.T the gradient of W.T comes
+            # out as the transpose of a C-ordered (out, in) array, so Transpose's backward
+            # hands W a contiguous gradient it can keep without a copy.
+            grad_a = grad_b = None
+            if need_a:
+                grad_a = (b @ g.T).T if _is_transposed(a) else g @ b.T
+            if need_b:
+                grad_b = (g.T @ a).T if _is_transposed(b) else a.T @ g
+            return grad_a, grad_b
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
         g2 = g.reshape(np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2]) + (a2.shape[-2], b2.shape[-1]))
@@ -245,6 +260,10 @@ class MatMul(Function):
         if need_b:
             grad_b = _sum_to(np.swapaxes(a2, -1, -2) @ g2, b2.shape).reshape(b.shape)
         return grad_a, grad_b
+
+
+def _is_transposed(array):
+    return array.flags.f_contiguous and not array.flags.c_contiguous
 
 
 def _sum_to(grad, shape):
@@ -259,8 +278,7 @@ class _Reduction(Function):
 
     def forward(self, x):
         try:
-            self.axes = (tuple(range(x.ndim)) if self.axis is None
-                         else normalize_axis_tuple(self.axis, x.ndim))
+            self.axes = (None if self.axis is None else normalize_axis_tuple(self.axis, x.ndim))
         except (ValueError, TypeError, np.exceptions.AxisError):
             raise ValueError(f"{type(self).__name__.lower()}: axis {self.axis!r} is out of range "
                              f"for a tensor of shape {x.shape} (valid axes: -{x.ndim} .. "
@@ -270,7 +288,7 @@ class _Reduction(Function):
 
     def expand(self, g):
         """g in the reduced shape -> a broadcast view in the input shape."""
-        if not self.keepdims:
+        if not self.keepdims and self.axes is not None:
             g = np.expand_dims(g, self.axes)
         return np.broadcast_to(g, self.in_shape)
 
@@ -293,7 +311,7 @@ class Mean(_Reduction):
     """z = (1/N) Σ x over `axis`;  dz/dx = 1/N."""
 
     def reduce(self, x):
-        self.count = int(np.prod([x.shape[a] for a in self.axes]))
+        self.count = x.size if self.axes is None else int(np.prod([x.shape[a] for a in self.axes]))
         return x.mean(axis=self.axes, keepdims=self.keepdims)
 
     def backward(self, g):
@@ -342,7 +360,10 @@ class Transpose(Function):
     """z = x with axes permuted;  the gradient is permuted back by the inverse permutation."""
 
     def forward(self, x):
-        axes = tuple(reversed(range(x.ndim))) if self.axes is None else tuple(self.axes)
+        if self.axes is None:  # the common case (.T): reverse the axes
+            self.perm = tuple(range(x.ndim - 1, -1, -1))
+            return x.T
+        axes = tuple(self.axes)
         if sorted(normalize_axis_tuple(axes, x.ndim, allow_duplicate=True)) != list(range(x.ndim)):
             raise ValueError(f"transpose: axes {axes} are not a permutation of the "
                              f"{x.ndim} axes of a tensor of shape {x.shape}")
@@ -350,7 +371,7 @@ class Transpose(Function):
         return x.transpose(self.perm)
 
     def backward(self, g):
-        return (g.transpose(np.argsort(self.perm)),)
+        return (g.T if self.axes is None else g.transpose(np.argsort(self.perm)),)
 
     def label(self):
         return "Transpose"

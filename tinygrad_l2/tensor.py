@@ -4,6 +4,7 @@ import numbers
 import numpy as np
 
 from . import context
+from .context import state as _state
 
 FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 DEFAULT_DTYPE = np.dtype(np.float32)
@@ -77,13 +78,12 @@ class Tensor:
         """An op's output: `data` is already a valid ndarray; `ctx` is None or the op node."""
         t = object.__new__(cls)
         t._data = data
-        t.grad = None
+        t.grad = t.name = None
         t._requires_grad = ctx is not None
-        t.name = None
         t._ctx = ctx
         t._retains_grad = False
         t._version = 0
-        t._scope = context.current_scope()
+        t._scope = _state.scope
         return t
 
     # ---- array-like attributes -------------------------------------------------------------
@@ -282,7 +282,8 @@ def _operand(value, like, op):
     """
     if isinstance(value, Tensor):
         return value
-    if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
+    if type(value) is float or type(value) is int or (
+            isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))):
         dtype = like.dtype if like.dtype.kind == "f" else np.result_type(like.dtype, value)
         return Tensor._make(np.asarray(value, dtype=dtype), None)
     if isinstance(value, (np.ndarray, np.generic, list, tuple)):

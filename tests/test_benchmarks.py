@@ -1,0 +1,79 @@
+"""The benchmark's floor computes the same step as the engine; float32 stays float32."""
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tinygrad_l2 as tl
+from tinygrad_l2 import Tensor
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+import numpy_floor  # noqa: E402
+
+SIZES = (20, 16, 12, 5)  # the benchmark's architecture, smaller
+LAM = 1e-2
+
+
+def engine_model(params, regularize=True):
+    layers = []
+    for i, (W, b) in enumerate(params):
+        linear = tl.nn.Linear(W.shape[1], W.shape[0], dtype=W.dtype,
+                              kernel_regularizer=tl.nn.L2(LAM) if regularize else None)
+        linear.weight.data, linear.bias.data = W.copy(), b.copy()
+        layers += [linear, tl.nn.ReLU()] if i < len(params) - 1 else [linear]
+    return tl.nn.Sequential(*layers)
+
+
+def batch(dtype, m=8):
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((m, SIZES[0])).astype(dtype), rng.integers(0, SIZES[-1], m)
+
+
+def test_floor_gradients_equal_the_engines():
+    params = numpy_floor.init_params(SIZES, dtype=np.float64)
+    x, labels = batch(np.float64)
+    loss, grads = numpy_floor.loss_and_grads(params, x, labels, LAM)
+    model = engine_model(params)
+    engine_loss = tl.nn.softmax_cross_entropy(model(Tensor(x)), labels) + model.regularization_loss()
+    engine_loss.backward()
+    assert engine_loss.item() == pytest.approx(loss, rel=1e-13)
+    linears = [m for m in model if isinstance(m, tl.nn.Linear)]
+    for linear, (dW, db) in zip(linears, grads):
+        np.testing.assert_allclose(linear.weight.grad, dW, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(linear.bias.grad, db, rtol=1e-12, atol=1e-15)
+
+
+def test_floor_train_step_equals_engine_sgd_step():
+    params = numpy_floor.init_params(SIZES, dtype=np.float64)
+    x, labels = batch(np.float64)
+    model = engine_model(params)
+    numpy_floor.train_step(params, x, labels, LAM, 0.1)
+    opt = tl.optim.SGD(model.parameters(), lr=0.1)
+    (tl.nn.softmax_cross_entropy(model(Tensor(x)), labels) + model.regularization_loss()).backward()
+    opt.step()
+    for linear, (W, b) in zip([m for m in model if isinstance(m, tl.nn.Linear)], params):
+        np.testing.assert_allclose(linear.weight.data, W, rtol=1e-13)
+        np.testing.assert_allclose(linear.bias.data, b, rtol=1e-13)
+
+
+def test_float32_train_step_stays_float32_end_to_end():
+    """No float64 temporaries from seeds, scalars or reductions: every value and gradient of a
+    float32 train step, intermediates included, is float32."""
+    params = numpy_floor.init_params(SIZES, dtype=np.float32)
+    x, labels = batch(np.float32)
+    model = engine_model(params)
+    loss = tl.nn.softmax_cross_entropy(model(Tensor(x)), labels) + model.regularization_loss()
+    graph = tl.topological_order(loss, include_constants=True)
+    for t in graph:
+        if t.requires_grad and t.grad_fn is not None:
+            t.retain_grad()
+    loss.backward()
+    for t in graph:
+        assert t.dtype == np.float32, t
+        if t.requires_grad:
+            assert t.grad.dtype == np.float32, t
+    opt = tl.optim.Adam(model.parameters())
+    opt.step()
+    assert all(p.dtype == np.float32 for p in model.parameters())
+    assert all(s["exp_avg_sq"].dtype == np.float32 for s in opt.state.values())
