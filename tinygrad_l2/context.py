@@ -5,6 +5,7 @@ import threading
 class _State(threading.local):
     """Per-thread state; class attributes are each new thread's defaults."""
     grad_enabled = True
+    anomaly = False
     scope = ()
 
 

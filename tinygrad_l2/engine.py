@@ -1,6 +1,8 @@
 """The backward engine: topological order of the graph, the reverse sweep, and unbroadcast."""
 import numpy as np
 
+from . import anomaly
+from .context import state
 from .tensor import Tensor
 
 
@@ -91,8 +93,8 @@ def _sweep(root, seed, retain_graph, capture, seed_owned=False):
             _accumulate(node, g, node in owned)
         if ctx is None:
             continue
-        if ctx.released or any(p._version != v for p, v in zip(ctx.parents, ctx.saved_versions)):
-            _raise_invalid(ctx)
+        if ctx.released:
+            _raise_released(ctx)
         input_grads = ctx.backward(g)
         for parent, pg in zip(ctx.parents, input_grads):
             if pg is None or not parent._requires_grad:
@@ -103,9 +105,13 @@ def _sweep(root, seed, retain_graph, capture, seed_owned=False):
                 pg = unbroadcast(pg, parent._data.shape)
             if pg.dtype != parent._data.dtype:
                 pg = pg.astype(parent._data.dtype)
+            if state.anomaly:
+                anomaly.check_backward(ctx, parent, pg)
             # An array this sweep may write into: not the incoming gradient nor a view of it
-            # (ops return fresh arrays, g itself, or views of g — never saved arrays).
-            fresh = pg is not g and (pg.base is None or not np.may_share_memory(pg, g))
+            # (ops return fresh arrays, g itself, or views of g — never saved arrays), and not
+            # a broadcast view (read-only: one element stands for many).
+            fresh = pg is not g and pg.flags.writeable and (
+                pg.base is None or not np.may_share_memory(pg, g))
             previous = grads.get(parent)
             if previous is None:
                 grads[parent] = pg
@@ -118,11 +124,10 @@ def _sweep(root, seed, retain_graph, capture, seed_owned=False):
                 grads[parent] = pg
                 owned.add(parent)
             else:
-                grads[parent] = previous + pg
+                grads[parent] = np.asarray(previous + pg)  # asarray: 0-d sums come back as scalars
                 owned.add(parent)
         if not retain_graph:
-            ctx.saved = None  # Function.release, inlined: this loop is every backward's hot path
-            ctx.released = True
+            ctx.release()
     return captured
 
 
@@ -155,20 +160,10 @@ def _accumulate(tensor, g, owned):
     elif tensor.grad.shape == g.shape and tensor.grad.flags.writeable and tensor.grad.dtype == g.dtype:
         np.add(tensor.grad, g, out=tensor.grad)
     else:
-        tensor.grad = tensor.grad + g
+        tensor.grad = np.asarray(tensor.grad + g)
 
 
-def _raise_invalid(ctx):
-    """The error for a node whose saved arrays are gone or whose inputs changed since."""
-    op = type(ctx).__name__
-    if ctx.released:
-        raise RuntimeError(f"backward: trying to backward through {op} a second time; its saved "
-                           f"arrays were freed after the first backward. Pass "
-                           f"retain_graph=True to the first backward to keep them")
-    for i, (parent, version) in enumerate(zip(ctx.parents, ctx.saved_versions)):
-        if parent._version != version:
-            who = repr(parent.name) if parent.name else f"of shape {parent.shape}"
-            raise RuntimeError(f"backward: input {i} of {op} (tensor {who}) was modified in "
-                               f"place after the forward pass used it (version {version} -> "
-                               f"{parent._version}); its gradient would be wrong. Recompute "
-                               f"the forward pass after modifying it")
+def _raise_released(ctx):
+    raise RuntimeError(f"backward: trying to backward through {type(ctx).__name__} a second "
+                       f"time; its saved arrays were freed after the first backward. Pass "
+                       f"retain_graph=True to the first backward to keep them")

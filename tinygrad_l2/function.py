@@ -1,8 +1,43 @@
 """Function: the base of every differentiable op; `apply` runs forward and records the node."""
 import numpy as np
 
+from . import anomaly
 from .context import state
 from .tensor import Tensor
+
+# owner array id -> [array, lock count, was writeable]; an entry lives while some node saves it
+_locks = {}
+
+
+def lock_saved(arrays):
+    """Make the memory behind saved arrays read-only while a graph needs it.
+
+    A view is protected through the array that owns its memory (`W.T` saved by a matmul locks
+    W's data).  Counted, so two graphs saving the same array unlock it only when both are done.
+    """
+    for array in arrays:
+        owner = array if array.base is None else array.base
+        if not isinstance(owner, np.ndarray):
+            continue
+        entry = _locks.get(id(owner))
+        if entry is None:
+            _locks[id(owner)] = [owner, 1, owner.flags.writeable]
+            owner.flags.writeable = False
+        else:
+            entry[1] += 1
+
+
+def unlock_saved(arrays):
+    for array in arrays:
+        owner = array if array.base is None else array.base
+        entry = _locks.get(id(owner))
+        if entry is None:
+            continue
+        entry[1] -= 1
+        if entry[1] == 0:
+            del _locks[id(owner)]
+            if entry[2]:
+                owner.flags.writeable = True
 
 
 class Function:
@@ -17,12 +52,17 @@ class Function:
 
     `backward` may return the incoming gradient itself or a view of it, never modify it in
     place; broadcasting and dtype are reconciled by the engine (`engine.unbroadcast`).
+
+    While a graph node holds saved arrays, they are read-only (see `lock_saved`): an in-place
+    write to a tensor's data that a pending backward needs fails at the write, instead of
+    silently changing the gradient.
     """
 
     parents = ()
-    saved_versions = ()
     saved = ()
     released = False
+    locked = False
+    created_at = None  # the user's code line, recorded under detect_anomaly()
 
     def forward(self, *arrays):
         raise TypeError(f"{type(self).__name__} defines no forward")  # pragma: no cover
@@ -39,13 +79,29 @@ class Function:
         out = ctx.forward(*[t._data for t in inputs])
         if type(out) is not np.ndarray:  # numpy returns scalars from 0-d arithmetic
             out = np.asarray(out)
+        if state.anomaly:
+            anomaly.check_forward(ctx, out, inputs)
         if state.grad_enabled:
             for t in inputs:
                 if t._requires_grad:
                     ctx.parents = inputs
-                    ctx.saved_versions = [p._version for p in inputs]
+                    if ctx.saved:
+                        lock_saved(ctx.saved)
+                        ctx.locked = True
                     return Tensor._make(out, ctx)
         return Tensor._make(out, None)
+
+    def release(self):
+        """Drop what forward saved (after a backward without retain_graph)."""
+        if self.locked:
+            unlock_saved(self.saved)
+            self.locked = False
+        self.saved = None
+        self.released = True
+
+    def __del__(self):
+        if self.locked:  # a graph dropped without backward gives its arrays back
+            unlock_saved(self.saved)
 
     @property
     def needs_input_grad(self):

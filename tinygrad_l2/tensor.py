@@ -58,7 +58,7 @@ class Tensor:
     """
 
     __slots__ = ("_data", "grad", "_requires_grad", "name", "_ctx", "_retains_grad",
-                 "_version", "_scope", "__weakref__")
+                 "_scope", "__weakref__")
     # numpy defers to our reflected operators: `np_array * t` is a Tensor, not an object array.
     __array_ufunc__ = None
 
@@ -69,7 +69,6 @@ class Tensor:
         self.name = name
         self._ctx = None
         self._retains_grad = False
-        self._version = 0
         self._scope = context.current_scope()
         self.requires_grad = requires_grad
 
@@ -82,7 +81,6 @@ class Tensor:
         t._requires_grad = ctx is not None
         t._ctx = ctx
         t._retains_grad = False
-        t._version = 0
         t._scope = _state.scope
         return t
 
@@ -93,12 +91,9 @@ class Tensor:
 
     @data.setter
     def data(self, value):
-        value = to_array(value, what="Tensor.data")
-        if self._requires_grad and value.dtype.kind != "f":
-            raise TypeError(f"Tensor.data: a tensor that requires grad needs float data, "
-                            f"got dtype {value.dtype}")
-        self._data = value
-        self._version += 1  # ops that saved the old value will refuse to backward
+        keep_dtype = not (isinstance(value, np.ndarray) and value.dtype.kind == "f")
+        value = to_array(value, dtype=self._data.dtype if keep_dtype else None, what="Tensor.data")
+        self._data = value  # a graph that saved the old array keeps it: its backward stays right
 
     @property
     def shape(self):
@@ -223,7 +218,10 @@ class Tensor:
             if not (isinstance(exponent, np.ndarray) and exponent.dtype.kind in "fiu"):
                 raise TypeError(f"pow: the exponent must be a real number, got "
                                 f"{_describe(exponent)}")
-        return ops.Pow.apply(self, exponent=float(exponent))
+        exponent = float(exponent)
+        if not np.isfinite(exponent):
+            raise ValueError(f"pow: the exponent must be finite, got {exponent}")
+        return ops.Pow.apply(self, exponent=exponent)
 
     def __rpow__(self, base):
         raise TypeError(f"pow: a tensor exponent is not supported (base {_describe(base)}); "

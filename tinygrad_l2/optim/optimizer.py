@@ -61,11 +61,10 @@ class Optimizer:
 
     @staticmethod
     def _data_to_update(p):
-        """p's array, to be updated in place.  The version bump makes any graph that saved the
-        old value refuse to backward instead of using the new one."""
+        """p's array, to be updated in place.  While a graph still holds the current array for
+        its backward (it is read-only then), p gets a copy instead, so that graph stays right."""
         if not p.data.flags.writeable:
             p.data = p.data.copy()
-        p._version += 1
         return p.data
 
     def state_dict(self):

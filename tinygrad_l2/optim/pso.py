@@ -30,6 +30,10 @@ class PSO:
             raise ValueError("PSO: params must be a non-empty list of Tensors")
         if n_particles < 2:
             raise ValueError(f"PSO: n_particles must be at least 2, got {n_particles}")
+        for name, value in (("inertia", inertia), ("cognitive", cognitive), ("social", social),
+                            ("init_std", init_std)):
+            if not np.isfinite(value) or value < 0:
+                raise ValueError(f"PSO: {name} must be a finite number >= 0, got {value!r}")
         self.n_particles, self.inertia = int(n_particles), float(inertia)
         self.cognitive, self.social, self.init_std = float(cognitive), float(social), float(init_std)
         self.rng = as_generator(rng)
