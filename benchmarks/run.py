@@ -113,21 +113,29 @@ CONTENDERS = {"numpy floor": floor_step, "tinygrad_l2": tinygrad_step,
 
 # ---- measurement -----------------------------------------------------------------------------
 
-def interleaved(steps, rounds, warmup=10):
-    """{name: (median seconds, minor page faults per step)}, round-robin over the steps."""
+def interleaved(steps, rounds, warmup=5, block=6):
+    """{name: (median seconds, minor page faults per step)}.
+
+    Round-robin over the contenders, `block` steps each per round; the first step of each
+    block is dropped, so that one contender's leftovers (a thread pool still spinning, caches)
+    do not land on the next one's clock."""
     for step in steps.values():
         for _ in range(warmup):
             step()
     times = {name: [] for name in steps}
-    faults = {name: 0 for name in steps}
+    faults = {name: [0, 0] for name in steps}
     for _ in range(rounds):
         for name, step in steps.items():
-            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-            start = time.perf_counter()
-            step()
-            times[name].append(time.perf_counter() - start)
-            faults[name] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-    return {name: (float(np.median(t)), faults[name] / rounds) for name, t in times.items()}
+            for i in range(block):
+                before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+                start = time.perf_counter()
+                step()
+                elapsed = time.perf_counter() - start
+                if i:
+                    times[name].append(elapsed)
+                    faults[name][0] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+                    faults[name][1] += 1
+    return {name: (float(np.median(t)), faults[name][0] / faults[name][1]) for name, t in times.items()}
 
 
 def problem(batch, sizes, dtype, seed=0):
@@ -150,6 +158,31 @@ def mlp_table(rounds):
                 rows.append([np.dtype(dtype).name, batch, name, seconds * 1e3, seconds / floor, faults])
     return tl.Table(["dtype", "batch", "engine", "median ms", "× floor", "page faults/step"], rows,
                     title="MLP train step 784-256-128-10, ReLU, softmax CE + L2 on the weights, SGD")
+
+
+def solo(name, batch, dtype, rounds):
+    """Median ms and page faults per step of one contender running alone (this process)."""
+    params, x, labels = problem(batch, numpy_floor.SIZES, np.dtype(dtype).type)
+    result = interleaved({name: CONTENDERS[name](params, x, labels)}, rounds)
+    return result[name]
+
+
+def solo_table(rounds):
+    """Each contender alone in a fresh process: what a training loop sees.  Interleaving hides
+    the allocator's behaviour, because the contenders share one heap."""
+    rows = []
+    for batch in (32, 256):
+        results = {}
+        for name in ("numpy floor", "tinygrad_l2"):
+            code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import run; "
+                    f"print(*run.solo({name!r}, {batch}, 'float32', {rounds}))")
+            out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+            results[name] = tuple(float(v) for v in out.stdout.split())
+        floor = results["numpy floor"][0]
+        for name, (seconds, faults) in results.items():
+            rows.append([batch, name, seconds * 1e3, seconds / floor, faults])
+    return tl.Table(["batch", "engine", "median ms", "× floor", "page faults/step"], rows,
+                    title="The same MLP step (float32), each engine alone in its own process")
 
 
 def chain_table(rounds, n=2000):
@@ -183,7 +216,7 @@ def chain_table(rounds, n=2000):
         steps["PyTorch"] = torch_chain
     except ImportError:
         pass
-    results = interleaved(steps, rounds, warmup=2)
+    results = interleaved(steps, rounds, warmup=2, block=2)
     rows = [[name, seconds / n * 1e6] for name, (seconds, _) in results.items()]
     return tl.Table(["engine", "µs per op (forward + backward)"], rows,
                     title=f"Graph overhead: a chain of {n} elementwise ops on 16 float32 elements")
@@ -195,7 +228,7 @@ def scaling_table(rounds):
         sizes = (784, 256 * factor, 128 * factor, 10)
         params, x, labels = problem(32 * factor, sizes, np.float32)
         results = interleaved({"numpy floor": floor_step(params, x, labels),
-                               "tinygrad_l2": tinygrad_step(params, x, labels)}, max(5, rounds // factor))
+                               "tinygrad_l2": tinygrad_step(params, x, labels)}, max(3, rounds // factor))
         floor, ours = results["numpy floor"][0], results["tinygrad_l2"][0]
         rows.append([f"×{factor}", 32 * factor, f"784-{256 * factor}-{128 * factor}-10",
                      floor * 1e3, ours * 1e3, ours / floor])
@@ -248,11 +281,11 @@ def main(argv=None):
         argv = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--malloc-tuned"]
         env = dict(os.environ, GLIBC_TUNABLES=TUNABLES)
         return subprocess.call([sys.executable, __file__, *argv], env=env)
-    rounds = 5 if args.quick else 60
+    rounds = 3 if args.quick else 20
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"numpy {np.__version__}" + (f", GLIBC_TUNABLES={os.environ['GLIBC_TUNABLES']}"
                                        if os.environ.get("GLIBC_TUNABLES") else ""))
-    for table in (mlp_table(rounds), chain_table(max(3, rounds // 4)), scaling_table(rounds),
+    for table in (mlp_table(rounds), solo_table(rounds), chain_table(max(3, rounds // 4)), scaling_table(rounds),
                   memory_table(), linearity_table()):
         print()
         print(table)

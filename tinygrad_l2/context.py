@@ -41,14 +41,3 @@ def enable_grad():
 def current_scope():
     """The modules whose forward is running in this thread, outermost first (a tuple)."""
     return state.scope
-
-
-@contextlib.contextmanager
-def module_scope(module):
-    """Record that tensors made inside this block belong to `module` (for graph clusters)."""
-    previous = current_scope()
-    state.scope = previous + (module,)
-    try:
-        yield
-    finally:
-        state.scope = previous

@@ -63,8 +63,14 @@ class Module:
         raise TypeError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args, **kwargs):
-        with context.module_scope(self):
+        # record the module scope for graph clusters (try/finally rather than a generator
+        # context manager: that costs more than the small layers it wraps)
+        previous = context.state.scope
+        context.state.scope = previous + (self,)
+        try:
             return self.forward(*args, **kwargs)
+        finally:
+            context.state.scope = previous
 
     # ---- regularization --------------------------------------------------------------------
     def named_penalties(self):
