@@ -64,15 +64,14 @@ def test_float32_train_step_stays_float32_end_to_end():
     x, labels = batch(np.float32)
     model = engine_model(params)
     loss = tl.nn.softmax_cross_entropy(model(Tensor(x)), labels) + model.regularization_loss()
-    graph = tl.topological_order(loss, include_constants=True)
-    for t in graph:
-        if t.requires_grad and t.grad_fn is not None:
-            t.retain_grad()
+    for node in tl.topological_order(loss, include_constants=True):
+        dtype = node.dtype if isinstance(node, Tensor) else node.out_dtype
+        assert dtype == np.float32, node
+    nodes = tl.topological_order(loss)  # every op node and parameter on the backward path
+    grads = tl.grad(loss, nodes, retain_graph=True)  # the gradient of every node, as computed
+    assert len(grads) > 20 and all(g.dtype == np.float32 for g in grads)
     loss.backward()
-    for t in graph:
-        assert t.dtype == np.float32, t
-        if t.requires_grad:
-            assert t.grad.dtype == np.float32, t
+    assert all(p.grad.dtype == np.float32 for p in model.parameters())
     opt = tl.optim.Adam(model.parameters())
     opt.step()
     assert all(p.dtype == np.float32 for p in model.parameters())

@@ -31,13 +31,26 @@ def test_topological_order_puts_each_node_after_its_inputs():
     y = x + a
     z = y * x
     order = topological_order(z)
-    pos = {id(t): i for i, t in enumerate(order)}
-    for t in order:
-        if t.grad_fn:
-            for p in t.grad_fn.parents:
-                if p.requires_grad:
-                    assert pos[id(p)] < pos[id(t)]
-    assert order[-1] is z and len(order) == 4
+    pos = {id(n): i for i, n in enumerate(order)}
+    for node in order:
+        for p in getattr(node, "parents", ()):
+            if p.requires_grad if isinstance(p, Tensor) else True:
+                assert pos[id(p)] < pos[id(node)]
+    assert order[-1] is z.grad_fn and order[0] is a and len(order) == 4
+
+
+def test_graph_does_not_keep_unused_intermediate_data_alive():
+    """As in PyTorch: the graph links op nodes, so an intermediate that no backward needs
+    (the square inside sum(W**2)) is freed as soon as the user drops it."""
+    import weakref
+    w = Tensor(np.ones(4), requires_grad=True)
+    square = w ** 2
+    probe = weakref.ref(square)
+    total = square.sum()
+    del square
+    assert probe() is None
+    total.backward()
+    np.testing.assert_array_equal(w.grad, 2 * np.ones(4))
 
 
 def test_gradients_accumulate_across_backward_calls():

@@ -41,8 +41,14 @@ def _user_frame():
     return f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}: {code}"
 
 
-def _describe(t):
-    return f"'{t.name}'" if t.name else f"of shape {t.shape}"
+def _describe(node):
+    """A tensor, or a graph node standing for one: by name if it has one, else by shape."""
+    t = node if not hasattr(node, "parents") else node.tensor()
+    if t is not None and t.name:
+        return f"'{t.name}' (shape {t.shape})"
+    if t is not None and not hasattr(node, "parents"):
+        return f"of shape {t.shape}"
+    return f"of shape {node.out_shape} (the output of {type(node).__name__})"
 
 
 def _bad(array):
@@ -53,7 +59,7 @@ def check_forward(ctx, out, inputs):
     ctx.created_at = _user_frame()
     if _bad(out):
         what = "NaN" if np.isnan(out).any() else "Inf"
-        sources = ", ".join(f"{_describe(t)} {t.shape}" for t in inputs)
+        sources = ", ".join(_describe(t) for t in inputs)
         raise AnomalyError(f"detect_anomaly: {type(ctx).__name__} produced {what} in its output "
                            f"of shape {out.shape} (inputs: {sources}); the op was created at "
                            f"{ctx.created_at}")
@@ -64,5 +70,5 @@ def check_backward(ctx, parent, grad):
         what = "NaN" if np.isnan(grad).any() else "Inf"
         where = ctx.created_at or "<not recorded: the forward ran outside detect_anomaly()>"
         raise AnomalyError(f"detect_anomaly: the backward of {type(ctx).__name__} produced {what} "
-                           f"in the gradient of tensor {_describe(parent)} (shape "
-                           f"{parent.shape}); the op was created at {where}")
+                           f"in the gradient of tensor {_describe(parent)}; the op was created "
+                           f"at {where}")

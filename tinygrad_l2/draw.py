@@ -22,7 +22,8 @@ from pathlib import Path
 import graphviz
 import numpy as np
 
-from .engine import topological_order
+from .engine import node_of as graph_node, topological_order
+from .tensor import Tensor
 
 TERM_COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
 PARAMETER_FILL, INPUT_FILL, OUTPUT_FILL = "lightblue", "lightgrey", "darkolivegreen1"
@@ -125,8 +126,10 @@ def draw_dot(root, params=None, terms=None, show_values=False, show_grads=False,
         raise ValueError(f"draw_dot: rankdir must be 'LR' or 'TB' (or 'RL', 'BT'), got {rankdir!r}")
     if summary not in ("norm", "minmax"):
         raise ValueError(f"draw_dot: summary must be 'norm' or 'minmax', got {summary!r}")
+    # The graph's nodes: op nodes (each drawn as its op and its output tensor) and leaves.
     tensors = topological_order(root, include_constants=True)
-    names = {t: n for n, t in (params or {}).items()}
+    root = graph_node(root)
+    names = {graph_node(t): n for n, t in (params or {}).items()}
     short_id = {t: f"t{i}" for i, t in enumerate(tensors)}
     hidden = {t for t in tensors if not show_constants and _is_scalar_constant(t)}
     penalty_nodes = _penalty_subgraphs(tensors)
@@ -138,15 +141,15 @@ def draw_dot(root, params=None, terms=None, show_values=False, show_grads=False,
     node_of, op_node_of = {}, {}
     for t in tensors:
         node_of[t] = short_id[t]
-        if t._ctx is not None:
+        if _is_op(t):
             op_node_of[t] = "op_" + short_id[t]
-            if not show_intermediates and t is not root and t not in names and t.name is None:
+            if not show_intermediates and t is not root and t not in names and _name(t) is None:
                 node_of[t] = op_node_of[t]
     collapsed = {}
     if collapse_modules:
         for t in tensors:
             scope = scopes.get(t, ())
-            if scope and t._ctx is not None:
+            if scope and _is_op(t):
                 module = scope[-1]
                 collapsed[t] = module
                 node_of[t] = op_node_of[t] = f"module_{module_index[module]}"
@@ -165,7 +168,7 @@ def draw_dot(root, params=None, terms=None, show_values=False, show_grads=False,
         if t in hidden:
             continue
         scope = scopes.get(t, ()) if cluster_modules else ()
-        if scope and t._ctx is None and scope[-1] in collapsed_modules:
+        if scope and not _is_op(t) and scope[-1] in collapsed_modules:
             scope = scope[:-1]  # a collapsed layer's parameters sit beside its node
         if t in collapsed:
             module = collapsed[t]
@@ -178,11 +181,11 @@ def draw_dot(root, params=None, terms=None, show_values=False, show_grads=False,
             continue
         if node_of[t] == short_id[t]:
             statements.setdefault(scope, []).append(
-                (short_id[t], _tensor_attrs(t, t is root, names.get(t) or t.name or short_id[t],
+                (short_id[t], _tensor_attrs(t, t is root, names.get(t) or _name(t) or short_id[t],
                                             show_values, show_grads, summary)))
-        if t._ctx is not None:
+        if _is_op(t):
             statements.setdefault(scope, []).append(
-                (op_node_of[t], dict(label=t._ctx.label(), shape="ellipse", style="filled",
+                (op_node_of[t], dict(label=t.label(), shape="ellipse", style="filled",
                                      fillcolor="#fff7d6" if t in penalty_nodes else "white")))
     _emit_clusters(graph, statements, module_names, penalty_nodes, op_node_of, node_of, short_id)
 
@@ -190,14 +193,14 @@ def draw_dot(root, params=None, terms=None, show_values=False, show_grads=False,
     on_path = _term_paths(terms, tensors, root) if terms else {}
     edges = {}
     for t in tensors:
-        if t._ctx is None:
+        if not _is_op(t):
             continue
         edge_terms = [name for name, members in on_path.items() if t in members]
         _add_edge(edges, op_node_of[t], node_of[t], edge_terms)
-        for parent in t._ctx.parents:
+        for parent in t.parents:
             if parent in hidden:
                 continue
-            flowing = [n for n in edge_terms if parent.requires_grad and parent in on_path[n]]
+            flowing = [n for n in edge_terms if parent._requires_grad and parent in on_path[n]]
             _add_edge(edges, node_of[parent], op_node_of[t], flowing)
     colours = {name: TERM_COLOURS[i % len(TERM_COLOURS)] for i, name in enumerate(terms or {})}
     for (tail, head), edge_terms in edges.items():
@@ -219,8 +222,22 @@ def _add_edge(edges, tail, head, edge_terms):
     current.extend(n for n in edge_terms if n not in current)
 
 
+def _is_op(node):
+    return type(node) is not Tensor
+
+
+def _live(node):
+    """The tensor a node stands for, if it still exists (an op's output may be gone)."""
+    return node if type(node) is Tensor else node.tensor()
+
+
+def _name(node):
+    t = _live(node)
+    return t.name if t is not None else None
+
+
 def _is_scalar_constant(t):
-    return t._ctx is None and not t.requires_grad and t.ndim == 0
+    return not _is_op(t) and not t.requires_grad and t.ndim == 0
 
 
 def _summary(array, summary):
@@ -230,23 +247,27 @@ def _summary(array, summary):
     return f"[{array.min():.3g}, {array.max():.3g}]" if array.size else "[]"
 
 
-def _tensor_attrs(t, is_root, name, show_values, show_grads, summary):
-    shape = "×".join(str(n) for n in t.shape) or "scalar"
-    lines = [name, f"{shape} {t.dtype}"]
-    if show_values:
+def _tensor_attrs(node, is_root, name, show_values, show_grads, summary):
+    """A tensor box: name, shape and dtype, and value/grad summaries when the tensor is alive
+    (an intermediate the user let go of is drawn from its op node's record)."""
+    t = _live(node)
+    shape, dtype = (node.out_shape, node.out_dtype) if _is_op(node) else (t.shape, t.dtype)
+    lines = [name, f"{'×'.join(str(n) for n in shape) or 'scalar'} {dtype}"]
+    if show_values and t is not None:
         lines.append("value " + _summary(t.data, summary))
-    if show_grads and (t.grad is not None or t._ctx is None and t.requires_grad):
+    parameter = not _is_op(node) and node.requires_grad
+    if show_grads and t is not None and (t.grad is not None or parameter):
         lines.append("grad " + (_summary(t.grad, summary) if t.grad is not None else "None"))
     if is_root:
         fill = OUTPUT_FILL
-    elif t._ctx is None and t.requires_grad:
+    elif parameter:
         fill = PARAMETER_FILL
-    elif t._ctx is None:
+    elif not _is_op(node):
         fill = INPUT_FILL
     else:
         fill = "white"
     attrs = dict(label="\\n".join(lines), shape="box", style="rounded,filled", fillcolor=fill)
-    if t._ctx is None and t.requires_grad:
+    if parameter:
         attrs.update(penwidth="2", style="filled")
     return attrs
 
@@ -258,23 +279,27 @@ def _penalty_subgraphs(tensors):
     made of weights alone)."""
     weights_only = {}
     for t in tensors:  # inputs before consumers
-        if t._ctx is None:
+        if not _is_op(t):
             weights_only[t] = t.requires_grad or t.ndim == 0
         else:
-            weights_only[t] = all(weights_only[p] for p in t._ctx.parents)
+            weights_only[t] = all(weights_only[p] for p in t.parents)
     members = set()
     for t in reversed(tensors):  # consumers before inputs
-        if t._ctx is None or not weights_only[t]:
+        if not _is_op(t) or not weights_only[t]:
             continue
-        if t.ndim == 0 or t in members:
+        if t.out_shape == () or t in members:
             members.add(t)
-            members.update(p for p in t._ctx.parents if p._ctx is not None and weights_only[p])
+            members.update(p for p in t.parents if _is_op(p) and weights_only[p])
     return members
 
 
 def _scopes(tensors, root):
-    """tensor -> the tuple of modules whose forward made it; parameters get their owner's."""
-    scopes = {t: t._scope for t in tensors if t._scope}
+    """node -> the tuple of modules whose forward made it; parameters get their owner's."""
+    scopes = {}
+    for t in tensors:
+        scope = t.scope if _is_op(t) else t._scope
+        if scope:
+            scopes[t] = scope
     in_graph = set(tensors)
     roots = {scope[0] for scope in scopes.values()}
     for top in roots:
@@ -338,13 +363,13 @@ def _term_paths(terms, tensors, root):
     in_graph = set(tensors)
     paths = {}
     for name, term in terms.items():
-        if term not in in_graph:
+        if graph_node(term) not in in_graph:
             raise ValueError(f"draw_dot: term {name!r} is not part of the graph of the tensor "
                              f"being drawn")
         ancestors = set(topological_order(term, include_constants=True))
-        downstream = {term}
+        downstream = {graph_node(term)}
         for t in tensors:  # inputs before consumers: those that depend on the term
-            if t._ctx is not None and any(p in downstream for p in t._ctx.parents):
+            if _is_op(t) and any(p in downstream for p in t.parents):
                 downstream.add(t)
         paths[name] = ancestors | downstream
     return paths

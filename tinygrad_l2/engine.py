@@ -27,17 +27,24 @@ def unbroadcast(grad, shape):
     return grad
 
 
+def node_of(t):
+    """A tensor's node in the graph: the op that made it, or the tensor itself for a leaf."""
+    return t if t._ctx is None else t._ctx
+
+
 def topological_order(root, include_constants=False):
-    """Every tensor that requires grad and leads to `root`, each after all of its inputs.
+    """Every node that leads to `root` (op nodes and leaf tensors that require grad), each
+    after all of its inputs.
 
     Iterative depth-first post-order (no recursion, so a 100,000-op chain is fine): a node is
     emitted only once all of its inputs have been, so walking the list backwards visits every
     node after all the nodes that consume it — the order reverse mode needs when a tensor is
-    used more than once (`b = a + a; c = b * a`).  With `include_constants`, tensors that do
+    used more than once (`b = a + a; c = b * a`).  With `include_constants`, leaves that do
     not require grad (inputs, constants) are listed too, as the graph picture needs.
     """
+    start = node_of(root)
     order, visited = [], set()
-    stack = [(root, False)]
+    stack = [(start, False)]
     while stack:
         node, inputs_done = stack.pop()
         if inputs_done:
@@ -47,9 +54,8 @@ def topological_order(root, include_constants=False):
             continue
         visited.add(node)
         stack.append((node, True))
-        ctx = node._ctx
-        if ctx is not None:
-            for parent in ctx.parents:
+        if type(node) is not Tensor:
+            for parent in node.parents:
                 if (include_constants or parent._requires_grad) and parent not in visited:
                     stack.append((parent, False))
     return order
@@ -69,30 +75,36 @@ def backward(root, grad=None, retain_graph=False):
 
 
 def grad(root, inputs, grad=None, retain_graph=False):
-    """d(root)/d(t) for each tensor t in `inputs` (leaves or intermediates), returned as arrays
-    instead of accumulated into `.grad` (torch.autograd.grad); None where root does not
-    depend on t.  No `.grad` anywhere is touched."""
-    inputs = list(inputs)
-    captured = _sweep(root, _seed(root, grad), retain_graph, capture=set(inputs))
-    return [captured.get(t) for t in inputs]
+    """d(root)/d(t) for each tensor t in `inputs` (leaves or intermediates, or graph nodes from
+    `topological_order`), returned as arrays instead of accumulated into `.grad`
+    (torch.autograd.grad); None where root does not depend on t.  No `.grad` is touched."""
+    nodes = [node_of(t) for t in inputs]
+    captured = _sweep(root, _seed(root, grad), retain_graph, capture=set(nodes))
+    return [captured.get(n) for n in nodes]
 
 
 def _sweep(root, seed, retain_graph, capture, seed_owned=False):
-    grads = {root: seed}
-    owned = {root} if seed_owned else set()  # entries in `grads` this sweep allocated
+    start = node_of(root)
+    grads = {start: seed}
+    owned = {start} if seed_owned else set()  # entries in `grads` this sweep allocated
     captured = {}
-    for node in reversed(topological_order(root)):
+    for node in reversed(topological_order(start)):
         g = grads.pop(node, None)
         if g is None:
             continue
-        ctx = node._ctx
+        leaf = type(node) is Tensor
         if capture is not None:
             if node in capture:
                 captured[node] = g if node in owned else g.copy()
-        elif ctx is None or node._retains_grad:
+        elif leaf:
             _accumulate(node, g, node in owned)
-        if ctx is None:
+        else:
+            output = node.tensor()
+            if output is not None and output._retains_grad:
+                _accumulate(output, g, node in owned)
+        if leaf:
             continue
+        ctx = node
         if ctx.released:
             _raise_released(ctx)
         input_grads = ctx.backward(g)
@@ -101,10 +113,14 @@ def _sweep(root, seed, retain_graph, capture, seed_owned=False):
                 continue
             if type(pg) is not np.ndarray:  # numpy returns scalars from 0-d arithmetic
                 pg = np.asarray(pg)
-            if pg.shape != parent._data.shape:
-                pg = unbroadcast(pg, parent._data.shape)
-            if pg.dtype != parent._data.dtype:
-                pg = pg.astype(parent._data.dtype)
+            if type(parent) is Tensor:
+                shape, dtype = parent._data.shape, parent._data.dtype
+            else:
+                shape, dtype = parent.out_shape, parent.out_dtype
+            if pg.shape != shape:
+                pg = unbroadcast(pg, shape)
+            if pg.dtype != dtype:
+                pg = pg.astype(dtype)
             if state.anomaly:
                 anomaly.check_backward(ctx, parent, pg)
             # An array this sweep may write into: not the incoming gradient nor a view of it

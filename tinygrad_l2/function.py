@@ -1,4 +1,6 @@
 """Function: the base of every differentiable op; `apply` runs forward and records the node."""
+import weakref
+
 import numpy as np
 
 from . import anomaly
@@ -44,11 +46,13 @@ class Function:
     """One op: `forward` maps input arrays to an output array, `backward` maps the output's
     gradient to one gradient per input (None where `needs_input_grad` is False).
 
-    An instance is the op's node in the graph (PyTorch's `ctx`): it keeps the input tensors
-    (`parents`), whatever `forward` saved for `backward`, and the op's attributes (axis, ...).
-    What backward needs goes in `self.saved` (a tuple of arrays), the op's attributes in plain
-    fields.  It never refers to its output tensor, so a graph holds no reference cycles and is
-    freed by reference counting alone.
+    An instance is the op's node in the graph (PyTorch's `ctx` and `grad_fn` in one).  Its
+    `parents` are the nodes its inputs come from: the input's own op node for a computed
+    tensor, the tensor itself for a leaf.  It keeps what `forward` saved for `backward` in
+    `self.saved` (a tuple of arrays), the op's attributes in plain fields, the output's shape
+    and dtype, and only a weak reference to its output tensor.  So an intermediate tensor's
+    data lives exactly as long as the user or a saved array needs it (as in PyTorch), and a
+    graph holds no reference cycles: reference counting alone frees it.
 
     `backward` may return the incoming gradient itself or a view of it, never modify it in
     place; broadcasting and dtype are reconciled by the engine (`engine.unbroadcast`).
@@ -63,6 +67,8 @@ class Function:
     released = False
     locked = False
     created_at = None  # the user's code line, recorded under detect_anomaly()
+    _requires_grad = True  # a node exists only where some input requires grad
+    _ctx = None  # a node is its own graph key (see engine.node_of)
 
     def forward(self, *arrays):
         raise TypeError(f"{type(self).__name__} defines no forward")  # pragma: no cover
@@ -84,11 +90,14 @@ class Function:
         if state.grad_enabled:
             for t in inputs:
                 if t._requires_grad:
-                    ctx.parents = inputs
+                    ctx.parents = tuple(t if t._ctx is None else t._ctx for t in inputs)
+                    ctx.out_shape, ctx.out_dtype, ctx.scope = out.shape, out.dtype, state.scope
                     if ctx.saved:
                         lock_saved(ctx.saved)
                         ctx.locked = True
-                    return Tensor._make(out, ctx)
+                    result = Tensor._make(out, ctx)
+                    ctx.output = weakref.ref(result)
+                    return result
         return Tensor._make(out, None)
 
     def release(self):
@@ -107,6 +116,11 @@ class Function:
     def needs_input_grad(self):
         """For each input: does it require grad? (backward may skip the others' gradients)"""
         return tuple(p._requires_grad for p in self.parents)
+
+    def tensor(self):
+        """The output tensor, if the user still holds it (else None)."""
+        output = self.__dict__.get("output")
+        return output() if output is not None else None
 
     def label(self):
         """How the op reads in a rendered graph: its class name plus key attributes."""

@@ -85,7 +85,7 @@ class Div(_Broadcasting):
 def _scalar_constant(parents):
     """The value of a constant 0-d operand (how `lam * x` shows its λ in the graph)."""
     for p in parents:
-        if not p.requires_grad and p.ndim == 0:
+        if isinstance(p, Tensor) and not p.requires_grad and p.ndim == 0:
             return float(p.data)
     return None
 

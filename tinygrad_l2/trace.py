@@ -6,7 +6,7 @@ same with and without it.  These functions measure that instead of asserting it.
 """
 import numpy as np
 
-from .engine import grad, topological_order
+from .engine import grad, node_of, topological_order
 from .table import Table
 from .tensor import Tensor
 
@@ -55,7 +55,7 @@ class GradientTrace(Table):
                 raise ValueError(f"trace_terms: term {term_name!r} has shape {term.shape}; each "
                                  f"term must be a scalar")
             ancestors = set(topological_order(term, include_constants=True))
-            self.reach[term_name] = {n: t in ancestors for n, t in self.tensors.items()}
+            self.reach[term_name] = {n: node_of(t) in ancestors for n, t in self.tensors.items()}
             self.contributions[term_name] = _gradients(term, self.tensors)
         columns = ["tensor", "kind", "shape"]
         for term_name in self.terms:

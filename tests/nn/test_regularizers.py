@@ -12,11 +12,11 @@ def test_l2_is_keras_lam_times_sum_of_squares_built_from_ops():
     penalty = tl.nn.L2(0.1)(w)
     assert penalty.item() == pytest.approx(0.1 * 14.25, rel=1e-15)
     ops = []
-    node = penalty
-    while node.grad_fn is not None:
-        ops.append(type(node.grad_fn).__name__)
-        node = next(p for p in node.grad_fn.parents if p.requires_grad)
-    assert ops == ["Mul", "Sum", "Pow"]  # scale <- sum <- square
+    node = penalty.grad_fn
+    while node is not w:
+        ops.append(type(node).__name__)
+        node = next(p for p in node.parents if p is w or not isinstance(p, Tensor))  # skip λ
+    assert ops == ["Mul", "Sum", "Pow"]  # scale <- sum <- square <- W
     penalty.backward()
     np.testing.assert_array_equal(w.grad, 2 * 0.1 * w.data)
 
