@@ -90,7 +90,7 @@ class Function:
         if state.grad_enabled:
             for t in inputs:
                 if t._requires_grad:
-                    ctx.parents = tuple(t if t._ctx is None else t._ctx for t in inputs)
+                    ctx.parents = [t._ctx or t for t in inputs]  # op node, or the leaf itself
                     ctx.out_shape, ctx.out_dtype, ctx.scope = out.shape, out.dtype, state.scope
                     if ctx.saved:
                         lock_saved(ctx.saved)
