@@ -2,7 +2,6 @@
 
     python benchmarks/run.py              # the full table (about a minute)
     python benchmarks/run.py --quick      # fewer rounds, a smoke run
-    python benchmarks/run.py --malloc-tuned   # the same under glibc malloc tunables (see README)
 
 Every comparison is measured interleaved in one process (round-robin over the contenders, the
 median of the rounds), so the machine's state affects all of them alike; ratios are to the floor
@@ -28,7 +27,6 @@ import tinygrad_l2 as tl  # noqa: E402
 from tinygrad_l2 import Tensor  # noqa: E402
 
 LAM, LR = 1e-4, 0.01
-TUNABLES = "glibc.malloc.mmap_threshold=67108864:glibc.malloc.trim_threshold=268435456"
 
 
 # ---- contenders: one train step each, built from the same weights ----------------------------
@@ -255,36 +253,34 @@ def memory_table():
                     title="Memory: peak traced allocation during one train step (float32)")
 
 
-def linearity_table():
-    rows = []
-    for n in (10_000, 100_000):
+def linearity_table(repeats=3):
+    def backward_seconds(n):
         x = Tensor(np.float64(1.0), requires_grad=True)
         y = x
         for _ in range(n):
             y = y * 1.0
         start = time.perf_counter()
         y.backward()
-        rows.append([n, (time.perf_counter() - start) / n * 1e6])
-    rows[1].append(rows[1][1] / rows[0][1])
-    rows[0].append(1.0)
+        return time.perf_counter() - start
+
+    backward_seconds(10_000)  # warm-up
+    rows = []
+    for n in (10_000, 100_000):
+        best = min(backward_seconds(n) for _ in range(repeats))
+        rows.append([n, best / n * 1e6])
+    for row in rows:
+        row.append(row[1] / rows[0][1])
     return tl.Table(["chain length", "backward µs per node", "ratio to 10k"], rows,
-                    title="Backward is O(N): time per node on a 10k and a 100k chain")
+                    title=f"Backward is O(N): time per node on a 10k and a 100k chain (best of {repeats})")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few rounds: a smoke run")
-    parser.add_argument("--malloc-tuned", action="store_true",
-                        help=f"re-run under GLIBC_TUNABLES={TUNABLES}")
     args = parser.parse_args(argv)
-    if args.malloc_tuned and os.environ.get("GLIBC_TUNABLES") != TUNABLES:
-        argv = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--malloc-tuned"]
-        env = dict(os.environ, GLIBC_TUNABLES=TUNABLES)
-        return subprocess.call([sys.executable, __file__, *argv], env=env)
     rounds = 3 if args.quick else 20
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"numpy {np.__version__}" + (f", GLIBC_TUNABLES={os.environ['GLIBC_TUNABLES']}"
-                                       if os.environ.get("GLIBC_TUNABLES") else ""))
+          f"numpy {np.__version__}")
     for table in (mlp_table(rounds), solo_table(rounds), chain_table(max(3, rounds // 4)), scaling_table(rounds),
                   memory_table(), linearity_table()):
         print()
