@@ -99,7 +99,7 @@ def _sweep(root, seed, retain_graph, capture, seed_owned=False):
         elif leaf:
             _accumulate(node, g, node in owned)
         else:
-            output = node.output()  # the op's output tensor, if still alive
+            output = node.tensor()
             if output is not None and output._retains_grad:
                 _accumulate(output, g, node in owned)
         if leaf:

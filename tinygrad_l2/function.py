@@ -118,9 +118,9 @@ class Function:
         return tuple(p._requires_grad for p in self.parents)
 
     def tensor(self):
-        """The output tensor, if the user still holds it (else None)."""
-        output = self.__dict__.get("output")
-        return output() if output is not None else None
+        """The output tensor, if the user still holds it (else None).  `output` is the weak
+        reference `apply` set: every node in a graph has one."""
+        return self.output()
 
     def label(self):
         """How the op reads in a rendered graph: its class name plus key attributes."""
