@@ -27,6 +27,7 @@ from .tensor import Tensor
 
 TERM_COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
 PARAMETER_FILL, INPUT_FILL, OUTPUT_FILL = "lightblue", "lightgrey", "darkolivegreen1"
+AUTO_COLLAPSE = 300  # nodes; beyond this, draw_dot collapses modules unless told otherwise
 FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
 
 
@@ -107,8 +108,8 @@ def render(root, path, **draw_options):
 # ---- the picture -----------------------------------------------------------------------------
 
 def draw_dot(root, params=None, terms=None, show_values=False, show_grads=False,
-             summary="norm", rankdir="LR", cluster_modules=True, collapse_modules=False,
-             show_intermediates=True, show_constants=False):
+             summary="norm", rankdir="LR", cluster_modules=True, collapse_modules=None,
+             show_intermediates=None, show_constants=False):
     """A graphviz.Digraph of the graph that produced `root`.
 
     params: {name: tensor} names for tensors (e.g. `dict(model.named_parameters())`); a
@@ -118,8 +119,11 @@ def draw_dot(root, params=None, terms=None, show_values=False, show_grads=False,
         "norm" for ‖·‖ or "minmax" for the range).
     rankdir: "LR" (left to right) or "TB" (top to bottom).
     cluster_modules: group tensors made inside a Module's forward in a labelled cluster per
-        module (`layers.0: Linear`); collapse_modules: draw each innermost module as one node.
-    show_intermediates: False drops unnamed intermediate tensors (op feeds op directly).
+        module (`layers.0: Linear`); collapse_modules: draw each innermost module as one node
+        (None, the default: only when the picture would have more than AUTO_COLLAPSE nodes,
+        so that a large network stays legible and renders in seconds).
+    show_intermediates: False drops unnamed intermediate tensors (op feeds op directly);
+        None, the default: drop them only when the picture is that large.
     show_constants: also draw scalar constants (by default they show in their op's label).
     """
     if rankdir not in ("LR", "TB", "RL", "BT"):
@@ -133,6 +137,9 @@ def draw_dot(root, params=None, terms=None, show_values=False, show_grads=False,
     short_id = {t: f"t{i}" for i, t in enumerate(tensors)}
     hidden = {t for t in tensors if not show_constants and _is_scalar_constant(t)}
     penalty_nodes = _penalty_subgraphs(tensors)
+    large = len(tensors) + sum(map(_is_op, tensors)) > AUTO_COLLAPSE
+    collapse_modules = large if collapse_modules is None else collapse_modules
+    show_intermediates = not large if show_intermediates is None else show_intermediates
     scopes = _scopes(tensors, root) if (cluster_modules or collapse_modules) else {}
     module_names = _module_names(scopes)
     module_index = {module: i for i, module in enumerate(module_names)}
