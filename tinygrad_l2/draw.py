@@ -140,7 +140,7 @@ def draw_dot(root, params=None, terms=None, show_values=False, show_grads=False,
     large = len(tensors) + sum(map(_is_op, tensors)) > AUTO_COLLAPSE
     collapse_modules = large if collapse_modules is None else collapse_modules
     show_intermediates = not large if show_intermediates is None else show_intermediates
-    scopes = _scopes(tensors, root) if (cluster_modules or collapse_modules) else {}
+    scopes = _scopes(tensors) if (cluster_modules or collapse_modules) else {}
     module_names = _module_names(scopes)
     module_index = {module: i for i, module in enumerate(module_names)}
 
@@ -300,7 +300,7 @@ def _penalty_subgraphs(tensors):
     return members
 
 
-def _scopes(tensors, root):
+def _scopes(tensors):
     """node -> the tuple of modules whose forward made it; parameters get their owner's."""
     scopes = {}
     for t in tensors:
