@@ -1,4 +1,6 @@
 """Shared test helpers."""
+import threading
+
 import numpy as np
 
 import tinygrad_l2 as tl
@@ -52,3 +54,13 @@ def three_layer_network(seed=0, m=16, lambd=0.7, sizes=(2, 5, 3, 1)):
     loss = cost + penalty
     loss.name = "loss"
     return dict(named=named, cost=cost, penalty=penalty, loss=loss, m=m, lambd=lambd)
+
+
+def run_in_other_thread_while(context, fn):
+    """Run fn in another thread while this thread is inside `context`; return its result."""
+    result = []
+    thread = threading.Thread(target=lambda: result.append(fn()))
+    with context:
+        thread.start()
+        thread.join()
+    return result[0]

@@ -1,10 +1,9 @@
 """detect_anomaly: the first NaN/Inf, named, with the user's line; off by default."""
-import threading
-
 import numpy as np
 import pytest
 
 import tinygrad_l2 as tl
+from helpers import run_in_other_thread_while
 from tinygrad_l2 import Tensor
 
 
@@ -38,22 +37,11 @@ def test_off_by_default_nan_flows_silently():
 
 
 def test_anomaly_mode_is_per_thread():
-    seen = {}
-    inside, done = threading.Event(), threading.Event()
-
-    def other():
-        inside.wait()
+    def makes_nan_silently():
         with np.errstate(invalid="ignore"):
-            seen["other"] = np.isnan(Tensor(np.array([-1.0])).sqrt().data[0])
-        done.set()
+            return np.isnan(Tensor(np.array([-1.0])).sqrt().data[0])
 
-    t = threading.Thread(target=other)
-    t.start()
-    with tl.detect_anomaly():
-        inside.set()
-        done.wait()
-    t.join()
-    assert seen["other"]
+    assert run_in_other_thread_while(tl.detect_anomaly(), makes_nan_silently)
 
 
 def test_inf_input_is_reported_at_the_first_op_that_uses_it():

@@ -1,10 +1,9 @@
 """The backward engine: order, accumulation, retain_grad, no_grad, memory, and its errors."""
-import threading
-
 import numpy as np
 import pytest
 
 import tinygrad_l2 as tl
+from helpers import run_in_other_thread_while
 from tinygrad_l2 import Tensor
 from tinygrad_l2.engine import topological_order, unbroadcast
 
@@ -100,22 +99,12 @@ def test_no_grad_builds_no_graph_and_restores_mode():
 
 
 def test_no_grad_in_one_thread_leaves_another_thread_building_graphs():
-    seen = {}
-    inside, release = threading.Event(), threading.Event()
+    def builds_graph():
+        return (Tensor([1.0], requires_grad=True) * 2).requires_grad
 
-    def other():
-        inside.wait()
-        seen["other"] = (Tensor([1.0], requires_grad=True) * 2).requires_grad
-        release.set()
-
-    thread = threading.Thread(target=other)
-    thread.start()
+    assert run_in_other_thread_while(tl.no_grad(), builds_graph)
     with tl.no_grad():
-        inside.set()
-        release.wait()
-        seen["mine"] = (Tensor([1.0], requires_grad=True) * 2).requires_grad
-    thread.join()
-    assert seen == {"other": True, "mine": False}
+        assert not builds_graph()
 
 
 def test_chain_of_100k_ops_backpropagates_without_recursion():

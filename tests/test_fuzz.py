@@ -3,7 +3,6 @@ differences in float64; an error raised midway leaves no half-built state."""
 import gc
 
 import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp

@@ -2,7 +2,6 @@
 import numpy as np
 import pytest
 
-import tinygrad_l2 as tl
 from tinygrad_l2 import Tensor
 
 

@@ -7,6 +7,7 @@ import sys
 import numpy as np
 
 from .context import state
+from .tensor import Tensor
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -43,10 +44,11 @@ def _user_frame():
 
 def _describe(node):
     """A tensor, or a graph node standing for one: by name if it has one, else by shape."""
-    t = node if not hasattr(node, "parents") else node.tensor()
+    leaf = isinstance(node, Tensor)
+    t = node if leaf else node.tensor()
     if t is not None and t.name:
         return f"'{t.name}' (shape {t.shape})"
-    if t is not None and not hasattr(node, "parents"):
+    if leaf:
         return f"of shape {t.shape}"
     return f"of shape {node.out_shape} (the output of {type(node).__name__})"
 

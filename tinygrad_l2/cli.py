@@ -66,8 +66,7 @@ def _two_d_input(sizes, parser):
 
 def explain(args, parser):
     _two_d_input(args.layers, parser)
-    data = make_dataset(seed=0)
-    X, Y = data.X_train[: args.m].T, data.y_train[None, : args.m].astype(np.float64)
+    X, Y = make_dataset(seed=0).column_major(args.m)
     table = comparison.compare_dlai(args.layers, X, Y, lambd=args.lambd, seed=args.seed, cost=args.cost)
     print(table)
     print(f"\nautodiff and manual backprop agree to {table.max_difference():.1e}; "
@@ -105,8 +104,7 @@ def explain(args, parser):
 def compare(args, parser):
     _two_d_input(args.layers, parser)
     if args.convention == "dlai":
-        data = make_dataset(seed=0)
-        X, Y = data.X_train[: args.m].T, data.y_train[None, : args.m].astype(np.float64)
+        X, Y = make_dataset(seed=0).column_major(args.m)
         table = comparison.compare_dlai(args.layers, X, Y, lambd=args.lambd, seed=args.seed, cost=args.cost)
     else:
         table = comparison.compare_nielsen(args.layers, cost=args.cost, lmbda=args.lambd, eta=args.eta,

@@ -1,7 +1,11 @@
 """Manual backprop vs autodiff: the same network, weights and batch, lined up tensor by tensor."""
+import functools
+import operator
+
 import numpy as np
 
 from . import manual
+from .datasets import make_dataset
 from .nn.losses import binary_cross_entropy, quadratic_cost
 from .nn.regularizers import L2
 from .optim import SGD
@@ -36,9 +40,7 @@ def dlai_autodiff(parameters, X, Y, lambd=0.0, cost="cross_entropy"):
     penalty = None
     if lambd:
         l2 = L2.from_deeplearning_ai(lambd, m)
-        for l in range(1, L + 1):
-            term = l2(tensors[f"W{l}"])
-            penalty = term if penalty is None else penalty + term
+        penalty = functools.reduce(operator.add, (l2(tensors[f"W{l}"]) for l in range(1, L + 1)))
         penalty.name = "L2 penalty"
     loss = data if penalty is None else data + penalty
     loss.name = "J"
@@ -102,9 +104,7 @@ def compare_dlai(layer_dims=(2, 20, 3, 1), X=None, Y=None, lambd=0.7, seed=3, co
     """Manual vs autodiff for the course's network; X (n0, m) and Y (1, m) default to the
     built-in dataset's training set, transposed."""
     if X is None or Y is None:
-        from .datasets import make_dataset
-        data = make_dataset(seed=0)
-        X, Y = data.X_train.T, data.y_train[None, :].astype(np.float64)
+        X, Y = make_dataset(seed=0).column_major()
     if X.shape[0] != layer_dims[0]:
         raise ValueError(f"compare_dlai: X has {X.shape[0]} features (rows) but the first "
                          f"layer size is {layer_dims[0]}")
@@ -162,10 +162,7 @@ def _nielsen_loss(W, B, x, y, cost, l2):
         data = quadratic_cost(a, y, batch_axis=1)
     else:  # cross-entropy summed over output units, averaged over the batch
         data = binary_cross_entropy(a, y) * float(a.shape[0])
-    penalty = None
-    for w in W:
-        penalty = l2(w) if penalty is None else penalty + l2(w)
-    return data + penalty
+    return data + functools.reduce(operator.add, (l2(w) for w in W))
 
 
 def compare_nielsen(sizes=(2, 8, 1), X=None, Y=None, cost="cross_entropy", lmbda=5.0,
@@ -175,7 +172,5 @@ def compare_nielsen(sizes=(2, 8, 1), X=None, Y=None, cost="cross_entropy", lmbda
     if cost not in ("quadratic", "cross_entropy"):
         raise ValueError(f"compare_nielsen: cost must be 'quadratic' or 'cross_entropy', got {cost!r}")
     if X is None or Y is None:
-        from .datasets import make_dataset
-        data = make_dataset(seed=0)
-        X, Y = data.X_train.T, data.y_train[None, :].astype(np.float64)
+        X, Y = make_dataset(seed=0).column_major()
     return NielsenComparison(sizes, X, Y, cost, lmbda, eta, batch_size, epochs, seed=seed)

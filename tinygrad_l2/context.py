@@ -6,7 +6,7 @@ class _State(threading.local):
     """Per-thread state; class attributes are each new thread's defaults."""
     grad_enabled = True
     anomaly = False
-    scope = ()
+    scope = ()  # the modules whose forward is running, outermost first (graph clusters)
 
 
 state = _State()  # read directly on the hot path (Function.apply, Tensor._make)
@@ -37,7 +37,3 @@ def enable_grad():
     """`with enable_grad():` re-enables graph building inside a no_grad block."""
     return set_grad_enabled(True)
 
-
-def current_scope():
-    """The modules whose forward is running in this thread, outermost first (a tuple)."""
-    return state.scope

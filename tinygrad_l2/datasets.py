@@ -12,6 +12,11 @@ class Dataset:
     X_test: np.ndarray
     y_test: np.ndarray
 
+    def column_major(self, m=None):
+        """The first m training examples as the courses lay them out: X (2, m), Y (1, m)
+        float64 (all of them when m is None)."""
+        return self.X_train[:m].T, self.y_train[None, :m].astype(np.float64)
+
 
 def make_moons(m, noise, rng):
     """Two interleaving half circles (as scikit-learn's make_moons), Gaussian noise added."""

@@ -2,7 +2,7 @@
 
 Reading the picture (torchviz-style legend, extended for regularization):
 
-- boxes are tensors: blue = parameters (leaves that require grad), grey = inputs and other
+- boxes are nodes: blue = parameters (leaves that require grad), grey = inputs and other
   constants, white = intermediates, green = the tensor drawn from (the loss);
 - ellipses are ops, labelled with the op's name (`Mul(×0.005)` shows a scalar factor);
 - arrows point the way values flow forward; gradients flow back along them;
@@ -22,7 +22,7 @@ from pathlib import Path
 import graphviz
 import numpy as np
 
-from .engine import node_of as graph_node, topological_order
+from .engine import node_of, topological_order
 from .tensor import Tensor
 
 TERM_COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
@@ -131,35 +131,35 @@ def draw_dot(root, params=None, terms=None, show_values=False, show_grads=False,
     if summary not in ("norm", "minmax"):
         raise ValueError(f"draw_dot: summary must be 'norm' or 'minmax', got {summary!r}")
     # The graph's nodes: op nodes (each drawn as its op and its output tensor) and leaves.
-    tensors = topological_order(root, include_constants=True)
-    root = graph_node(root)
-    names = {graph_node(t): n for n, t in (params or {}).items()}
-    short_id = {t: f"t{i}" for i, t in enumerate(tensors)}
-    hidden = {t for t in tensors if not show_constants and _is_scalar_constant(t)}
-    penalty_nodes = _penalty_subgraphs(tensors)
-    large = len(tensors) + sum(map(_is_op, tensors)) > AUTO_COLLAPSE
+    nodes = topological_order(root, include_constants=True)
+    root = node_of(root)
+    names = {node_of(t): n for n, t in (params or {}).items()}
+    short_id = {t: f"t{i}" for i, t in enumerate(nodes)}
+    hidden = {t for t in nodes if not show_constants and _is_scalar_constant(t)}
+    penalty_nodes = _penalty_subgraphs(nodes)
+    large = len(nodes) + sum(map(_is_op, nodes)) > AUTO_COLLAPSE
     collapse_modules = large if collapse_modules is None else collapse_modules
     show_intermediates = not large if show_intermediates is None else show_intermediates
-    scopes = _scopes(tensors) if (cluster_modules or collapse_modules) else {}
+    scopes = _scopes(nodes) if (cluster_modules or collapse_modules) else {}
     module_names = _module_names(scopes)
     module_index = {module: i for i, module in enumerate(module_names)}
 
-    # Which drawn node stands for each tensor and each op (collapsing maps many to one).
-    node_of, op_node_of = {}, {}
-    for t in tensors:
-        node_of[t] = short_id[t]
+    # The drawn id of each node's tensor box and of its op (collapsing maps many to one).
+    box_id, op_id = {}, {}
+    for t in nodes:
+        box_id[t] = short_id[t]
         if _is_op(t):
-            op_node_of[t] = "op_" + short_id[t]
+            op_id[t] = "op_" + short_id[t]
             if not show_intermediates and t is not root and t not in names and _name(t) is None:
-                node_of[t] = op_node_of[t]
+                box_id[t] = op_id[t]
     collapsed = {}
     if collapse_modules:
-        for t in tensors:
+        for t in nodes:
             scope = scopes.get(t, ())
             if scope and _is_op(t):
                 module = scope[-1]
                 collapsed[t] = module
-                node_of[t] = op_node_of[t] = f"module_{module_index[module]}"
+                box_id[t] = op_id[t] = f"module_{module_index[module]}"
 
     collapsed_modules = set(collapsed.values())
 
@@ -171,7 +171,7 @@ def draw_dot(root, params=None, terms=None, show_values=False, show_grads=False,
     # Node statements, grouped by module cluster.
     statements = {}  # scope tuple -> list of (node id, attrs)
     drawn = set()
-    for t in tensors:
+    for t in nodes:
         if t in hidden:
             continue
         scope = scopes.get(t, ()) if cluster_modules else ()
@@ -179,36 +179,36 @@ def draw_dot(root, params=None, terms=None, show_values=False, show_grads=False,
             scope = scope[:-1]  # a collapsed layer's parameters sit beside its node
         if t in collapsed:
             module = collapsed[t]
-            node = node_of[t]
+            node = box_id[t]
             if node not in drawn:
                 drawn.add(node)
                 label = module_names.get(module, type(module).__name__)
                 statements.setdefault(scope[:-1], []).append(
                     (node, dict(label=label, shape="box3d", style="filled", fillcolor="lavender")))
             continue
-        if node_of[t] == short_id[t]:
+        if box_id[t] == short_id[t]:
             statements.setdefault(scope, []).append(
                 (short_id[t], _tensor_attrs(t, t is root, names.get(t) or _name(t) or short_id[t],
                                             show_values, show_grads, summary)))
         if _is_op(t):
             statements.setdefault(scope, []).append(
-                (op_node_of[t], dict(label=t.label(), shape="ellipse", style="filled",
+                (op_id[t], dict(label=t.label(), shape="ellipse", style="filled",
                                      fillcolor="#fff7d6" if t in penalty_nodes else "white")))
-    _emit_clusters(graph, statements, module_names, penalty_nodes, op_node_of, node_of, short_id)
+    _emit_clusters(graph, statements, module_names, penalty_nodes, op_id, box_id)
 
     # Edges, coloured by the terms whose gradient travels them.
-    on_path = _term_paths(terms, tensors, root) if terms else {}
+    on_path = _term_paths(terms, nodes, root) if terms else {}
     edges = {}
-    for t in tensors:
+    for t in nodes:
         if not _is_op(t):
             continue
         edge_terms = [name for name, members in on_path.items() if t in members]
-        _add_edge(edges, op_node_of[t], node_of[t], edge_terms)
+        _add_edge(edges, op_id[t], box_id[t], edge_terms)
         for parent in t.parents:
             if parent in hidden:
                 continue
             flowing = [n for n in edge_terms if parent._requires_grad and parent in on_path[n]]
-            _add_edge(edges, node_of[parent], op_node_of[t], flowing)
+            _add_edge(edges, box_id[parent], op_id[t], flowing)
     colours = {name: TERM_COLOURS[i % len(TERM_COLOURS)] for i, name in enumerate(terms or {})}
     for (tail, head), edge_terms in edges.items():
         if edge_terms:
@@ -279,19 +279,19 @@ def _tensor_attrs(node, is_root, name, show_values, show_grads, summary):
     return attrs
 
 
-def _penalty_subgraphs(tensors):
+def _penalty_subgraphs(nodes):
     """Tensors of regularization terms: every op output that depends on parameters (and scalar
     constants) alone, and feeds a scalar that does too.  That is Square -> Sum -> Mul for
     `nn.L2`, and any hand-written penalty; `W.T` inside a layer is not one (it feeds no scalar
     made of weights alone)."""
     weights_only = {}
-    for t in tensors:  # inputs before consumers
+    for t in nodes:  # inputs before consumers
         if not _is_op(t):
             weights_only[t] = t.requires_grad or t.ndim == 0
         else:
             weights_only[t] = all(weights_only[p] for p in t.parents)
     members = set()
-    for t in reversed(tensors):  # consumers before inputs
+    for t in reversed(nodes):  # consumers before inputs
         if not _is_op(t) or not weights_only[t]:
             continue
         if t.out_shape == () or t in members:
@@ -300,14 +300,14 @@ def _penalty_subgraphs(tensors):
     return members
 
 
-def _scopes(tensors):
+def _scopes(nodes):
     """node -> the tuple of modules whose forward made it; parameters get their owner's."""
     scopes = {}
-    for t in tensors:
+    for t in nodes:
         scope = t.scope if _is_op(t) else t._scope
         if scope:
             scopes[t] = scope
-    in_graph = set(tensors)
+    in_graph = set(nodes)
     roots = {scope[0] for scope in scopes.values()}
     for top in roots:
         chains = {}
@@ -334,9 +334,9 @@ def _module_names(scopes):
     return names
 
 
-def _emit_clusters(graph, statements, module_names, penalty_nodes, op_node_of, node_of, short_id):
+def _emit_clusters(graph, statements, module_names, penalty_nodes, op_id, box_id):
     """Write nodes into nested clusters, one per module; penalty nodes in their own cluster."""
-    penalty_ids = {op_node_of[t] for t in penalty_nodes} | {node_of[t] for t in penalty_nodes}
+    penalty_ids = {op_id[t] for t in penalty_nodes} | {box_id[t] for t in penalty_nodes}
     children, cluster_ids = {}, {}
     for scope in statements:
         for depth in range(1, len(scope) + 1):
@@ -364,18 +364,18 @@ def _emit_clusters(graph, statements, module_names, penalty_nodes, op_node_of, n
     emit(graph, ())
 
 
-def _term_paths(terms, tensors, root):
-    """term name -> the tensors its gradient passes through on the way from `root` down to the
-    leaves: the term's own ancestors, plus the tensors between the term and `root`."""
-    in_graph = set(tensors)
+def _term_paths(terms, nodes, root):
+    """term name -> the nodes its gradient passes through on the way from `root` down to the
+    leaves: the term's own ancestors, plus the nodes between the term and `root`."""
+    in_graph = set(nodes)
     paths = {}
     for name, term in terms.items():
-        if graph_node(term) not in in_graph:
+        if node_of(term) not in in_graph:
             raise ValueError(f"draw_dot: term {name!r} is not part of the graph of the tensor "
                              f"being drawn")
         ancestors = set(topological_order(term, include_constants=True))
-        downstream = {graph_node(term)}
-        for t in tensors:  # inputs before consumers: those that depend on the term
+        downstream = {node_of(term)}
+        for t in nodes:  # inputs before consumers: those that depend on the term
             if _is_op(t) and any(p in downstream for p in t.parents):
                 downstream.add(t)
         paths[name] = ancestors | downstream

@@ -88,6 +88,7 @@ def _sweep(root, seed, retain_graph, capture, seed_owned=False):
     grads = {start: seed}
     owned = {start} if seed_owned else set()  # entries in `grads` this sweep allocated
     captured = {}
+    check_anomaly = state.anomaly  # read once: it cannot change during the sweep
     for node in reversed(topological_order(start)):
         g = grads.pop(node, None)
         if g is None:
@@ -121,7 +122,7 @@ def _sweep(root, seed, retain_graph, capture, seed_owned=False):
                 pg = unbroadcast(pg, shape)
             if pg.dtype != dtype:
                 pg = pg.astype(dtype)
-            if state.anomaly:
+            if check_anomaly:
                 anomaly.check_backward(ctx, parent, pg)
             # An array this sweep may write into: not the incoming gradient nor a view of it
             # (ops return fresh arrays, g itself, or views of g — never saved arrays), and not

@@ -8,6 +8,7 @@ sums them to each input's own shape, once, for every op.
 import numpy as np
 from numpy.lib.array_utils import normalize_axis_tuple
 
+from .engine import unbroadcast
 from .function import Function
 from .tensor import Tensor
 
@@ -256,19 +257,14 @@ class MatMul(Function):
         g2 = g.reshape(np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2]) + (a2.shape[-2], b2.shape[-1]))
         grad_a = grad_b = None
         if need_a:
-            grad_a = _sum_to(g2 @ np.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
+            grad_a = unbroadcast(g2 @ np.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
         if need_b:
-            grad_b = _sum_to(np.swapaxes(a2, -1, -2) @ g2, b2.shape).reshape(b.shape)
+            grad_b = unbroadcast(np.swapaxes(a2, -1, -2) @ g2, b2.shape).reshape(b.shape)
         return grad_a, grad_b
 
 
 def _is_transposed(array):
     return array.flags.f_contiguous and not array.flags.c_contiguous
-
-
-def _sum_to(grad, shape):
-    from .engine import unbroadcast
-    return unbroadcast(grad, shape)
 
 
 # ---- reductions ------------------------------------------------------------------------------

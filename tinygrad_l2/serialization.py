@@ -3,10 +3,12 @@ import os
 
 import numpy as np
 
+from .tensor import Tensor
+
 
 def save(state_dict, path):
     """Write {name: array} to `path` (numpy's .npz: plain arrays, nothing executable)."""
-    arrays = {name: np.asarray(value.data if hasattr(value, "_ctx") else value)
+    arrays = {name: np.asarray(value.data if isinstance(value, Tensor) else value)
               for name, value in state_dict.items()}
     for name, array in arrays.items():
         if array.dtype.kind not in "fiub":

@@ -3,7 +3,6 @@ import numbers
 
 import numpy as np
 
-from . import context
 from .context import state as _state
 
 FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
@@ -69,7 +68,7 @@ class Tensor:
         self.name = name
         self._ctx = None
         self._retains_grad = False
-        self._scope = context.current_scope()
+        self._scope = _state.scope
         self.requires_grad = requires_grad
 
     @classmethod
@@ -191,9 +190,6 @@ class Tensor:
         out = Tensor._make(self._data, None)
         out.name = self.name
         return out
-
-    def zero_grad(self):
-        self.grad = None
 
     # ---- ops (defined in ops.py; these are the PyTorch-like spellings) ------------------------
     def __add__(self, other): return ops.Add.apply(self, _operand(other, self, "add"))

@@ -1,4 +1,6 @@
 """Module: parameters, sub-modules, regularization_loss and state dicts (PyTorch-shaped)."""
+import functools
+import operator
 from collections import OrderedDict
 
 import numpy as np
@@ -87,13 +89,11 @@ class Module:
 
     def regularization_loss(self):
         """Σ of every attached regularizer's penalty: an ordinary graph node (0 if none)."""
-        total = None
-        for _, penalty in self.named_penalties():
-            total = penalty if total is None else total + penalty
-        if total is None:
+        penalties = [penalty for _, penalty in self.named_penalties()]
+        if not penalties:
             dtype = next((p.dtype for p in self.parameters()), np.dtype(np.float32))
             return Tensor(np.zeros((), dtype=dtype))
-        return total
+        return functools.reduce(operator.add, penalties)
 
     # ---- state -----------------------------------------------------------------------------
     def state_dict(self):
