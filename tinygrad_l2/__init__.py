@@ -1,17 +1,36 @@
-"""tinygrad_l2: a reverse-mode autodiff engine on numpy that shows where L2 enters backprop."""
+"""tinygrad_l2: a reverse-mode autodiff engine on numpy that shows where L2 enters backprop.
+
+Layers, each importing only the ones before it: context → memory, anomaly → function (tensors'
+graph data and nodes) → engine → ops → tensor → nn, optim → drawing, tracing → lessons, CLI.
+Drawing needs the graphviz package; it is imported on first use of `draw_dot` or `render`.
+"""
 from .anomaly import AnomalyError, detect_anomaly
 from .context import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
-from .draw import draw_dot, render
-from .trace import trace_terms, with_without
-from .table import Table
+from .function import AccumulateGrad, Constant, Function
 from .engine import grad, topological_order, unbroadcast
-from .gradcheck import GradcheckError, gradcheck
 from .tensor import Tensor
+from .gradcheck import GradcheckError, gradcheck
 from .random import manual_seed
 from .serialization import load, save
+from .table import Table
+from .trace import trace_terms, with_without
 from . import conventions, nn, optim
 
-__all__ = ["Tensor", "no_grad", "detect_anomaly", "AnomalyError", "enable_grad", "set_grad_enabled", "is_grad_enabled",
-           "gradcheck", "GradcheckError", "grad", "topological_order", "unbroadcast",
-           "draw_dot", "render", "trace_terms", "with_without", "Table", "manual_seed", "save", "load", "nn", "optim", "conventions"]
+__all__ = ["Tensor", "Function", "AccumulateGrad", "Constant", "no_grad", "detect_anomaly",
+           "AnomalyError", "enable_grad", "set_grad_enabled", "is_grad_enabled", "gradcheck",
+           "GradcheckError", "grad", "topological_order", "unbroadcast", "draw_dot", "render",
+           "trace_terms", "with_without", "Table", "manual_seed", "save", "load", "nn", "optim",
+           "conventions"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    """`tl.draw_dot` and `tl.render` import the drawing module (and graphviz) when first used."""
+    if name in ("draw_dot", "render"):
+        try:
+            from . import draw
+        except ImportError as err:
+            raise ImportError(f"tinygrad_l2.{name} needs the graphviz Python package "
+                              f"(pip install graphviz graphviz-pure): {err}") from err
+        return getattr(draw, name)
+    raise AttributeError(f"module 'tinygrad_l2' has no attribute {name!r}")

@@ -23,7 +23,6 @@ import graphviz
 import numpy as np
 
 from .engine import node_of, topological_order
-from .tensor import Tensor
 
 TERM_COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
 PARAMETER_FILL, INPUT_FILL, OUTPUT_FILL = "lightblue", "lightgrey", "darkolivegreen1"
@@ -205,9 +204,9 @@ def draw_dot(root, params=None, terms=None, show_values=False, show_grads=False,
         edge_terms = [name for name, members in on_path.items() if t in members]
         _add_edge(edges, op_id[t], box_id[t], edge_terms)
         for parent in t.parents:
-            if parent in hidden:
+            if parent is None or parent in hidden:
                 continue
-            flowing = [n for n in edge_terms if parent._requires_grad and parent in on_path[n]]
+            flowing = [n for n in edge_terms if parent.requires_grad and parent in on_path[n]]
             _add_edge(edges, box_id[parent], op_id[t], flowing)
     colours = {name: TERM_COLOURS[i % len(TERM_COLOURS)] for i, name in enumerate(terms or {})}
     for (tail, head), edge_terms in edges.items():
@@ -230,12 +229,12 @@ def _add_edge(edges, tail, head, edge_terms):
 
 
 def _is_op(node):
-    return type(node) is not Tensor
+    return not node.is_leaf
 
 
 def _live(node):
     """The tensor a node stands for, if it still exists (an op's output may be gone)."""
-    return node if type(node) is Tensor else node.tensor()
+    return node.tensor()
 
 
 def _name(node):
@@ -244,7 +243,7 @@ def _name(node):
 
 
 def _is_scalar_constant(t):
-    return not _is_op(t) and not t.requires_grad and t.ndim == 0
+    return not _is_op(t) and not t.requires_grad and t.out_shape == ()
 
 
 def _summary(array, summary):
@@ -258,7 +257,7 @@ def _tensor_attrs(node, is_root, name, show_values, show_grads, summary):
     """A tensor box: name, shape and dtype, and value/grad summaries when the tensor is alive
     (an intermediate the user let go of is drawn from its op node's record)."""
     t = _live(node)
-    shape, dtype = (node.out_shape, node.out_dtype) if _is_op(node) else (t.shape, t.dtype)
+    shape, dtype = node.out_shape, node.out_dtype
     lines = [name, f"{'×'.join(str(n) for n in shape) or 'scalar'} {dtype}"]
     if show_values and t is not None:
         lines.append("value " + _summary(t.data, summary))
@@ -287,16 +286,16 @@ def _penalty_subgraphs(nodes):
     weights_only = {}
     for t in nodes:  # inputs before consumers
         if not _is_op(t):
-            weights_only[t] = t.requires_grad or t.ndim == 0
-        else:
-            weights_only[t] = all(weights_only[p] for p in t.parents)
+            weights_only[t] = t.requires_grad or t.out_shape == ()
+        else:  # a None parent is a Python scalar argument
+            weights_only[t] = all(p is None or weights_only[p] for p in t.parents)
     members = set()
     for t in reversed(nodes):  # consumers before inputs
         if not _is_op(t) or not weights_only[t]:
             continue
         if t.out_shape == () or t in members:
             members.add(t)
-            members.update(p for p in t.parents if _is_op(p) and weights_only[p])
+            members.update(p for p in t.parents if p is not None and _is_op(p) and weights_only[p])
     return members
 
 
@@ -304,10 +303,10 @@ def _scopes(nodes):
     """node -> the tuple of modules whose forward made it; parameters get their owner's."""
     scopes = {}
     for t in nodes:
-        scope = t.scope if _is_op(t) else t._scope
+        scope = t.scope if _is_op(t) else t.tensor()._scope
         if scope:
             scopes[t] = scope
-    in_graph = set(nodes)
+    leaf_of = {id(t.tensor()): t for t in nodes if not _is_op(t)}  # by identity
     roots = {scope[0] for scope in scopes.values()}
     for top in roots:
         chains = {}
@@ -316,8 +315,9 @@ def _scopes(nodes):
             for child in module.children():
                 chains[child] = chain + (child,)
             for p in module.__dict__.get("_parameters", {}).values():
-                if p in in_graph and p not in scopes:
-                    scopes[p] = chains.get(module, (top,))
+                leaf = leaf_of.get(id(p))
+                if leaf is not None and leaf not in scopes:
+                    scopes[leaf] = chains.get(module, (top,))
     return scopes
 
 
@@ -376,7 +376,7 @@ def _term_paths(terms, nodes, root):
         ancestors = set(topological_order(term, include_constants=True))
         downstream = {node_of(term)}
         for t in nodes:  # inputs before consumers: those that depend on the term
-            if _is_op(t) and any(p in downstream for p in t.parents):
+            if _is_op(t) and any(p is not None and p in downstream for p in t.parents):
                 downstream.add(t)
         paths[name] = ancestors | downstream
     return paths

@@ -1,9 +1,15 @@
-"""The backward engine: topological order of the graph, the reverse sweep, and unbroadcast."""
+"""The backward engine: topological order, the reverse sweep (the chain rule), unbroadcast,
+and the checks on what each op's backward returns."""
+import sys
+import threading
+
 import numpy as np
 
 from . import anomaly
 from .context import state
-from .tensor import Tensor
+from .function import Function, Leaf, TensorBase
+
+_grad_mutex = threading.Lock()  # `.grad += g` from concurrent backward calls stays exact
 
 
 def unbroadcast(grad, shape):
@@ -24,132 +30,219 @@ def unbroadcast(grad, shape):
     stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
     if stretched:
         grad = grad.sum(axis=stretched, keepdims=True)
-    return grad
+    return np.asarray(grad)  # a sum down to shape () is a numpy scalar: immutable, not an array
 
 
-def node_of(t):
-    """A tensor's node in the graph: the op that made it, or the tensor itself for a leaf."""
-    return t if t._ctx is None else t._ctx
+def node_of(x):
+    """A tensor's node in the graph (its op node, or its leaf node); a node stands for itself."""
+    if isinstance(x, TensorBase):
+        return x._node()
+    if isinstance(x, Function | Leaf):
+        return x
+    raise TypeError(f"expected a Tensor or a graph node, got {type(x).__name__}")
 
 
 def topological_order(root, include_constants=False):
-    """Every node that leads to `root` (op nodes and leaf tensors that require grad), each
+    """Every node that leads to `root` (op nodes and the leaves that require grad), each
     after all of its inputs.
 
-    Iterative depth-first post-order (no recursion, so a 100,000-op chain is fine): a node is
-    emitted only once all of its inputs have been, so walking the list backwards visits every
-    node after all the nodes that consume it — the order reverse mode needs when a tensor is
-    used more than once (`b = a + a; c = b * a`).  With `include_constants`, leaves that do
-    not require grad (inputs, constants) are listed too, as the graph picture needs.
+    Kahn's algorithm, iterative (a 100,000-op chain is fine): first count, for each node, how
+    many nodes of the graph consume it; then walk down from `root`, taking a node only when
+    all of its consumers have been taken.  Reversed, that lists every node after its inputs,
+    and walking it backwards visits every node after all the nodes that consume it — the
+    order reverse mode needs when a tensor is used more than once (`b = a + a; c = b * a`).
+    With `include_constants`, leaves that do not require grad (inputs, targets) are listed
+    too, as the graph picture needs.
     """
     start = node_of(root)
-    order, visited = [], set()
-    stack = [(start, False)]
+    consumers, stack = {start: 0}, [start]
     while stack:
-        node, inputs_done = stack.pop()
-        if inputs_done:
-            order.append(node)
-            continue
-        if node in visited:
-            continue
-        visited.add(node)
-        stack.append((node, True))
-        if type(node) is not Tensor:
-            for parent in node.parents:
-                if (include_constants or parent._requires_grad) and parent not in visited:
-                    stack.append((parent, False))
+        for parent in stack.pop().parents:
+            if parent is not None and (include_constants or parent.requires_grad):
+                if parent in consumers:
+                    consumers[parent] += 1
+                else:
+                    consumers[parent] = 1
+                    stack.append(parent)
+    order, stack = [], [start]
+    while stack:
+        node = stack.pop()
+        order.append(node)
+        for parent in node.parents:
+            if parent is not None and (include_constants or parent.requires_grad):
+                consumers[parent] -= 1
+                if consumers[parent] == 0:
+                    stack.append(parent)
+    order.reverse()
     return order
 
 
 def backward(root, grad=None, retain_graph=False):
-    """Reverse-mode sweep: d(root)/d(t) for every t in the graph, written to leaves' `.grad`.
+    """Reverse-mode sweep: d(root)/d(t) for every t in the graph, added to leaves' `.grad`.
 
-    For each node, latest first, the gradients arriving from its consumers are summed once
-    (the multivariable chain rule), then the node's op maps that sum to its inputs'
-    gradients (a vector-Jacobian product).  Gradients accumulate into `.grad` of leaves that
-    require grad and of tensors that called `retain_grad()`; every other gradient lives only
-    in this function's dict.  Without `retain_graph`, each op's saved arrays are released as
-    soon as its backward has run.
+    All or nothing: gradients are computed first and written to `.grad` (of the leaves that
+    require grad and of tensors that called `retain_grad()`) only once every op's backward
+    has succeeded.  Without `retain_graph`, each op's saved arrays are released as soon as its
+    backward has run.
     """
-    _sweep(root, _seed(root, grad), retain_graph, capture=None, seed_owned=grad is None)
+    seed, owned = _seed(root, grad)
+    writes = []
+    _sweep(node_of(root), seed, owned, retain_graph, writes.append)
+    with _grad_mutex:
+        for tensor, g, owned in writes:
+            _accumulate(tensor, g, owned)
 
 
 def grad(root, inputs, grad=None, retain_graph=False):
-    """d(root)/d(t) for each tensor t in `inputs` (leaves or intermediates, or graph nodes from
-    `topological_order`), returned as arrays instead of accumulated into `.grad`
+    """d(root)/d(t) for each t in `inputs` (tensors, leaves or intermediates, or graph nodes
+    from `topological_order`), returned as arrays instead of added to `.grad`
     (torch.autograd.grad); None where root does not depend on t.  No `.grad` is touched."""
     nodes = [node_of(t) for t in inputs]
-    captured = _sweep(root, _seed(root, grad), retain_graph, capture=set(nodes))
-    return [captured.get(n) for n in nodes]
+    wanted, found = set(nodes), {}
+
+    def capture(write):
+        node, g, owned = write
+        if node in wanted:
+            found[node] = g if owned else g.copy()
+    seed, owned = _seed(root, grad)
+    _sweep(node_of(root), seed, owned, retain_graph, capture, by_node=True)
+    return [found.get(n) for n in nodes]
 
 
-def _sweep(root, seed, retain_graph, capture, seed_owned=False):
-    start = node_of(root)
-    grads = {start: seed}
-    owned = {start} if seed_owned else set()  # entries in `grads` this sweep allocated
-    captured = {}
+def _sweep(start, seed, seed_owned, retain_graph, emit, by_node=False):
+    """The chain rule, node by node, consumers before inputs: sum the gradients arriving at
+    a node (the multivariable chain rule), hand the sum to its `.grad` if it keeps one, then
+    let its op map the sum to one gradient per input (a vector-Jacobian product)."""
+    sums = GradientSums()
+    sums.add(start, seed, seed_owned)
     check_anomaly = state.anomaly  # read once: it cannot change during the sweep
     for node in reversed(topological_order(start)):
-        g = grads.pop(node, None)
+        g, owned = sums.pop(node)
         if g is None:
             continue
-        leaf = type(node) is Tensor
-        if capture is not None:
-            if node in capture:
-                captured[node] = g if node in owned else g.copy()
-        elif leaf:
-            _accumulate(node, g, node in owned)
-        else:
-            output = node.tensor()
-            if output is not None and output._retains_grad:
-                _accumulate(output, g, node in owned)
-        if leaf:
+        if by_node:
+            emit((node, g, owned))
+        elif node.is_leaf or node.retains_grad:
+            emit((node.tensor(), g, owned))
+        if node.is_leaf:
             continue
-        ctx = node
-        if ctx.released:
-            _raise_released(ctx)
-        input_grads = ctx.backward(g)
-        for parent, pg in zip(ctx.parents, input_grads):
-            if pg is None or not parent._requires_grad:
-                continue
-            if type(pg) is not np.ndarray:  # numpy returns scalars from 0-d arithmetic
-                pg = np.asarray(pg)
-            if type(parent) is Tensor:
-                shape, dtype = parent._data.shape, parent._data.dtype
-            else:
-                shape, dtype = parent.out_shape, parent.out_dtype
-            if pg.shape != shape:
-                pg = unbroadcast(pg, shape)
-            if pg.dtype != dtype:
-                pg = pg.astype(dtype)
-            if check_anomaly:
-                anomaly.check_backward(ctx, parent, pg)
-            # An array this sweep may write into: not the incoming gradient nor a view of it
-            # (ops return fresh arrays, g itself, or views of g — never saved arrays), and not
-            # a broadcast view (read-only: one element stands for many).
-            fresh = pg is not g and pg.flags.writeable and (
-                pg.base is None or not np.may_share_memory(pg, g))
-            previous = grads.get(parent)
-            if previous is None:
-                grads[parent] = pg
-                if fresh:
-                    owned.add(parent)
-            elif parent in owned:
-                previous += pg
-            elif fresh:
-                pg += previous
-                grads[parent] = pg
-                owned.add(parent)
-            else:
-                grads[parent] = np.asarray(previous + pg)  # asarray: 0-d sums come back as scalars
-                owned.add(parent)
+        for parent, input_grad, fresh in _input_grads(node, g, check_anomaly):
+            sums.add(parent, input_grad, fresh)
         if not retain_graph:
-            ctx.release()
-    return captured
+            node.release()
+
+
+class GradientSums:
+    """The gradient arriving at each node, summed over its consumers.
+
+    Ownership decides whether a sum may be formed in place.  We may write into an array only
+    if nothing outside this sweep can see it: an array some op's backward made and returned
+    with no other reference to it (the way PyTorch's engine steals a gradient whose use count
+    is 1), or one we made ourselves.  Never the incoming gradient an op passed through (`Add`
+    returns `g` twice), a view of it, a broadcast view, a saved array or a user's array.
+    """
+
+    def __init__(self):
+        self.sums, self.owned = {}, set()
+
+    def add(self, node, grad, owned):
+        previous = self.sums.get(node)
+        if previous is None:
+            self.sums[node] = grad
+            if owned:
+                self.owned.add(node)
+        elif node in self.owned:
+            previous += grad
+        elif owned:
+            grad += previous
+            self.sums[node] = grad
+            self.owned.add(node)
+        else:
+            self.sums[node] = np.asarray(previous + grad)  # asarray: 0-d sums come back as scalars
+            self.owned.add(node)
+
+    def pop(self, node):
+        grad = self.sums.pop(node, None)
+        if grad is None:
+            return None, False
+        owned = node in self.owned
+        if owned:
+            self.owned.discard(node)
+        return grad, owned
+
+
+def _only_reference(array, references):
+    """True if `array` owns its memory and `references` (counted by the caller, plus one for
+    this call) are the only references to it: no one else can see what we write into it."""
+    return array.base is None and sys.getrefcount(array) <= references + 1
+
+
+def _input_grads(node, g, check_anomaly):
+    """Run `node`'s backward on `g`; yield (parent, gradient, fresh) for each input that
+    requires grad, after checking the op's contract (see `Function`)."""
+    if node.released:
+        _raise_released(node)
+    if check_anomaly:
+        anomaly.check_saved(node)
+    grads = node.backward(g)
+    parents = node.parents
+    if type(grads) is not tuple:  # one input: a bare array (or a list: taken as a tuple)
+        grads = tuple(grads) if isinstance(grads, list) else (grads,)
+    if len(grads) != len(parents):
+        raise _contract_error(node, f"returned {len(grads)} gradients for {len(parents)} inputs")
+    for i, parent in enumerate(parents):
+        if parent is None or not parent.requires_grad:
+            continue
+        grad = grads[i]
+        if grad is None:
+            continue
+        fresh = type(grad) is np.ndarray and _only_reference(grad, 2)  # `grads` and `grad`
+        if type(grad) is not np.ndarray or grad.shape != parent.out_shape or (
+                grad.dtype != parent.out_dtype):
+            grad, fresh = _conform(node, i, grad, parent), True
+        if check_anomaly:
+            anomaly.check_backward(node, parent, grad)
+        yield parent, grad, fresh
+
+
+def _conform(node, i, grad, parent):
+    """Bring one gradient to its input's shape and dtype, or raise naming the op."""
+    if not isinstance(grad, np.ndarray | np.generic) or grad.dtype.kind not in "fiu":
+        what = type(grad).__name__ + (f" of dtype {grad.dtype}" if hasattr(grad, "dtype") else "")
+        raise _contract_error(node, f"returned a {what} as the gradient of input {i}; expected "
+                                    f"a numeric numpy array")
+    grad = np.asarray(grad)
+    shape, out_shape = parent.out_shape, node.out_shape
+    if grad.shape != shape:
+        if grad.shape != out_shape or not _broadcasts_to(shape, out_shape):
+            raise _contract_error(node, f"returned a gradient of shape {grad.shape} for input {i} "
+                                        f"of shape {shape} (the output has shape {out_shape}); "
+                                        f"expected the input's shape, or the output's when the "
+                                        f"input was broadcast")
+        grad = unbroadcast(grad, shape)
+    if grad.dtype != parent.out_dtype:
+        grad = grad.astype(parent.out_dtype)
+    return np.array(grad, copy=True) if grad.base is not None else np.asarray(grad)
+
+
+def _broadcasts_to(shape, target):
+    """Does numpy broadcast `shape` to exactly `target`?"""
+    offset = len(target) - len(shape)
+    if offset < 0:
+        return False
+    for i in range(len(shape)):
+        if shape[i] != 1 and shape[i] != target[offset + i]:
+            return False
+    return True
+
+
+def _contract_error(node, what):
+    return TypeError(f"backward: {type(node).__name__}.backward {what}")
 
 
 def _seed(root, grad):
-    if not isinstance(root, Tensor):
+    """The gradient backward starts from, and whether we made it (then it may be written)."""
+    if not isinstance(root, TensorBase):
         raise TypeError(f"backward: expected a Tensor, got {type(root).__name__}")
     if not root._requires_grad:
         raise RuntimeError("backward: this tensor does not require grad and has no graph: "
@@ -158,29 +251,30 @@ def _seed(root, grad):
     if grad is None:
         if root._data.size != 1:
             raise RuntimeError(f"backward: grad can be implied only for a scalar output; this "
-                               f"tensor has shape {root.shape}: pass grad= of that shape (the "
-                               f"gradient of some scalar with respect to it)")
-        return np.ones(root.shape, dtype=root.dtype)
-    grad = grad.data if isinstance(grad, Tensor) else np.asarray(grad)
-    if grad.shape != root.shape:
+                               f"tensor has shape {root._data.shape}: pass grad= of that shape "
+                               f"(the gradient of some scalar with respect to it)")
+        return np.ones(root._data.shape, dtype=root._data.dtype), True
+    grad = np.asarray(getattr(grad, "_data", grad))
+    if grad.shape != root._data.shape:
         raise ValueError(f"backward: grad has shape {grad.shape} but the tensor has shape "
-                         f"{root.shape}; they must be equal")
+                         f"{root._data.shape}; they must be equal")
     if grad.dtype.kind not in "fiu":
         raise TypeError(f"backward: grad must be a float array, got dtype {grad.dtype}")
-    return grad.astype(root.dtype, copy=False)
+    return grad.astype(root._data.dtype, copy=False), False
 
 
 def _accumulate(tensor, g, owned):
     """tensor.grad += g, allocating only when tensor has no gradient yet (PyTorch semantics)."""
-    if tensor.grad is None:
-        tensor.grad = g if owned else g.copy()
-    elif tensor.grad.shape == g.shape and tensor.grad.flags.writeable and tensor.grad.dtype == g.dtype:
-        np.add(tensor.grad, g, out=tensor.grad)
+    current = tensor._grad
+    if current is None:
+        tensor._grad = g if owned else g.copy()
+    elif current.shape == g.shape and current.flags.writeable:
+        np.add(current, g, out=current)
     else:
-        tensor.grad = np.asarray(tensor.grad + g)
+        tensor._grad = np.asarray(current + g)
 
 
-def _raise_released(ctx):
-    raise RuntimeError(f"backward: trying to backward through {type(ctx).__name__} a second "
+def _raise_released(node):
+    raise RuntimeError(f"backward: trying to backward through {type(node).__name__} a second "
                        f"time; its saved arrays were freed after the first backward. Pass "
                        f"retain_graph=True to the first backward to keep them")

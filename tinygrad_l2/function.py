@@ -1,127 +1,278 @@
-"""Function: the base of every differentiable op; `apply` runs forward and records the node."""
+"""The graph's building blocks: what the engine knows of a tensor, and its two kinds of node.
+
+- `TensorBase`: an array, its gradient and its link to the graph.  `tensor.py` builds the
+  user-facing `Tensor` (the math and the Python protocol) on top of it.
+- `Function`: an op and its node in the graph (PyTorch's `autograd.Function` and `ctx` in one),
+  the public way to define a differentiable op on numpy arrays.
+- `AccumulateGrad` / `Constant`: how a leaf tensor enters the graph (as in PyTorch).  The
+  first sends the gradient that reaches it into the tensor's `.grad`; the second marks an input
+  that requires no grad (it is drawn, never differentiated).
+
+Every node has the same small interface: `parents` (input nodes; None for an argument that is
+not a tensor), `requires_grad`, `out_shape`, `out_dtype`, `is_leaf`, `tensor()` and `label()`.
+
+Memory: an op node holds its inputs' nodes and what its forward saved, and only a weak
+reference to its output tensor; a tensor holds its op node, and only a weak reference to its
+leaf node.  So a graph has no reference cycles: reference counting alone frees it, and an
+intermediate's array lives exactly as long as the user or a saved array needs it.
+"""
 import weakref
 
 import numpy as np
 
-from . import anomaly
+from . import anomaly, memory
 from .context import state
-from .tensor import Tensor
-
-# owner array id -> [array, lock count, was writeable]; an entry lives while some node saves it
-_locks = {}
 
 
-def lock_saved(arrays):
-    """Make the memory behind saved arrays read-only while a graph needs it.
+class TensorBase:
+    """An ndarray (`_data`), its gradient, and its place in the graph: `_ctx`, the op node that
+    made it (None for a leaf); `_leaf`, a weak reference to the leaf node standing for it."""
 
-    A view is protected through the array that owns its memory (`W.T` saved by a matmul locks
-    W's data).  Counted, so two graphs saving the same array unlock it only when both are done.
-    """
-    for array in arrays:
-        owner = array if array.base is None else array.base
-        if not isinstance(owner, np.ndarray):
-            continue
-        entry = _locks.get(id(owner))
-        if entry is None:
-            _locks[id(owner)] = [owner, 1, owner.flags.writeable]
-            owner.flags.writeable = False
-        else:
-            entry[1] += 1
-
-
-def unlock_saved(arrays):
-    for array in arrays:
-        owner = array if array.base is None else array.base
-        entry = _locks.get(id(owner))
-        if entry is None:
-            continue
-        entry[1] -= 1
-        if entry[1] == 0:
-            del _locks[id(owner)]
-            if entry[2]:
-                owner.flags.writeable = True
-
-
-class Function:
-    """One op: `forward` maps input arrays to an output array, `backward` maps the output's
-    gradient to one gradient per input (None where `needs_input_grad` is False).
-
-    An instance is the op's node in the graph (PyTorch's `ctx` and `grad_fn` in one).  Its
-    `parents` are the nodes its inputs come from: the input's own op node for a computed
-    tensor, the tensor itself for a leaf.  It keeps what `forward` saved for `backward` in
-    `self.saved` (a tuple of arrays), the op's attributes in plain fields, the output's shape
-    and dtype, and only a weak reference to its output tensor.  So an intermediate tensor's
-    data lives exactly as long as the user or a saved array needs it (as in PyTorch), and a
-    graph holds no reference cycles: reference counting alone frees it.
-
-    `backward` may return the incoming gradient itself or a view of it, never modify it in
-    place; broadcasting and dtype are reconciled by the engine (`engine.unbroadcast`).
-
-    While a graph node holds saved arrays, they are read-only (see `lock_saved`): an in-place
-    write to a tensor's data that a pending backward needs fails at the write, instead of
-    silently changing the gradient.
-    """
-
-    parents = ()
-    saved = ()
-    released = False
-    locked = False
-    created_at = None  # the user's code line, recorded under detect_anomaly()
-    _requires_grad = True  # a node exists only where some input requires grad
-    _ctx = None  # a node is its own graph key (see engine.node_of)
-
-    def forward(self, *arrays):
-        raise TypeError(f"{type(self).__name__} defines no forward")  # pragma: no cover
-
-    def backward(self, grad):
-        raise TypeError(f"{type(self).__name__} is not differentiable")  # pragma: no cover
+    __slots__ = ("_data", "_grad", "_requires_grad", "name", "_ctx", "_leaf", "_scope",
+                 "__weakref__")
 
     @classmethod
-    def apply(cls, *inputs, **attrs):
-        """Run the op on Tensors; build a graph node when some input requires grad."""
-        ctx = cls.__new__(cls)
-        if attrs:
-            ctx.__dict__.update(attrs)
-        out = ctx.forward(*[t._data for t in inputs])
-        if type(out) is not np.ndarray:  # numpy returns scalars from 0-d arithmetic
-            out = np.asarray(out)
+    def _make(cls, data, ctx):
+        """An op's output: `data` is already a valid ndarray; `ctx` is None or the op node."""
+        t = object.__new__(cls)
+        t._data, t._grad, t.name, t._ctx, t._leaf = data, None, None, ctx, None
+        t._requires_grad = ctx is not None
+        t._scope = state.scope
+        return t
+
+    def _node(self):
+        """This tensor's node in the graph: its op node, or its (cached) leaf node."""
+        if self._ctx is not None:
+            return self._ctx
+        leaf = self._leaf and self._leaf()
+        if leaf is None:
+            leaf = (AccumulateGrad if self._requires_grad else Constant)(self)
+            self._leaf = weakref.ref(leaf)
+        return leaf
+
+    # ---- gradient ------------------------------------------------------------------------
+    @property
+    def grad(self):
+        """d(root)/d(self) summed over backward calls (a numpy array), or None."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        """Like PyTorch: None, or a numeric array of exactly this tensor's shape (converted to
+        its dtype).  Checked here so that a later backward never broadcasts into a wrong one."""
+        if value is not None:
+            value = getattr(value, "_data", value)
+            if not isinstance(value, np.ndarray | np.generic) or value.dtype.kind not in "fiu":
+                raise TypeError(f"grad: assigned grad must be a numeric numpy array, got "
+                                f"{type(value).__name__}"
+                                + (f" of dtype {value.dtype}" if hasattr(value, "dtype") else ""))
+            if value.shape != self._data.shape:
+                raise ValueError(f"grad: assigned grad has shape {value.shape}, but the tensor has "
+                                 f"shape {self._data.shape}; they must be equal")
+            if value.dtype != self._data.dtype:
+                value = value.astype(self._data.dtype)
+            value = np.asarray(value)
+        self._grad = value
+
+    @property
+    def requires_grad(self):
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value):
+        value = bool(value)
+        if self._ctx is not None and not value:
+            raise RuntimeError("requires_grad: you can only change requires_grad of leaf "
+                               "tensors; use detach() to get a tensor without a graph")
+        if value and self._data.dtype.kind != "f":
+            raise TypeError(f"requires_grad: only float tensors can require gradients, this "
+                            f"tensor has dtype {self._data.dtype} (pass dtype=np.float32 or "
+                            f"np.float64)")
+        if value != self._requires_grad:
+            self._leaf = None  # graphs built from now on see the new setting
+        self._requires_grad = value
+
+    @property
+    def is_leaf(self):
+        return self._ctx is None
+
+    @property
+    def grad_fn(self):
+        """The op node that made this tensor (None for a leaf)."""
+        return self._ctx
+
+    def retain_grad(self):
+        """Keep this non-leaf tensor's gradient in `.grad` after backward."""
+        if not self._requires_grad:
+            raise RuntimeError("retain_grad: can't retain the gradient of a tensor that does "
+                               "not require grad")
+        if self._ctx is not None:
+            self._ctx.retains_grad = True
+
+    @property
+    def retains_grad(self):
+        return self._ctx is not None and self._ctx.retains_grad
+
+
+# ---- leaves ----------------------------------------------------------------------------------
+
+class Leaf:
+    """A leaf tensor in the graph.  Holds the tensor (a graph keeps its inputs alive) and the
+    shape and dtype it had when the graph was built."""
+
+    __slots__ = ("variable", "out_shape", "out_dtype", "__weakref__")
+    parents = ()
+    is_leaf = True
+    retains_grad = False
+
+    def __init__(self, tensor):
+        self.variable = tensor
+        self.out_shape, self.out_dtype = tensor._data.shape, tensor._data.dtype
+
+    def tensor(self):
+        return self.variable
+
+    def label(self):
+        return type(self).__name__
+
+
+class AccumulateGrad(Leaf):
+    """A leaf that requires grad: the gradient reaching it is added to the tensor's `.grad`."""
+    __slots__ = ()
+    requires_grad = True
+
+
+class Constant(Leaf):
+    """A leaf that requires no grad (data, targets): drawn, never differentiated."""
+    __slots__ = ()
+    requires_grad = False
+
+
+# ---- ops ---------------------------------------------------------------------------------------
+
+class Function:
+    """A differentiable op on numpy arrays; each call's instance is its node in the graph.
+
+        class Cube(tl.Function):
+            def forward(self, x):              # arrays in (other arguments as given), one array out
+                self.save_for_backward(x)
+                return x ** 3
+            def backward(self, grad):          # d(root)/d(output) -> one gradient per input:
+                (x,) = self.saved_arrays       # a bare array for one input, a tuple otherwise;
+                return 3 * x ** 2 * grad       # None where there is none
+        y = Cube.apply(t)                      # keyword arguments become attributes: self.k
+
+    Positional arguments that are Tensors enter the graph; any others (Python scalars, axes)
+    are passed to `forward` as they are and get no gradient.  `self.needs_input_grad` says, per
+    argument, whether a gradient is wanted (backward may return None for the others).
+
+    The engine checks what backward returns and names the op when it is wrong: the number of
+    gradients, a gradient that is not a numeric array, or one whose shape is neither the
+    input's nor the output's (an output-shaped gradient of a broadcast input is summed back to
+    the input's shape by `unbroadcast`; every other shape is an error).  Gradients are cast to
+    the input's dtype.  Backward must not modify `grad` in place; it may return it.
+
+    While the node exists, the arrays given to `save_for_backward` are read-only (see
+    `memory`): a write that would change a pending gradient fails at the write.  After a
+    backward without `retain_graph`, they are released.
+    """
+
+    __slots__ = ("parents", "needs_input_grad", "saved_arrays", "out_shape", "out_dtype",
+                 "output", "scope", "_created_at", "anomaly_snapshot", "retains_grad", "released",
+                 "_locked", "__weakref__")
+    requires_grad = True  # a node exists only where some input requires grad
+    is_leaf = False
+
+    def forward(self, *args):
+        raise NotImplementedError(f"{type(self).__name__} must define forward(self, *arrays)")
+
+    def backward(self, grad):
+        raise NotImplementedError(f"{type(self).__name__} must define backward(self, grad) to "
+                                  f"be differentiable")
+
+    def save_for_backward(self, *arrays):
+        """Keep arrays for backward (read them back as `self.saved_arrays`)."""
+        self.saved_arrays = arrays
+
+    @classmethod
+    def apply(cls, *args, **attributes):
+        """Run the op; record a node when grad mode is on and some Tensor argument requires
+        grad.  Returns a Tensor of the type of the first Tensor argument."""
+        node = cls.__new__(cls)
+        node.saved_arrays = ()
+        node._locked = node.retains_grad = node.released = False
+        if attributes:
+            for key, value in attributes.items():
+                setattr(node, key, value)
+        arrays, needs, make = [], [], None
+        for x in args:
+            if isinstance(x, TensorBase):
+                arrays.append(x._data)
+                needs.append(x._requires_grad)
+                if make is None:
+                    make = type(x)._make
+            else:
+                arrays.append(x)
+                needs.append(False)
+        if make is None:
+            raise TypeError(f"{cls.__name__}.apply: expected at least one Tensor argument, got "
+                            f"{', '.join(type(x).__name__ for x in args) or 'none'}")
+        record = True in needs and state.grad_enabled
+        node.needs_input_grad = tuple(needs) if record else (False,) * len(needs)
+        out = node.forward(*arrays)
+        if type(out) is not np.ndarray or (not record and out.dtype.kind not in "fiub"):
+            out = _as_output(cls, out)
         if state.anomaly:
-            anomaly.check_forward(ctx, out, inputs)
-        if state.grad_enabled:
-            for t in inputs:
-                if t._requires_grad:
-                    ctx.parents = [t._ctx or t for t in inputs]  # op node, or the leaf itself
-                    ctx.out_shape, ctx.out_dtype, ctx.scope = out.shape, out.dtype, state.scope
-                    if ctx.saved:
-                        lock_saved(ctx.saved)
-                        ctx.locked = True
-                    result = Tensor._make(out, ctx)
-                    ctx.output = weakref.ref(result)
-                    return result
-        return Tensor._make(out, None)
+            anomaly.check_forward(node, out, args)
+        if not record or out.dtype.kind != "f":  # only float outputs carry gradients
+            node.saved_arrays = ()
+            return make(out, None)
+        return node._record(out, make, args)
+
+    def _record(self, out, make, args):
+        """Link the node into the graph: its parents, the output's shape and dtype, the read-only
+        lock on what forward saved, and a weak reference to the output tensor."""
+        self.parents = tuple([x._node() if isinstance(x, TensorBase) else None for x in args])
+        self.out_shape, self.out_dtype, self.scope = out.shape, out.dtype, state.scope
+        if self.saved_arrays:
+            memory.lock(self.saved_arrays)
+            self._locked = True
+            if state.anomaly:
+                anomaly.snapshot_saved(self, args)
+        result = make(out, self)
+        self.output = weakref.ref(result)
+        return result
 
     def release(self):
         """Drop what forward saved (after a backward without retain_graph)."""
-        if self.locked:
-            unlock_saved(self.saved)
-            self.locked = False
-        self.saved = None
+        if self._locked:
+            self._locked = False
+            memory.unlock(self.saved_arrays)
+        self.saved_arrays = None
         self.released = True
 
     def __del__(self):
-        if self.locked:  # a graph dropped without backward gives its arrays back
-            unlock_saved(self.saved)
-
-    @property
-    def needs_input_grad(self):
-        """For each input: does it require grad? (backward may skip the others' gradients)"""
-        return tuple(p._requires_grad for p in self.parents)
+        if self._locked:  # a graph dropped without backward gives its arrays back
+            self._locked = False
+            memory.unlock(self.saved_arrays)
 
     def tensor(self):
-        """The output tensor, if the user still holds it (else None).  `output` is the weak
-        reference `apply` set: every node in a graph has one."""
+        """The output tensor, if the user still holds it (else None)."""
         return self.output()
+
+    @property
+    def created_at(self):
+        """The line of user code that ran this op, recorded under detect_anomaly() (else None)."""
+        return getattr(self, "_created_at", None)
 
     def label(self):
         """How the op reads in a rendered graph: its class name plus key attributes."""
         return type(self).__name__
+
+
+def _as_output(cls, out):
+    """numpy returns scalars from 0-d arithmetic: make them arrays; refuse anything else."""
+    if isinstance(out, np.ndarray | np.generic) and out.dtype.kind in "fiub":
+        return np.asarray(out)
+    what = type(out).__name__ + (f" of dtype {out.dtype}" if isinstance(out, np.ndarray) else "")
+    raise TypeError(f"{cls.__name__}.forward must return a numeric numpy array, got {what}")

@@ -1,20 +1,21 @@
-"""Every differentiable op: forward and backward side by side, saving only what backward needs.
+"""Every built-in op: forward and backward side by side, saving only what backward needs.
 
-Notation: `g` is the gradient of the final scalar with respect to the op's output; each
-backward returns the gradient with respect to each input (the vector-Jacobian product).
-Gradients of broadcast inputs come back in the broadcast shape; the engine's `unbroadcast`
-sums them to each input's own shape, once, for every op.
+Each op is a public `Function` like one a user would write.  Notation: `g` is the gradient of
+the final scalar with respect to the op's output; backward returns the gradient with respect
+to each input (the vector-Jacobian product).  Gradients of broadcast inputs come back in the
+output's shape; the engine's `unbroadcast` sums them to each input's own shape, once, for
+every op.  A Python scalar operand (`x * 0.5`) is an argument, not a tensor: it gets no
+gradient, and float32 stays float32 (numpy 2, NEP 50).
 """
 import numpy as np
 from numpy.lib.array_utils import normalize_axis_tuple
 
 from .engine import unbroadcast
 from .function import Function
-from .tensor import Tensor
 
 
 def _shape_error(op, *shapes, expected):
-    shown = " and ".join(str(tuple(s)) for s in shapes)
+    shown = " and ".join(str(tuple(np.shape(s))) for s in shapes)
     return ValueError(f"{op}: shapes {shown}: {expected}")
 
 
@@ -22,18 +23,20 @@ def _shape_error(op, *shapes, expected):
 
 class _Broadcasting(Function):
     """Shared forward guard: a clear error instead of numpy's for non-broadcastable shapes."""
+    __slots__ = ()
 
     def forward(self, a, b):
         try:
             return self.compute(a, b)
         except ValueError:
-            raise _shape_error(type(self).__name__.lower(), a.shape, b.shape,
+            raise _shape_error(type(self).__name__.lower(), a, b,
                                expected="not broadcastable (numpy rules: trailing dimensions "
                                         "must be equal or 1)") from None
 
 
 class Add(_Broadcasting):
     """z = a + b;  dz/da = 1, dz/db = 1."""
+    __slots__ = ()
 
     def compute(self, a, b):
         return a + b
@@ -44,6 +47,7 @@ class Add(_Broadcasting):
 
 class Sub(_Broadcasting):
     """z = a - b;  dz/da = 1, dz/db = -1."""
+    __slots__ = ()
 
     def compute(self, a, b):
         return a - b
@@ -54,75 +58,79 @@ class Sub(_Broadcasting):
 
 class Mul(_Broadcasting):
     """z = a * b;  dz/da = b, dz/db = a."""
+    __slots__ = ("factor",)
 
     def compute(self, a, b):
-        self.saved = (a, b)
+        if type(b) is np.ndarray:
+            need_a, need_b = self.needs_input_grad
+            self.save_for_backward(b if need_a else None, a if need_b else None)
+        else:
+            self.factor = b  # a Python scalar: kept as an attribute (and shown in the label)
         return a * b
 
     def backward(self, g):
-        a, b = self.saved
-        need_a, need_b = self.needs_input_grad
-        return (g * b if need_a else None), (g * a if need_b else None)
+        if not self.saved_arrays:
+            return g * self.factor, None
+        b, a = self.saved_arrays
+        return (None if b is None else g * b), (None if a is None else g * a)
 
     def label(self):
-        constant = _scalar_constant(self.parents)
-        return f"Mul(×{constant:.4g})" if constant is not None else "Mul"
+        factor = getattr(self, "factor", None)
+        return "Mul" if factor is None else f"Mul(×{float(factor):.4g})"
 
 
 class Div(_Broadcasting):
     """z = a / b;  dz/da = 1/b, dz/db = -a/b² = -z/b."""
+    __slots__ = ()
 
     def compute(self, a, b):
         out = a / b
-        self.saved = (b, out)
+        self.save_for_backward(b, out if self.needs_input_grad[1] else None)
         return out
 
     def backward(self, g):
-        b, out = self.saved
+        b, out = self.saved_arrays
         need_a, need_b = self.needs_input_grad
         return (g / b if need_a else None), (-g * out / b if need_b else None)
-
-
-def _scalar_constant(parents):
-    """The value of a constant 0-d operand (how `lam * x` shows its λ in the graph)."""
-    for p in parents:
-        if isinstance(p, Tensor) and not p.requires_grad and p.ndim == 0:
-            return float(p.data)
-    return None
 
 
 # ---- elementwise unary ops -------------------------------------------------------------------
 
 class Neg(Function):
     """z = -x."""
+    __slots__ = ()
 
     def forward(self, x):
         return -x
 
     def backward(self, g):
-        return (-g,)
+        return -g
 
 
 class Pow(Function):
-    """z = x**p for a constant scalar p;  dz/dx = p·x**(p-1)."""
+    """z = x**p for a constant scalar p;  dz/dx = p·x**(p-1)  (0 when p = 0, even at x = 0,
+    as in PyTorch: x**0 is the constant 1)."""
+    __slots__ = ("exponent",)
 
     def forward(self, x):
-        self.saved = (x,)
+        self.save_for_backward(x)
         if self.exponent == 2.0:
             return np.square(x)  # x*x: several times faster than x**2.0
         return x ** self.exponent  # a Python float: keeps float32 float32 (NEP 50)
 
     def backward(self, g):
-        (x,) = self.saved
+        (x,) = self.saved_arrays
         p = self.exponent
+        if p == 0.0:
+            return np.zeros_like(g)
         if p == 2.0:  # the L2 penalty's square: one allocation, W-sized
             grad = g * x
             grad *= 2
-            return (grad,)
+            return grad
         grad = x ** (p - 1)
         grad *= p
         grad *= g
-        return (grad,)
+        return grad
 
     def label(self):
         return "Square" if self.exponent == 2.0 else f"Pow({self.exponent:g})"
@@ -130,87 +138,99 @@ class Pow(Function):
 
 class Exp(Function):
     """z = eˣ;  dz/dx = z."""
+    __slots__ = ()
 
     def forward(self, x):
         out = np.exp(x)
-        self.saved = (out,)
+        self.save_for_backward(out)
         return out
 
     def backward(self, g):
-        return (g * self.saved[0],)
+        return g * self.saved_arrays[0]
 
 
 class Log(Function):
     """z = ln x;  dz/dx = 1/x."""
+    __slots__ = ()
 
     def forward(self, x):
-        self.saved = (x,)
+        self.save_for_backward(x)
         return np.log(x)
 
     def backward(self, g):
-        return (g / self.saved[0],)
+        return g / self.saved_arrays[0]
 
 
 class Sqrt(Function):
     """z = √x;  dz/dx = 1/(2z)."""
+    __slots__ = ()
 
     def forward(self, x):
         out = np.sqrt(x)
-        self.saved = (out,)
+        self.save_for_backward(out)
         return out
 
     def backward(self, g):
-        return (g / (2 * self.saved[0]),)
+        return g / (2 * self.saved_arrays[0])
 
 
 class ReLU(Function):
-    """z = max(x, 0);  dz/dx = 1 where x > 0, else 0."""
+    """z = max(x, 0);  dz/dx = 1 where x > 0, else 0 (0 at x = 0, as in PyTorch)."""
+    __slots__ = ()
 
     def forward(self, x):
         out = np.maximum(x, 0)
-        self.saved = (out,)
+        self.save_for_backward(out)
         return out
 
     def backward(self, g):
-        return (g * (self.saved[0] > 0),)
+        return g * (self.saved_arrays[0] > 0)
 
 
 class Sigmoid(Function):
     """z = σ(x) = 1/(1+e⁻ˣ);  dz/dx = z·(1-z).  Computed without overflow for any x."""
+    __slots__ = ()
 
     def forward(self, x):
-        e = np.exp(-np.abs(x))
-        out = np.where(x >= 0, 1 / (1 + e), e / (1 + e))
-        self.saved = (out,)
+        out = sigmoid(x)
+        self.save_for_backward(out)
         return out
 
     def backward(self, g):
-        out = self.saved[0]
-        return (g * out * (1 - out),)
+        out = self.saved_arrays[0]
+        return g * out * (1 - out)
+
+
+def sigmoid(x):
+    """σ(x) on an array, stable for any x (e^(−|x|) never overflows)."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
 class Tanh(Function):
     """z = tanh x;  dz/dx = 1 - z²."""
+    __slots__ = ()
 
     def forward(self, x):
         out = np.tanh(x)
-        self.saved = (out,)
+        self.save_for_backward(out)
         return out
 
     def backward(self, g):
-        out = self.saved[0]
-        return (g * (1 - out * out),)
+        out = self.saved_arrays[0]
+        return g * (1 - out * out)
 
 
 class Abs(Function):
     """z = |x|;  dz/dx = sign(x) (0 at 0, as in PyTorch)."""
+    __slots__ = ()
 
     def forward(self, x):
-        self.saved = (x,)
+        self.save_for_backward(x)
         return np.abs(x)
 
     def backward(self, g):
-        return (g * np.sign(self.saved[0]),)
+        return g * np.sign(self.saved_arrays[0])
 
 
 # ---- matrix product --------------------------------------------------------------------------
@@ -221,6 +241,7 @@ class MatMul(Function):
     For 2-D operands: dz/da = g @ bᵀ, dz/db = aᵀ @ g.  A 1-D operand is treated as a row (a)
     or column (b) matrix and its gradient reshaped back.
     """
+    __slots__ = ("transposed",)
 
     def forward(self, a, b):
         if a.ndim == 0 or b.ndim == 0:
@@ -228,29 +249,31 @@ class MatMul(Function):
                              f"{a.shape} and {b.shape} (use * for scaling)")
         k_a, k_b = a.shape[-1], b.shape[0] if b.ndim == 1 else b.shape[-2]
         if k_a != k_b:
-            raise _shape_error("matmul", a.shape, b.shape,
-                               expected=f"the inner dimensions {k_a} and {k_b} must be equal "
-                                        f"({a.shape} @ {b.shape})")
+            raise _shape_error("matmul", a, b, expected=f"the inner dimensions {k_a} and {k_b} "
+                                                        f"must be equal ({a.shape} @ {b.shape})")
         try:
             out = a @ b
         except ValueError:
-            raise _shape_error("matmul", a.shape, b.shape,
+            raise _shape_error("matmul", a, b,
                                expected="batch dimensions are not broadcastable") from None
-        self.saved = (a, b)
+        need_a, need_b = self.needs_input_grad
+        self.save_for_backward(a if need_b or a.ndim != 2 else None, b if need_a or b.ndim != 2 else None)
+        self.transposed = _is_transposed(a), _is_transposed(b)
         return out
 
     def backward(self, g):
-        a, b = self.saved
+        a, b = self.saved_arrays
         need_a, need_b = self.needs_input_grad
-        if a.ndim == 2 and b.ndim == 2:  # the common case, without reshapes
+        if (a is None or a.ndim == 2) and (b is None or b.ndim == 2):  # the common case
             # Lay each gradient out like its operand: for x @ W.T the gradient of W.T comes
             # out as the transpose of a C-ordered (out, in) array, so Transpose's backward
             # hands W a contiguous gradient it can keep without a copy.
+            a_transposed, b_transposed = self.transposed
             grad_a = grad_b = None
             if need_a:
-                grad_a = (b @ g.T).T if _is_transposed(a) else g @ b.T
+                grad_a = (b @ g.T).T if a_transposed else g @ b.T
             if need_b:
-                grad_b = (g.T @ a).T if _is_transposed(b) else a.T @ g
+                grad_b = (g.T @ a).T if b_transposed else a.T @ g
             return grad_a, grad_b
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
@@ -270,7 +293,8 @@ def _is_transposed(array):
 # ---- reductions ------------------------------------------------------------------------------
 
 class _Reduction(Function):
-    """Shared by sum/mean/max: validates `axis` and expands a gradient back to the input."""
+    """Shared by sum/mean/max/min: validates `axis` and expands a gradient back to the input."""
+    __slots__ = ("axis", "keepdims", "axes", "in_shape")
 
     def forward(self, x):
         try:
@@ -288,6 +312,11 @@ class _Reduction(Function):
             g = np.expand_dims(g, self.axes)
         return np.broadcast_to(g, self.in_shape)
 
+    def count(self):
+        """How many input elements each output element reduces."""
+        shape = self.in_shape
+        return int(np.prod(shape if self.axes is None else [shape[a] for a in self.axes]))
+
     def label(self):
         name = type(self).__name__
         return name if self.axis is None else f"{name}(axis={self.axis})"
@@ -295,58 +324,92 @@ class _Reduction(Function):
 
 class Sum(_Reduction):
     """z = Σ x over `axis`;  dz/dx = 1 (the gradient is copied back along the summed axes)."""
+    __slots__ = ()
 
     def reduce(self, x):
         return x.sum(axis=self.axes, keepdims=self.keepdims)
 
     def backward(self, g):
-        return (self.expand(g),)
+        return self.expand(g)
 
 
 class Mean(_Reduction):
-    """z = (1/N) Σ x over `axis`;  dz/dx = 1/N."""
+    """z = (1/N) Σ x over `axis`;  dz/dx = 1/N.  N is applied in at least float32: as a
+    float16 constant, N > 65,504 would be inf and every gradient 0."""
+    __slots__ = ()
 
     def reduce(self, x):
-        self.count = x.size if self.axes is None else int(np.prod([x.shape[a] for a in self.axes]))
-        return x.mean(axis=self.axes, keepdims=self.keepdims)
+        with np.errstate(invalid="ignore", divide="ignore"):  # the mean of nothing is NaN
+            return x.mean(axis=self.axes, keepdims=self.keepdims)
 
     def backward(self, g):
-        return (self.expand(g / np.asarray(self.count, dtype=g.dtype)),)
+        count = self.count()
+        if g.dtype.itemsize < 4:
+            return self.expand((g.astype(np.float32) / count).astype(g.dtype))
+        return self.expand(g / count)
 
 
 class Max(_Reduction):
-    """z = max x over `axis`;  the gradient goes to the maximal elements, split evenly on ties."""
+    """z = max x over `axis` (values only);  the gradient goes to the maximal elements, split
+    evenly on ties (PyTorch's amax)."""
+    __slots__ = ()
 
     def reduce(self, x):
-        if x.size == 0:
-            raise ValueError(f"max: cannot reduce an empty tensor of shape {x.shape}")
-        out = x.max(axis=self.axes, keepdims=True)
-        self.saved = (x, out)
-        return out if self.keepdims else np.squeeze(out, self.axes)
+        extreme = self.pick(x)
+        self.save_for_backward(x, extreme)
+        return extreme if self.keepdims else np.squeeze(extreme, self.axes)
+
+    def pick(self, x):
+        _check_nonempty(type(self).__name__.lower(), x, self.axes)
+        return x.max(axis=self.axes, keepdims=True)
 
     def backward(self, g):
-        x, out = self.saved
-        mask = x == out
+        x, extreme = self.saved_arrays
+        mask = x == extreme
         share = mask / mask.sum(axis=self.axes, keepdims=True)
-        return (self.expand(g) * share.astype(g.dtype, copy=False),)
+        return self.expand(g) * share.astype(g.dtype, copy=False)
+
+
+class Min(Max):
+    """z = min x over `axis` (values only);  the gradient goes to the minimal elements, split
+    evenly on ties (PyTorch's amin)."""
+    __slots__ = ()
+
+    def pick(self, x):
+        _check_nonempty("min", x, self.axes)
+        return x.min(axis=self.axes, keepdims=True)
+
+
+def _check_nonempty(op, x, axes):
+    """PyTorch's rule: reducing over an axis of length 0 has no identity for max/min."""
+    reduced = range(x.ndim) if axes is None else axes
+    if x.size == 0 and (x.ndim == 0 or any(x.shape[a] == 0 for a in reduced) or axes is None):
+        raise ValueError(f"{op}: cannot reduce over an empty axis of a tensor of shape {x.shape} "
+                         f"(max and min have no identity); reduce over a non-empty axis")
 
 
 # ---- shape ops -------------------------------------------------------------------------------
 
 class Reshape(Function):
     """z = x viewed with another shape;  the gradient is reshaped back."""
+    __slots__ = ("shape", "in_shape")
 
     def forward(self, x):
+        shape = tuple(self.shape)
+        if (not all(isinstance(n, int | np.integer) and n >= -1 for n in shape)
+                or shape.count(-1) > 1):
+            raise ValueError(f"reshape: invalid shape {shape}: each size must be an integer >= 0, "
+                             f"with at most one -1 (inferred)")
         try:
-            out = x.reshape(self.shape)
+            out = x.reshape(shape)
         except (ValueError, TypeError):
             raise ValueError(f"reshape: cannot reshape a tensor of shape {x.shape} "
-                             f"({x.size} elements) into {tuple(self.shape)}") from None
+                             f"({x.size} elements) into {shape}") from None
         self.in_shape = x.shape
         return out
 
     def backward(self, g):
-        return (g.reshape(self.in_shape),)
+        return g.reshape(self.in_shape)
 
     def label(self):
         return f"Reshape{tuple(self.shape)}"
@@ -354,41 +417,38 @@ class Reshape(Function):
 
 class Transpose(Function):
     """z = x with axes permuted;  the gradient is permuted back by the inverse permutation."""
+    __slots__ = ("axes", "perm")
 
     def forward(self, x):
         if self.axes is None:  # the common case (.T): reverse the axes
-            self.perm = tuple(range(x.ndim - 1, -1, -1))
+            self.perm = None
             return x.T
         axes = tuple(self.axes)
-        if sorted(normalize_axis_tuple(axes, x.ndim, allow_duplicate=True)) != list(range(x.ndim)):
-            raise ValueError(f"transpose: axes {axes} are not a permutation of the "
-                             f"{x.ndim} axes of a tensor of shape {x.shape}")
-        self.perm = normalize_axis_tuple(axes, x.ndim)
-        return x.transpose(self.perm)
+        try:
+            perm = normalize_axis_tuple(axes, x.ndim, allow_duplicate=True)
+        except (ValueError, TypeError, np.exceptions.AxisError):
+            perm = None
+        if perm is None or sorted(perm) != list(range(x.ndim)):
+            raise ValueError(f"transpose: axes {axes} are not a permutation of the {x.ndim} axes "
+                             f"of a tensor of shape {x.shape}")
+        self.perm = perm
+        return x.transpose(perm)
 
     def backward(self, g):
-        return (g.T if self.axes is None else g.transpose(np.argsort(self.perm)),)
-
-    def label(self):
-        return "Transpose"
+        return g.T if self.perm is None else g.transpose(np.argsort(self.perm))
 
 
 class Index(Function):
     """z = x[index] (basic slices and integer arrays);  the gradient is scattered back, with
     repeated indices accumulated (np.add.at)."""
+    __slots__ = ("index", "in_shape")
 
     def forward(self, x):
-        index = self.index
-        if isinstance(index, tuple):
-            index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
-        elif isinstance(index, Tensor):  # a Tensor of indices
-            index = index.data
-        self.index = index
         try:
-            out = x[index]
+            out = x[self.index]
         except IndexError as err:
             raise IndexError(f"index: {err} (tensor of shape {x.shape})") from None
-        self.in_shape, self.in_dtype = x.shape, x.dtype
+        self.in_shape = x.shape
         return out
 
     def backward(self, g):
@@ -397,7 +457,7 @@ class Index(Function):
             grad[self.index] = g  # a basic index selects each element at most once
         else:
             np.add.at(grad, self.index, g)
-        return (grad,)
+        return grad
 
 
 def _is_basic_index(index):
@@ -410,32 +470,40 @@ def _is_basic_index(index):
 class Softmax(Function):
     """z = eˣ / Σ eˣ along `axis` (x - max first, so no overflow);
     dz/dx·g = z ⊙ (g - Σ g⊙z)."""
+    __slots__ = ("axis",)
 
     def forward(self, x):
         _check_axis("softmax", self.axis, x.shape)
-        e = np.exp(x - x.max(axis=self.axis, keepdims=True))
-        out = e / e.sum(axis=self.axis, keepdims=True)
-        self.saved = (out,)
+        if x.size == 0:
+            out = x.copy()
+        else:
+            e = np.exp(x - x.max(axis=self.axis, keepdims=True))
+            out = e / e.sum(axis=self.axis, keepdims=True)
+        self.save_for_backward(out)
         return out
 
     def backward(self, g):
-        out = self.saved[0]
-        return (out * (g - (g * out).sum(axis=self.axis, keepdims=True)),)
+        out = self.saved_arrays[0]
+        return out * (g - (g * out).sum(axis=self.axis, keepdims=True))
 
 
 class LogSoftmax(Function):
     """z = x - max - log Σ e^(x - max) along `axis`;  dz/dx·g = g - softmax(x)·Σ g."""
+    __slots__ = ("axis",)
 
     def forward(self, x):
         _check_axis("log_softmax", self.axis, x.shape)
-        shifted = x - x.max(axis=self.axis, keepdims=True)
-        out = shifted - np.log(np.exp(shifted).sum(axis=self.axis, keepdims=True))
-        self.saved = (out,)
+        if x.size == 0:
+            out = x.copy()
+        else:
+            shifted = x - x.max(axis=self.axis, keepdims=True)
+            out = shifted - np.log(np.exp(shifted).sum(axis=self.axis, keepdims=True))
+        self.save_for_backward(out)
         return out
 
     def backward(self, g):
-        out = self.saved[0]
-        return (g - np.exp(out) * g.sum(axis=self.axis, keepdims=True),)
+        out = self.saved_arrays[0]
+        return g - np.exp(out) * g.sum(axis=self.axis, keepdims=True)
 
 
 def _check_axis(op, axis, shape):

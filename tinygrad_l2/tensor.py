@@ -1,9 +1,16 @@
-"""Tensor: a numpy array, its gradient, and the link to the op that made it (a graph node)."""
+"""Tensor: a numpy array with reverse-mode autodiff — the math and the Python protocol.
+
+What the engine needs of a tensor (array, gradient, graph link) is `function.TensorBase`;
+this module adds the user-facing spellings (`a * b`, `x.sum()`, `float(t)`), each one op
+from `ops.py`, and `backward()`.
+"""
 import numbers
 
 import numpy as np
 
-from .context import state as _state
+from . import engine, ops
+from .context import state
+from .function import TensorBase
 
 FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 DEFAULT_DTYPE = np.dtype(np.float32)
@@ -23,8 +30,8 @@ def to_array(data, dtype=None, what="Tensor"):
     unless `dtype` says otherwise.  Strings, objects, complex numbers, booleans and ragged
     lists are refused: they have no gradient a float engine could give them.
     """
-    if isinstance(data, Tensor):
-        data = data.data
+    if isinstance(data, TensorBase):
+        data = data._data
     if isinstance(data, (str, bytes)) or isinstance(data, (bool, np.bool_)):
         raise TypeError(f"{what}: expected a number, a nested list of numbers or a numpy array; "
                         f"got {_describe(data)}")
@@ -35,10 +42,10 @@ def to_array(data, dtype=None, what="Tensor"):
                          f"(got {_describe(data)}): {err}") from None
     kind = array.dtype.kind
     if kind not in "fiu":
-        accepted = "float or integer numbers"
         got = {"b": "booleans", "c": "complex numbers", "O": "objects or ragged lists",
                "U": "strings", "S": "bytes"}.get(kind, f"dtype {array.dtype}")
-        raise TypeError(f"{what}: expected {accepted}, got {got} ({_describe(data)})")
+        raise TypeError(f"{what}: expected float or integer numbers, got {got} "
+                        f"({_describe(data)})")
     if dtype is not None:
         dtype = np.dtype(dtype)
         if dtype.kind not in "fiu":
@@ -49,39 +56,25 @@ def to_array(data, dtype=None, what="Tensor"):
     return array.astype(DEFAULT_DTYPE)
 
 
-class Tensor:
+class Tensor(TensorBase):
     """An n-dimensional array that records the ops applied to it, for reverse-mode autodiff.
 
-    `Tensor(data, requires_grad=False, name=None, dtype=None)`.  A tensor made by an op holds
-    that op's context (`_ctx`: the op, its inputs and what its backward saved); a leaf has none.
+    `Tensor(data, requires_grad=False, name=None, dtype=None)`; a numpy array is used as it
+    is, not copied.  A tensor made by an op holds that op's node (`grad_fn`); a leaf has none.
     """
 
-    __slots__ = ("_data", "grad", "_requires_grad", "name", "_ctx", "_retains_grad",
-                 "_scope", "__weakref__")
+    __slots__ = ()
     # numpy defers to our reflected operators: `np_array * t` is a Tensor, not an object array.
     __array_ufunc__ = None
 
     def __init__(self, data, requires_grad=False, name=None, dtype=None):
         self._data = to_array(data, dtype)
-        self.grad = None
+        self._grad = None
         self._requires_grad = False
         self.name = name
-        self._ctx = None
-        self._retains_grad = False
-        self._scope = _state.scope
+        self._ctx = self._leaf = None
+        self._scope = state.scope
         self.requires_grad = requires_grad
-
-    @classmethod
-    def _make(cls, data, ctx):
-        """An op's output: `data` is already a valid ndarray; `ctx` is None or the op node."""
-        t = object.__new__(cls)
-        t._data = data
-        t.grad = t.name = None
-        t._requires_grad = ctx is not None
-        t._ctx = ctx
-        t._retains_grad = False
-        t._scope = _state.scope
-        return t
 
     # ---- array-like attributes -------------------------------------------------------------
     @property
@@ -92,6 +85,8 @@ class Tensor:
     def data(self, value):
         keep_dtype = not (isinstance(value, np.ndarray) and value.dtype.kind == "f")
         value = to_array(value, dtype=self._data.dtype if keep_dtype else None, what="Tensor.data")
+        if value.shape != self._data.shape or value.dtype != self._data.dtype:
+            self._leaf = None  # graphs built from now on record the new shape and dtype
         self._data = value  # a graph that saved the old array keeps it: its backward stays right
 
     @property
@@ -119,10 +114,44 @@ class Tensor:
                              f"Python scalar, this one has shape {self.shape}")
         return self._data.item()
 
+    def tolist(self):
+        return self._data.tolist()
+
+    # ---- the Python protocol, as PyTorch ---------------------------------------------------
     def __len__(self):
         if self.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
         return self.shape[0]
+
+    def __iter__(self):
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.shape[0]))
+
+    def __bool__(self):
+        if self._data.size != 1:
+            raise RuntimeError(f"bool: the truth value of a tensor with {self._data.size} "
+                               f"elements (shape {self.shape}) is ambiguous; use .any() or "
+                               f".all() on .data")
+        return bool(self._data.item())
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __index__(self):
+        if self._data.dtype.kind not in "iu" or self._data.size != 1:
+            raise TypeError(f"only integer tensors of a single element can be converted to an "
+                            f"index (this one: dtype {self.dtype}, shape {self.shape})")
+        return int(self._data.item())
+
+    def __array__(self, dtype=None, copy=None):
+        """`np.asarray(t)` gives the numbers (not an object array of Tensors)."""
+        if copy:
+            return np.array(self._data, dtype=dtype, copy=True)
+        return self._data if dtype is None else self._data.astype(dtype, copy=False)
 
     def __repr__(self):
         extras = []
@@ -137,44 +166,10 @@ class Tensor:
         body = np.array2string(self._data, separator=", ", prefix="Tensor(")
         return f"Tensor({body}{''.join(', ' + e for e in extras)})"
 
-    # ---- autograd attributes ---------------------------------------------------------------
-    @property
-    def requires_grad(self):
-        return self._requires_grad
+    # Tensors compare by identity (they are graph nodes and dict keys), as in micrograd.
+    __hash__ = object.__hash__
 
-    @requires_grad.setter
-    def requires_grad(self, value):
-        value = bool(value)
-        if self._ctx is not None and not value:
-            raise RuntimeError("requires_grad: you can only change requires_grad of leaf "
-                               "tensors; use detach() to get a tensor without a graph")
-        if value and self._data.dtype.kind != "f":
-            raise TypeError(f"requires_grad: only float tensors can require gradients, this "
-                            f"tensor has dtype {self._data.dtype} (pass dtype=np.float32 or "
-                            f"np.float64)")
-        self._requires_grad = value
-
-    @property
-    def is_leaf(self):
-        return self._ctx is None
-
-    @property
-    def grad_fn(self):
-        """The op node that made this tensor (None for a leaf)."""
-        return self._ctx
-
-    def retain_grad(self):
-        """Keep this non-leaf tensor's gradient in `.grad` after backward."""
-        if not self._requires_grad:
-            raise RuntimeError("retain_grad: can't retain the gradient of a tensor that does "
-                               "not require grad")
-        if self._ctx is not None:
-            self._retains_grad = True
-
-    @property
-    def retains_grad(self):
-        return self._retains_grad
-
+    # ---- autograd --------------------------------------------------------------------------
     def backward(self, grad=None, retain_graph=False):
         """Accumulate d(self)/d(leaf) into `.grad` of every leaf that requires grad.
 
@@ -182,8 +177,7 @@ class Tensor:
         a scalar, where it defaults to 1).  `retain_graph=True` keeps the saved arrays so that
         backward can run through the same graph again.
         """
-        from .engine import backward
-        backward(self, grad, retain_graph=retain_graph)
+        engine.backward(self, grad, retain_graph=retain_graph)
 
     def detach(self):
         """A new leaf sharing this tensor's data, cut from the graph."""
@@ -191,33 +185,22 @@ class Tensor:
         out.name = self.name
         return out
 
-    # ---- ops (defined in ops.py; these are the PyTorch-like spellings) ------------------------
+    # ---- ops (each one op from ops.py: the PyTorch-like spellings) ---------------------------
     def __add__(self, other): return ops.Add.apply(self, _operand(other, self, "add"))
-    def __radd__(self, other): return ops.Add.apply(_operand(other, self, "add"), self)
+    def __radd__(self, other): return ops.Add.apply(self, _operand(other, self, "add"))
     def __sub__(self, other): return ops.Sub.apply(self, _operand(other, self, "sub"))
     def __rsub__(self, other): return ops.Sub.apply(_operand(other, self, "sub"), self)
     def __mul__(self, other): return ops.Mul.apply(self, _operand(other, self, "mul"))
-    def __rmul__(self, other): return ops.Mul.apply(_operand(other, self, "mul"), self)
+    def __rmul__(self, other): return ops.Mul.apply(self, _operand(other, self, "mul"))
     def __truediv__(self, other): return ops.Div.apply(self, _operand(other, self, "div"))
     def __rtruediv__(self, other): return ops.Div.apply(_operand(other, self, "div"), self)
-    def __matmul__(self, other): return ops.MatMul.apply(self, _operand(other, self, "matmul"))
-    def __rmatmul__(self, other): return ops.MatMul.apply(_operand(other, self, "matmul"), self)
+    def __matmul__(self, other): return ops.MatMul.apply(self, _operand(other, self, "matmul", scalars=False))
+    def __rmatmul__(self, other): return ops.MatMul.apply(_operand(other, self, "matmul", scalars=False), self)
     def __neg__(self): return ops.Neg.apply(self)
     def __pos__(self): return self
 
     def __pow__(self, exponent):
-        if isinstance(exponent, Tensor) or (isinstance(exponent, np.ndarray) and exponent.ndim):
-            raise TypeError(f"pow: the exponent must be a Python or numpy scalar, got "
-                            f"{_describe(exponent)}; for a tensor exponent write "
-                            f"(b * a.log()).exp()")
-        if not isinstance(exponent, numbers.Real) or isinstance(exponent, bool):
-            if not (isinstance(exponent, np.ndarray) and exponent.dtype.kind in "fiu"):
-                raise TypeError(f"pow: the exponent must be a real number, got "
-                                f"{_describe(exponent)}")
-        exponent = float(exponent)
-        if not np.isfinite(exponent):
-            raise ValueError(f"pow: the exponent must be finite, got {exponent}")
-        return ops.Pow.apply(self, exponent=exponent)
+        return ops.Pow.apply(self, exponent=_exponent(exponent))
 
     def __rpow__(self, base):
         raise TypeError(f"pow: a tensor exponent is not supported (base {_describe(base)}); "
@@ -238,7 +221,12 @@ class Tensor:
         return ops.Mean.apply(self, axis=axis, keepdims=keepdims)
 
     def max(self, axis=None, keepdims=False):
+        """Maximum values (numpy semantics: values only, no indices)."""
         return ops.Max.apply(self, axis=axis, keepdims=keepdims)
+
+    def min(self, axis=None, keepdims=False):
+        """Minimum values (numpy semantics: values only, no indices)."""
+        return ops.Min.apply(self, axis=axis, keepdims=keepdims)
 
     def reshape(self, *shape):
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
@@ -261,29 +249,41 @@ class Tensor:
         return ops.LogSoftmax.apply(self, axis=axis)
 
     def __getitem__(self, index):
+        if isinstance(index, tuple):
+            index = tuple(i._data if isinstance(i, TensorBase) else i for i in index)
+        elif isinstance(index, TensorBase):  # a Tensor of indices
+            index = index._data
         return ops.Index.apply(self, index=index)
 
-    # Tensors compare by identity (they are graph nodes and dict keys), as in micrograd.
-    __hash__ = object.__hash__
 
-
-def _operand(value, like, op):
-    """The other operand of a binary op as a Tensor.
-
-    A Python scalar takes the dtype of `like` when that is a float dtype (so it never upcasts a
-    float32 tensor and keeps full precision in a float64 one); numpy values keep their dtype
-    and follow numpy's promotion.
-    """
-    if isinstance(value, Tensor):
+def _operand(value, like, op, scalars=True):
+    """The other operand of a binary op: a Tensor, or a real Python scalar passed to the op as
+    an argument (it takes `like`'s float dtype, NEP 50: never upcasts a float32 tensor and
+    keeps full precision in a float64 one).  Arrays and lists become constant Tensors; numpy
+    values keep their dtype and follow numpy's promotion."""
+    if isinstance(value, TensorBase):
         return value
     if type(value) is float or type(value) is int or (
-            isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))):
-        dtype = like.dtype if like.dtype.kind == "f" else np.result_type(like.dtype, value)
-        return Tensor._make(np.asarray(value, dtype=dtype), None)
+            isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_, np.generic))):
+        if type(value) is not int:
+            value = float(value)  # Fraction, Decimal-free reals: a plain float
+        if scalars:
+            return value if like.dtype.kind == "f" else np.asarray(value, np.result_type(like.dtype, value))
+        return Tensor._make(np.asarray(value, dtype=like.dtype), None)
     if isinstance(value, (np.ndarray, np.generic, list, tuple)):
         return Tensor(value, dtype=None if isinstance(value, (np.ndarray, np.generic)) else like.dtype)
     raise TypeError(f"{op}: unsupported operand {_describe(value)}; expected a Tensor, a numpy "
                     f"array or a real Python scalar")
 
 
-from . import ops  # noqa: E402  (ops build Tensors; Tensor methods call ops)
+def _exponent(exponent):
+    if isinstance(exponent, TensorBase) or (isinstance(exponent, np.ndarray) and exponent.ndim):
+        raise TypeError(f"pow: the exponent must be a Python or numpy scalar, got "
+                        f"{_describe(exponent)}; for a tensor exponent write (b * a.log()).exp()")
+    if not isinstance(exponent, numbers.Real) or isinstance(exponent, bool):
+        if not (isinstance(exponent, np.ndarray) and exponent.dtype.kind in "fiu"):
+            raise TypeError(f"pow: the exponent must be a real number, got {_describe(exponent)}")
+    exponent = float(exponent)
+    if not np.isfinite(exponent):
+        raise ValueError(f"pow: the exponent must be finite, got {exponent}")
+    return exponent

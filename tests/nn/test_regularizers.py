@@ -13,9 +13,10 @@ def test_l2_is_keras_lam_times_sum_of_squares_built_from_ops():
     assert penalty.item() == pytest.approx(0.1 * 14.25, rel=1e-15)
     ops = []
     node = penalty.grad_fn
-    while node is not w:
+    while not node.is_leaf:
         ops.append(type(node).__name__)
-        node = next(p for p in node.parents if p is w or not isinstance(p, Tensor))  # skip λ
+        (node,) = [p for p in node.parents if p is not None]  # λ is an argument, not a node
+    assert node.tensor() is w
     assert ops == ["Mul", "Sum", "Pow"]  # scale <- sum <- square <- W
     penalty.backward()
     np.testing.assert_array_equal(w.grad, 2 * 0.1 * w.data)

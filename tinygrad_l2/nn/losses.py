@@ -2,6 +2,7 @@
 import numpy as np
 
 from ..function import Function
+from ..ops import sigmoid
 from ..tensor import Tensor
 
 
@@ -31,21 +32,40 @@ class BinaryCrossEntropy(Function):
     """J = −(1/N) Σ [y·log a + (1−y)·log(1−a)], N = number of elements (the course's m for a
     (1, m) output).  Logs are clamped at −100 and the backward's denominator a(1−a) at 1e-12,
     as in PyTorch's BCELoss, so a = 0 or 1 gives a finite loss and gradient:
-
-        dJ/da = (a − y) / (a(1−a)) / N
+        dJ/da = (a − y) / (a(1−a)) / N,     dJ/dy = (log(1−a) − log a) / N
     """
 
     def forward(self, a, y):
-        self.saved = (a, y)
         with np.errstate(divide="ignore"):  # log(0) = -inf, clamped just below
             log_a = np.maximum(np.log(a), -100)
             log_1ma = np.maximum(np.log1p(-a), -100)
+        self.save_for_backward(a, y, log_a, log_1ma)
         return -(y * log_a + (1 - y) * log_1ma).mean()
 
     def backward(self, g):
-        a, y = self.saved
+        a, y, log_a, log_1ma = self.saved_arrays
+        n = a.size
         denominator = np.maximum(a * (1 - a), np.asarray(1e-12, dtype=a.dtype))
-        return g * (a - y) / denominator / np.asarray(a.size, dtype=a.dtype), None
+        grad_a = g * (a - y) / denominator / n
+        grad_y = g * (log_1ma - log_a) / n if self.needs_input_grad[1] else None
+        return grad_a, grad_y
+
+
+class BinaryCrossEntropyWithLogits(Function):
+    """J = (1/N) Σ [max(z, 0) − z·y + log(1 + e^(−|z|))]  (stable for any z; = BCE(σ(z), y)).
+        dJ/dz = (σ(z) − y) / N,     dJ/dy = −z / N
+    One op with its analytic backward: built from relu and abs, the kinks at z = 0 would each
+    take the subgradient 0 and the gradient there would be −y/N instead of (½ − y)/N."""
+
+    def forward(self, z, y):
+        self.save_for_backward(z, y)
+        return (np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))).mean()
+
+    def backward(self, g):
+        z, y = self.saved_arrays
+        grad_z = g * (sigmoid(z) - y) / z.size
+        grad_y = g * -z / z.size if self.needs_input_grad[1] else None
+        return grad_z, grad_y
 
 
 def binary_cross_entropy(a, y):
@@ -58,17 +78,23 @@ def binary_cross_entropy(a, y):
                          "binary_cross_entropy_with_logits for logits)")
     if np.any((y < 0) | (y > 1)):
         raise ValueError("binary_cross_entropy: targets must lie in [0, 1]")
-    target = y_tensor if isinstance(y_tensor, Tensor) and y_tensor.data is y else Tensor._make(y, None)
-    return BinaryCrossEntropy.apply(a, target)
+    return BinaryCrossEntropy.apply(a, _target(y_tensor, y))
+
+
+def _target(given, array):
+    """The targets as a Tensor: the one given when it is already right (its name shows in the
+    graph, and a target that requires grad gets its gradient), else a constant."""
+    return given if isinstance(given, Tensor) and given.data is array else Tensor(array)
 
 
 def binary_cross_entropy_with_logits(z, y):
     """Binary cross-entropy on logits z, stable for any z:
-    mean(max(z, 0) − z·y + log(1 + e^(−|z|)))."""
+    mean(max(z, 0) − z·y + log(1 + e^(−|z|))), one op whose gradient is (σ(z) − y)/N."""
+    y_tensor = y
     y = _labels("binary_cross_entropy_with_logits", y, z)
     if np.any((y < 0) | (y > 1)):
         raise ValueError("binary_cross_entropy_with_logits: targets must lie in [0, 1]")
-    return (z.relu() - z * y + ((-z.abs()).exp() + 1).log()).mean()
+    return BinaryCrossEntropyWithLogits.apply(z, _target(y_tensor, y))
 
 
 def softmax_cross_entropy(logits, labels):

@@ -1,6 +1,7 @@
 """Optimizer: parameter groups, per-parameter state, zero_grad and state dicts (PyTorch-shaped)."""
 import numpy as np
 
+from .. import memory
 from ..tensor import Tensor
 
 
@@ -61,9 +62,10 @@ class Optimizer:
 
     @staticmethod
     def _data_to_update(p):
-        """p's array, to be updated in place.  While a graph still holds the current array for
-        its backward (it is read-only then), p gets a copy instead, so that graph stays right."""
-        if not p.data.flags.writeable:
+        """p's array, to be updated in place.  While a pending graph holds its memory (through
+        this array or any view of it) for a backward, p gets a copy instead, so that graph
+        stays right; so does an array the user made read-only."""
+        if not p.data.flags.writeable or memory.is_held(p.data):
             p.data = p.data.copy()
         return p.data
 
