@@ -64,7 +64,7 @@ def _bad(array):
 
 
 def check_forward(node, out, inputs):
-    node._created_at = _user_frame()
+    node.created_at = _user_frame()
     if _bad(out):
         what = "NaN" if np.isnan(out).any() else "Inf"
         sources = ", ".join(_describe_input(t) for t in inputs)
@@ -86,7 +86,7 @@ def snapshot_saved(node, inputs):
 
 def check_saved(node):
     """Raise if an array `node` saved differs from its copy taken at forward."""
-    for array, copy, owner in getattr(node, "anomaly_snapshot", None) or ():
+    for array, copy, owner in node.anomaly_snapshot or ():
         if array.shape != copy.shape or not np.array_equal(array, copy, equal_nan=True):
             whose = f"tensor {_describe_input(owner)}" if owner is not None else "its output"
             raise AnomalyError(

@@ -177,11 +177,19 @@ class Function:
     backward without `retain_graph`, they are released.
     """
 
-    __slots__ = ("parents", "needs_input_grad", "saved_arrays", "out_shape", "out_dtype",
-                 "output", "scope", "_created_at", "anomaly_snapshot", "retains_grad", "released",
-                 "_locked", "__weakref__")
+    # Slots for what every node stores; the rare attributes (apply's keyword arguments on a
+    # custom op, retains_grad, what detect_anomaly records) go to a dict made only when used.
+    __slots__ = ("parents", "saved_arrays", "out_shape", "out_dtype", "output", "scope", "hold",
+                 "__dict__", "__weakref__")
     requires_grad = True  # a node exists only where some input requires grad
     is_leaf = False
+    retains_grad = False  # set by Tensor.retain_grad() on the node of the tensor to keep
+    created_at = None  # the line of user code that ran the op, under detect_anomaly()
+    anomaly_snapshot = None
+    # True when backward returns only new arrays, `grad` itself or views of it (never an array
+    # it keeps or shares): the engine may then sum gradients into them in place.  The built-in
+    # ops say so; a custom op that does not is never written into.
+    fresh_gradients = False
 
     def forward(self, *args):
         raise NotImplementedError(f"{type(self).__name__} must define forward(self, *arrays)")
@@ -197,82 +205,94 @@ class Function:
     @classmethod
     def apply(cls, *args, **attributes):
         """Run the op; record a node when grad mode is on and some Tensor argument requires
-        grad.  Returns a Tensor of the type of the first Tensor argument."""
+        grad.  Returns a Tensor of the type of the first Tensor argument.  (The hot path of
+        every op: plain loops and stores, no helper calls.)"""
         node = cls.__new__(cls)
         node.saved_arrays = ()
-        node._locked = node.retains_grad = node.released = False
         if attributes:
             for key, value in attributes.items():
                 setattr(node, key, value)
-        arrays, needs, make = [], [], None
+        arrays, parents, output_type, record = [], [], None, False
+        recording = state.grad_enabled
         for x in args:
             if isinstance(x, TensorBase):
                 arrays.append(x._data)
-                needs.append(x._requires_grad)
-                if make is None:
-                    make = type(x)._make
+                if output_type is None:
+                    output_type = type(x)
+                if recording:  # its op node, or its leaf node (AccumulateGrad or Constant)
+                    parents.append(x._ctx or x._node())
+                    record = record or x._requires_grad
+                    continue
             else:
                 arrays.append(x)
-                needs.append(False)
-        if make is None:
+            parents.append(None)
+        if output_type is None:
             raise TypeError(f"{cls.__name__}.apply: expected at least one Tensor argument, got "
                             f"{', '.join(type(x).__name__ for x in args) or 'none'}")
-        record = True in needs and state.grad_enabled
-        node.needs_input_grad = tuple(needs) if record else (False,) * len(needs)
-        out = node.forward(*arrays)
-        if type(out) is not np.ndarray or (not record and out.dtype.kind not in "fiub"):
-            out = _as_output(cls, out)
+        node.parents = tuple(parents)
+        try:
+            out = node.forward(*arrays)
+        except ValueError as err:
+            raise node.explain(err, arrays) from None
+        kind = out.dtype.kind if type(out) is np.ndarray else None
+        if kind not in _NUMERIC:
+            out, kind = _as_output(cls, out)
         if state.anomaly:
             anomaly.check_forward(node, out, args)
-        if not record or out.dtype.kind != "f":  # only float outputs carry gradients
-            node.saved_arrays = ()
-            return make(out, None)
-        return node._record(out, make, args)
-
-    def _record(self, out, make, args):
-        """Link the node into the graph: its parents, the output's shape and dtype, the read-only
-        lock on what forward saved, and a weak reference to the output tensor."""
-        self.parents = tuple([x._node() if isinstance(x, TensorBase) else None for x in args])
-        self.out_shape, self.out_dtype, self.scope = out.shape, out.dtype, state.scope
-        if self.saved_arrays:
-            memory.lock(self.saved_arrays)
-            self._locked = True
+        result = output_type.__new__(output_type)
+        result._data, result._grad, result.name, result._leaf = out, None, None, None
+        if not record or kind != "f":  # only float outputs carry gradients
+            result._ctx, result._requires_grad = None, False
+            return result
+        result._ctx, result._requires_grad = node, True
+        node.out_shape, node.out_dtype, node.scope = out.shape, out.dtype, state.scope
+        node.output = weakref.ref(result)
+        if node.saved_arrays:
+            node.hold = memory.Hold(node.saved_arrays)
             if state.anomaly:
-                anomaly.snapshot_saved(self, args)
-        result = make(out, self)
-        self.output = weakref.ref(result)
+                anomaly.snapshot_saved(node, args)
         return result
+
+    @property
+    def needs_input_grad(self):
+        """For each argument of apply: does it need a gradient?  (False for arguments that are
+        not Tensors, for Tensors that require none, and for every argument under no_grad.)"""
+        return tuple([p is not None and p.requires_grad for p in self.parents])
+
+    def explain(self, err, arrays):
+        """The error to raise when forward raised ValueError `err` (ops override this to name
+        themselves and the shapes); by default `err` itself."""
+        return err
 
     def release(self):
         """Drop what forward saved (after a backward without retain_graph)."""
-        if self._locked:
-            self._locked = False
-            memory.unlock(self.saved_arrays)
+        hold = getattr(self, "hold", None)
+        if hold is not None:
+            hold.release()
         self.saved_arrays = None
-        self.released = True
 
-    def __del__(self):
-        if self._locked:  # a graph dropped without backward gives its arrays back
-            self._locked = False
-            memory.unlock(self.saved_arrays)
+    @property
+    def released(self):
+        """Were the saved arrays dropped (a backward without retain_graph ran)?"""
+        return self.saved_arrays is None
 
     def tensor(self):
         """The output tensor, if the user still holds it (else None)."""
         return self.output()
-
-    @property
-    def created_at(self):
-        """The line of user code that ran this op, recorded under detect_anomaly() (else None)."""
-        return getattr(self, "_created_at", None)
 
     def label(self):
         """How the op reads in a rendered graph: its class name plus key attributes."""
         return type(self).__name__
 
 
+_NUMERIC = ("f", "i", "u", "b")
+
+
 def _as_output(cls, out):
-    """numpy returns scalars from 0-d arithmetic: make them arrays; refuse anything else."""
-    if isinstance(out, np.ndarray | np.generic) and out.dtype.kind in "fiub":
-        return np.asarray(out)
+    """numpy returns scalars from 0-d arithmetic: make them arrays; refuse anything else.
+    Returns the array and its dtype kind."""
+    if isinstance(out, np.ndarray | np.generic) and out.dtype.kind in _NUMERIC:
+        out = np.asarray(out)
+        return out, out.dtype.kind
     what = type(out).__name__ + (f" of dtype {out.dtype}" if isinstance(out, np.ndarray) else "")
     raise TypeError(f"{cls.__name__}.forward must return a numeric numpy array, got {what}")

@@ -13,7 +13,7 @@ reached; `detect_anomaly()` catches writes through those by comparing saved arra
 
 Locks are counted (two graphs saving one array unlock it when both are done), restore the
 array's own earlier flag (an array the user made read-only stays so), and are atomic under one
-re-entrant lock (a node's `__del__` may release while this thread is locking).
+re-entrant lock (a `Hold`'s `__del__` may release while this thread is locking).
 """
 import threading
 
@@ -66,6 +66,25 @@ def unlock(arrays):
             for entry in reversed(released):  # the memory owner first: views need it writable
                 del _entries[id(entry.array)]
                 _restore(entry)
+
+
+class Hold:
+    """What a graph node keeps while it needs its saved arrays: `lock`ed on creation, unlocked
+    by `release()` (after backward) or, if the graph is dropped without a backward, when the
+    node is freed (this object's `__del__`: only nodes that saved arrays pay for it)."""
+
+    __slots__ = ("arrays",)
+
+    def __init__(self, arrays):
+        lock(arrays)
+        self.arrays = arrays
+
+    def release(self):
+        arrays, self.arrays = self.arrays, None
+        if arrays is not None:
+            unlock(arrays)
+
+    __del__ = release
 
 
 def _restore(entry):

@@ -14,6 +14,13 @@ from .engine import unbroadcast
 from .function import Function
 
 
+class Op(Function):
+    """A built-in op: a public `Function` whose backward returns new arrays, `g` or views of
+    `g` (never a saved array), so the engine may accumulate into them in place."""
+    __slots__ = ()
+    fresh_gradients = True
+
+
 def _shape_error(op, *shapes, expected):
     shown = " and ".join(str(tuple(np.shape(s))) for s in shapes)
     return ValueError(f"{op}: shapes {shown}: {expected}")
@@ -21,24 +28,23 @@ def _shape_error(op, *shapes, expected):
 
 # ---- elementwise binary ops (numpy broadcasting) ---------------------------------------------
 
-class _Broadcasting(Function):
-    """Shared forward guard: a clear error instead of numpy's for non-broadcastable shapes."""
+class _Broadcasting(Op):
+    """Shared by the binary ops: a clear error instead of numpy's for shapes that do not
+    broadcast."""
     __slots__ = ()
 
-    def forward(self, a, b):
-        try:
-            return self.compute(a, b)
-        except ValueError:
-            raise _shape_error(type(self).__name__.lower(), a, b,
-                               expected="not broadcastable (numpy rules: trailing dimensions "
-                                        "must be equal or 1)") from None
+    def explain(self, err, arrays):
+        a, b = arrays
+        return _shape_error(type(self).__name__.lower(), a, b,
+                            expected="not broadcastable (numpy rules: trailing dimensions must be "
+                                     "equal or 1)")
 
 
 class Add(_Broadcasting):
     """z = a + b;  dz/da = 1, dz/db = 1."""
     __slots__ = ()
 
-    def compute(self, a, b):
+    def forward(self, a, b):
         return a + b
 
     def backward(self, g):
@@ -49,7 +55,7 @@ class Sub(_Broadcasting):
     """z = a - b;  dz/da = 1, dz/db = -1."""
     __slots__ = ()
 
-    def compute(self, a, b):
+    def forward(self, a, b):
         return a - b
 
     def backward(self, g):
@@ -60,7 +66,7 @@ class Mul(_Broadcasting):
     """z = a * b;  dz/da = b, dz/db = a."""
     __slots__ = ("factor",)
 
-    def compute(self, a, b):
+    def forward(self, a, b):
         if type(b) is np.ndarray:
             need_a, need_b = self.needs_input_grad
             self.save_for_backward(b if need_a else None, a if need_b else None)
@@ -83,7 +89,7 @@ class Div(_Broadcasting):
     """z = a / b;  dz/da = 1/b, dz/db = -a/b² = -z/b."""
     __slots__ = ()
 
-    def compute(self, a, b):
+    def forward(self, a, b):
         out = a / b
         self.save_for_backward(b, out if self.needs_input_grad[1] else None)
         return out
@@ -96,7 +102,7 @@ class Div(_Broadcasting):
 
 # ---- elementwise unary ops -------------------------------------------------------------------
 
-class Neg(Function):
+class Neg(Op):
     """z = -x."""
     __slots__ = ()
 
@@ -107,7 +113,7 @@ class Neg(Function):
         return -g
 
 
-class Pow(Function):
+class Pow(Op):
     """z = x**p for a constant scalar p;  dz/dx = p·x**(p-1)  (0 when p = 0, even at x = 0,
     as in PyTorch: x**0 is the constant 1)."""
     __slots__ = ("exponent",)
@@ -136,7 +142,7 @@ class Pow(Function):
         return "Square" if self.exponent == 2.0 else f"Pow({self.exponent:g})"
 
 
-class Exp(Function):
+class Exp(Op):
     """z = eˣ;  dz/dx = z."""
     __slots__ = ()
 
@@ -149,7 +155,7 @@ class Exp(Function):
         return g * self.saved_arrays[0]
 
 
-class Log(Function):
+class Log(Op):
     """z = ln x;  dz/dx = 1/x."""
     __slots__ = ()
 
@@ -161,7 +167,7 @@ class Log(Function):
         return g / self.saved_arrays[0]
 
 
-class Sqrt(Function):
+class Sqrt(Op):
     """z = √x;  dz/dx = 1/(2z)."""
     __slots__ = ()
 
@@ -174,7 +180,7 @@ class Sqrt(Function):
         return g / (2 * self.saved_arrays[0])
 
 
-class ReLU(Function):
+class ReLU(Op):
     """z = max(x, 0);  dz/dx = 1 where x > 0, else 0 (0 at x = 0, as in PyTorch)."""
     __slots__ = ()
 
@@ -187,7 +193,7 @@ class ReLU(Function):
         return g * (self.saved_arrays[0] > 0)
 
 
-class Sigmoid(Function):
+class Sigmoid(Op):
     """z = σ(x) = 1/(1+e⁻ˣ);  dz/dx = z·(1-z).  Computed without overflow for any x."""
     __slots__ = ()
 
@@ -207,7 +213,7 @@ def sigmoid(x):
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
-class Tanh(Function):
+class Tanh(Op):
     """z = tanh x;  dz/dx = 1 - z²."""
     __slots__ = ()
 
@@ -221,7 +227,7 @@ class Tanh(Function):
         return g * (1 - out * out)
 
 
-class Abs(Function):
+class Abs(Op):
     """z = |x|;  dz/dx = sign(x) (0 at 0, as in PyTorch)."""
     __slots__ = ()
 
@@ -235,7 +241,7 @@ class Abs(Function):
 
 # ---- matrix product --------------------------------------------------------------------------
 
-class MatMul(Function):
+class MatMul(Op):
     """z = a @ b (numpy/PyTorch semantics: 1-D operands are promoted, batch dims broadcast).
 
     For 2-D operands: dz/da = g @ bᵀ, dz/db = aᵀ @ g.  A 1-D operand is treated as a row (a)
@@ -292,7 +298,7 @@ def _is_transposed(array):
 
 # ---- reductions ------------------------------------------------------------------------------
 
-class _Reduction(Function):
+class _Reduction(Op):
     """Shared by sum/mean/max/min: validates `axis` and expands a gradient back to the input."""
     __slots__ = ("axis", "keepdims", "axes", "in_shape")
 
@@ -390,7 +396,7 @@ def _check_nonempty(op, x, axes):
 
 # ---- shape ops -------------------------------------------------------------------------------
 
-class Reshape(Function):
+class Reshape(Op):
     """z = x viewed with another shape;  the gradient is reshaped back."""
     __slots__ = ("shape", "in_shape")
 
@@ -415,7 +421,7 @@ class Reshape(Function):
         return f"Reshape{tuple(self.shape)}"
 
 
-class Transpose(Function):
+class Transpose(Op):
     """z = x with axes permuted;  the gradient is permuted back by the inverse permutation."""
     __slots__ = ("axes", "perm")
 
@@ -438,7 +444,7 @@ class Transpose(Function):
         return g.T if self.perm is None else g.transpose(np.argsort(self.perm))
 
 
-class Index(Function):
+class Index(Op):
     """z = x[index] (basic slices and integer arrays);  the gradient is scattered back, with
     repeated indices accumulated (np.add.at)."""
     __slots__ = ("index", "in_shape")
@@ -467,7 +473,7 @@ def _is_basic_index(index):
 
 # ---- softmax family --------------------------------------------------------------------------
 
-class Softmax(Function):
+class Softmax(Op):
     """z = eˣ / Σ eˣ along `axis` (x - max first, so no overflow);
     dz/dx·g = z ⊙ (g - Σ g⊙z)."""
     __slots__ = ("axis",)
@@ -487,7 +493,7 @@ class Softmax(Function):
         return out * (g - (g * out).sum(axis=self.axis, keepdims=True))
 
 
-class LogSoftmax(Function):
+class LogSoftmax(Op):
     """z = x - max - log Σ e^(x - max) along `axis`;  dz/dx·g = g - softmax(x)·Σ g."""
     __slots__ = ("axis",)
 

@@ -186,13 +186,13 @@ class Tensor(TensorBase):
         return out
 
     # ---- ops (each one op from ops.py: the PyTorch-like spellings) ---------------------------
-    def __add__(self, other): return ops.Add.apply(self, _operand(other, self, "add"))
-    def __radd__(self, other): return ops.Add.apply(self, _operand(other, self, "add"))
-    def __sub__(self, other): return ops.Sub.apply(self, _operand(other, self, "sub"))
+    def __add__(self, other): return ops.Add.apply(self, other if type(other) in _PLAIN else _operand(other, self, "add"))
+    def __radd__(self, other): return ops.Add.apply(self, other if type(other) in _PLAIN else _operand(other, self, "add"))
+    def __sub__(self, other): return ops.Sub.apply(self, other if type(other) in _PLAIN else _operand(other, self, "sub"))
     def __rsub__(self, other): return ops.Sub.apply(_operand(other, self, "sub"), self)
-    def __mul__(self, other): return ops.Mul.apply(self, _operand(other, self, "mul"))
-    def __rmul__(self, other): return ops.Mul.apply(self, _operand(other, self, "mul"))
-    def __truediv__(self, other): return ops.Div.apply(self, _operand(other, self, "div"))
+    def __mul__(self, other): return ops.Mul.apply(self, other if type(other) in _PLAIN else _operand(other, self, "mul"))
+    def __rmul__(self, other): return ops.Mul.apply(self, other if type(other) in _PLAIN else _operand(other, self, "mul"))
+    def __truediv__(self, other): return ops.Div.apply(self, other if type(other) in _PLAIN else _operand(other, self, "div"))
     def __rtruediv__(self, other): return ops.Div.apply(_operand(other, self, "div"), self)
     def __matmul__(self, other): return ops.MatMul.apply(self, _operand(other, self, "matmul", scalars=False))
     def __rmatmul__(self, other): return ops.MatMul.apply(_operand(other, self, "matmul", scalars=False), self)
@@ -256,24 +256,28 @@ class Tensor(TensorBase):
         return ops.Index.apply(self, index=index)
 
 
+_PLAIN = {float, int}  # passed to the op as they are (the common case, checked inline); + Tensor below
+
+
 def _operand(value, like, op, scalars=True):
     """The other operand of a binary op: a Tensor, or a real Python scalar passed to the op as
-    an argument (it takes `like`'s float dtype, NEP 50: never upcasts a float32 tensor and
-    keeps full precision in a float64 one).  Arrays and lists become constant Tensors; numpy
-    values keep their dtype and follow numpy's promotion."""
-    if isinstance(value, TensorBase):
-        return value
-    if type(value) is float or type(value) is int or (
-            isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_, np.generic))):
-        if type(value) is not int:
-            value = float(value)  # Fraction, Decimal-free reals: a plain float
-        if scalars:
-            return value if like.dtype.kind == "f" else np.asarray(value, np.result_type(like.dtype, value))
-        return Tensor._make(np.asarray(value, dtype=like.dtype), None)
+    an argument (numpy 2, NEP 50: it takes the tensor's dtype, so it never upcasts a float32
+    tensor and keeps full precision in a float64 one).  Arrays and lists become constant
+    Tensors; numpy values keep their dtype and follow numpy's promotion."""
+    kind = type(value)
+    if kind is float or kind is int or isinstance(value, TensorBase):
+        return value if scalars or kind is not int and kind is not float else _constant(value, like)
+    if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_, np.generic)):
+        return float(value) if scalars else _constant(float(value), like)  # a Fraction, say
     if isinstance(value, (np.ndarray, np.generic, list, tuple)):
         return Tensor(value, dtype=None if isinstance(value, (np.ndarray, np.generic)) else like.dtype)
     raise TypeError(f"{op}: unsupported operand {_describe(value)}; expected a Tensor, a numpy "
                     f"array or a real Python scalar")
+
+
+def _constant(value, like):
+    """A Python scalar as a 0-d constant Tensor of `like`'s dtype (for matmul's error)."""
+    return Tensor._make(np.asarray(value, dtype=like.dtype), None)
 
 
 def _exponent(exponent):
@@ -287,3 +291,4 @@ def _exponent(exponent):
     if not np.isfinite(exponent):
         raise ValueError(f"pow: the exponent must be finite, got {exponent}")
     return exponent
+_PLAIN.add(Tensor)

@@ -1,8 +1,7 @@
 """Losses, each with its formula and reduction; labels are validated, never silently broadcast."""
 import numpy as np
 
-from ..function import Function
-from ..ops import sigmoid
+from ..ops import Op, sigmoid
 from ..tensor import Tensor
 
 
@@ -28,7 +27,7 @@ def quadratic_cost(a, y, batch_axis=0):
     return (0.5 / m) * ((a - y) ** 2).sum()
 
 
-class BinaryCrossEntropy(Function):
+class BinaryCrossEntropy(Op):
     """J = −(1/N) Σ [y·log a + (1−y)·log(1−a)], N = number of elements (the course's m for a
     (1, m) output).  Logs are clamped at −100 and the backward's denominator a(1−a) at 1e-12,
     as in PyTorch's BCELoss, so a = 0 or 1 gives a finite loss and gradient:
@@ -51,7 +50,7 @@ class BinaryCrossEntropy(Function):
         return grad_a, grad_y
 
 
-class BinaryCrossEntropyWithLogits(Function):
+class BinaryCrossEntropyWithLogits(Op):
     """J = (1/N) Σ [max(z, 0) − z·y + log(1 + e^(−|z|))]  (stable for any z; = BCE(σ(z), y)).
         dJ/dz = (σ(z) − y) / N,     dJ/dy = −z / N
     One op with its analytic backward: built from relu and abs, the kinks at z = 0 would each
