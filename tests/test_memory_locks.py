@@ -175,3 +175,126 @@ def test_no_grad_saves_nothing_and_locks_nothing():
         y = w * w
     w.data[0] = 3.0
     assert y.data[0] == 1.0
+
+
+# ---- views and buffers: every way an array can share memory (issue: views defeat the lock) ---
+
+VIEWS = {
+    "reshape of arange": lambda: np.arange(1.0, 5.0).reshape(2, 2),
+    "transpose": lambda: np.arange(1.0, 5.0).reshape(2, 2).T,
+    "slice": lambda: np.arange(1.0, 9.0).reshape(4, 2)[1:3],
+    "strided": lambda: np.arange(1.0, 9.0)[::2].reshape(2, 2),
+    "foreign buffer": lambda: np.frombuffer(bytearray(np.arange(1.0, 5.0).tobytes()),
+                                            dtype=np.float64).reshape(2, 2),
+}
+
+
+@pytest.mark.parametrize("make", VIEWS.values(), ids=VIEWS.keys())
+def test_writes_through_data_are_refused_for_every_kind_of_view(make):
+    w = Tensor(make(), requires_grad=True)
+    expected = 2 * w.data.copy()
+    loss = (w * w).sum()
+    with pytest.raises(ValueError, match=READ_ONLY):
+        w.data[0, 0] = 99.0
+    loss.backward()
+    np.testing.assert_array_equal(w.grad, expected)
+
+
+@pytest.mark.parametrize("make", VIEWS.values(), ids=VIEWS.keys())
+def test_views_made_after_the_forward_are_refused_too(make):
+    array = make()
+    w = Tensor(array, requires_grad=True)
+    loss = (w * w).sum()
+    later = [array.reshape(-1), array[:1], w.data.T, w.numpy()[..., ::-1]]
+    if isinstance(array.base, np.ndarray):
+        later.append(array.base.reshape(-1))  # through the array that owns the memory
+    later = [v for v in later if np.shares_memory(v, array)]  # reshape may copy instead
+    assert len(later) >= 3
+    for view in later:
+        with pytest.raises(ValueError, match=READ_ONLY):
+            view[0] = 99.0
+    loss.backward()
+    for view in (array, w.data, array[:1], w.numpy().T):
+        view[0] = 5.0  # free again once the graph is done (views taken while it was locked
+        # stay read-only: numpy copies the flag into each new view object)
+
+
+def test_the_issues_example_gives_the_right_gradient():
+    w = Tensor(np.arange(1.0, 5.0).reshape(2, 2), requires_grad=True)
+    loss = (w * w).sum()
+    with pytest.raises(ValueError, match=READ_ONLY):
+        w.data[0, 0] = 99
+    loss.backward()
+    assert w.grad[0, 0] == 2.0
+
+
+def test_the_owner_of_a_view_based_tensor_is_locked_and_restored():
+    owner = np.arange(1.0, 7.0)
+    w = Tensor(owner[1:5].reshape(2, 2), requires_grad=True)
+    loss = (w ** 3).sum()
+    with pytest.raises(ValueError, match=READ_ONLY):
+        owner[2] = 0.0
+    loss.backward()
+    owner[2] = 0.0
+    assert owner.flags.writeable and w.data.flags.writeable
+
+
+def test_a_view_released_while_its_base_is_still_held_becomes_writable_with_the_base():
+    base = np.arange(1.0, 5.0)
+    view = base[:2]
+    a = Tensor(view, requires_grad=True)
+    b = Tensor(base, requires_grad=True)
+    first, second = (a ** 3).sum(), (b ** 3).sum()  # the first saves the view, the second the base
+    first.backward()
+    with pytest.raises(ValueError, match=READ_ONLY):
+        view[0] = 0.0  # its base is still held by the second graph
+    second.backward()
+    view[0] = 0.0
+    base[3] = 0.0
+
+
+def test_optimizer_step_between_forward_and_backward_on_a_view_backed_parameter():
+    owner = np.arange(1.0, 5.0)
+    w = Tensor(owner.reshape(2, 2), requires_grad=True)
+    w.grad = np.ones((2, 2))
+    loss = (w ** 3).sum()
+    tl.optim.SGD([w], lr=0.1).step()  # must not write into memory the pending graph holds
+    np.testing.assert_array_equal(owner, np.arange(1.0, 5.0))
+    w.grad = None
+    loss.backward()
+    np.testing.assert_array_equal(w.grad, 3 * np.arange(1.0, 5.0).reshape(2, 2) ** 2)
+
+
+def test_optimizer_copies_a_parameter_whose_memory_a_pending_graph_holds_through_another_view():
+    owner = np.arange(1.0, 5.0)
+    held = Tensor(owner[:2], requires_grad=True)
+    loss = (held ** 3).sum()  # the graph holds owner's memory through a view
+    p = Tensor(owner[2:], requires_grad=True)
+    p.grad = np.ones(2)
+    before = p.data
+    tl.optim.SGD([p], lr=0.5).step()
+    assert p.data is not before and np.array_equal(p.data, [2.5, 3.5])
+    loss.backward()
+    np.testing.assert_array_equal(held.grad, [3.0, 12.0])
+
+
+def test_a_view_taken_before_the_forward_is_caught_by_detect_anomaly():
+    owner = np.arange(1.0, 5.0)
+    alias = owner.reshape(2, 2)  # taken before the forward: numpy cannot lock it
+    w = Tensor(owner.reshape(2, 2), requires_grad=True, name="w")
+    with tl.detect_anomaly():
+        loss = (w * w).sum()
+        alias[0, 0] = 99.0
+        with pytest.raises(tl.AnomalyError, match=r"Mul saved for its backward \(tensor 'w'"):
+            loss.backward()
+    assert w.grad is None
+
+
+def test_a_write_through_the_foreign_buffer_itself_is_caught_by_detect_anomaly():
+    buffer = bytearray(np.arange(1.0, 3.0).tobytes())
+    w = Tensor(np.frombuffer(buffer, dtype=np.float64), requires_grad=True)
+    with tl.detect_anomaly():
+        loss = (w ** 3).sum()
+        buffer[:8] = np.float64(50.0).tobytes()
+        with pytest.raises(tl.AnomalyError, match="Pow saved for its backward"):
+            loss.backward()

@@ -175,3 +175,98 @@ def test_index_with_an_integer_tensor():
     x = Tensor(np.arange(4.0), requires_grad=True)
     x[Tensor([3, 3], dtype=np.int64)].sum().backward()
     np.testing.assert_array_equal(x.grad, [0, 0, 0, 2.0])
+
+
+# ---- special points: dtype-overflowing constants, 0·inf and 0/0 (PyTorch's values) ------------
+
+def test_mean_of_a_large_float16_tensor_has_the_right_gradient():
+    x = Tensor(np.ones(70_000, np.float16), requires_grad=True)
+    x.mean().backward()
+    assert x.grad.dtype == np.float16
+    np.testing.assert_array_equal(x.grad, np.float16(1 / 70_000))
+    y = Tensor(np.ones((2, 70_000), np.float16), requires_grad=True)
+    y.mean(axis=1).sum().backward()
+    np.testing.assert_array_equal(y.grad, np.float16(1 / 70_000))
+
+
+def test_x_to_the_zero_has_zero_gradient_even_at_zero():
+    x = Tensor(np.array([0.0, 2.0, -3.0]), requires_grad=True)
+    (x ** 0).sum().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0, 0.0])
+
+
+@pytest.mark.parametrize("exponent, expected", [(1.0, 1.0), (2.0, 0.0), (3.0, 0.0), (0.5, np.inf)])
+def test_powers_at_zero_follow_pytorch(exponent, expected):
+    x = Tensor(np.array([0.0]), requires_grad=True)
+    with np.errstate(divide="ignore"):
+        (x ** exponent).sum().backward()
+    assert x.grad[0] == expected
+
+
+@pytest.mark.parametrize("op, expected", [(lambda t: t.relu(), 0.0), (lambda t: t.abs(), 0.0),
+                                          (lambda t: t.sqrt(), np.inf), (lambda t: t.tanh(), 1.0),
+                                          (lambda t: t.sigmoid(), 0.25), (lambda t: t.exp(), 1.0)])
+def test_elementwise_gradients_at_zero_follow_pytorch(op, expected):
+    x = Tensor(np.array([0.0]), requires_grad=True)
+    with np.errstate(divide="ignore"):
+        op(x).sum().backward()
+    assert x.grad[0] == expected
+
+
+def test_float16_ops_stay_float16_with_constants_in_range():
+    x = Tensor(np.full(4, 2.0, np.float16), requires_grad=True)
+    loss = ((x * 3.0 + 1.0) / 2.0 - 0.5).sigmoid().mean() + (x ** 2).sum() * 1e-3
+    loss.backward()
+    assert loss.dtype == np.float16 and x.grad.dtype == np.float16 and np.all(np.isfinite(x.grad))
+
+
+# ---- empty and degenerate shapes: PyTorch's results or the op's own error ----------------------
+
+@pytest.mark.parametrize("op", [lambda t: t.softmax(axis=1), lambda t: t.log_softmax(axis=1),
+                                lambda t: t.softmax(axis=0), lambda t: t.sum(axis=1),
+                                lambda t: t.exp(), lambda t: t.relu(), lambda t: t * 2.0,
+                                lambda t: t.T, lambda t: t.reshape(0, 3)])
+@pytest.mark.parametrize("shape", [(3, 0), (0, 3)])
+def test_ops_over_empty_tensors_give_empty_results_and_gradients(op, shape):
+    x = Tensor(np.zeros(shape), requires_grad=True)
+    out = op(x)  # numpy's and PyTorch's results: no error
+    assert out.size == 0 or out.shape == (3,)  # a sum over the empty axis is zeros
+    out.sum().backward()
+    assert x.grad.shape == shape and x.grad.size == 0
+
+
+def test_max_over_a_non_empty_axis_of_an_empty_tensor_is_empty():
+    x = Tensor(np.zeros((0, 3)), requires_grad=True)
+    out = x.max(axis=1)
+    assert out.shape == (0,)
+    out.sum().backward()
+    assert x.grad.shape == (0, 3)
+
+
+@pytest.mark.parametrize("reduce", ["max", "min"])
+def test_max_over_an_empty_axis_is_the_ops_own_error(reduce):
+    x = Tensor(np.zeros((0, 3)), requires_grad=True)
+    for call in (lambda: getattr(x, reduce)(axis=0), lambda: getattr(x, reduce)()):
+        with pytest.raises(ValueError, match=f"{reduce}: cannot reduce over an empty axis"):
+            call()
+
+
+def test_bad_transpose_axes_name_the_op():
+    x = Tensor(np.zeros((2, 3)))
+    for axes in [(0, 5), (0, 0), (1,), (0, 1, 2)]:
+        with pytest.raises(ValueError, match=r"transpose: axes .* are not a permutation"):
+            x.transpose(*axes)
+
+
+@pytest.mark.parametrize("shape", [(-2, 3), (-1, -1), (2.5, 2), (-3,)])
+def test_reshape_refuses_invalid_sizes_like_pytorch(shape):
+    with pytest.raises(ValueError, match="reshape: invalid shape"):
+        Tensor(np.zeros(6)).reshape(*shape)
+
+
+def test_min_is_values_only_and_splits_ties():
+    x = Tensor(np.array([[1.0, 1.0, 3.0], [2.0, 0.0, 5.0]]), requires_grad=True)
+    out = x.min(axis=1)
+    np.testing.assert_array_equal(out.data, [1.0, 0.0])
+    out.sum().backward()
+    np.testing.assert_array_equal(x.grad, [[0.5, 0.5, 0.0], [0.0, 1.0, 0.0]])

@@ -115,3 +115,94 @@ def test_repr_shows_name_and_grad_fn():
     a = Tensor([1.0], requires_grad=True, name="w")
     assert "name='w'" in repr(a) and "requires_grad=True" in repr(a)
     assert "grad_fn=Mul" in repr(a * 2)
+
+
+# ---- the Python protocol, as PyTorch -------------------------------------------------------
+
+@pytest.mark.parametrize("data, truth", [([0.0], False), ([2.0], True), (0.0, False), (-1.0, True),
+                                         ([[0.0]], False)])
+def test_bool_of_one_element_is_its_truth_value(data, truth):
+    assert bool(Tensor(data)) is truth
+
+
+@pytest.mark.parametrize("data", [[0.0, 0.0], [1.0, 2.0], np.zeros((2, 2)), np.zeros(0)])
+def test_bool_of_several_or_no_elements_is_ambiguous(data):
+    with pytest.raises(RuntimeError, match="ambiguous"):
+        bool(Tensor(data))
+
+
+def test_float_int_and_index_of_one_element():
+    assert float(Tensor([2.5])) == 2.5 and float(Tensor(1.5)) == 1.5
+    assert int(Tensor([[3.9]])) == 3
+    assert [10, 20, 30][Tensor(np.array(1), dtype=np.int64)] == 20
+    with pytest.raises(TypeError, match="integer tensors"):
+        [1, 2][Tensor(1.0)]
+    with pytest.raises(ValueError, match="one element"):
+        float(Tensor([1.0, 2.0]))
+
+
+def test_iteration_yields_rows_and_a_0d_tensor_is_not_iterable():
+    rows = list(Tensor(np.arange(6.0).reshape(3, 2)))
+    assert len(rows) == 3 and all(isinstance(r, Tensor) for r in rows)
+    np.testing.assert_array_equal(rows[2].data, [4.0, 5.0])
+    with pytest.raises(TypeError, match="iteration over a 0-d tensor"):
+        list(Tensor(5.0))
+    with pytest.raises(TypeError, match="len"):
+        len(Tensor(5.0))
+
+
+def test_iterating_a_tensor_that_requires_grad_keeps_the_graph():
+    x = Tensor(np.array([[1.0, 2.0], [3.0, 4.0]]), requires_grad=True)
+    sum(row.sum() * (i + 1) for i, row in enumerate(x)).backward()
+    np.testing.assert_array_equal(x.grad, [[1.0, 1.0], [2.0, 2.0]])
+
+
+def test_numpy_asarray_gives_the_numbers():
+    t = Tensor(np.array([1.0, 2.0]))
+    array = np.asarray(t)
+    assert array.dtype == np.float64 and np.array_equal(array, [1.0, 2.0])
+    assert np.asarray(t, dtype=np.float32).dtype == np.float32
+    assert np.array(t, copy=True) is not t.data
+    assert np.asarray([Tensor(1.0), Tensor(2.0)]).dtype == np.float32  # not an object array
+
+
+def test_tolist_is_numpys():
+    assert Tensor(np.array([[1.0, 2.0]])).tolist() == [[1.0, 2.0]]
+
+
+# ---- .grad assignment is validated (PyTorch's rules) -----------------------------------------
+
+def test_assigned_grad_must_have_exactly_the_tensors_shape():
+    w = Tensor(np.zeros((2, 3)), requires_grad=True)
+    for bad in (np.zeros(3), np.zeros((1, 3)), np.zeros((2, 3, 1))):
+        with pytest.raises(ValueError, match=r"assigned grad has shape .* but the tensor has shape \(2, 3\)"):
+            w.grad = bad
+    assert w.grad is None
+
+
+@pytest.mark.parametrize("bad", [[1.0, 2.0], "grad", np.array(["a", "b"]), np.array([True, False]),
+                                 np.array([1 + 2j, 0j]), 3.0])
+def test_assigned_grad_must_be_a_numeric_array(bad):
+    w = Tensor(np.zeros(2), requires_grad=True)
+    with pytest.raises(TypeError, match="assigned grad must be a numeric numpy array"):
+        w.grad = bad
+
+
+def test_assigned_grad_takes_the_tensors_dtype_and_accumulates():
+    w = Tensor(np.zeros(2, np.float32), requires_grad=True)
+    w.grad = np.array([1, 2])  # integers: converted, as PyTorch would refuse or cast
+    assert w.grad.dtype == np.float32
+    (w * 3.0).sum().backward()
+    np.testing.assert_array_equal(w.grad, [4.0, 5.0])
+    w.grad = Tensor(np.array([1.0, 1.0]))  # a Tensor's numbers
+    assert w.grad.dtype == np.float32 and w.grad[0] == 1.0
+
+
+def test_a_read_only_assigned_grad_is_replaced_not_written():
+    w = Tensor(np.zeros(2), requires_grad=True)
+    fixed = np.ones(2)
+    fixed.flags.writeable = False
+    w.grad = fixed
+    (w * 2.0).sum().backward()
+    np.testing.assert_array_equal(w.grad, [3.0, 3.0])
+    np.testing.assert_array_equal(fixed, [1.0, 1.0])

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import tinygrad_l2 as tl
+from helpers import assert_machine_equal
 from tinygrad_l2 import Tensor
 from tinygrad_l2.nn import (binary_cross_entropy, binary_cross_entropy_with_logits,
                             quadratic_cost, softmax_cross_entropy)
@@ -89,3 +90,50 @@ def test_losses_reject_targets_of_the_wrong_shape_or_range():
         binary_cross_entropy(Tensor(np.full((1, 4), 1.5)), np.zeros((1, 4)))
     with pytest.raises(ValueError, match="quadratic_cost: targets have shape"):
         quadratic_cost(a, np.zeros((4, 1)))
+
+
+# ---- kinks and exact 0/1: every loss against its analytic gradient -----------------------------
+
+def sigma(z):
+    return 1 / (1 + np.exp(-z))
+
+
+@pytest.mark.parametrize("z", [0.0, -0.0, 1e-300, -1e-300, 40.0, -40.0, 800.0, -800.0])
+@pytest.mark.parametrize("y", [0.0, 0.3, 1.0])
+def test_bce_with_logits_gradient_is_sigma_minus_y_everywhere_including_zero(z, y):
+    logits = Tensor(np.array([z, z]), requires_grad=True)
+    binary_cross_entropy_with_logits(logits, np.array([y, y])).backward()
+    assert_machine_equal(logits.grad, (sigma(np.array([z, z])) - y) / 2, ulps=2)
+
+
+def test_a_zero_initialised_logistic_regression_takes_pytorchs_first_step():
+    """All logits 0 on the first step: the gradient is (½ − y)/N, not −y/N (relu'(0) = 0 and
+    abs'(0) = 0 taken separately would lose the ½)."""
+    x = np.array([[1.0, 2.0], [-1.0, 0.5], [0.5, -2.0]])
+    y = np.array([[1.0], [0.0], [1.0]])
+    w = Tensor(np.zeros((2, 1)), requires_grad=True)
+    binary_cross_entropy_with_logits(Tensor(x) @ w, y).backward()
+    assert_machine_equal(w.grad, x.T @ (0.5 - y) / 3, ulps=2)
+
+
+def test_bce_with_logits_target_gradient_is_minus_z_over_n():
+    z = np.array([0.5, -1.0, 2.0])
+    y = Tensor(np.array([0.0, 0.5, 1.0]), requires_grad=True)
+    binary_cross_entropy_with_logits(Tensor(z), y).backward()
+    np.testing.assert_array_equal(y.grad, -z / 3)
+    assert tl.gradcheck(lambda y: binary_cross_entropy_with_logits(Tensor(z), y),
+                        [Tensor(np.array([0.1, 0.5, 0.9]), requires_grad=True)])
+
+
+@pytest.mark.parametrize("a, y", [(0.0, 0.0), (1.0, 1.0), (0.0, 1.0), (1.0, 0.0), (0.5, 0.5)])
+def test_binary_cross_entropy_gradient_at_exact_probabilities_is_pytorchs(a, y):
+    """PyTorch's BCELoss: dJ/da = (a − y) / max(a(1 − a), 1e-12) / N."""
+    probs = Tensor(np.array([a]), requires_grad=True)
+    binary_cross_entropy(probs, np.array([y])).backward()
+    assert probs.grad[0] == (a - y) / max(a * (1 - a), 1e-12)
+
+
+def test_quadratic_cost_gradient_is_a_minus_y_over_m_at_a_equals_y():
+    a = Tensor(np.array([[0.5, 1.0], [0.0, 0.25]]), requires_grad=True)
+    quadratic_cost(a, a.data.copy()).backward()
+    np.testing.assert_array_equal(a.grad, np.zeros((2, 2)))
