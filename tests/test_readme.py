@@ -1,0 +1,26 @@
+"""The README's code runs as printed."""
+import re
+from pathlib import Path
+
+import numpy as np
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def python_blocks(section):
+    """The ```python blocks of one `## section` of the README."""
+    text = README.read_text()
+    start = text.index(f"## {section}\n")
+    end = text.find("\n## ", start + 1)
+    return re.findall(r"```python\n(.*?)```", text[start:end if end > 0 else None], re.S)
+
+
+def test_write_your_own_op_runs_and_renders(tmp_path, monkeypatch):
+    (block,) = python_blocks("Write your own op")
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    svg = (tmp_path / "l2_op.svg").read_text()
+    assert "L2Penalty" in svg and ">W<" in svg.replace("\n", "")
+    w = namespace["W"]
+    np.testing.assert_array_equal(w.grad, 0.02 * w.data)
