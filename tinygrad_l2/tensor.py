@@ -263,12 +263,14 @@ def _operand(value, like, op, scalars=True):
     """The other operand of a binary op: a Tensor, or a real Python scalar passed to the op as
     an argument (numpy 2, NEP 50: it takes the tensor's dtype, so it never upcasts a float32
     tensor and keeps full precision in a float64 one).  Arrays and lists become constant
-    Tensors; numpy values keep their dtype and follow numpy's promotion."""
-    kind = type(value)
-    if kind is float or kind is int or isinstance(value, TensorBase):
-        return value if scalars or kind is not int and kind is not float else _constant(value, like)
+    Tensors; numpy values keep their dtype and follow numpy's promotion.  With `scalars=False`
+    (matmul) a scalar becomes a 0-d constant, for the op's own error."""
+    if isinstance(value, TensorBase):
+        return value
     if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_, np.generic)):
-        return float(value) if scalars else _constant(float(value), like)  # a Fraction, say
+        if type(value) is not int:
+            value = float(value)  # a Fraction, say: a plain float
+        return value if scalars else _constant(value, like)
     if isinstance(value, (np.ndarray, np.generic, list, tuple)):
         return Tensor(value, dtype=None if isinstance(value, (np.ndarray, np.generic)) else like.dtype)
     raise TypeError(f"{op}: unsupported operand {_describe(value)}; expected a Tensor, a numpy "
