@@ -61,3 +61,108 @@ def test_sequential_indexing_and_forward():
     assert seq(np.ones((5, 2), dtype=np.float32)).shape == (5, 1)
     with pytest.raises(TypeError, match="item 0 is a int"):
         tl.nn.Sequential(3)
+
+
+# ---- bring your own model: Flatten, Dropout, ModuleList, train/eval, loss modules ------------
+
+def test_flatten_keeps_the_batch_axis_by_default():
+    x = tl.Tensor(np.arange(24.0).reshape(2, 3, 2, 2), requires_grad=True)
+    assert tl.nn.Flatten()(x).shape == (2, 12)
+    assert tl.nn.Flatten(0, -1)(x).shape == (24,) and tl.nn.Flatten(1, 2)(x).shape == (2, 6, 2)
+    tl.nn.Flatten()(x).sum().backward()
+    assert x.grad.shape == (2, 3, 2, 2)
+
+
+def test_dropout_is_inverted_seeded_and_the_identity_in_eval():
+    layer = tl.nn.Dropout(0.25)
+    x = tl.Tensor(np.ones((200, 50)), requires_grad=True)
+    tl.manual_seed(3)
+    first = layer(x)
+    tl.manual_seed(3)
+    again = layer(x)
+    np.testing.assert_array_equal(first.data, again.data)
+    kept = first.data != 0
+    assert set(np.unique(first.data)) <= {0.0, 1 / 0.75} and abs(kept.mean() - 0.75) < 0.02
+    first.sum().backward()
+    np.testing.assert_array_equal(x.grad, kept / 0.75)
+    assert layer.eval()(x) is x and not layer.training
+    with pytest.raises(ValueError, match="Dropout: p must be a probability"):
+        tl.nn.Dropout(1.5)
+
+
+def test_train_and_eval_reach_every_submodule():
+    model = tl.nn.Sequential(tl.nn.Linear(2, 2, rng=0), tl.nn.Sequential(tl.nn.Dropout(0.5)))
+    assert model.eval() is model
+    assert not any(m.training for _, m in model.named_modules())
+    model.train()
+    assert all(m.training for _, m in model.named_modules())
+
+
+def test_module_list_registers_its_modules_and_their_regularizers():
+    class Net(tl.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = tl.nn.ModuleList([tl.nn.Linear(2, 3, kernel_regularizer=tl.nn.L2(0.1), rng=0)])
+            self.layers.append(tl.nn.Linear(3, 1, kernel_regularizer=tl.nn.L2(0.1), rng=1))
+
+        def forward(self, x):
+            for layer in self.layers:
+                x = layer(x)
+            return x
+
+    net = Net()
+    assert [n for n, _ in net.named_parameters()] == [
+        "layers.0.weight", "layers.0.bias", "layers.1.weight", "layers.1.bias"]
+    assert len(net.layers) == 2 and isinstance(net.layers[-1], tl.nn.Linear)
+    assert len(list(net.named_penalties())) == 2
+    net.layers.insert(0, tl.nn.ReLU())
+    assert isinstance(net.layers[0], tl.nn.ReLU) and len(net.layers) == 3
+
+
+def test_a_plain_list_of_modules_is_refused_with_a_pointer_to_module_list():
+    class Net(tl.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = [tl.nn.Linear(2, 2, rng=0)]
+    with pytest.raises(TypeError, match="use tl.nn.ModuleList"):
+        Net()
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_loss_modules_follow_pytorchs_reductions(reduction):
+    rng = np.random.default_rng(1)
+    z, p = rng.standard_normal((4, 3)), rng.uniform(0.1, 0.9, (4, 3))
+    y, labels = (rng.random((4, 3)) > 0.5).astype(float), np.array([0, 2, 1, 2])
+    reduce = {"mean": np.mean, "sum": np.sum, "none": lambda a: a}[reduction]
+    cases = [
+        (tl.nn.MSELoss, z, p, (z - p) ** 2),
+        (tl.nn.BCELoss, p, y, -(y * np.log(p) + (1 - y) * np.log(1 - p))),
+        (tl.nn.BCEWithLogitsLoss, z, y, np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))),
+        (tl.nn.CrossEntropyLoss, z, labels,
+         -(z - np.log(np.exp(z).sum(1, keepdims=True)))[np.arange(4), labels]),
+    ]
+    for make, prediction, target, elementwise in cases:
+        out = make(reduction=reduction)(tl.Tensor(prediction), target)
+        np.testing.assert_allclose(out.data, reduce(elementwise), rtol=1e-12)
+        assert tl.gradcheck(lambda t: make(reduction=reduction)(t, target),
+                            [tl.Tensor(prediction, requires_grad=True)])
+    with pytest.raises(ValueError, match="reduction must be one of"):
+        tl.nn.MSELoss(reduction="avg")
+
+
+def test_quadratic_cost_is_k_over_2_times_mse_loss():
+    rng = np.random.default_rng(2)
+    a, y = rng.random((5, 3)), rng.random((5, 3))
+    quadratic = tl.nn.quadratic_cost(tl.Tensor(a), y).item()
+    mse = tl.nn.functional.mse_loss(tl.Tensor(a), y).item()
+    assert quadratic == pytest.approx(3 / 2 * mse, rel=1e-14)
+
+
+def test_functional_names_are_pytorchs():
+    F = tl.nn.functional
+    x = tl.Tensor(np.array([[-1.0, 0.0, 2.0]]))
+    np.testing.assert_array_equal(F.relu(x).data, [[0.0, 0.0, 2.0]])
+    np.testing.assert_allclose(F.softmax(x, dim=1).data.sum(), 1.0)
+    np.testing.assert_allclose(np.exp(F.log_softmax(x, dim=1).data), F.softmax(x, 1).data)
+    assert F.dropout(x, 0.5, training=False) is x
+    assert F.cross_entropy is tl.nn.softmax_cross_entropy

@@ -1,10 +1,15 @@
-"""tl.nn: modules, layers, Keras-style regularizers and losses."""
-from .layers import Linear, ReLU, Sequential, Sigmoid, Tanh
-from .losses import (binary_cross_entropy, binary_cross_entropy_with_logits, quadratic_cost,
+"""tl.nn: modules, layers, Keras-style regularizers, losses and `tl.nn.functional`."""
+from .layers import (AvgPool2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, ModuleList, ReLU,
+                     Sequential, Sigmoid, Tanh)
+from .losses import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, binary_cross_entropy,
+                     binary_cross_entropy_with_logits, mse_loss, quadratic_cost,
                      softmax_cross_entropy)
 from .module import Module
 from .regularizers import L1, L1L2, L2
+from . import functional
 
-__all__ = ["Module", "Linear", "Sequential", "ReLU", "Sigmoid", "Tanh", "L1", "L2", "L1L2",
+__all__ = ["Module", "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten", "Dropout",
+           "Sequential", "ModuleList", "ReLU", "Sigmoid", "Tanh", "L1", "L2", "L1L2",
            "quadratic_cost", "binary_cross_entropy", "binary_cross_entropy_with_logits",
-           "softmax_cross_entropy"]
+           "softmax_cross_entropy", "mse_loss", "MSELoss", "CrossEntropyLoss", "BCELoss",
+           "BCEWithLogitsLoss", "functional"]

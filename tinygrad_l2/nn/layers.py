@@ -1,8 +1,10 @@
-"""Layers: Linear (with Keras-style kernel/bias regularizers), Sequential and activations."""
+"""Layers: Linear and Conv2d (with Keras-style kernel/bias regularizers), pooling, Flatten, Dropout,
+Sequential, ModuleList and activations."""
 import numpy as np
 
-from ..random import as_generator
+from ..random import as_generator, default_generator
 from ..tensor import Tensor
+from . import conv
 from .module import Module
 
 
@@ -94,3 +96,157 @@ class Tanh(Module):
 
     def forward(self, x):
         return x.tanh()
+
+
+class Conv2d(Module):
+    """z = x ⋆ W + b (cross-correlation, NCHW), W of shape (out, in, kh, kw), b of shape (out,).
+
+    PyTorch's arguments and default initialization (W and b from U(−1/√fan_in, 1/√fan_in),
+    fan_in = in·kh·kw); padding an int, a pair, "valid" or "same" (stride 1).  Keras' names for
+    the penalties: `Conv2d(1, 16, 5, padding="same", kernel_regularizer=tl.nn.L2(reg))` is
+    `Conv2D(16, (5, 5), padding="same", kernel_regularizer=l2(reg))`: reg·ΣW² added to the loss.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
+                 kernel_regularizer=None, bias_regularizer=None, dtype=np.float32, rng=None):
+        super().__init__()
+        for what, n in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
+                raise ValueError(f"Conv2d: {what} must be a positive integer, got {n!r}")
+        if bias_regularizer is not None and not bias:
+            raise ValueError("Conv2d: bias_regularizer given but bias=False")
+        self.kernel_size = conv.pair(kernel_size, "kernel_size", "Conv2d")
+        self.stride = conv.pair(stride, "stride", "Conv2d")
+        self.padding = conv.padding_of(padding, self.kernel_size, self.stride, "Conv2d")
+        self.padding_arg = padding
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        rng = as_generator(rng)
+        bound = 1.0 / np.sqrt(in_channels * self.kernel_size[0] * self.kernel_size[1])
+        shape = (out_channels, in_channels) + self.kernel_size
+        self.weight = Tensor(rng.uniform(-bound, bound, shape).astype(dtype), requires_grad=True)
+        self.bias = (Tensor(rng.uniform(-bound, bound, (out_channels,)).astype(dtype),
+                            requires_grad=True) if bias else None)
+        self.regularizers = {"weight": kernel_regularizer, "bias": bias_regularizer}
+
+    def forward(self, x):
+        if not isinstance(x, Tensor):
+            x = Tensor(x, dtype=self.weight.dtype)
+        args = (x, self.weight) if self.bias is None else (x, self.weight, self.bias)
+        return conv.Conv2d.apply(*args, stride=self.stride, padding=self.padding)
+
+    def extra_repr(self):
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding_arg!r}")
+
+
+class MaxPool2d(Module):
+    """The maximum of each kh×kw window (stride defaults to the kernel size)."""
+
+    def __init__(self, kernel_size, stride=None):
+        super().__init__()
+        self.kernel_size, self.stride_arg = kernel_size, stride
+        conv.pair(kernel_size, "kernel_size", "MaxPool2d")
+
+    def forward(self, x):
+        return conv.max_pool2d(x, self.kernel_size, self.stride_arg)
+
+
+class AvgPool2d(Module):
+    """The mean of each kh×kw window (stride defaults to the kernel size)."""
+
+    def __init__(self, kernel_size, stride=None):
+        super().__init__()
+        self.kernel_size, self.stride_arg = kernel_size, stride
+        conv.pair(kernel_size, "kernel_size", "AvgPool2d")
+
+    def forward(self, x):
+        return conv.avg_pool2d(x, self.kernel_size, self.stride_arg)
+
+
+class Flatten(Module):
+    """Merge axes start_dim..end_dim into one (PyTorch's defaults keep the batch axis)."""
+
+    def __init__(self, start_dim=1, end_dim=-1):
+        super().__init__()
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def forward(self, x):
+        shape = x.shape
+        start, end = (d % len(shape) if len(shape) else 0 for d in (self.start_dim, self.end_dim))
+        if start > end:
+            raise ValueError(f"Flatten: start_dim {self.start_dim} comes after end_dim "
+                             f"{self.end_dim} for an input of shape {shape}")
+        merged = int(np.prod(shape[start:end + 1]))
+        return x.reshape(shape[:start] + (merged,) + shape[end + 1:])
+
+
+class Dropout(Module):
+    """Inverted dropout: in training, each element is zeroed with probability p and the rest
+    scaled by 1/(1 − p) (so eval needs no change); the identity in eval mode.  The mask comes
+    from the generator `tl.manual_seed` seeds."""
+
+    def __init__(self, p=0.5):
+        super().__init__()
+        if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0 <= p <= 1:
+            raise ValueError(f"Dropout: p must be a probability in [0, 1], got {p!r}")
+        self.p = float(p)
+
+    def forward(self, x):
+        return dropout(x, self.p, self.training)
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
+def dropout(x, p=0.5, training=True):
+    """PyTorch's F.dropout: x · mask / (1 − p) with mask ~ Bernoulli(1 − p), when training."""
+    if not training or p == 0:
+        return x
+    if p == 1:
+        return x * 0.0
+    keep = default_generator().random(x.shape) >= p
+    return x * Tensor((keep / (1 - p)).astype(x.dtype))
+
+
+class ModuleList(Module):
+    """A list of modules, registered as "0", "1", ... (so their parameters and regularizers
+    count): append, extend, insert, indexing, len and iteration, as PyTorch's."""
+
+    def __init__(self, modules=()):
+        super().__init__()
+        self.extend(modules)
+
+    def _items(self):
+        return list(self._modules.values())
+
+    def _reset(self, items):
+        for name in list(self._modules):
+            delattr(self, name)
+            self._modules.pop(name, None)
+        for i, module in enumerate(items):
+            if not isinstance(module, Module):
+                raise TypeError(f"ModuleList: item {i} is a {type(module).__name__}, not a Module")
+            setattr(self, str(i), module)
+
+    def append(self, module):
+        self._reset(self._items() + [module])
+        return self
+
+    def extend(self, modules):
+        self._reset(self._items() + list(modules))
+        return self
+
+    def insert(self, index, module):
+        items = self._items()
+        items.insert(index, module)
+        self._reset(items)
+
+    def __getitem__(self, i):
+        items = self._items()
+        return ModuleList(items[i]) if isinstance(i, slice) else items[i]
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._items())

@@ -3,6 +3,7 @@ import numpy as np
 
 from ..ops import Op, sigmoid
 from ..tensor import Tensor
+from .module import Module
 
 
 def _labels(op, y, like, shape=None):
@@ -27,47 +28,72 @@ def quadratic_cost(a, y, batch_axis=0):
     return (0.5 / m) * ((a - y) ** 2).sum()
 
 
-class BinaryCrossEntropy(Op):
+REDUCTIONS = ("mean", "sum", "none")
+
+
+class _Reduced(Op):
+    """A loss computed elementwise, then reduced as PyTorch's `reduction` says: "mean" (÷N, N =
+    number of elements), "sum" or "none" (the elementwise losses)."""
+    __slots__ = ("reduction",)
+
+    def reduce(self, losses):
+        if self.reduction == "none":
+            return losses
+        return losses.sum() if self.reduction == "sum" else losses.mean()
+
+    def scale(self, g, n):
+        """d(reduced)/d(elementwise loss) times g: g/N, g, or g itself elementwise."""
+        return g / n if self.reduction == "mean" else g
+
+
+class BinaryCrossEntropy(_Reduced):
     """J = −(1/N) Σ [y·log a + (1−y)·log(1−a)], N = number of elements (the course's m for a
     (1, m) output).  Logs are clamped at −100 and the backward's denominator a(1−a) at 1e-12,
     as in PyTorch's BCELoss, so a = 0 or 1 gives a finite loss and gradient:
         dJ/da = (a − y) / (a(1−a)) / N,     dJ/dy = (log(1−a) − log a) / N
     """
+    __slots__ = ()
 
     def forward(self, a, y):
         with np.errstate(divide="ignore"):  # log(0) = -inf, clamped just below
             log_a = np.maximum(np.log(a), -100)
             log_1ma = np.maximum(np.log1p(-a), -100)
         self.save_for_backward(a, y, log_a, log_1ma)
-        return -(y * log_a + (1 - y) * log_1ma).mean()
+        return self.reduce(-(y * log_a + (1 - y) * log_1ma))
 
     def backward(self, g):
         a, y, log_a, log_1ma = self.saved_arrays
-        n = a.size
         denominator = np.maximum(a * (1 - a), np.asarray(1e-12, dtype=a.dtype))
-        grad_a = g * (a - y) / denominator / n
-        grad_y = g * (log_1ma - log_a) / n if self.needs_input_grad[1] else None
+        grad_a = self.scale(g * (a - y) / denominator, a.size)
+        grad_y = self.scale(g * (log_1ma - log_a), a.size) if self.needs_input_grad[1] else None
         return grad_a, grad_y
 
 
-class BinaryCrossEntropyWithLogits(Op):
+class BinaryCrossEntropyWithLogits(_Reduced):
     """J = (1/N) Σ [max(z, 0) − z·y + log(1 + e^(−|z|))]  (stable for any z; = BCE(σ(z), y)).
         dJ/dz = (σ(z) − y) / N,     dJ/dy = −z / N
     One op with its analytic backward: built from relu and abs, the kinks at z = 0 would each
     take the subgradient 0 and the gradient there would be −y/N instead of (½ − y)/N."""
+    __slots__ = ()
 
     def forward(self, z, y):
         self.save_for_backward(z, y)
-        return (np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))).mean()
+        return self.reduce(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z))))
 
     def backward(self, g):
         z, y = self.saved_arrays
-        grad_z = g * (sigmoid(z) - y) / z.size
-        grad_y = g * -z / z.size if self.needs_input_grad[1] else None
+        grad_z = self.scale(g * (sigmoid(z) - y), z.size)
+        grad_y = self.scale(g * -z, z.size) if self.needs_input_grad[1] else None
         return grad_z, grad_y
 
 
-def binary_cross_entropy(a, y):
+def _reduction(op, reduction):
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"{op}: reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    return reduction
+
+
+def binary_cross_entropy(a, y, reduction="mean"):
     """Binary cross-entropy on probabilities `a` in [0, 1] (deeplearning.ai's cost).  A target
     Tensor of `a`'s dtype is used as it is (so its name shows in the graph)."""
     y_tensor = y
@@ -77,7 +103,8 @@ def binary_cross_entropy(a, y):
                          "binary_cross_entropy_with_logits for logits)")
     if np.any((y < 0) | (y > 1)):
         raise ValueError("binary_cross_entropy: targets must lie in [0, 1]")
-    return BinaryCrossEntropy.apply(a, _target(y_tensor, y))
+    return BinaryCrossEntropy.apply(a, _target(y_tensor, y),
+                                    reduction=_reduction("binary_cross_entropy", reduction))
 
 
 def _target(given, array):
@@ -86,19 +113,21 @@ def _target(given, array):
     return given if isinstance(given, Tensor) and given.data is array else Tensor(array)
 
 
-def binary_cross_entropy_with_logits(z, y):
+def binary_cross_entropy_with_logits(z, y, reduction="mean"):
     """Binary cross-entropy on logits z, stable for any z:
     mean(max(z, 0) − z·y + log(1 + e^(−|z|))), one op whose gradient is (σ(z) − y)/N."""
     y_tensor = y
     y = _labels("binary_cross_entropy_with_logits", y, z)
     if np.any((y < 0) | (y > 1)):
         raise ValueError("binary_cross_entropy_with_logits: targets must lie in [0, 1]")
-    return BinaryCrossEntropyWithLogits.apply(z, _target(y_tensor, y))
+    return BinaryCrossEntropyWithLogits.apply(
+        z, _target(y_tensor, y), reduction=_reduction("binary_cross_entropy_with_logits", reduction))
 
 
-def softmax_cross_entropy(logits, labels):
+def softmax_cross_entropy(logits, labels, reduction="mean"):
     """−(1/m) Σᵢ log softmax(zᵢ)[yᵢ] for logits (m, C) and integer labels (m,), via
-    log_softmax (stable at any logit scale)."""
+    log_softmax (stable at any logit scale).  PyTorch's F.cross_entropy."""
+    reduction = _reduction("softmax_cross_entropy", reduction)
     if logits.ndim != 2:
         raise ValueError(f"softmax_cross_entropy: logits must have shape (batch, classes), got "
                          f"{logits.shape}")
@@ -113,4 +142,59 @@ def softmax_cross_entropy(logits, labels):
     if m and (labels.min() < 0 or labels.max() >= classes):
         raise ValueError(f"softmax_cross_entropy: labels must be in [0, {classes - 1}], got "
                          f"values from {labels.min()} to {labels.max()}")
-    return -logits.log_softmax(axis=1)[np.arange(m), labels].mean()
+    losses = -logits.log_softmax(axis=1)[np.arange(m), labels]
+    return _reduce(losses, reduction)
+
+
+def mse_loss(prediction, target, reduction="mean"):
+    """PyTorch's F.mse_loss: mean of (prediction − target)² over ALL elements.  Nielsen's
+    quadratic_cost is ½·Σ(a − y)²/m with m the batch size, so for an (m, k) output
+    quadratic_cost = (k/2)·mse_loss."""
+    reduction = _reduction("mse_loss", reduction)
+    target = _labels("mse_loss", target, prediction)
+    return _reduce((prediction - target) ** 2, reduction)
+
+
+def _reduce(losses, reduction):
+    if reduction == "none":
+        return losses
+    return losses.sum() if reduction == "sum" else losses.mean()
+
+
+class _Loss(Module):
+    """A loss as a module (PyTorch's nn.*Loss): `criterion(prediction, target)`."""
+
+    def __init__(self, reduction="mean"):
+        super().__init__()
+        self.reduction = _reduction(type(self).__name__, reduction)
+
+    def extra_repr(self):
+        return f"reduction={self.reduction!r}"
+
+
+class MSELoss(_Loss):
+    """mean((prediction − target)²); see `mse_loss`."""
+
+    def forward(self, prediction, target):
+        return mse_loss(prediction, target, self.reduction)
+
+
+class CrossEntropyLoss(_Loss):
+    """Softmax cross-entropy on logits (m, C) and integer labels (m,)."""
+
+    def forward(self, logits, labels):
+        return softmax_cross_entropy(logits, labels, self.reduction)
+
+
+class BCELoss(_Loss):
+    """Binary cross-entropy on probabilities in [0, 1]."""
+
+    def forward(self, probabilities, target):
+        return binary_cross_entropy(probabilities, target, self.reduction)
+
+
+class BCEWithLogitsLoss(_Loss):
+    """Binary cross-entropy on logits (one op: its gradient is (σ(z) − y)/N at every z)."""
+
+    def forward(self, logits, target):
+        return binary_cross_entropy_with_logits(logits, target, self.reduction)

@@ -17,6 +17,8 @@ class Module:
     terms: `regularization_loss()` sums `reg(param)` over the whole tree, as a graph node.
     """
 
+    training = True  # until train()/eval() say otherwise
+
     def __setattr__(self, name, value):
         if "_parameters" not in self.__dict__:
             object.__setattr__(self, "_parameters", OrderedDict())
@@ -24,6 +26,10 @@ class Module:
             object.__setattr__(self, "regularizers", {})
         self._parameters.pop(name, None)
         self._modules.pop(name, None)
+        if isinstance(value, (list, tuple)) and any(isinstance(v, Module) for v in value):
+            raise TypeError(f"{type(self).__name__}.{name}: a {type(value).__name__} of Modules "
+                            f"would not be registered (their parameters and regularizers would "
+                            f"be missed); use tl.nn.ModuleList([...]) or tl.nn.Sequential(...)")
         if isinstance(value, Tensor) and value.requires_grad:
             self._parameters[name] = value
         elif isinstance(value, Module):
@@ -54,6 +60,16 @@ class Module:
 
     def parameters(self):
         return [p for _, p in self.named_parameters()]
+
+    def train(self, mode=True):
+        """Training mode (Dropout active) for this module and every descendant; returns self."""
+        for _, module in self.named_modules():
+            module.training = bool(mode)
+        return self
+
+    def eval(self):
+        """Evaluation mode (Dropout is the identity): `train(False)`; returns self."""
+        return self.train(False)
 
     def zero_grad(self):
         """Set every parameter's gradient to None (PyTorch >= 2.0's default)."""

@@ -1,0 +1,131 @@
+"""Convolution and pooling: against direct loops, finite differences and PyTorch's semantics."""
+import numpy as np
+import pytest
+
+import tinygrad_l2 as tl
+from helpers import assert_machine_equal
+from tinygrad_l2 import Tensor
+from tinygrad_l2.nn import functional as F
+
+rng = np.random.default_rng(0)
+
+
+def conv_loops(x, w, b, stride, pads):
+    """Cross-correlation written as loops: the definition."""
+    (top, bottom), (left, right) = pads
+    x = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+    n, c, h, wd = x.shape
+    o, _, kh, kw = w.shape
+    rows, cols = (h - kh) // stride[0] + 1, (wd - kw) // stride[1] + 1
+    out = np.zeros((n, o, rows, cols))
+    for i in range(n):
+        for k in range(o):
+            for p in range(rows):
+                for q in range(cols):
+                    patch = x[i, :, p * stride[0]:p * stride[0] + kh, q * stride[1]:q * stride[1] + kw]
+                    out[i, k, p, q] = (patch * w[k]).sum() + (b[k] if b is not None else 0.0)
+    return out
+
+
+CASES = [  # (input shape, weight shape, stride, padding, the pads it means)
+    ((2, 3, 6, 5), (4, 3, 3, 3), 1, 0, ((0, 0), (0, 0))),
+    ((1, 2, 7, 6), (3, 2, 3, 2), 2, 1, ((1, 1), (1, 1))),
+    ((2, 1, 5, 5), (2, 1, 3, 3), 1, "same", ((1, 1), (1, 1))),
+    ((1, 2, 6, 6), (2, 2, 4, 2), 1, "same", ((1, 2), (0, 1))),  # even: extra at bottom/right
+    ((1, 3, 7, 8), (2, 3, 2, 3), (2, 3), (2, 1), ((2, 2), (1, 1))),
+    ((2, 2, 4, 4), (1, 2, 4, 4), 1, "valid", ((0, 0), (0, 0))),
+]
+
+
+@pytest.mark.parametrize("xs, ws, stride, padding, pads", CASES)
+def test_conv2d_equals_the_loop_definition(xs, ws, stride, padding, pads):
+    x, w, b = rng.standard_normal(xs), rng.standard_normal(ws), rng.standard_normal(ws[0])
+    out = F.conv2d(Tensor(x), Tensor(w), Tensor(b), stride=stride, padding=padding)
+    s = (stride, stride) if isinstance(stride, int) else stride
+    assert_machine_equal(out.data, conv_loops(x, w, b, s, pads), ulps=16)
+
+
+@pytest.mark.parametrize("xs, ws, stride, padding, pads", CASES)
+def test_conv2d_gradients_match_finite_differences(xs, ws, stride, padding, pads):
+    x = Tensor(rng.standard_normal(xs), requires_grad=True)
+    w = Tensor(rng.standard_normal(ws), requires_grad=True)
+    b = Tensor(rng.standard_normal(ws[0]), requires_grad=True)
+    assert tl.gradcheck(lambda x, w, b: F.conv2d(x, w, b, stride=stride, padding=padding), [x, w, b])
+    assert tl.gradcheck(lambda x, w: F.conv2d(x, w, stride=stride, padding=padding), [x, w])
+
+
+def test_conv2d_errors_name_the_op_and_shapes():
+    x, w = Tensor(np.zeros((1, 3, 5, 5))), Tensor(np.zeros((2, 2, 3, 3)))
+    with pytest.raises(ValueError, match=r"conv2d: weight of shape \(2, 2, 3, 3\) does not fit an input with 3 channels"):
+        F.conv2d(x, w)
+    with pytest.raises(ValueError, match="conv2d: padding='same' is not supported for strided"):
+        F.conv2d(x, Tensor(np.zeros((2, 3, 3, 3))), stride=2, padding="same")
+    with pytest.raises(ValueError, match="conv2d: input of shape|expected an input of shape"):
+        F.conv2d(Tensor(np.zeros((3, 5, 5))), Tensor(np.zeros((2, 3, 3, 3))))
+    with pytest.raises(ValueError, match="conv2d: stride must be a positive int"):
+        F.conv2d(x, Tensor(np.zeros((2, 3, 3, 3))), stride=0)
+
+
+def test_max_pool_sends_the_gradient_to_the_first_maximum_of_each_window():
+    """PyTorch's CPU kernel keeps the first maximum in row-major order on ties."""
+    x = Tensor(np.array([[[[1.0, 3.0, 3.0, 0.0],
+                           [2.0, 3.0, 1.0, 1.0],
+                           [0.0, 0.0, 2.0, 2.0],
+                           [1.0, 0.0, 2.0, 1.0]]]]), requires_grad=True)
+    out = F.max_pool2d(x, 2)
+    np.testing.assert_array_equal(out.data, [[[[3.0, 3.0], [1.0, 2.0]]]])
+    out.sum().backward()
+    np.testing.assert_array_equal(x.grad[0, 0], [[0, 1, 1, 0], [0, 0, 0, 0], [0, 0, 1, 0], [1, 0, 0, 0]])
+
+
+@pytest.mark.parametrize("pool", [F.max_pool2d, F.avg_pool2d])
+@pytest.mark.parametrize("kernel, stride", [(2, None), (3, 1), ((2, 3), (1, 2))])
+def test_pooling_gradients_match_finite_differences(pool, kernel, stride):
+    x = Tensor(rng.permutation(2 * 2 * 6 * 7).reshape(2, 2, 6, 7) * 0.1, requires_grad=True)  # no ties
+    assert tl.gradcheck(lambda x: pool(x, kernel, stride), [x])
+
+
+def test_overlapping_max_windows_accumulate():
+    x = Tensor(np.array([[[[0.0, 0.0, 0.0], [0.0, 9.0, 0.0], [0.0, 0.0, 0.0]]]]), requires_grad=True)
+    F.max_pool2d(x, 2, 1).sum().backward()
+    assert x.grad[0, 0, 1, 1] == 4.0 and x.grad.sum() == 4.0
+
+
+def test_avg_pool_is_the_window_mean():
+    x = np.arange(16.0).reshape(1, 1, 4, 4)
+    np.testing.assert_array_equal(F.avg_pool2d(Tensor(x), 2).data, [[[[2.5, 4.5], [10.5, 12.5]]]])
+    with pytest.raises(ValueError, match=r"avg_pool2d: kernel \(5, 5\) is larger than the input"):
+        F.avg_pool2d(Tensor(x), 5)
+
+
+def test_conv2d_layer_has_pytorchs_shapes_init_and_regularizers():
+    layer = tl.nn.Conv2d(3, 8, 5, padding="same", kernel_regularizer=tl.nn.L2(0.01), rng=0)
+    assert layer.weight.shape == (8, 3, 5, 5) and layer.bias.shape == (8,)
+    bound = 1 / np.sqrt(3 * 25)
+    assert np.abs(layer.weight.data).max() <= bound and np.abs(layer.bias.data).max() <= bound
+    assert layer.weight.dtype == np.float32
+    out = layer(np.ones((2, 3, 7, 7), np.float32))
+    assert out.shape == (2, 8, 7, 7)
+    penalty = layer.regularization_loss()
+    assert penalty.item() == pytest.approx(0.01 * float((layer.weight.data.astype(np.float64) ** 2).sum()), rel=1e-6)
+    penalty.backward()
+    np.testing.assert_allclose(layer.weight.grad, 0.02 * layer.weight.data, rtol=1e-6)
+    assert layer.bias.grad is None  # biases are not regularized unless asked
+
+
+def test_a_convnet_draws_each_conv_as_a_cluster_with_its_kernel_feeding_l2():
+    model = tl.nn.Sequential(tl.nn.Conv2d(1, 2, 3, padding="same", kernel_regularizer=tl.nn.L2(1e-3), rng=0),
+                             tl.nn.ReLU(), tl.nn.MaxPool2d(2), tl.nn.Flatten(),
+                             tl.nn.Linear(8, 3, kernel_regularizer=tl.nn.L2(1e-3), rng=1))
+    x = np.ones((2, 1, 4, 4), np.float32)
+    cost = tl.nn.softmax_cross_entropy(model(x), np.array([0, 2]))
+    penalty = model.regularization_loss()
+    source = tl.draw_dot(cost + penalty, params=dict(model.named_parameters()),
+                         terms={"data": cost, "l2": penalty}, collapse_modules=False).source
+    assert 'label="0: Conv2d"' in source and "label=Conv2d" in source
+    l2_tails = {line.split("->")[0].strip() for line in source.splitlines()
+                if "->" in line and "term-l2" in line}
+    labels = dict(line.strip().split(" [label=", 1) for line in source.splitlines()
+                  if " [label=" in line and "->" not in line)
+    names = {labels[t].strip('"').split("\\n")[0] for t in l2_tails if t in labels}
+    assert {"0.weight", "4.weight"} <= names and not names & {"0.bias", "4.bias"}

@@ -1,0 +1,39 @@
+"""tl.nn.functional: PyTorch's functional names and signatures, on this engine's ops.
+
+The textbook losses stay beside them in `tl.nn`: `quadratic_cost(a, y)` (Nielsen) is
+½·Σ(a − y)²/m over a batch of m, while `mse_loss` is the mean over all elements: for an (m, k)
+output, quadratic_cost = (k/2)·mse_loss.  `softmax_cross_entropy` is `cross_entropy`.
+"""
+from .conv import avg_pool2d, conv2d, max_pool2d
+from .layers import dropout
+from .losses import (binary_cross_entropy, binary_cross_entropy_with_logits, mse_loss,
+                     softmax_cross_entropy as cross_entropy)
+
+__all__ = ["conv2d", "max_pool2d", "avg_pool2d", "dropout", "relu", "sigmoid", "tanh", "softmax",
+           "log_softmax", "mse_loss", "cross_entropy", "binary_cross_entropy",
+           "binary_cross_entropy_with_logits"]
+
+
+def relu(x):
+    """max(x, 0)."""
+    return x.relu()
+
+
+def sigmoid(x):
+    """1 / (1 + e⁻ˣ)."""
+    return x.sigmoid()
+
+
+def tanh(x):
+    """tanh x."""
+    return x.tanh()
+
+
+def softmax(x, dim):
+    """e^x / Σ e^x along `dim`."""
+    return x.softmax(axis=dim)
+
+
+def log_softmax(x, dim):
+    """x − log Σ e^x along `dim`."""
+    return x.log_softmax(axis=dim)
