@@ -14,12 +14,12 @@ from .random import manual_seed
 from .serialization import load, save
 from .table import Table
 from .trace import trace_terms, with_without
-from . import conventions, nn, optim
+from . import conventions, data, nn, optim
 
 __all__ = ["Tensor", "Function", "AccumulateGrad", "Constant", "no_grad", "detect_anomaly",
            "AnomalyError", "enable_grad", "set_grad_enabled", "is_grad_enabled", "gradcheck",
            "GradcheckError", "grad", "topological_order", "unbroadcast", "draw_dot", "render",
-           "trace_terms", "with_without", "Table", "manual_seed", "save", "load", "nn", "optim",
+           "trace_terms", "with_without", "Table", "manual_seed", "save", "load", "nn", "optim", "data",
            "conventions"]
 __version__ = "0.1.0"
 

@@ -3,5 +3,6 @@ from .adam import Adam, AdamW
 from .optimizer import Optimizer
 from .pso import PSO
 from .sgd import SGD
+from . import lr_scheduler
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "PSO"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "PSO", "lr_scheduler"]
