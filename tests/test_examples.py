@@ -13,8 +13,8 @@ def run(name, *args, cwd):
                           capture_output=True, text=True, timeout=300)
 
 
-def test_examples_directory_holds_the_five_examples():
-    assert len(list(EXAMPLES.glob("0*.py"))) == 5
+def test_examples_directory_holds_the_six_examples():
+    assert len(list(EXAMPLES.glob("0*.py"))) == 6
 
 
 def test_01_render_l2_graph(tmp_path):
@@ -56,3 +56,23 @@ def test_05_particle_swarm(tmp_path):
     assert len(lines) == 2 and all("gradients computed: 0" in l for l in lines)
     norms = [float(l.split("‖W‖ = ")[1].split()[0]) for l in lines]
     assert norms[1] < norms[0]  # the L2 term the swarm sees shrinks the weights
+
+
+def test_06_convnet_l2(tmp_path):
+    result = run("06_convnet_l2.py", "3", str(tmp_path), cwd=tmp_path)
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        assert result.returncode == 2 and "pip install 'tinygrad-l2[datasets]'" in result.stderr
+        return
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if "test accuracy" in line]
+    assert [r.split("  ")[0].strip() for r in rows] == ["no regularization", "L2 reg=0.001", "Dropout p=0.3"]
+    svg = ET.parse(tmp_path / "convnet_l2.svg").getroot()
+    tag = "{http://www.w3.org/2000/svg}"
+    label = {g.find(tag + "title").text: " ".join(t.text or "" for t in g.iter(tag + "text"))
+             for g in svg.iter(tag + "g") if g.get("class") == "node"}
+    tails = {g.find(tag + "title").text.split("->")[0] for g in svg.iter(tag + "g")
+             if "term-l2" in (g.get("class") or "")}
+    parameters = {label[t].split()[0] for t in tails if label.get(t, "").split()[0].endswith(("weight", "bias"))}
+    assert parameters == {"0.weight", "3.weight", "7.weight"}  # kernels only, never a bias
