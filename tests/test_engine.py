@@ -203,3 +203,21 @@ def test_graph_has_no_reference_cycles():
         assert probe() is None  # freed by reference counting alone
     finally:
         gc.enable()
+
+
+def test_a_leaf_switched_off_after_the_forward_receives_no_gradient():
+    w = Tensor(np.array([1.0]), requires_grad=True)
+    loss = (w * 2.0).sum()
+    w.requires_grad = False
+    loss.backward()
+    assert w.grad is None
+
+
+def test_data_replaced_by_another_shape_before_backward_is_an_error_and_writes_nothing():
+    w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    v = Tensor(np.array([3.0]), requires_grad=True)
+    loss = (w * 2.0).sum() + (v * 5.0).sum()
+    w.data = np.zeros(3)
+    with pytest.raises(RuntimeError, match=r"replaced by one of shape \(3,\) after the graph was built with shape \(2,\)"):
+        loss.backward()
+    assert w.grad is None and v.grad is None

@@ -97,9 +97,15 @@ def backward(root, grad=None, retain_graph=False):
     writes = []
     with _collector_paused():
         _sweep(node_of(root), seed, owned, retain_graph, writes.append)
+    for tensor, g, _ in writes:  # all checked before any is written
+        if g.shape != tensor._data.shape:
+            raise RuntimeError(f"backward: a tensor's data was replaced by one of shape "
+                               f"{tensor._data.shape} after the graph was built with shape "
+                               f"{g.shape}; its gradient no longer fits (rebuild the graph)")
     with _grad_mutex:
         for tensor, g, owned in writes:
-            _accumulate(tensor, g, owned)
+            if tensor._requires_grad:  # switched off since the graph was built: skip (PyTorch)
+                _accumulate(tensor, g, owned)
 
 
 def grad(root, inputs, grad=None, retain_graph=False):
