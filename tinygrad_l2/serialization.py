@@ -1,29 +1,94 @@
-"""Saving and loading state dicts as .npz files, without pickle."""
+"""Saving and loading state dicts as .npz files: validated first, written atomically, never
+unpickled.
+
+An .npz is a zip archive of .npy members, one per key (`key.npy`).  We write it ourselves with
+`zipfile` and numpy's `.npy` writer, so any string is a key (numpy's `np.savez(file, **arrays)`
+takes keys as keyword arguments: a key named `file` or `allow_pickle` collides with its own
+parameters), and we write to a temporary file beside the target and rename it over the target
+only once complete: an error (or a crash) never leaves a truncated checkpoint.
+"""
 import os
+import tempfile
+import zipfile
 
 import numpy as np
 
 from .tensor import Tensor
 
 
-def save(state_dict, path):
-    """Write {name: array} to `path` (numpy's .npz: plain arrays, nothing executable)."""
-    arrays = {name: np.asarray(value.data if isinstance(value, Tensor) else value)
-              for name, value in state_dict.items()}
-    for name, array in arrays.items():
+def _arrays(state_dict):
+    """{key: ndarray}, every key a string and every value numeric, or a clear error."""
+    if not hasattr(state_dict, "items"):
+        raise TypeError(f"save: expected a dict of name -> array, got {type(state_dict).__name__}")
+    arrays = {}
+    for name, value in state_dict.items():
+        if not isinstance(name, str):
+            raise TypeError(f"save: keys must be strings, got {name!r} ({type(name).__name__})")
+        array = np.asarray(value.data if isinstance(value, Tensor) else value)
         if array.dtype.kind not in "fiub":
             raise TypeError(f"save: entry {name!r} has dtype {array.dtype}; only numeric "
                             f"arrays can be saved")
-    with open(os.fspath(path), "wb") as f:
-        np.savez(f, **arrays)
+        arrays[name] = array
+    return arrays
+
+
+def save(state_dict, path):
+    """Write {name: array} to `path` as .npz (plain arrays, nothing executable), atomically:
+    the previous file at `path`, if any, is replaced only by a complete new one."""
+    arrays = _arrays(state_dict)
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    descriptor, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=directory)
+    try:
+        with os.fdopen(descriptor, "wb") as f:
+            with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+                for name, array in arrays.items():
+                    with archive.open(name + ".npy", "w", force_zip64=True) as member:
+                        np.lib.format.write_array(member, array,
+                                                  allow_pickle=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
     return path
 
 
 def load(path):
-    """Read a state dict written by `save`; never unpickles (allow_pickle=False)."""
+    """Read a state dict written by `save` (or np.savez); never unpickles, and says what is
+    wrong with which file when it cannot be read."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"load: no such file: {path}")
+    if not zipfile.is_zipfile(path):
+        what = "a single .npy array" if _is_npy(path) else "not a zip archive"
+        raise ValueError(f"load: {path} is not an .npz state dict ({what}); save one with "
+                         f"tl.save(state_dict, path) or Module.save(path)")
     try:
-        with np.load(os.fspath(path), allow_pickle=False) as archive:
-            return {name: archive[name] for name in archive.files}
-    except ValueError as err:  # object arrays need pickle: refuse them
-        raise ValueError(f"load: {path} holds data that would need unpickling, which is "
-                         f"refused ({err})") from None
+        with zipfile.ZipFile(path) as archive:
+            return {member[:-4]: _member(archive, member, path)
+                    for member in archive.namelist() if member.endswith(".npy")}
+    except zipfile.BadZipFile as err:
+        raise ValueError(f"load: {path} is a damaged .npz archive (truncated or corrupt: "
+                         f"{err})") from None
+
+
+def _member(archive, member, path):
+    try:
+        with archive.open(member) as f:
+            return np.lib.format.read_array(f, allow_pickle=False)
+    except ValueError as err:
+        if "allow_pickle" in str(err):
+            raise ValueError(f"load: {path}: entry {member[:-4]!r} holds Python objects, which "
+                             f"would need unpickling: refused") from None
+        raise ValueError(f"load: {path}: entry {member[:-4]!r} is corrupt ({err})") from None
+    except (zipfile.BadZipFile, EOFError, OSError) as err:
+        raise ValueError(f"load: {path}: entry {member[:-4]!r} is corrupt or truncated "
+                         f"({err})") from None
+
+
+def _is_npy(path):
+    with open(path, "rb") as f:
+        return f.read(6) == b"\x93NUMPY"
