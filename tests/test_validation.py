@@ -31,10 +31,18 @@ def test_pow_rejects_non_finite_or_non_numeric_exponents(exponent):
 
 
 @pytest.mark.parametrize("make,match", [
-    (lambda: tl.optim.SGD([x], lr=float("nan")), "lr must be >= 0, got nan"),
-    (lambda: tl.optim.SGD([x], lr=-1), "lr must be >= 0"),
-    (lambda: tl.optim.Adam([x], betas=(0.9, 1.5)), "betas must lie in \\[0, 1\\)"),
-    (lambda: tl.optim.Adam([x], eps=float("nan")), "eps must be >= 0"),
+    (lambda: tl.optim.SGD([x], lr=float("nan")), "SGD: Invalid learning rate: nan"),
+    (lambda: tl.optim.SGD([x], lr=-1), "SGD: Invalid learning rate: -1"),
+    (lambda: tl.optim.SGD([x], lr="0.1"), "SGD: Invalid learning rate: '0.1'"),
+    (lambda: tl.optim.SGD([x], lr=0.1, momentum=-1), "Invalid momentum value: -1"),
+    (lambda: tl.optim.SGD([x], lr=0.1, nesterov=True), "nesterov momentum requires a momentum"),
+    (lambda: tl.optim.Adam([x], betas=(0.9, 1.5)), "Invalid beta parameter at index 1: 1.5"),
+    (lambda: tl.optim.Adam([x], betas=(0.9,)), "betas must be a pair"),
+    (lambda: tl.optim.Adam([x], eps=float("nan")), "Invalid epsilon value: nan"),
+    (lambda: tl.optim.AdamW([x], weight_decay=-0.1), "Invalid weight_decay value: -0.1"),
+    (lambda: tl.optim.SGD([x, x], lr=0.1), "lists the same parameter twice"),
+    (lambda: tl.optim.SGD([{"params": [x]}, {"params": [x]}], lr=0.1),
+     "some parameters appear in more than one parameter group"),
     (lambda: tl.optim.SGD([], lr=0.1), "empty parameter list"),
     (lambda: tl.optim.SGD([np.ones(2)], lr=0.1), "parameters must be Tensors"),
     (lambda: tl.optim.SGD([x * 2], lr=0.1), "not a leaf requiring grad"),

@@ -43,3 +43,22 @@ def test_pso_best_loss_never_increases():
     opt = tl.optim.PSO([w], n_particles=10, rng=3)
     losses = [opt.step(lambda: (w.abs() ** 1.5).sum()) for _ in range(20)]
     assert all(b <= a for a, b in zip(losses, losses[1:]))
+
+
+def test_a_failing_closure_leaves_the_parameters_exactly_as_they_were():
+    import pytest
+    w = tl.Tensor(np.array([1.0, -2.0], np.float32), requires_grad=True)
+    opt = tl.optim.PSO([w], n_particles=4, rng=0)
+    calls = []
+
+    def closure():
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("data loader failed")
+        return (w * w).sum()
+    with pytest.raises(RuntimeError, match="data loader failed"):
+        opt.step(closure)
+    assert w.dtype == np.float32 and np.array_equal(w.data, [1.0, -2.0])
+    opt.step(lambda: (w * w).sum())  # and the swarm still works afterwards
+    with pytest.raises(TypeError, match="n_particles must be an integer"):
+        tl.optim.PSO([w], n_particles=2.5)

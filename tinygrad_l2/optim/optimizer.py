@@ -1,4 +1,7 @@
 """Optimizer: parameter groups, per-parameter state, zero_grad and state dicts (PyTorch-shaped)."""
+import math
+import numbers
+
 import numpy as np
 
 from .. import memory
@@ -32,15 +35,33 @@ class Optimizer:
             if not p.requires_grad or not p.is_leaf:
                 raise ValueError(f"{type(self).__name__}: can't optimize a tensor that is not a "
                                  f"leaf requiring grad (shape {p.shape})")
+        _refuse_duplicates(type(self).__name__, group["params"], self.param_groups)
         for key, value in self.defaults.items():
             group.setdefault(key, value)
         self._validate(group)
         self.param_groups.append(group)
 
     def _validate(self, group):
+        """PyTorch's checks and messages, plus: every number finite, betas a pair."""
+        names = {"lr": "learning rate", "eps": "epsilon value"}
         for key in ("lr", "momentum", "weight_decay", "eps", "dampening"):
-            if key in group and not group[key] >= 0:
-                raise ValueError(f"{type(self).__name__}: {key} must be >= 0, got {group[key]!r}")
+            if key not in group:
+                continue
+            value = group[key]
+            if not isinstance(value, numbers.Real) or isinstance(value, bool) or not (
+                    math.isfinite(value) and value >= 0):
+                raise ValueError(f"{type(self).__name__}: Invalid {names.get(key, key + ' value')}: "
+                                 f"{value!r} (expected a finite number >= 0)")
+        if "betas" in group:
+            betas = group["betas"]
+            if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+                raise ValueError(f"{type(self).__name__}: betas must be a pair (beta1, beta2), "
+                                 f"got {betas!r}")
+            for i, beta in enumerate(betas):
+                if not isinstance(beta, numbers.Real) or not 0.0 <= beta < 1.0:
+                    raise ValueError(f"{type(self).__name__}: Invalid beta parameter at index "
+                                     f"{i}: {beta!r} (expected 0 <= beta < 1)")
+            group["betas"] = tuple(betas)
 
     def zero_grad(self, set_to_none=True):
         """Clear every parameter's gradient: None (PyTorch >= 2.0 default) or zeros."""
@@ -92,6 +113,19 @@ class Optimizer:
         for saved, mine in zip(groups, self.param_groups):
             mine.update({k: v for k, v in saved.items() if k != "params"})
         self.state = {by_index[i]: _copy(s) for i, s in state_dict["state"].items()}
+
+
+def _refuse_duplicates(owner, params, groups):
+    """A parameter listed twice would be stepped twice per step(): refused (PyTorch refuses
+    across groups and warns within one that this will become an error)."""
+    seen = set()
+    for p in params:
+        if id(p) in seen:
+            raise ValueError(f"{owner}: a parameter group lists the same parameter twice (shape "
+                             f"{p.shape}); it would be updated twice per step")
+        seen.add(id(p))
+    if any(id(p) in seen for group in groups for p in group["params"]):
+        raise ValueError(f"{owner}: some parameters appear in more than one parameter group")
 
 
 def _copy(state):

@@ -28,6 +28,8 @@ class PSO:
         self.params = list(params)
         if not self.params or not all(isinstance(p, Tensor) for p in self.params):
             raise ValueError("PSO: params must be a non-empty list of Tensors")
+        if not isinstance(n_particles, (int, np.integer)) or isinstance(n_particles, bool):
+            raise TypeError(f"PSO: n_particles must be an integer, got {n_particles!r}")
         if n_particles < 2:
             raise ValueError(f"PSO: n_particles must be at least 2, got {n_particles}")
         for name, value in (("inertia", inertia), ("cognitive", cognitive), ("social", social),
@@ -59,26 +61,38 @@ class PSO:
         start = self._flatten()
         noise = self.rng.standard_normal((self.n_particles, start.size)) * self.init_std
         noise[0] = 0.0  # one particle starts exactly at the current parameters
-        self.positions = start + noise
-        self.velocities = self.rng.standard_normal(self.positions.shape) * (self.init_std / 10)
-        self.best_positions = self.positions.copy()
-        self.best_losses = np.array([self._evaluate(closure, x) for x in self.positions])
+        positions = start + noise
+        losses = np.array([self._evaluate(closure, x) for x in positions])  # may raise: no state yet
+        self.velocities = self.rng.standard_normal(positions.shape) * (self.init_std / 10)
+        self.positions, self.best_positions, self.best_losses = positions, positions.copy(), losses
         self.global_best = int(np.argmin(self.best_losses))
 
     def step(self, closure):
-        """One swarm iteration; returns the best loss so far (the parameters now hold it)."""
+        """One swarm iteration; returns the best loss so far (the parameters now hold it).
+        If `closure` raises, the parameters are restored to what they were and the error
+        propagates (the model is never left at some particle's weights)."""
+        before = [p.data for p in self.params]  # _assign replaces arrays: these stay intact
+        try:
+            return self._step(closure)
+        except BaseException:
+            for p, data in zip(self.params, before):
+                p.data = data
+            raise
+
+    def _step(self, closure):
         if self.positions is None:
             self._initialize(closure)
         else:
             r1 = self.rng.random(self.positions.shape)
             r2 = self.rng.random(self.positions.shape)
             best = self.best_positions[self.global_best]
-            self.velocities = (self.inertia * self.velocities
-                               + self.cognitive * r1 * (self.best_positions - self.positions)
-                               + self.social * r2 * (best - self.positions))
-            self.positions = self.positions + self.velocities
-            for i, x in enumerate(self.positions):
-                loss = self._evaluate(closure, x)
+            velocities = (self.inertia * self.velocities
+                          + self.cognitive * r1 * (self.best_positions - self.positions)
+                          + self.social * r2 * (best - self.positions))
+            positions = self.positions + velocities
+            losses = [self._evaluate(closure, x) for x in positions]  # may raise: nothing changed yet
+            self.velocities, self.positions = velocities, positions
+            for i, (x, loss) in enumerate(zip(positions, losses)):
                 if loss < self.best_losses[i]:
                     self.best_losses[i], self.best_positions[i] = loss, x.copy()
             self.global_best = int(np.argmin(self.best_losses))
