@@ -1,6 +1,7 @@
 """Fuzzing: random small programs over random shapes, every gradient against finite
 differences in float64; an error raised midway leaves no half-built state."""
 import gc
+import re
 
 import numpy as np
 from hypothesis import given, settings
@@ -54,9 +55,26 @@ def programs(draw):
     return inputs, steps
 
 
-def run(program, tensors):
-    """Apply the steps; a step that is invalid for its shapes must raise ValueError, and is
-    skipped.  Returns the scalar sum of every value made, and how many steps failed."""
+# The engine's own messages for shapes that do not fit: the only errors a step may raise.
+SHAPE_ERRORS = re.compile(r"not broadcastable|inner dimensions|at least one dimension|"
+                          r"batch dimensions|out of range")
+
+
+def fits(name, a, b):
+    """Would BINARY[name](a, b) accept these shapes?  (numpy decides, on empty arrays.)"""
+    try:
+        (np.matmul if name == "matmul" else np.add)(np.empty(a.shape), np.empty(b.shape))
+        return a.ndim > 0 and b.ndim > 0 if name == "matmul" else True
+    except ValueError:
+        return False
+
+
+def run(program, tensors, choose_valid=True):
+    """Apply the steps; returns the scalar sum of every value made and how many steps failed.
+
+    With `choose_valid`, operands and axes are picked among those that fit (the program's
+    numbers index the candidates), so almost every step runs; without it they are taken as
+    drawn and a step may fail — but only with the engine's own shape error."""
     _, steps = program
     values = list(tensors)
     failed = 0
@@ -66,11 +84,29 @@ def run(program, tensors):
             if kind == "unary":
                 out = UNARY[name](values[i])
             elif kind == "binary":
-                out = BINARY[name](values[i], values[step[3] % len(values)])
+                if choose_valid and name == "matmul" and values[i].ndim == 0:
+                    firsts = [v for v in values if v.ndim] or [values[i]]  # a scalar can't matmul
+                    values.append(firsts[step[2] % len(firsts)])
+                    i = len(values) - 1
+                others = values
+                if choose_valid:
+                    others = [v for v in values if fits(name, values[i], v)]
+                    if name == "matmul":  # b.T often fits where b does not (a @ a.T always)
+                        others += [v.T for v in values if v.ndim and fits(name, values[i], v.T)]
+                    others = others or [None]
+                other = others[step[3] % len(others)]
+                if other is None:
+                    failed += 1
+                    continue
+                out = BINARY[name](values[i], other)
             else:
                 axis, keepdims = step[3], step[4]
+                if choose_valid and axis is not None:
+                    axis = axis % values[i].ndim if values[i].ndim else None
                 out = getattr(values[i], name)(axis=axis, keepdims=keepdims)
-        except ValueError:
+        except ValueError as err:
+            if not SHAPE_ERRORS.search(str(err)):
+                raise
             failed += 1
             continue
         values.append(out)
@@ -91,7 +127,7 @@ def test_random_programs_gradcheck(program):
 @given(program=programs())
 def test_errors_midway_leave_no_half_built_state(program):
     inputs = [Tensor(a.copy(), requires_grad=True) for a in program[0]]
-    total, failed = run(program, inputs)
+    total, failed = run(program, inputs, choose_valid=False)
     # every node in the graph is complete: parents set, backward runs and fills every input
     for node in tl.topological_order(total):
         if not node.is_leaf:
@@ -103,3 +139,28 @@ def test_errors_midway_leave_no_half_built_state(program):
     del total
     gc.collect()
     assert memory.held_count() == 0  # failed ops locked nothing; finished ones released everything
+
+
+def test_the_fuzzer_skips_almost_no_steps():
+    """Programs drawn like `programs()` (numpy's generator, so the count is exact): with
+    operands chosen among those that fit, fewer than 2% of steps may be skipped."""
+    rng = np.random.default_rng(0)
+    steps = skipped = 0
+    for _ in range(300):
+        n = int(rng.integers(1, 4))
+        shapes = [tuple(int(d) for d in rng.integers(1, 4, rng.integers(0, 4))) for _ in range(n)]
+        inputs = [Tensor(rng.standard_normal(shape)) for shape in shapes]
+        program = []
+        for _ in range(int(rng.integers(1, 7))):
+            kind = ["unary", "binary", "reduce"][rng.integers(3)]
+            if kind == "unary":
+                program.append((kind, sorted(UNARY)[rng.integers(len(UNARY))], int(rng.integers(51))))
+            elif kind == "binary":
+                program.append((kind, sorted(BINARY)[rng.integers(len(BINARY))],
+                                int(rng.integers(51)), int(rng.integers(51))))
+            else:
+                program.append((kind, ["sum", "mean"][rng.integers(2)], int(rng.integers(51)),
+                                [None, *range(-3, 3)][rng.integers(7)], bool(rng.integers(2))))
+        _, failed = run((None, program), inputs)
+        steps, skipped = steps + len(program), skipped + failed
+    assert steps > 800 and skipped / steps < 0.02, (skipped, steps)  # 0 of 1,055 when written
