@@ -163,4 +163,4 @@ def test_the_fuzzer_skips_almost_no_steps():
                                 [None, *range(-3, 3)][rng.integers(7)], bool(rng.integers(2))))
         _, failed = run((None, program), inputs)
         steps, skipped = steps + len(program), skipped + failed
-    assert steps > 800 and skipped / steps < 0.02, (skipped, steps)  # 0 of 1,055 when written
+    assert steps > 800 and skipped / steps < 0.02, (skipped, steps)  # 19 of 1,055 when written (1.8%)
