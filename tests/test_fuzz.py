@@ -92,7 +92,9 @@ def run(program, tensors, choose_valid=True):
                 if choose_valid:
                     others = [v for v in values if fits(name, values[i], v)]
                     if name == "matmul":  # b.T often fits where b does not (a @ a.T always)
-                        others += [v.T for v in values if v.ndim and fits(name, values[i], v.T)]
+                        swapped = [v.transpose(*range(v.ndim - 2), v.ndim - 1, v.ndim - 2)
+                                   if v.ndim > 2 else v.T for v in values if v.ndim]
+                        others += [v for v in swapped if fits(name, values[i], v)]
                     others = others or [None]
                 other = others[step[3] % len(others)]
                 if other is None:
@@ -163,4 +165,4 @@ def test_the_fuzzer_skips_almost_no_steps():
                                 [None, *range(-3, 3)][rng.integers(7)], bool(rng.integers(2))))
         _, failed = run((None, program), inputs)
         steps, skipped = steps + len(program), skipped + failed
-    assert steps > 800 and skipped / steps < 0.02, (skipped, steps)  # 19 of 1,055 when written (1.8%)
+    assert steps > 800 and skipped / steps < 0.02, (skipped, steps)  # 9 of 1,055 when written (0.9%)
