@@ -1,64 +1,82 @@
-"""Benchmarks: tinygrad_l2 against the hand-written numpy floor, PyTorch and HIPS autograd.
+"""Benchmarks: tinygrad_l2 against the tightest hand-written numpy floor and PyTorch CPU eager.
 
-    python benchmarks/run.py              # the full table (about a minute)
-    python benchmarks/run.py --quick      # fewer rounds, a smoke run
+    python benchmarks/run.py                  # about three minutes
+    python benchmarks/run.py --quick          # a smoke run
+    python benchmarks/run.py --markdown out.md --update-readme
 
-Every comparison is measured interleaved in one process (round-robin over the contenders, the
-median of the rounds), so the machine's state affects all of them alike; ratios are to the floor
-(the same math with the backward written by hand in numpy).  PyTorch (`pip install
-torch==2.13.0`) and HIPS autograd (`pip install autograd`) are measured when installed.
+How it is measured, so that the ratios are honest:
+- every comparison runs in a fresh process that holds only its two contenders: the floor and
+  tinygrad_l2, or the floor and PyTorch (so PyTorch's OpenMP pool and numpy's OpenBLAS pool
+  never spin against each other inside one measurement);
+- in that process, rounds alternate a block of floor steps and a block of contender steps,
+  with a 0.3 s pause after each block so thread pools go idle; each block's median is taken;
+- the reported figure is the median over rounds of the PAIRED ratio (contender block ÷ the
+  floor block measured just before it), with the min–max spread over rounds.
 """
 import argparse
+import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
-import tracemalloc
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 import numpy_floor  # noqa: E402
 
-import tinygrad_l2 as tl  # noqa: E402
-from tinygrad_l2 import Tensor  # noqa: E402
-
 LAM, LR = 1e-4, 0.01
+PAUSE = 0.3
+TARGETS = {("float32", 32): 2.0, ("float32", 256): 1.40}  # tinygrad_l2 eager ÷ floor
+CHAIN_TARGET = 3.0
 
 
-# ---- contenders: one train step each, built from the same weights ----------------------------
+# ---- the MLP train step, one per contender ---------------------------------------------------
 
-def tinygrad_step(params, x, labels):
+def problem(batch, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    params = numpy_floor.init_params(numpy_floor.SIZES, dtype=dtype, seed=seed)
+    x = rng.standard_normal((batch, numpy_floor.SIZES[0])).astype(dtype)
+    return params, x, rng.integers(0, numpy_floor.SIZES[-1], batch)
+
+
+def floor_step(params, x, labels):
+    floor = numpy_floor.Floor([(W.copy(), b.copy()) for W, b in params])
+    return lambda: floor.train_step(x, labels, LAM, LR)
+
+
+def tinygrad_model(params):
+    import tinygrad_l2 as tl
     layers = []
     for i, (W, b) in enumerate(params):
         linear = tl.nn.Linear(W.shape[1], W.shape[0], kernel_regularizer=tl.nn.L2(LAM), dtype=W.dtype)
         linear.weight.data, linear.bias.data = W.copy(), b.copy()
         layers += [linear, tl.nn.ReLU()] if i < len(params) - 1 else [linear]
-    model = tl.nn.Sequential(*layers)
-    opt = tl.optim.SGD(model.parameters(), lr=LR)
-    X = Tensor(x)
+    return tl.nn.Sequential(*layers)
 
-    def step():
+
+def tinygrad_step(params, x, labels, compiled=False):
+    import tinygrad_l2 as tl
+    model = tinygrad_model(params)
+    opt = tl.optim.SGD(model.parameters(), lr=LR)
+
+    def step(X, y):
         opt.zero_grad()
-        loss = tl.nn.softmax_cross_entropy(model(X), labels) + model.regularization_loss()
+        loss = tl.nn.softmax_cross_entropy(model(X), y) + model.regularization_loss()
         loss.backward()
         opt.step()
-    return step
-
-
-def floor_step(params, x, labels):
-    params = [(W.copy(), b.copy()) for W, b in params]
-    return lambda: numpy_floor.train_step(params, x, labels, LAM, LR)
+        return loss
+    if compiled:
+        step = tl.compile(step)
+    X = tl.Tensor(x)
+    return lambda: step(X, labels)
 
 
 def torch_step(params, x, labels):
-    try:
-        import torch
-    except ImportError:
-        return None
+    import torch
     dtype = {np.float32: torch.float32, np.float64: torch.float64}[params[0][0].dtype.type]
     layers = []
     for i, (W, b) in enumerate(params):
@@ -80,120 +98,17 @@ def torch_step(params, x, labels):
     return step
 
 
-def autograd_step(params, x, labels):
-    try:
-        import autograd
-        import autograd.numpy as anp
-    except ImportError:
-        return None
-    flat = [np.array(a) for W, b in params for a in (W, b)]
-
-    def loss(ps):
-        a = x
-        for i in range(0, len(ps), 2):
-            a = anp.dot(a, ps[i].T) + ps[i + 1]
-            if i < len(ps) - 2:
-                a = anp.maximum(a, 0)
-        shifted = a - anp.max(a, axis=1, keepdims=True)
-        logp = shifted - anp.log(anp.sum(anp.exp(shifted), axis=1, keepdims=True))
-        return -anp.mean(logp[np.arange(len(labels)), labels]) + LAM * sum(anp.sum(W * W) for W in ps[::2])
-    grad = autograd.grad(loss)
-
-    def step():
-        for p, g in zip(flat, grad(flat)):
-            p -= LR * g
-    return step
+MLP_CONTENDERS = {"tinygrad_l2": tinygrad_step, "PyTorch": torch_step,
+                  "tinygrad_l2 compiled": lambda *a: tinygrad_step(*a, compiled=True)}
 
 
-CONTENDERS = {"numpy floor": floor_step, "tinygrad_l2": tinygrad_step,
-              "PyTorch": torch_step, "HIPS autograd": autograd_step}
+# ---- the chain: Python overhead per op ---------------------------------------------------------
 
-
-# ---- measurement -----------------------------------------------------------------------------
-
-def interleaved(steps, rounds, warmup=5, block=6):
-    """{name: (median seconds, minor page faults per step)}.
-
-    Round-robin over the contenders, `block` steps each per round; the first step of each
-    block is dropped, so that one contender's leftovers (a thread pool still spinning, caches)
-    do not land on the next one's clock."""
-    for step in steps.values():
-        for _ in range(warmup):
-            step()
-    times = {name: [] for name in steps}
-    faults = {name: [0, 0] for name in steps}
-    for _ in range(rounds):
-        for name, step in steps.items():
-            for i in range(block):
-                before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-                start = time.perf_counter()
-                step()
-                elapsed = time.perf_counter() - start
-                if i:
-                    times[name].append(elapsed)
-                    faults[name][0] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-                    faults[name][1] += 1
-    return {name: (float(np.median(t)), faults[name][0] / faults[name][1]) for name, t in times.items()}
-
-
-def problem(batch, sizes, dtype, seed=0):
-    rng = np.random.default_rng(seed)
-    params = numpy_floor.init_params(sizes, dtype=dtype, seed=seed)
-    x = rng.standard_normal((batch, sizes[0])).astype(dtype)
-    labels = rng.integers(0, sizes[-1], batch)
-    return params, x, labels
-
-
-def mlp_table(rounds):
-    rows = []
-    for dtype in (np.float32, np.float64):
-        for batch in (32, 256):
-            params, x, labels = problem(batch, numpy_floor.SIZES, dtype)
-            steps = {n: make(params, x, labels) for n, make in CONTENDERS.items()}
-            results = interleaved({n: s for n, s in steps.items() if s is not None}, rounds)
-            floor = results["numpy floor"][0]
-            for name, (seconds, faults) in results.items():
-                rows.append([np.dtype(dtype).name, batch, name, seconds * 1e3, seconds / floor, faults])
-    return tl.Table(["dtype", "batch", "engine", "median ms", "× floor", "page faults/step"], rows,
-                    title="MLP train step 784-256-128-10, ReLU, softmax CE + L2 on the weights, SGD")
-
-
-def solo(name, batch, dtype, rounds):
-    """Median ms and page faults per step of one contender running alone (this process)."""
-    params, x, labels = problem(batch, numpy_floor.SIZES, np.dtype(dtype).type)
-    result = interleaved({name: CONTENDERS[name](params, x, labels)}, rounds)
-    return result[name]
-
-
-def solo_table(rounds):
-    """Each contender alone in a fresh process: what a training loop sees.  Interleaving hides
-    the allocator's behaviour, because the contenders share one heap."""
-    rows = []
-    for batch in (32, 256):
-        results = {}
-        for name in ("numpy floor", "tinygrad_l2"):
-            code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import run; "
-                    f"print(*run.solo({name!r}, {batch}, 'float32', {rounds}))")
-            out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-            results[name] = tuple(float(v) for v in out.stdout.split())
-        floor = results["numpy floor"][0]
-        for name, (seconds, faults) in results.items():
-            rows.append([batch, name, seconds * 1e3, seconds / floor, faults])
-    return tl.Table(["batch", "engine", "median ms", "× floor", "page faults/step"], rows,
-                    title="The same MLP step (float32), each engine alone in its own process")
-
-
-def chain_table(rounds, n=2000):
-    def tinygrad_chain():
-        x = Tensor(np.ones(16, np.float32), requires_grad=True)
-        y = x
-        for i in range(n):
-            y = y * 1.0001 if i % 2 else y + 0.5
-        y.sum().backward()
+def chain_steps(n):
+    ones = np.ones(16, np.float32)
 
     def numpy_chain():  # the same arithmetic, forward and backward, numpy calls only
-        x = np.ones(16, np.float32)
-        ys = [x]
+        ys = [ones]
         for i in range(n):
             ys.append(ys[-1] * np.float32(1.0001) if i % 2 else ys[-1] + np.float32(0.5))
         g = np.ones(16, np.float32)
@@ -201,112 +116,190 @@ def chain_table(rounds, n=2000):
             if i % 2:
                 g = g * np.float32(1.0001)
 
-    steps = {"numpy calls alone": numpy_chain, "tinygrad_l2": tinygrad_chain}
-    try:
+    def tinygrad_chain():
+        import tinygrad_l2 as tl
+        y = x = tl.Tensor(ones, requires_grad=True)
+        for i in range(n):
+            y = y * 1.0001 if i % 2 else y + 0.5
+        y.sum().backward()
+        return x
+
+    def torch_chain():
         import torch
-
-        def torch_chain():
-            x = torch.ones(16, requires_grad=True)
-            y = x
-            for i in range(n):
-                y = y * 1.0001 if i % 2 else y + 0.5
-            y.sum().backward()
-        steps["PyTorch"] = torch_chain
-    except ImportError:
-        pass
-    results = interleaved(steps, rounds, warmup=2, block=2)
-    rows = [[name, seconds / n * 1e6] for name, (seconds, _) in results.items()]
-    return tl.Table(["engine", "µs per op (forward + backward)"], rows,
-                    title=f"Graph overhead: a chain of {n} elementwise ops on 16 float32 elements")
+        y = x = torch.ones(16, requires_grad=True)
+        for i in range(n):
+            y = y * 1.0001 if i % 2 else y + 0.5
+        y.sum().backward()
+        return x
+    return {"numpy calls alone": numpy_chain, "tinygrad_l2": tinygrad_chain, "PyTorch": torch_chain}
 
 
-def scaling_table(rounds):
-    rows = []
-    for factor in (1, 2, 4, 8):
-        sizes = (784, 256 * factor, 128 * factor, 10)
-        params, x, labels = problem(32 * factor, sizes, np.float32)
-        results = interleaved({"numpy floor": floor_step(params, x, labels),
-                               "tinygrad_l2": tinygrad_step(params, x, labels)}, max(3, rounds // factor))
-        floor, ours = results["numpy floor"][0], results["tinygrad_l2"][0]
-        rows.append([f"×{factor}", 32 * factor, f"784-{256 * factor}-{128 * factor}-10",
-                     floor * 1e3, ours * 1e3, ours / floor])
-    return tl.Table(["scale", "batch", "sizes", "floor ms", "tinygrad_l2 ms", "× floor"], rows,
-                    title="Scaling: batch and width grow together (float32)")
+# ---- measurement (inside one worker process) ---------------------------------------------------
 
-
-def memory_table():
-    rows = []
-    for batch in (32, 256):
-        params, x, labels = problem(batch, numpy_floor.SIZES, np.float32)
-        peaks = {}
-        for name in ("numpy floor", "tinygrad_l2"):
-            step = CONTENDERS[name](params, x, labels)
-            step()
-            tracemalloc.start()
-            tracemalloc.reset_peak()
-            step()
-            peaks[name] = tracemalloc.get_traced_memory()[1]
-            tracemalloc.stop()
-        rows.append([batch, peaks["numpy floor"] / 1e6, peaks["tinygrad_l2"] / 1e6,
-                     peaks["tinygrad_l2"] / peaks["numpy floor"]])
-    return tl.Table(["batch", "floor peak MB", "tinygrad_l2 peak MB", "ratio"], rows,
-                    title="Memory: peak traced allocation during one train step (float32)")
-
-
-def linearity_table(repeats=3):
-    def backward_seconds(n):
-        x = Tensor(np.float64(1.0), requires_grad=True)
-        y = x
-        for _ in range(n):
-            y = y * 1.0
+def block(step, steps):
+    times = []
+    for _ in range(steps):
         start = time.perf_counter()
-        y.backward()
-        return time.perf_counter() - start
-
-    backward_seconds(10_000)  # warm-up
-    rows = []
-    for n in (10_000, 100_000):
-        best = min(backward_seconds(n) for _ in range(repeats))
-        rows.append([n, best / n * 1e6])
-    for row in rows:
-        row.append(row[1] / rows[0][1])
-    return tl.Table(["chain length", "backward µs per node", "ratio to 10k"], rows,
-                    title=f"Backward is O(N): time per node on a 10k and a 100k chain (best of {repeats})")
+        step()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
 
 
-def render_table():
-    """Rendering a graph of hundreds of nodes: seconds to draw and to render SVG."""
-    import tempfile
-    layers = []
-    for i in range(60):
-        layers += [tl.nn.Linear(8, 8, kernel_regularizer=tl.nn.L2(1e-3), rng=i), tl.nn.ReLU()]
-    model = tl.nn.Sequential(*layers)
-    loss = model(np.ones((4, 8), np.float32)).sum() + model.regularization_loss()
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for label, options in (("every op and tensor", dict(collapse_modules=False, show_intermediates=True)),
-                               ("default (collapsed per module)", {})):
-            start = time.perf_counter()
-            graph = tl.draw_dot(loss, **options)
-            drawn = time.perf_counter() - start
-            tl.render(graph, Path(tmp) / "g.svg")
-            rows.append([label, graph.source.count("label="), drawn, time.perf_counter() - start])
-    return tl.Table(["picture", "nodes and clusters", "draw_dot s", "draw + render SVG s"], rows,
-                    title="Rendering a 60-layer MLP with L2 (a few hundred nodes)")
+def paired(baseline, contender, rounds, steps, warmup=3):
+    """[(baseline block, contender block)] per round, blocks separated by pauses."""
+    for _ in range(warmup):
+        baseline()
+        contender()
+    pairs = []
+    for _ in range(rounds):
+        first = block(baseline, steps)
+        time.sleep(PAUSE)
+        second = block(contender, steps)
+        time.sleep(PAUSE)
+        pairs.append((first, second))
+    return pairs
+
+
+def worker(job):
+    """Measure one job in this process; returns JSON-able results."""
+    kind = job["kind"]
+    if kind == "mlp":
+        params, x, labels = problem(job["batch"], np.dtype(job["dtype"]).type)
+        contender = MLP_CONTENDERS[job["name"]](params, x, labels)
+        return paired(floor_step(params, x, labels), contender, job["rounds"], job["steps"])
+    if kind == "chain":
+        steps = chain_steps(job["n"])
+        return paired(steps["numpy calls alone"], steps[job["name"]], job["rounds"], 1)
+    if kind == "long chain":
+        run = chain_steps(job["n"])[job["name"]]
+        run()
+        return [min(_seconds(run) for _ in range(job["repeats"]))]
+    raise ValueError(f"unknown job {kind!r}")
+
+
+def _seconds(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def in_process(job):
+    """Run `job` in a fresh Python process; None if its contender is not installed."""
+    code = (f"import sys, json; sys.path.insert(0, {str(HERE)!r}); import run; "
+            f"print(json.dumps(run.worker(json.loads({json.dumps(json.dumps(job))}))))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if result.returncode:
+        if "ModuleNotFoundError" in result.stderr or "has no attribute 'compile'" in result.stderr:
+            return None
+        raise RuntimeError(f"benchmark worker failed for {job}:\n{result.stderr}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def ratios(pairs):
+    values = [c / b for b, c in pairs]
+    return float(np.median(values)), min(values), max(values)
+
+
+# ---- tables --------------------------------------------------------------------------------
+
+def mlp_table(rounds, steps):
+    lines = ["| dtype | batch | engine | floor ms | engine ms | × floor (median of paired ratios) | spread | target |",
+             "|---|---|---|---|---|---|---|---|"]
+    for dtype in ("float32", "float64"):
+        for batch in (32, 256):
+            for name in MLP_CONTENDERS:
+                pairs = in_process(dict(kind="mlp", name=name, dtype=dtype, batch=batch,
+                                        rounds=rounds, steps=steps))
+                if pairs is None:
+                    continue
+                median, low, high = ratios(pairs)
+                floor_ms = np.median([b for b, _ in pairs]) * 1e3
+                engine_ms = np.median([c for _, c in pairs]) * 1e3
+                target = TARGETS.get((dtype, batch)) if name == "tinygrad_l2" else None
+                verdict = "" if target is None else f"≤ {target}: {'met' if median <= target else 'MISSED'}"
+                lines.append(f"| {dtype} | {batch} | {name} | {floor_ms:.3f} | {engine_ms:.3f} | "
+                             f"{median:.2f} | {low:.2f}–{high:.2f} | {verdict} |")
+    return ("MLP train step 784-256-128-10, ReLU, softmax CE + L2 on the weights, SGD "
+            "(floor: benchmarks/numpy_floor.py)", lines)
+
+
+def chain_table(rounds, n=2000):
+    lines = ["| engine | µs per op | × numpy calls alone (median of paired ratios) | spread | target |",
+             "|---|---|---|---|---|"]
+    for name in ("tinygrad_l2", "PyTorch"):
+        pairs = in_process(dict(kind="chain", name=name, n=n, rounds=rounds))
+        if pairs is None:
+            continue
+        median, low, high = ratios(pairs)
+        if name == "tinygrad_l2":
+            base = np.median([b for b, _ in pairs]) / n * 1e6
+            lines.insert(2, f"| numpy calls alone | {base:.2f} | 1 | | |")
+        verdict = f"≤ {CHAIN_TARGET}: {'met' if median <= CHAIN_TARGET else 'MISSED'}" if name == "tinygrad_l2" else ""
+        lines.append(f"| {name} | {np.median([c for _, c in pairs]) / n * 1e6:.2f} | {median:.2f} | "
+                     f"{low:.2f}–{high:.2f} | {verdict} |")
+    return (f"Graph overhead: a chain of {n:,} elementwise ops on 16 float32 elements, forward + "
+            f"backward", lines)
+
+
+def long_chain_table(repeats, n=100_000):
+    results = {name: in_process(dict(kind="long chain", name=name, n=n, repeats=repeats))
+               for name in ("tinygrad_l2", "PyTorch")}
+    lines = ["| engine | seconds (best of %d) | µs per op |" % repeats, "|---|---|---|"]
+    for name, r in results.items():
+        if r is not None:
+            lines.append(f"| {name} | {r[0]:.3f} | {r[0] / n * 1e6:.2f} |")
+    if all(results.values()):
+        ours, theirs = results["tinygrad_l2"][0], results["PyTorch"][0]
+        lines.append(f"| target: no slower than PyTorch | {'met' if ours <= theirs else 'MISSED'} "
+                     f"({ours / theirs:.2f}×) | |")
+    return f"A {n:,}-op chain, forward + backward, each engine in its own process", lines
+
+
+def report(tables, header):
+    parts = [header, ""]
+    for title, lines in tables:
+        parts += [f"**{title}**", "", *lines, ""]
+    return "\n".join(parts)
+
+
+def update_readme(fragment, readme=HERE.parent / "README.md"):
+    """Replace the text between the benchmark markers in README.md with `fragment`."""
+    start, end = "<!-- benchmark:start -->", "<!-- benchmark:end -->"
+    text = Path(readme).read_text()
+    if start not in text or end not in text:
+        raise SystemExit(f"run.py: {readme} has no {start} ... {end} markers")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    Path(readme).write_text(f"{head}{start}\n{fragment.strip()}\n{end}{tail}")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="few rounds: a smoke run")
+    parser.add_argument("--quick", action="store_true", help="few rounds: a smoke run (default: off)")
+    parser.add_argument("--markdown", metavar="PATH", help="also write the tables to PATH (default: none)")
+    parser.add_argument("--update-readme", action="store_true",
+                        help="replace README.md's benchmark section with this run (default: off)")
     args = parser.parse_args(argv)
-    rounds = 3 if args.quick else 20
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"numpy {np.__version__}")
-    for table in (mlp_table(rounds), solo_table(rounds), chain_table(max(3, rounds // 4)), scaling_table(rounds),
-                  memory_table(), linearity_table(), render_table()):
-        print()
-        print(table)
+    rounds, steps = (3, 3) if args.quick else (9, 7)
+    header = (f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, {os.cpu_count()} cores, "
+              f"Python {platform.python_version()}, numpy {np.__version__}"
+              + _torch_version() + f"; `python benchmarks/run.py{' --quick' if args.quick else ''}`.")
+    tables = [mlp_table(rounds, steps), chain_table(rounds), long_chain_table(1 if args.quick else 2)]
+    text = report(tables, header)
+    print(text)
+    if args.markdown:
+        Path(args.markdown).write_text(text + "\n")
+    if args.update_readme:
+        update_readme(text)
     return 0
+
+
+def _torch_version():
+    try:
+        import importlib.metadata
+        return f", PyTorch {importlib.metadata.version('torch')} CPU"
+    except Exception:  # noqa: BLE001 - not installed
+        return ", PyTorch not installed"
 
 
 if __name__ == "__main__":

@@ -31,30 +31,47 @@ def batch(dtype, m=8):
 
 
 def test_floor_gradients_equal_the_engines():
+    """The floor's data gradient plus the L2 gradient 2·lam·W is the engine's W.grad."""
     params = numpy_floor.init_params(SIZES, dtype=np.float64)
     x, labels = batch(np.float64)
-    loss, grads = numpy_floor.loss_and_grads(params, x, labels, LAM)
+    loss, grads = numpy_floor.Floor([(W.copy(), b.copy()) for W, b in params]).loss_and_data_grads(
+        x, labels, LAM)
     model = engine_model(params)
     engine_loss = tl.nn.softmax_cross_entropy(model(Tensor(x)), labels) + model.regularization_loss()
     engine_loss.backward()
     assert engine_loss.item() == pytest.approx(loss, rel=1e-13)
     linears = [m for m in model if isinstance(m, tl.nn.Linear)]
-    for linear, (dW, db) in zip(linears, grads):
-        np.testing.assert_allclose(linear.weight.grad, dW, rtol=1e-12, atol=1e-15)
+    for linear, (W, _), (dW, db) in zip(linears, params, grads):
+        np.testing.assert_allclose(linear.weight.grad, dW + 2 * LAM * W, rtol=1e-12, atol=1e-15)
         np.testing.assert_allclose(linear.bias.grad, db, rtol=1e-12, atol=1e-15)
 
 
 def test_floor_train_step_equals_engine_sgd_step():
+    """The decay form (1 − 2·lr·lam)·W − lr·dW_data is SGD on the L2 loss, up to rounding."""
     params = numpy_floor.init_params(SIZES, dtype=np.float64)
     x, labels = batch(np.float64)
     model = engine_model(params)
-    numpy_floor.train_step(params, x, labels, LAM, 0.1)
+    floor = numpy_floor.Floor([(W.copy(), b.copy()) for W, b in params])
+    for _ in range(3):
+        floor.train_step(x, labels, LAM, 0.1)
     opt = tl.optim.SGD(model.parameters(), lr=0.1)
-    (tl.nn.softmax_cross_entropy(model(Tensor(x)), labels) + model.regularization_loss()).backward()
-    opt.step()
-    for linear, (W, b) in zip([m for m in model if isinstance(m, tl.nn.Linear)], params):
-        np.testing.assert_allclose(linear.weight.data, W, rtol=1e-13)
-        np.testing.assert_allclose(linear.bias.data, b, rtol=1e-13)
+    for _ in range(3):
+        opt.zero_grad()
+        (tl.nn.softmax_cross_entropy(model(Tensor(x)), labels) + model.regularization_loss()).backward()
+        opt.step()
+    for linear, (W, b) in zip([m for m in model if isinstance(m, tl.nn.Linear)], floor.params):
+        np.testing.assert_allclose(linear.weight.data, W, rtol=1e-13, atol=1e-16)
+        np.testing.assert_allclose(linear.bias.data, b, rtol=1e-13, atol=1e-16)
+
+
+def test_floor_keeps_float32_float32():
+    params = numpy_floor.init_params(SIZES, dtype=np.float32)
+    x, labels = batch(np.float32)
+    floor = numpy_floor.Floor(params)
+    floor.train_step(x, labels, LAM, 0.1)
+    _, grads = floor.loss_and_data_grads(x, labels, LAM)
+    assert all(W.dtype == b.dtype == dW.dtype == db.dtype == np.float32
+               for (W, b), (dW, db) in zip(floor.params, grads))
 
 
 def test_float32_train_step_stays_float32_end_to_end():

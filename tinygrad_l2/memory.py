@@ -43,26 +43,28 @@ def chain(array):
 def lock(arrays):
     """Make every array in `arrays` (and what each is a view of) read-only; counted."""
     with _mutex:
-        for saved in arrays:
-            for array in chain(saved):
+        for array in arrays:
+            while type(array) is np.ndarray or isinstance(array, np.ndarray):  # up the chain
                 entry = _entries.get(id(array))
                 if entry is None:
                     entry = _entries[id(array)] = _Entry(array)
                     array.flags.writeable = False
                 entry.count += 1
+                array = array.base
 
 
 def unlock(arrays):
     """Undo one `lock(arrays)`; an array becomes writable again when no graph holds it."""
     with _mutex:
         for saved in arrays:
-            released = []
-            for array in chain(saved):
+            released, array = [], saved
+            while type(array) is np.ndarray or isinstance(array, np.ndarray):
                 entry = _entries.get(id(array))
                 if entry is not None:
                     entry.count -= 1
                     if entry.count == 0:
                         released.append(entry)
+                array = array.base
             for entry in reversed(released):  # the memory owner first: views need it writable
                 del _entries[id(entry.array)]
                 _restore(entry)
@@ -90,7 +92,9 @@ class Hold:
 def _restore(entry):
     if not entry.was_writeable:
         return
-    holder = next((_entries[id(a)] for a in chain(entry.array)[1:] if id(a) in _entries), None)
+    holder = None
+    if entry.array.base is not None:  # a view: is its base still held by another graph?
+        holder = next((_entries[id(a)] for a in chain(entry.array)[1:] if id(a) in _entries), None)
     if holder is not None:  # a base is still held by another graph: restore with it
         holder.deferred.append(entry)
         return

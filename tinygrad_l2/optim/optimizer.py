@@ -63,6 +63,15 @@ class Optimizer:
                                      f"{i}: {beta!r} (expected 0 <= beta < 1)")
             group["betas"] = tuple(betas)
 
+    def _scratch(self, p):
+        """A reusable work array shaped like p (not optimizer state: never saved): updates
+        that need lr·g write it there instead of allocating a new array each step."""
+        buffers = self.__dict__.setdefault("_buffers", {})
+        buffer = buffers.get(id(p))
+        if buffer is None or buffer.shape != p.shape or buffer.dtype != p.dtype:
+            buffer = buffers[id(p)] = np.empty_like(p.data)
+        return buffer
+
     def zero_grad(self, set_to_none=True):
         """Clear every parameter's gradient: None (PyTorch >= 2.0 default) or zeros."""
         for group in self.param_groups:

@@ -37,4 +37,4 @@ class SGD(Optimizer):
                     buf += (1 - group["dampening"]) * grad
                 grad = grad + momentum * buf if group["nesterov"] else buf
             data = self._data_to_update(p)
-            data -= lr * grad
+            data -= np.multiply(grad, lr, out=self._scratch(p))  # θ ← θ − lr·g, no new array
