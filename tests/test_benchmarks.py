@@ -10,6 +10,7 @@ from tinygrad_l2 import Tensor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import numpy_floor  # noqa: E402
+import run  # noqa: E402,F401  (the benchmark runner, smoke-tested below)
 
 SIZES = (20, 16, 12, 5)  # the benchmark's architecture, smaller
 LAM = 1e-2
@@ -93,3 +94,17 @@ def test_float32_train_step_stays_float32_end_to_end():
     opt.step()
     assert all(p.dtype == np.float32 for p in model.parameters())
     assert all(s["exp_avg_sq"].dtype == np.float32 for s in opt.state.values())
+
+
+def test_runner_pairs_blocks_and_replaces_the_readme_section(tmp_path, monkeypatch):
+    import run
+    monkeypatch.setattr(run, "PAUSE", 0.0)
+    pairs = run.worker(dict(kind="chain", name="tinygrad_l2", n=10, rounds=2))
+    assert len(pairs) == 2 and all(b > 0 and c > 0 for b, c in pairs)
+    median, low, high = run.ratios([(1.0, 2.0), (1.0, 3.0), (2.0, 2.0)])
+    assert (median, low, high) == (2.0, 1.0, 3.0)
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- benchmark:start -->\nold\n<!-- benchmark:end -->\nrest\n")
+    run.update_readme("| new | table |", readme)
+    assert readme.read_text() == ("intro\n<!-- benchmark:start -->\n| new | table |\n"
+                                  "<!-- benchmark:end -->\nrest\n")
