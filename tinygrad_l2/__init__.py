@@ -9,6 +9,8 @@ from .context import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .function import AccumulateGrad, Constant, Function
 from .engine import grad, topological_order, unbroadcast
 from .tensor import Tensor
+from .creation import (arange, cat, eye, full, maximum, minimum, ones, ones_like, rand, randn,
+                       stack, tensor, where, zeros, zeros_like)
 from .gradcheck import GradcheckError, gradcheck
 from .random import manual_seed
 from .serialization import load, save
@@ -20,7 +22,8 @@ __all__ = ["Tensor", "Function", "AccumulateGrad", "Constant", "no_grad", "detec
            "AnomalyError", "enable_grad", "set_grad_enabled", "is_grad_enabled", "gradcheck",
            "GradcheckError", "grad", "topological_order", "unbroadcast", "draw_dot", "render",
            "trace_terms", "with_without", "Table", "manual_seed", "save", "load", "nn", "optim", "data",
-           "conventions"]
+           "conventions", "tensor", "zeros", "ones", "full", "randn", "rand", "arange", "eye",
+           "zeros_like", "ones_like", "maximum", "minimum", "where", "cat", "stack"]
 __version__ = "0.1.0"
 
 

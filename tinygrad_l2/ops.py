@@ -515,3 +515,114 @@ class LogSoftmax(Op):
 def _check_axis(op, axis, shape):
     if not isinstance(axis, (int, np.integer)) or not -len(shape) <= axis < len(shape):
         raise ValueError(f"{op}: axis {axis!r} is out of range for a tensor of shape {shape}")
+
+
+# ---- elementwise choices -------------------------------------------------------------------
+
+class Cast(Op):
+    """z = x as another dtype;  the gradient is cast back to x's dtype."""
+    __slots__ = ("dtype", "in_dtype")
+
+    def forward(self, x):
+        self.in_dtype = x.dtype
+        return x.astype(self.dtype)
+
+    def backward(self, g):
+        return g.astype(self.in_dtype)
+
+    def label(self):
+        return f"Cast({np.dtype(self.dtype).name})"
+
+
+class Clamp(Op):
+    """z = min(max(x, lo), hi);  dz/dx = 1 where lo ≤ x ≤ hi (boundaries included, as
+    PyTorch), else 0."""
+    __slots__ = ("low", "high")
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        return np.clip(x, self.low, self.high)
+
+    def backward(self, g):
+        (x,) = self.saved_arrays
+        inside = np.ones(x.shape, dtype=bool)
+        if self.low is not None:
+            inside &= x >= self.low
+        if self.high is not None:
+            inside &= x <= self.high
+        return g * inside
+
+
+class Maximum(_Broadcasting):
+    """z = max(a, b) elementwise;  the gradient goes to the larger, split ½–½ on ties (as
+    torch.maximum)."""
+    __slots__ = ()
+    pick = staticmethod(np.maximum)
+
+    def forward(self, a, b):
+        out = self.pick(a, b)
+        self.save_for_backward(a, b, out)
+        return out
+
+    def backward(self, g):
+        a, b, out = self.saved_arrays
+        share_a = (a == out) * 1.0 - (a == b) * 0.5  # 1 where a wins, ½ on a tie, else 0
+        share_b = (b == out) * 1.0 - (a == b) * 0.5
+        need_a, need_b = self.needs_input_grad
+        return (g * share_a.astype(g.dtype) if need_a else None,
+                g * share_b.astype(g.dtype) if need_b else None)
+
+
+class Minimum(Maximum):
+    """z = min(a, b) elementwise;  the gradient goes to the smaller, split ½–½ on ties."""
+    __slots__ = ()
+    pick = staticmethod(np.minimum)
+
+
+class Where(Op):
+    """z = a where cond else b (numpy broadcasting);  dz/da = cond, dz/db = not cond."""
+    __slots__ = ("condition",)
+
+    def forward(self, a, b):
+        try:
+            return np.where(self.condition, a, b)
+        except ValueError:
+            raise _shape_error("where", self.condition, a, b, expected="not broadcastable") from None
+
+    def backward(self, g):
+        need_a, need_b = self.needs_input_grad
+        zero = np.zeros((), dtype=g.dtype)
+        return (np.where(self.condition, g, zero) if need_a else None,
+                np.where(self.condition, zero, g) if need_b else None)
+
+
+class Concatenate(Op):
+    """z = the inputs joined along `axis`;  each input's gradient is its slice of g."""
+    __slots__ = ("axis", "sizes")
+
+    def forward(self, *arrays):
+        try:
+            out = np.concatenate(arrays, axis=self.axis)
+        except (ValueError, np.exceptions.AxisError) as err:
+            raise ValueError(f"cat: cannot join shapes {[a.shape for a in arrays]} along axis "
+                             f"{self.axis}: {err}") from None
+        self.sizes = [a.shape[self.axis] for a in arrays]
+        return out
+
+    def backward(self, g):
+        return tuple(np.split(g, np.cumsum(self.sizes)[:-1], axis=self.axis))
+
+
+class Stack(Op):
+    """z = the inputs stacked along a new `axis`;  each input's gradient is its index of g."""
+    __slots__ = ("axis",)
+
+    def forward(self, *arrays):
+        try:
+            return np.stack(arrays, axis=self.axis)
+        except (ValueError, np.exceptions.AxisError) as err:
+            raise ValueError(f"stack: cannot stack shapes {[a.shape for a in arrays]} along "
+                             f"axis {self.axis}: {err}") from None
+
+    def backward(self, g):
+        return tuple(np.moveaxis(g, self.axis, 0))

@@ -166,8 +166,6 @@ class Tensor(TensorBase):
         body = np.array2string(self._data, separator=", ", prefix="Tensor(")
         return f"Tensor({body}{''.join(', ' + e for e in extras)})"
 
-    # Tensors compare by identity (they are graph nodes and dict keys), as in micrograd.
-    __hash__ = object.__hash__
 
     # ---- autograd --------------------------------------------------------------------------
     def backward(self, grad=None, retain_graph=False):
@@ -214,19 +212,85 @@ class Tensor(TensorBase):
     def tanh(self): return ops.Tanh.apply(self)
     def abs(self): return ops.Abs.apply(self)
 
-    def sum(self, axis=None, keepdims=False):
+    def sum(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        axis, keepdims = _axes("sum", axis, keepdims, dim, keepdim)
         return ops.Sum.apply(self, axis=axis, keepdims=keepdims)
 
-    def mean(self, axis=None, keepdims=False):
+    def mean(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        axis, keepdims = _axes("mean", axis, keepdims, dim, keepdim)
         return ops.Mean.apply(self, axis=axis, keepdims=keepdims)
 
-    def max(self, axis=None, keepdims=False):
-        """Maximum values (numpy semantics: values only, no indices)."""
+    def max(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        """Maximum values (numpy semantics: values only, no indices; see argmax)."""
+        axis, keepdims = _axes("max", axis, keepdims, dim, keepdim)
         return ops.Max.apply(self, axis=axis, keepdims=keepdims)
 
-    def min(self, axis=None, keepdims=False):
-        """Minimum values (numpy semantics: values only, no indices)."""
+    def min(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        """Minimum values (numpy semantics: values only, no indices; see argmin)."""
+        axis, keepdims = _axes("min", axis, keepdims, dim, keepdim)
         return ops.Min.apply(self, axis=axis, keepdims=keepdims)
+
+    def argmax(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        """Indices of the maxima (int64, no gradient); over the flattened tensor by default."""
+        return self._arg(np.argmax, "argmax", axis, keepdims, dim, keepdim)
+
+    def argmin(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        """Indices of the minima (int64, no gradient); over the flattened tensor by default."""
+        return self._arg(np.argmin, "argmin", axis, keepdims, dim, keepdim)
+
+    def _arg(self, pick, op, axis, keepdims, dim, keepdim):
+        axis, keepdims = _axes(op, axis, keepdims, dim, keepdim)
+        if self.size == 0:
+            raise ValueError(f"{op}: cannot take the {op} of an empty tensor of shape {self.shape}")
+        try:
+            found = pick(self._data, axis=axis, keepdims=keepdims)
+        except (TypeError, np.exceptions.AxisError):
+            raise ValueError(f"{op}: axis {axis!r} is out of range for a tensor of shape "
+                             f"{self.shape}") from None
+        return Tensor._make(np.asarray(found, dtype=np.int64), None)
+
+    def var(self, axis=None, keepdims=False, correction=1, *, dim=None, keepdim=None):
+        """Σ(x − mean)² / (N − correction) over `axis` (PyTorch's default: Bessel's correction;
+        N ≤ correction gives inf or nan, as PyTorch)."""
+        axis, keepdims = _axes("var", axis, keepdims, dim, keepdim)
+        centered = self - self.mean(axis=axis, keepdims=True)
+        count = self.size if axis is None else int(np.prod(
+            [self.shape[a] for a in np.atleast_1d(np.asarray(axis)) % max(self.ndim, 1)]))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = 1.0 / (count - correction) if count != correction else float("inf")
+        return (centered * centered).sum(axis=axis, keepdims=keepdims) * scale
+
+    def std(self, axis=None, keepdims=False, correction=1, *, dim=None, keepdim=None):
+        """√var (same arguments)."""
+        return self.var(axis, keepdims, correction, dim=dim, keepdim=keepdim).sqrt()
+
+    def clamp(self, min=None, max=None):
+        """Values limited to [min, max]; gradient 1 inside, boundaries included (PyTorch)."""
+        if min is None and max is None:
+            raise ValueError("clamp: at least one of min and max must be given")
+        return ops.Clamp.apply(self, low=min, high=max)
+
+    clip = clamp
+
+    def pow(self, exponent):
+        return self ** exponent
+
+    def astype(self, dtype):
+        """A differentiable cast (the gradient is cast back)."""
+        dtype = np.dtype(dtype)
+        if dtype.kind not in "fiu":
+            raise TypeError(f"astype: dtype must be a float or integer dtype, got {dtype}")
+        return self if dtype == self.dtype else ops.Cast.apply(self, dtype=dtype)
+
+    def float(self):
+        return self.astype(np.float32)
+
+    def double(self):
+        return self.astype(np.float64)
+
+    def requires_grad_(self, requires_grad=True):
+        self.requires_grad = requires_grad
+        return self
 
     def reshape(self, *shape):
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
@@ -242,11 +306,65 @@ class Tensor(TensorBase):
     def T(self):
         return self.transpose()
 
-    def softmax(self, axis=-1):
-        return ops.Softmax.apply(self, axis=axis)
+    def permute(self, *axes):
+        return self.transpose(*axes)
 
-    def log_softmax(self, axis=-1):
-        return ops.LogSoftmax.apply(self, axis=axis)
+    def view(self, *shape):
+        return self.reshape(*shape)
+
+    def flatten(self, start_dim=0, end_dim=-1):
+        """Axes start_dim..end_dim merged into one (a 0-d tensor becomes shape (1,))."""
+        if self.ndim == 0:
+            return self.reshape(1)
+        start, end = (_axis("flatten", d, self.ndim) for d in (start_dim, end_dim))
+        if start > end:
+            raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} "
+                             f"for a tensor of shape {self.shape}")
+        shape = self.shape
+        return self.reshape(shape[:start] + (int(np.prod(shape[start:end + 1])),) + shape[end + 1:])
+
+    def squeeze(self, axis=None, *, dim=None):
+        """Size-1 axes removed (all, or the given one if it has size 1: PyTorch's rule)."""
+        axis = _one_of("squeeze", axis, dim)
+        if axis is None:
+            return self.reshape(tuple(n for n in self.shape if n != 1))
+        axis = _axis("squeeze", axis, self.ndim)
+        if self.ndim == 0 or self.shape[axis] != 1:
+            return self
+        return self.reshape(self.shape[:axis] + self.shape[axis + 1:])
+
+    def unsqueeze(self, axis=None, *, dim=None):
+        """A size-1 axis inserted at `axis` (-ndim-1 .. ndim, as PyTorch)."""
+        axis = _one_of("unsqueeze", axis, dim)
+        axis = _axis("unsqueeze", axis, self.ndim + 1)
+        return self.reshape(self.shape[:axis] + (1,) + self.shape[axis:])
+
+    def softmax(self, axis=-1, *, dim=None):
+        return ops.Softmax.apply(self, axis=_one_of("softmax", axis, dim, default=-1))
+
+    def log_softmax(self, axis=-1, *, dim=None):
+        return ops.LogSoftmax.apply(self, axis=_one_of("log_softmax", axis, dim, default=-1))
+
+    # ---- comparisons: elementwise, a bool Tensor outside the graph (usable as a mask) -------
+    def _compare(self, other, test):
+        if isinstance(other, TensorBase):
+            other = other._data
+        elif not isinstance(other, (numbers.Real, np.ndarray, np.generic, list, tuple)):
+            return NotImplemented
+        try:
+            return Tensor._make(np.asarray(test(self._data, other)), None)
+        except ValueError:
+            raise _shape_error_for("compare", self._data, other) from None
+
+    def __lt__(self, other): return self._compare(other, np.less)
+    def __le__(self, other): return self._compare(other, np.less_equal)
+    def __gt__(self, other): return self._compare(other, np.greater)
+    def __ge__(self, other): return self._compare(other, np.greater_equal)
+    def __eq__(self, other): return self._compare(other, np.equal)
+    def __ne__(self, other): return self._compare(other, np.not_equal)
+
+    # `==` is elementwise (below); hashing stays by identity, so tensors remain dict keys.
+    __hash__ = object.__hash__
 
     def __getitem__(self, index):
         if isinstance(index, tuple):
@@ -280,6 +398,27 @@ def _operand(value, like, op, scalars=True):
 def _constant(value, like):
     """A Python scalar as a 0-d constant Tensor of `like`'s dtype (for matmul's error)."""
     return Tensor._make(np.asarray(value, dtype=like.dtype), None)
+
+
+def _axes(op, axis, keepdims, dim, keepdim):
+    """numpy's axis/keepdims or PyTorch's dim/keepdim (not both)."""
+    return _one_of(op, axis, dim), bool(_one_of(op, keepdims or None, keepdim) or False)
+
+
+def _one_of(op, axis, dim, default=None):
+    if dim is not None and axis is not None and axis != default:
+        raise TypeError(f"{op}: give axis or dim, not both (axis={axis!r}, dim={dim!r})")
+    return dim if dim is not None else axis
+
+
+def _axis(op, axis, ndim):
+    if not isinstance(axis, (int, np.integer)) or not -max(ndim, 1) <= axis < max(ndim, 1):
+        raise ValueError(f"{op}: dim {axis!r} is out of range for {ndim} dimensions")
+    return int(axis) % max(ndim, 1)
+
+
+def _shape_error_for(op, a, b):
+    return ValueError(f"{op}: shapes {np.shape(a)} and {np.shape(b)} are not broadcastable")
 
 
 def _exponent(exponent):

@@ -1,0 +1,126 @@
+"""Making tensors, PyTorch's names: tensor, zeros, ones, full, randn, rand, arange, eye,
+zeros_like, ones_like; and the functions of several tensors: maximum, minimum, where, cat,
+stack.  Float32 by default; the random ones draw from the generator `tl.manual_seed` seeds."""
+import numpy as np
+
+from . import ops
+from .function import TensorBase
+from .random import default_generator
+from .tensor import DEFAULT_DTYPE, Tensor, _operand
+
+
+def _shape(shape, op):
+    """Varargs or one tuple/list -> a tuple of ints >= 0."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    if not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 0 for n in shape):
+        raise ValueError(f"{op}: sizes must be integers >= 0, got {shape!r}")
+    return tuple(int(n) for n in shape)
+
+
+def _made(array, dtype, requires_grad, name=None):
+    return Tensor(array, dtype=DEFAULT_DTYPE if dtype is None else dtype,
+                  requires_grad=requires_grad, name=name)
+
+
+def tensor(data, requires_grad=False, dtype=None, name=None):
+    """A new tensor holding a copy of `data` (torch.tensor: never shares memory)."""
+    data = data._data if isinstance(data, TensorBase) else data
+    array = np.array(data, copy=True) if isinstance(data, np.ndarray | np.generic) else data
+    return Tensor(array, requires_grad=requires_grad, dtype=dtype, name=name)
+
+
+def zeros(*shape, dtype=None, requires_grad=False):
+    return _made(np.zeros(_shape(shape, "zeros")), dtype, requires_grad)
+
+
+def ones(*shape, dtype=None, requires_grad=False):
+    return _made(np.ones(_shape(shape, "ones")), dtype, requires_grad)
+
+
+def full(shape, fill_value, dtype=None, requires_grad=False):
+    shape = _shape(shape if isinstance(shape, (tuple, list)) else (shape,), "full")
+    return _made(np.full(shape, fill_value, dtype=np.float64), dtype, requires_grad)
+
+
+def randn(*shape, dtype=None, requires_grad=False):
+    """Standard normal samples."""
+    return _made(default_generator().standard_normal(_shape(shape, "randn")), dtype, requires_grad)
+
+
+def rand(*shape, dtype=None, requires_grad=False):
+    """Uniform samples on [0, 1)."""
+    return _made(default_generator().random(_shape(shape, "rand")), dtype, requires_grad)
+
+
+def arange(start, stop=None, step=1, dtype=None, requires_grad=False):
+    """start, start+step, ... < stop; int64 when every argument is an integer (PyTorch)."""
+    if stop is None:
+        start, stop = 0, start
+    if step == 0:
+        raise ValueError("arange: step must be nonzero")
+    integral = all(isinstance(v, (int, np.integer)) for v in (start, stop, step))
+    values = np.arange(start, stop, step)
+    return Tensor(values, dtype=dtype or (np.int64 if integral else DEFAULT_DTYPE),
+                  requires_grad=requires_grad)
+
+
+def eye(n, m=None, dtype=None, requires_grad=False):
+    return _made(np.eye(n, m), dtype, requires_grad)
+
+
+def zeros_like(t, dtype=None, requires_grad=False):
+    return Tensor(np.zeros(np.shape(getattr(t, "_data", t))), dtype=dtype or t.dtype,
+                  requires_grad=requires_grad)
+
+
+def ones_like(t, dtype=None, requires_grad=False):
+    return Tensor(np.ones(np.shape(getattr(t, "_data", t))), dtype=dtype or t.dtype,
+                  requires_grad=requires_grad)
+
+
+# ---- functions of several tensors ------------------------------------------------------------
+
+def _pair(a, b, op):
+    if not isinstance(a, TensorBase):
+        if not isinstance(b, TensorBase):
+            raise TypeError(f"{op}: expected at least one Tensor, got {type(a).__name__} and "
+                            f"{type(b).__name__}")
+        return _operand(a, b, op, scalars=False), b
+    return a, _operand(b, a, op, scalars=False)
+
+
+def maximum(a, b):
+    """Elementwise max; at ties each input gets half the gradient (torch.maximum)."""
+    return ops.Maximum.apply(*_pair(a, b, "maximum"))
+
+
+def minimum(a, b):
+    """Elementwise min; at ties each input gets half the gradient (torch.minimum)."""
+    return ops.Minimum.apply(*_pair(a, b, "minimum"))
+
+
+def where(condition, a, b):
+    """a where condition else b (broadcasting); the gradient goes to the chosen input."""
+    condition = np.asarray(getattr(condition, "_data", condition))
+    if condition.dtype != bool:
+        raise TypeError(f"where: condition must be boolean, got dtype {condition.dtype}")
+    a, b = _pair(a, b, "where")
+    return ops.Where.apply(a, b, condition=condition)
+
+
+def cat(tensors, axis=0, *, dim=None):
+    """Tensors joined along an existing axis (torch.cat)."""
+    return ops.Concatenate.apply(*_tensors(tensors, "cat"), axis=axis if dim is None else dim)
+
+
+def stack(tensors, axis=0, *, dim=None):
+    """Tensors stacked along a new axis (torch.stack)."""
+    return ops.Stack.apply(*_tensors(tensors, "stack"), axis=axis if dim is None else dim)
+
+
+def _tensors(tensors, op):
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError(f"{op}: expected a non-empty sequence of tensors")
+    return [t if isinstance(t, TensorBase) else Tensor(t) for t in tensors]
