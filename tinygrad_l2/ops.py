@@ -129,10 +129,8 @@ class Pow(Op):
         p = self.exponent
         if p == 0.0:
             return np.zeros_like(g)
-        if p == 2.0:  # the L2 penalty's square: one allocation, W-sized
-            grad = g * x
-            grad *= 2
-            return grad
+        if p == 2.0:  # the L2 penalty's square: one W-sized pass (g is usually 0-d here)
+            return x * (2 * g) if g.ndim == 0 else (g * x).__imul__(2)
         grad = x ** (p - 1)
         grad *= p
         grad *= g

@@ -251,13 +251,12 @@ class Tensor(TensorBase):
 
     def var(self, axis=None, keepdims=False, correction=1, *, dim=None, keepdim=None):
         """Σ(x − mean)² / (N − correction) over `axis` (PyTorch's default: Bessel's correction;
-        N ≤ correction gives inf or nan, as PyTorch)."""
+        N ≤ correction gives nan, as PyTorch)."""
         axis, keepdims = _axes("var", axis, keepdims, dim, keepdim)
         centered = self - self.mean(axis=axis, keepdims=True)
         count = self.size if axis is None else int(np.prod(
             [self.shape[a] for a in np.atleast_1d(np.asarray(axis)) % max(self.ndim, 1)]))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            scale = 1.0 / (count - correction) if count != correction else float("inf")
+        scale = 1.0 / (count - correction) if count > correction else float("nan")
         return (centered * centered).sum(axis=axis, keepdims=keepdims) * scale
 
     def std(self, axis=None, keepdims=False, correction=1, *, dim=None, keepdim=None):
