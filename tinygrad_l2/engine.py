@@ -165,7 +165,7 @@ def _sweep(start, seed, seed_owned, retain_graph, emit, by_node=False):
         node = ready.pop()
         g = sums.pop(node, None)
         if g is not None:  # else no path from root to this node carried a gradient
-            owned = sums.taken(node)
+            owned = node in sums.owned and sums.taken(node)
             if by_node:
                 emit((node, g, owned))
             elif node.is_leaf or node.retains_grad:
@@ -241,8 +241,8 @@ def _backpropagate(node, g, sums, check_anomaly):
             continue
         if type(grad) is np.ndarray and grad.shape == parent.out_shape and (
                 grad.dtype is parent.out_dtype or grad.dtype == parent.out_dtype):
-            fresh = trusted and grad is not g and grad.flags.writeable and (
-                grad.base is None or not np.may_share_memory(grad, g))
+            fresh = trusted and grad is not g and (grad.base is None or (  # a new array, or a
+                grad.flags.writeable and not np.may_share_memory(grad, g)))  # view not of g
         else:
             grad, fresh = _conform(node, i, grad, parent), True
         if check_anomaly:

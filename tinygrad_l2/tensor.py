@@ -184,14 +184,14 @@ class Tensor(TensorBase):
         return out
 
     # ---- ops (each one op from ops.py: the PyTorch-like spellings) ---------------------------
-    def __add__(self, other): return ops.Add.apply(self, other if type(other) in _PLAIN else _operand(other, self, "add"))
-    def __radd__(self, other): return ops.Add.apply(self, other if type(other) in _PLAIN else _operand(other, self, "add"))
-    def __sub__(self, other): return ops.Sub.apply(self, other if type(other) in _PLAIN else _operand(other, self, "sub"))
-    def __rsub__(self, other): return ops.Sub.apply(_operand(other, self, "sub"), self)
-    def __mul__(self, other): return ops.Mul.apply(self, other if type(other) in _PLAIN else _operand(other, self, "mul"))
-    def __rmul__(self, other): return ops.Mul.apply(self, other if type(other) in _PLAIN else _operand(other, self, "mul"))
-    def __truediv__(self, other): return ops.Div.apply(self, other if type(other) in _PLAIN else _operand(other, self, "div"))
-    def __rtruediv__(self, other): return ops.Div.apply(_operand(other, self, "div"), self)
+    def __add__(self, other): return _add(self, other if type(other) in _PLAIN else _operand(other, self, "add"))
+    def __radd__(self, other): return _add(self, other if type(other) in _PLAIN else _operand(other, self, "add"))
+    def __sub__(self, other): return _sub(self, other if type(other) in _PLAIN else _operand(other, self, "sub"))
+    def __rsub__(self, other): return _sub(_operand(other, self, "sub"), self)
+    def __mul__(self, other): return _mul(self, other if type(other) in _PLAIN else _operand(other, self, "mul"))
+    def __rmul__(self, other): return _mul(self, other if type(other) in _PLAIN else _operand(other, self, "mul"))
+    def __truediv__(self, other): return _div(self, other if type(other) in _PLAIN else _operand(other, self, "div"))
+    def __rtruediv__(self, other): return _div(_operand(other, self, "div"), self)
     def __matmul__(self, other): return ops.MatMul.apply(self, _operand(other, self, "matmul", scalars=False))
     def __rmatmul__(self, other): return ops.MatMul.apply(_operand(other, self, "matmul", scalars=False), self)
     def __neg__(self): return ops.Neg.apply(self)
@@ -373,6 +373,7 @@ class Tensor(TensorBase):
         return ops.Index.apply(self, index=index)
 
 
+_add, _sub, _mul, _div = ops.Add.apply, ops.Sub.apply, ops.Mul.apply, ops.Div.apply  # hot path
 _PLAIN = {float, int}  # passed to the op as they are (the common case, checked inline); + Tensor below
 
 
