@@ -7,7 +7,8 @@ from .optimizer import Optimizer
 
 class LRScheduler:
     """Base: remembers each group's initial lr, counts `step()` calls (last_epoch, starting at
-    0 as PyTorch's constructor leaves it) and writes `lr_at(base, epoch)` into the groups."""
+    0 as PyTorch's constructor leaves it) and writes `lr_at(base, epoch)`, which each schedule
+    defines, into the groups."""
 
     def __init__(self, optimizer):
         if not isinstance(optimizer, Optimizer):
@@ -19,9 +20,6 @@ class LRScheduler:
         self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
         self.last_epoch = 0
         self._apply()
-
-    def lr_at(self, base, epoch):
-        raise NotImplementedError
 
     def step(self):
         """Advance one epoch and update every group's learning rate."""
