@@ -139,28 +139,29 @@ class Conv2d(Module):
                 f"stride={self.stride}, padding={self.padding_arg!r}")
 
 
-class MaxPool2d(Module):
-    """The maximum of each kh×kw window (stride defaults to the kernel size)."""
+class _Pool2d(Module):
+    """A pooling layer: `pool(x, kernel_size, stride)` (stride defaults to the kernel size)."""
 
     def __init__(self, kernel_size, stride=None):
         super().__init__()
-        self.kernel_size, self.stride_arg = kernel_size, stride
-        conv.pair(kernel_size, "kernel_size", "MaxPool2d")
+        conv.pair(kernel_size, "kernel_size", type(self).__name__)
+        self.kernel_size, self.stride = kernel_size, stride
 
     def forward(self, x):
-        return conv.max_pool2d(x, self.kernel_size, self.stride_arg)
+        return type(self).pool(x, self.kernel_size, self.stride)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}"
 
 
-class AvgPool2d(Module):
-    """The mean of each kh×kw window (stride defaults to the kernel size)."""
+class MaxPool2d(_Pool2d):
+    """The maximum of each kh×kw window."""
+    pool = staticmethod(conv.max_pool2d)
 
-    def __init__(self, kernel_size, stride=None):
-        super().__init__()
-        self.kernel_size, self.stride_arg = kernel_size, stride
-        conv.pair(kernel_size, "kernel_size", "AvgPool2d")
 
-    def forward(self, x):
-        return conv.avg_pool2d(x, self.kernel_size, self.stride_arg)
+class AvgPool2d(_Pool2d):
+    """The mean of each kh×kw window."""
+    pool = staticmethod(conv.avg_pool2d)
 
 
 class Flatten(Module):
