@@ -16,6 +16,7 @@ from .random import manual_seed
 from .serialization import load, save
 from .table import Table
 from .trace import trace_terms, with_without
+from .compile import CompileCheckError, compile
 from . import conventions, data, nn, optim
 
 __all__ = ["Tensor", "Function", "AccumulateGrad", "Constant", "no_grad", "detect_anomaly",
@@ -23,7 +24,8 @@ __all__ = ["Tensor", "Function", "AccumulateGrad", "Constant", "no_grad", "detec
            "GradcheckError", "grad", "topological_order", "unbroadcast", "draw_dot", "render",
            "trace_terms", "with_without", "Table", "manual_seed", "save", "load", "nn", "optim", "data",
            "conventions", "tensor", "zeros", "ones", "full", "randn", "rand", "arange", "eye",
-           "zeros_like", "ones_like", "maximum", "minimum", "where", "cat", "stack"]
+           "zeros_like", "ones_like", "maximum", "minimum", "where", "cat", "stack", "compile",
+           "CompileCheckError"]
 __version__ = "0.1.0"
 
 

@@ -26,11 +26,12 @@ def detect_anomaly():
     first problem, naming the op, the tensor and the line of user code that created the op.
     Off by default; when off it costs one attribute check per op.  Per thread, like no_grad."""
     previous = state.anomaly
-    state.anomaly = True
+    state.anomaly = state.hooks = True
     try:
         yield
     finally:
         state.anomaly = previous
+        state.hooks = previous or state.recorder is not None
 
 
 def _user_frame():

@@ -7,6 +7,8 @@ class _State(threading.local):
     grad_enabled = True
     anomaly = False
     scope = ()  # the modules whose forward is running, outermost first (graph clusters)
+    recorder = None  # a list while tl.compile traces a step: backward/step/zero_grad events
+    hooks = False  # anomaly or recorder: the one flag Function.apply checks for either
 
 
 state = _State()  # read directly on the hot path (Function.apply, Tensor._make)

@@ -94,6 +94,8 @@ def backward(root, grad=None, retain_graph=False):
     backward has run.
     """
     seed, owned = _seed(root, grad)
+    if state.recorder is not None:  # tl.compile is tracing a step
+        state.recorder.append(("backward", root, grad, retain_graph))
     writes = []
     with _collector_paused():
         _sweep(node_of(root), seed, owned, retain_graph, writes.append)

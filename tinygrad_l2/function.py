@@ -237,8 +237,8 @@ class Function:
         kind = out.dtype.kind if type(out) is np.ndarray else None
         if kind not in _NUMERIC:
             out, kind = _as_output(cls, out)
-        if state.anomaly:
-            anomaly.check_forward(node, out, args)
+        if state.hooks:  # detect_anomaly() or a tracing tl.compile: off, one check per op
+            _observe(node, out, args)
         result = output_type.__new__(output_type)
         result._data, result._grad, result.name, result._leaf = out, None, None, None
         if not record or kind != "f":  # only float outputs carry gradients
@@ -286,6 +286,13 @@ class Function:
 
 
 _NUMERIC = ("f", "i", "u", "b")
+
+
+def _observe(node, out, args):
+    if state.anomaly:
+        anomaly.check_forward(node, out, args)
+    if state.recorder is not None:
+        node.arguments = args  # tl.compile replays the op with the same non-tensor arguments
 
 
 def _as_output(cls, out):

@@ -73,6 +73,8 @@ class Module:
 
     def zero_grad(self):
         """Set every parameter's gradient to None (PyTorch >= 2.0's default)."""
+        if context.state.recorder is not None:  # tl.compile is tracing a step
+            context.state.recorder.append(("zero_grad", self, True))
         for p in self.parameters():
             p.grad = None
 

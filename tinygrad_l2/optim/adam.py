@@ -26,6 +26,7 @@ class Adam(Optimizer):
                                       weight_decay=weight_decay, amsgrad=amsgrad))
 
     def step(self):
+        self._record("step", self)
         for group, p, grad in list(self._params_with_grad()):
             lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
             state = self.state.setdefault(p, {})

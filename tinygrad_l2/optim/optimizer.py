@@ -4,7 +4,7 @@ import numbers
 
 import numpy as np
 
-from .. import memory
+from .. import context, memory
 from ..tensor import Tensor
 
 
@@ -72,8 +72,14 @@ class Optimizer:
             buffer = buffers[id(p)] = np.empty_like(p.data)
         return buffer
 
+    def _record(self, *event):
+        """Tell a tracing `tl.compile` about this call (one attribute check otherwise)."""
+        if context.state.recorder is not None:
+            context.state.recorder.append(event)
+
     def zero_grad(self, set_to_none=True):
         """Clear every parameter's gradient: None (PyTorch >= 2.0 default) or zeros."""
+        self._record("zero_grad", self, set_to_none)
         for group in self.param_groups:
             for p in group["params"]:
                 if set_to_none:

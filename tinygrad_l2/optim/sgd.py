@@ -23,6 +23,7 @@ class SGD(Optimizer):
                                       weight_decay=weight_decay, nesterov=nesterov))
 
     def step(self):
+        self._record("step", self)
         for group, p, grad in list(self._params_with_grad()):
             lr, momentum, wd = group["lr"], group["momentum"], group["weight_decay"]
             if wd != 0:

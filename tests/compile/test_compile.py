@@ -1,0 +1,205 @@
+"""tl.compile: replayed steps equal eager steps, retrace on what the trace depends on, the
+verification mode catches what the trace cannot see, and the source reads like backprop."""
+import ast
+import threading
+
+import numpy as np
+import pytest
+
+import tinygrad_l2 as tl
+
+OPTIMIZERS = {
+    "sgd": lambda ps: tl.optim.SGD(ps, lr=0.1),
+    "sgd momentum": lambda ps: tl.optim.SGD(ps, lr=0.05, momentum=0.9, nesterov=True),
+    "sgd weight decay": lambda ps: tl.optim.SGD(ps, lr=0.1, weight_decay=1e-2),
+    "adam": lambda ps: tl.optim.Adam(ps, lr=1e-2),
+    "adamw": lambda ps: tl.optim.AdamW(ps, lr=1e-2, weight_decay=0.1),
+}
+
+
+def setup(make_optimizer, seed=0, dtype=np.float64):
+    tl.manual_seed(seed)
+    l2 = tl.nn.L2(1e-2)
+    model = tl.nn.Sequential(tl.nn.Linear(4, 8, kernel_regularizer=l2, dtype=dtype), tl.nn.ReLU(),
+                             tl.nn.Linear(8, 3, kernel_regularizer=l2, dtype=dtype))
+    opt = make_optimizer(model.parameters())
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = tl.nn.softmax_cross_entropy(model(x), y) + model.regularization_loss()
+        loss.backward()
+        opt.step()
+        return loss
+    return model, opt, step
+
+
+def batches(n, m=6, seed=1):
+    rng = np.random.default_rng(seed)
+    return [(rng.standard_normal((m, 4)), rng.integers(0, 3, m)) for _ in range(n)]
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_compiled_steps_equal_eager_steps_with_new_batches(name):
+    eager_model, eager_opt, eager_step = setup(OPTIMIZERS[name])
+    model, opt, step = setup(OPTIMIZERS[name])
+    compiled = tl.compile(step)
+    for x, y in batches(15):
+        want, got = eager_step(x, y), compiled(x, y)
+        assert got.item() == pytest.approx(want.item(), rel=1e-12)
+    assert compiled.traces == 1
+    for (_, a), (_, b) in zip(eager_model.named_parameters(), model.named_parameters()):
+        np.testing.assert_allclose(b.data, a.data, rtol=1e-10, atol=1e-13)
+        np.testing.assert_allclose(b.grad, a.grad, rtol=1e-10, atol=1e-13)
+    assert len(opt.state_dict()["state"]) == len(eager_opt.state_dict()["state"])
+
+
+def test_a_batch_shape_change_retraces_and_stays_exact():
+    eager_model, _, eager_step = setup(OPTIMIZERS["sgd"])
+    model, _, step = setup(OPTIMIZERS["sgd"])
+    compiled = tl.compile(step)
+    for x, y in batches(3, m=6) + batches(3, m=9, seed=2) + batches(2, m=6, seed=3):
+        assert compiled(x, y).item() == pytest.approx(eager_step(x, y).item(), rel=1e-12)
+    assert compiled.traces == 3  # m=6, m=9, m=6 again
+    np.testing.assert_allclose(model[0].weight.data, eager_model[0].weight.data, rtol=1e-10)
+
+
+def test_a_learning_rate_schedule_is_honoured_without_retracing():
+    eager_model, eager_opt, eager_step = setup(OPTIMIZERS["sgd momentum"])
+    model, opt, step = setup(OPTIMIZERS["sgd momentum"])
+    compiled = tl.compile(step)
+    schedules = [tl.optim.lr_scheduler.StepLR(o, 2, 0.5) for o in (eager_opt, opt)]
+    for x, y in batches(8):
+        eager_step(x, y), compiled(x, y)
+        for s in schedules:
+            s.step()
+    assert compiled.traces == 1 and opt.param_groups[0]["lr"] == eager_opt.param_groups[0]["lr"] < 0.05
+    np.testing.assert_allclose(model[2].weight.data, eager_model[2].weight.data, rtol=1e-10)
+
+
+def test_a_function_that_only_calls_backward_leaves_grad_as_eager():
+    model = tl.nn.Linear(4, 2, kernel_regularizer=tl.nn.L2(0.1), dtype=np.float64, rng=0)
+
+    def loss_and_backward(x):
+        loss = model(x).sum() + model.regularization_loss()
+        loss.backward()  # no zero_grad: gradients accumulate, as eager
+        return loss
+    compiled = tl.compile(loss_and_backward)
+    x = np.ones((3, 4))
+    for _ in range(3):
+        compiled(x)
+    reference = tl.nn.Linear(4, 2, kernel_regularizer=tl.nn.L2(0.1), dtype=np.float64, rng=0)
+    (reference(x).sum() + reference.regularization_loss()).backward()
+    np.testing.assert_allclose(model.weight.grad, 3 * reference.weight.grad, rtol=1e-12)
+    np.testing.assert_allclose(model.bias.grad, 3 * reference.bias.grad, rtol=1e-12)
+
+
+def test_check_mode_names_a_closure_captured_array_that_changed():
+    w = tl.Tensor(np.ones(3), requires_grad=True, name="w")
+    opt = tl.optim.SGD([w], lr=0.1)
+    captured = tl.Tensor(np.array([1.0, 2.0, 3.0]))  # not an argument: the trace bakes it in
+
+    def step(x):
+        opt.zero_grad()
+        loss = (w * x * tl.Tensor(captured.data.copy())).sum()
+        loss.backward()
+        return loss
+    compiled = tl.compile(step, check=5)
+    compiled(np.ones(3))
+    compiled(np.ones(3))  # checked: same data, agrees
+    captured.data = np.array([5.0, 5.0, 5.0])
+    with pytest.raises(tl.CompileCheckError, match="returned tensor 0 differs"):
+        compiled(np.ones(3))
+
+
+def test_unsupported_steps_run_eagerly_and_say_why():
+    w = tl.Tensor(np.ones(2), requires_grad=True)
+
+    def step(x):
+        loss = (w * x).sum()
+        loss.backward(retain_graph=True)
+        return loss
+    compiled = tl.compile(step)
+    compiled(np.ones(2))
+    assert compiled.source.startswith("# not compiled: backward() with an explicit gradient or retain_graph")
+
+
+def test_source_compiles_names_the_tensors_and_l2_lines_touch_only_weights():
+    _, _, step = setup(OPTIMIZERS["sgd"])
+    compiled = tl.compile(step)
+    x, y = batches(1)[0]
+    compiled(x, y)
+    source = compiled.source
+    tree = ast.parse(source)
+    assert [f.name for f in tree.body] == ["step"]
+    for name in ("W1", "b1", "W2", "b2", "Z1", "A1", "dZ1", "dW1", "db1", "dA1"):
+        assert f"    {name} = " in source, name
+    penalty_targets = {line.split("=")[0].strip() for line in source.splitlines()
+                       if "# penalty term" in line and "=" in line}
+    gradients = {t for t in penalty_targets if t.startswith("d")}
+    assert {"dW1", "dW2"} <= gradients
+    assert not gradients & {"db1", "db2", "dA1", "dZ1", "dZ2", "dM1", "dM2"}
+
+
+def test_a_concurrent_call_is_refused():
+    started, release = threading.Event(), threading.Event()
+
+    def slow(x):
+        started.set()
+        release.wait(5)
+        return (tl.Tensor(np.ones(1), requires_grad=True) * x).sum()
+    compiled = tl.compile(slow)
+    thread = threading.Thread(target=compiled, args=(np.ones(1),))
+    thread.start()
+    started.wait(5)
+    with pytest.raises(RuntimeError, match="not re-entrant"):
+        compiled(np.ones(1))
+    release.set()
+    thread.join()
+
+
+def test_custom_ops_and_convolutions_replay_through_their_own_methods():
+    conv = tl.nn.Conv2d(1, 2, 3, padding="same", kernel_regularizer=tl.nn.L2(0.01), dtype=np.float64, rng=0)
+    opt = tl.optim.SGD(conv.parameters(), lr=0.1)
+    reference = tl.nn.Conv2d(1, 2, 3, padding="same", kernel_regularizer=tl.nn.L2(0.01), dtype=np.float64, rng=0)
+    ref_opt = tl.optim.SGD(reference.parameters(), lr=0.1)
+
+    def make(layer, optimizer):
+        def step(x):
+            optimizer.zero_grad()
+            loss = (layer(x) ** 2).mean() + layer.regularization_loss()
+            loss.backward()
+            optimizer.step()
+            return loss
+        return step
+    compiled, eager = tl.compile(make(conv, opt)), make(reference, ref_opt)
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        x = rng.standard_normal((2, 1, 5, 5))
+        assert compiled(x).item() == pytest.approx(eager(x).item(), rel=1e-12)
+    assert "OP" in compiled.source and compiled.traces == 1
+    np.testing.assert_allclose(conv.weight.data, reference.weight.data, rtol=1e-12)
+
+
+def test_float32_compiled_training_stays_within_1e_5_of_eager_over_20_steps():
+    eager_model, _, eager_step = setup(OPTIMIZERS["sgd"], dtype=np.float32)
+    model, _, step = setup(OPTIMIZERS["sgd"], dtype=np.float32)
+    compiled = tl.compile(step)
+    for x, y in batches(20):
+        eager_step(x.astype(np.float32), y)
+        compiled(x.astype(np.float32), y)
+    for (_, a), (_, b) in zip(eager_model.named_parameters(), model.named_parameters()):
+        assert b.dtype == np.float32
+        np.testing.assert_allclose(b.data, a.data, rtol=1e-5, atol=1e-7)
+
+
+def test_gradients_handed_to_grad_are_never_the_compiled_steps_own_buffers():
+    model, opt, step = setup(OPTIMIZERS["sgd"])
+    compiled = tl.compile(step)
+    data = batches(3)
+    compiled(*data[0])
+    compiled(*data[1])
+    kept = {name: p.grad for name, p in model.named_parameters()}
+    snapshot = {name: g.copy() for name, g in kept.items()}
+    compiled(*data[2])  # a new step must not write into the arrays the user kept
+    for name, g in kept.items():
+        np.testing.assert_array_equal(g, snapshot[name])
