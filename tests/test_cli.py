@@ -93,3 +93,14 @@ def test_every_subcommand_has_help(command, tmp_path):
 def test_console_script(tmp_path):
     result = subprocess.run(["tinygrad-l2", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "explain" in result.stdout
+
+
+def test_explain_show_code_prints_the_generated_backprop(tmp_path):
+    import subprocess
+    import sys
+    result = subprocess.run([sys.executable, "-m", "tinygrad_l2", "explain", "--show-code", "--out",
+                             str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    code = result.stdout.split("The backprop tl.compile writes", 1)[1]
+    assert "def step(" in code and "dW1 = W1 * (2 * " in code
+    compile(code.split(":\n\n", 1)[1].split("\ngraph (")[0], "<explain>", "exec")  # valid Python

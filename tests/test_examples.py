@@ -13,8 +13,8 @@ def run(name, *args, cwd):
                           capture_output=True, text=True, timeout=300)
 
 
-def test_examples_directory_holds_the_six_examples():
-    assert len(list(EXAMPLES.glob("0*.py"))) == 6
+def test_examples_directory_holds_the_seven_examples():
+    assert len(list(EXAMPLES.glob("0*.py"))) == 7
 
 
 def test_01_render_l2_graph(tmp_path):
@@ -76,3 +76,11 @@ def test_06_convnet_l2(tmp_path):
              if "term-l2" in (g.get("class") or "")}
     parameters = {label[t].split()[0] for t in tails if label.get(t, "").split()[0].endswith(("weight", "bias"))}
     assert parameters == {"0.weight", "3.weight", "7.weight"}  # kernels only, never a bias
+
+
+def test_07_compiled_step(tmp_path):
+    result = run("07_compiled_step.py", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("def step(X, y):") and "traced 1 time" in result.stdout
+    accuracy = float(result.stdout.split("test accuracy ")[1].split()[0])
+    assert accuracy > 0.8

@@ -24,3 +24,15 @@ def test_write_your_own_op_runs_and_renders(tmp_path, monkeypatch):
     assert "L2Penalty" in svg and ">W<" in svg.replace("\n", "")
     w = namespace["W"]
     np.testing.assert_array_equal(w.grad, 0.02 * w.data)
+
+
+def test_the_compiled_source_in_the_readme_is_what_the_tool_writes_now():
+    import subprocess
+    import sys
+    example = README.parent / "examples" / "07_compiled_step.py"
+    generated = subprocess.run([sys.executable, str(example), "--source"], capture_output=True,
+                               text=True, check=True).stdout
+    text = README.read_text()
+    quoted = text.split("<!-- compiled-source:start -->\n```python\n", 1)[1].split("```\n<!-- compiled-source:end -->")[0]
+    assert quoted == generated
+    assert "dW1 = W1 * (2 * " in quoted and "# penalty term" in quoted

@@ -8,6 +8,7 @@ import numpy as np
 
 from . import compare as comparison
 from . import trace
+from .compile import compile as compile_step
 from .context import no_grad
 from .datasets import make_dataset
 from .draw import RendererNotFound, render
@@ -83,6 +84,8 @@ def explain(args, parser):
         print(trace.with_without(terms, "l2", tensors))
     print()
     print(ANSWER)
+    if args.show_code:
+        print(_generated_backprop(table.parameters, X, Y, args))
 
     built["loss"].backward()
     out = Path(args.out)
@@ -97,6 +100,18 @@ def explain(args, parser):
     print("graph (edges coloured by the loss term whose gradient travels them): "
           + ", ".join(str(p) for p in written))
     return 0
+
+
+def _generated_backprop(parameters, X, Y, args):
+    """The numpy code tl.compile writes for this network's forward and backward."""
+    def backprop(X):
+        built = comparison.dlai_autodiff(parameters, X, Y, args.lambd, args.cost)
+        built["loss"].backward()
+        return built["loss"]
+    step = compile_step(backprop)
+    step(X)
+    return ("The backprop tl.compile writes for this network (the lines marked 'penalty term' "
+            "are the L2 term's; they reach only the weights):\n\n" + step.source)
 
 
 # ---- compare ---------------------------------------------------------------------------------
@@ -251,6 +266,8 @@ def make_parser():
     p.add_argument("--seed", type=int, default=3, help="weight initialization seed")
     p.add_argument("--out", default="out", help="directory for l2_graph.svg/.png (default ./out)")
     p.add_argument("--rankdir", choices=["LR", "TB"], default="LR", help="graph layout")
+    p.add_argument("--show-code", action="store_true",
+                   help="also print the numpy backprop tl.compile writes for this network (default: off)")
     p.set_defaults(run=explain)
 
     p = sub.add_parser("compare", help="manual vs autodiff for a chosen convention, sizes and λ")

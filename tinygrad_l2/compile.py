@@ -93,7 +93,7 @@ class CompiledStep:
         finally:
             state.recorder, state.hooks = previous[0], previous[1] or state.anomaly
         self.traces += 1
-        self.program = Program(args, result, events)
+        self.program = Program(args, result, events, _parameter_names(self.fn, len(args)))
         return result
 
     def _checked(self, args):
@@ -129,7 +129,7 @@ def _signature(value):
 class Program:
     """A traced step: the graph, the events, and the generated function."""
 
-    def __init__(self, args, result, events):
+    def __init__(self, args, result, events, arg_names):
         self.key = (tuple(_signature(a) for a in args), is_grad_enabled())
         self.outputs = _tensors(result)
         self.events = events
@@ -141,7 +141,7 @@ class Program:
         self.nodes = _graph(self.roots)
         self.params = [n.tensor() for n in self.nodes if n.is_leaf and n.requires_grad]
         self.param_shapes = [(p.shape, p.dtype) for p in self.params]
-        self.source, self.function = _generate(self, args)
+        self.source, self.function = _generate(self, args, arg_names)
 
     def fits(self, args):
         key = (tuple(_signature(a) for a in args), is_grad_enabled())
@@ -254,9 +254,20 @@ def _compare(program, replayed, eager, after):
 
 # ---- code generation ---------------------------------------------------------------------------
 
-def _generate(program, args):
+def _parameter_names(fn, n):
+    """The function's own parameter names (X, y, ...) for the generated code."""
+    import inspect
+    try:
+        names = [p.name for p in inspect.signature(fn).parameters.values()
+                 if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        names = []
+    return [(names[i] if i < len(names) and _identifier(names[i]) else f"arg{i}") for i in range(n)]
+
+
+def _generate(program, args, arg_names):
     """The source of `step(*args) -> (outputs, parameter gradients)` and the function."""
-    writer = _Writer(program, args)
+    writer = _Writer(program, args, arg_names)
     source = writer.source()
     namespace = dict(writer.constants, np=np, unbroadcast=unbroadcast, sigmoid=sigmoid,
                      _scatter=_scatter, _place=_place)
@@ -270,8 +281,8 @@ def _generate(program, args):
 class _Writer:
     """Names every node and writes its forward and backward lines."""
 
-    def __init__(self, program, args):
-        self.program, self.args = program, args
+    def __init__(self, program, args, arg_names):
+        self.program, self.args, self.given_names = program, args, arg_names
         self.name, self.constants, self.layer, self.buffers = {}, {}, 0, {}
         self.penalty = _penalty_nodes(program.nodes)
         self.uses = _uses(program)
@@ -281,10 +292,8 @@ class _Writer:
 
     def _name_inputs(self, args):
         tensors = {id(a): i for i, a in enumerate(args) if isinstance(a, TensorBase)}
-        self.arg_names = []
-        for i, a in enumerate(args):
-            named = getattr(a, "name", None)
-            self.arg_names.append(named if named and named.isidentifier() else ("X" if i == 0 else f"arg{i}"))
+        self.arg_names = [_identifier(getattr(a, "name", None)) or self.given_names[i]
+                          for i, a in enumerate(args)]
         self.tensor_args = tensors
         self.array_args = {id(a): self.arg_names[i] for i, a in enumerate(args) if isinstance(a, np.ndarray)}
         weights = 0
@@ -340,6 +349,8 @@ class _Writer:
         named = _identifier(t.name) if t is not None else None
         if named:
             return named
+        if len(self.program.outputs) == 1 and self.program.outputs[0]._node() is node:
+            return "loss"
         kind = type(node).__name__
         if kind == "MatMul":
             self.layer += 1
