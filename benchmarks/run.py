@@ -30,7 +30,9 @@ import numpy_floor  # noqa: E402
 
 LAM, LR = 1e-4, 0.01
 PAUSE = 0.3
-TARGETS = {("float32", 32): 2.0, ("float32", 256): 1.40}  # tinygrad_l2 eager ÷ floor
+TARGETS = {("tinygrad_l2", "float32", 32): 2.0, ("tinygrad_l2", "float32", 256): 1.40,  # ÷ floor
+           ("tinygrad_l2 compiled", "float32", 32): 1.05, ("tinygrad_l2 compiled", "float32", 256): 1.05,
+           ("tinygrad_l2 compiled", "float64", 32): 1.0, ("tinygrad_l2 compiled", "float64", 256): 1.0}
 CHAIN_TARGET = 3.0
 
 
@@ -215,7 +217,7 @@ def mlp_table(rounds, steps):
                 median, low, high = ratios(pairs)
                 floor_ms = np.median([b for b, _ in pairs]) * 1e3
                 engine_ms = np.median([c for _, c in pairs]) * 1e3
-                target = TARGETS.get((dtype, batch)) if name == "tinygrad_l2" else None
+                target = TARGETS.get((name, dtype, batch))
                 verdict = "" if target is None else f"≤ {target}: {'met' if median <= target else 'MISSED'}"
                 lines.append(f"| {dtype} | {batch} | {name} | {floor_ms:.3f} | {engine_ms:.3f} | "
                              f"{median:.2f} | {low:.2f}–{high:.2f} | {verdict} |")
@@ -280,7 +282,7 @@ def main(argv=None):
     parser.add_argument("--update-readme", action="store_true",
                         help="replace README.md's benchmark section with this run (default: off)")
     args = parser.parse_args(argv)
-    rounds, steps = (3, 3) if args.quick else (9, 7)
+    rounds, steps = (3, 3) if args.quick else (9, 15)
     header = (f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, {os.cpu_count()} cores, "
               f"Python {platform.python_version()}, numpy {np.__version__}"
               + _torch_version() + f"; `python benchmarks/run.py{' --quick' if args.quick else ''}`.")
