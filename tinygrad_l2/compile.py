@@ -18,7 +18,8 @@ learning-rate schedule is honoured, and eager and compiled steps mix freely.
 What replay cannot see, documented: Python control flow that depends on data (the traced path
 is replayed), numpy arrays the function captures by closure and turns into new tensors each
 call (their traced values are replayed), and Python side effects other than the calls above
-(assigning `.grad` by hand, printing).  `check=N` runs the eager function beside the
+(assigning `.grad` by hand, printing).  The tensors a replay returns hold the results but no
+graph (call backward inside the function).  `check=N` runs the eager function beside the
 first N replays (from the same state) and raises `CompileCheckError` naming the first tensor
 that differs.  A new argument shape or dtype, a different grad mode or a parameter whose shape
 changed makes it trace again; a step it cannot replay (a PSO step, backward with an explicit
@@ -76,6 +77,8 @@ class CompiledStep:
                                f"a compiled step is not re-entrant (it reuses its buffers)")
         try:
             args = tuple(_as_input(a) for a in args)
+            if self.program is not None and self.program.eager_only:
+                return self.fn(*args)  # a step replay cannot reproduce: always eager
             if self.program is None or not self.program.fits(args):
                 return self._trace(args)
             if self.checks_left:
@@ -134,7 +137,7 @@ class Program:
         self.outputs = _tensors(result)
         self.events = events
         self.roots = self.outputs + [e[1] for e in events if e[0] == "backward"]
-        self.eager_only = _unsupported(self.roots, events)
+        self.eager_only = _unsupported(self.roots, events) or _derived_inputs(self.roots, args)
         if self.eager_only:
             self.source = f"# not compiled: {self.eager_only}"
             return
@@ -146,11 +149,9 @@ class Program:
     def fits(self, args):
         key = (tuple(_signature(a) for a in args), is_grad_enabled())
         return key == self.key and all(
-            (p.shape, p.dtype) == s for p, s in zip(getattr(self, "params", ()), self.param_shapes))
+            (p.shape, p.dtype) == s for p, s in zip(self.params, self.param_shapes))
 
     def run(self, args):
-        if self.eager_only:
-            raise RuntimeError("unreachable")  # CompiledStep runs these eagerly
         values = self.function(*[a._data if isinstance(a, TensorBase) else a for a in args])
         outputs, grads = values
         for event in self.events:
@@ -177,6 +178,29 @@ def _unsupported(roots, events):
             return "backward() with an explicit gradient or retain_graph, or of a non-scalar"
     if any(e[0] == "step" and not hasattr(e[1], "param_groups") for e in events):
         return "an optimizer without parameter groups (PSO)"
+    if any(n.retains_grad for r in roots for n in topological_order(r) if not n.is_leaf):
+        return "an intermediate tensor called retain_grad() (replay makes no intermediate tensors)"
+    return ""
+
+
+def _derived_inputs(roots, args):
+    """Why replay would read stale inputs, or '': an argument that requires grad (its
+    gradient belongs to each call's tensor), or an array or tensor equal to an argument but not
+    the argument itself (made from it inside the function: replay would bake the traced one)."""
+    if any(isinstance(a, TensorBase) and a.requires_grad for a in args):
+        return "an argument requires grad"
+    given = [a._data if isinstance(a, TensorBase) else a for a in args if isinstance(a, TensorBase | np.ndarray)]
+    for node in _graph(roots):
+        if node.is_leaf:
+            candidates = [] if node.requires_grad else [node.tensor()._data]
+        else:
+            index = getattr(node, "index", None) if type(node).__name__ == "Index" else None
+            candidates = [p for p in (index if isinstance(index, tuple) else (index,)) if isinstance(p, np.ndarray)]
+        for array in candidates:
+            if not any(array is a for a in given) and any(
+                    array.shape == a.shape and array.dtype.kind == a.dtype.kind and np.array_equal(array, a)
+                    for a in given):
+                return "a tensor or array made from an argument inside the function"
     return ""
 
 

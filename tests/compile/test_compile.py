@@ -203,3 +203,62 @@ def test_gradients_handed_to_grad_are_never_the_compiled_steps_own_buffers():
     compiled(*data[2])  # a new step must not write into the arrays the user kept
     for name, g in kept.items():
         np.testing.assert_array_equal(g, snapshot[name])
+
+
+def test_a_step_that_retains_an_intermediate_gradient_runs_eagerly():
+    w = tl.Tensor(np.ones(2), requires_grad=True)
+
+    def step(x):
+        hidden = w * x
+        hidden.retain_grad()
+        loss = (hidden * hidden).sum()
+        loss.backward()
+        return loss, hidden
+    compiled = tl.compile(step)
+    for _ in range(2):
+        _, hidden = compiled(np.array([1.0, 2.0]))
+        np.testing.assert_array_equal(hidden.grad, [2.0, 4.0])  # as eager: the replay is eager
+    assert compiled.source.startswith("# not compiled: an intermediate tensor called retain_grad()")
+
+
+def test_an_eager_only_step_keeps_running_eagerly_and_correctly():
+    w = tl.Tensor(np.ones(2), requires_grad=True)
+
+    def step(x):
+        loss = (w * x).sum()
+        loss.backward(retain_graph=True)
+        return loss
+    compiled = tl.compile(step)
+    for i in range(3):
+        assert compiled(np.array([1.0, 2.0])).item() == 3.0
+    np.testing.assert_array_equal(w.grad, [3.0, 6.0])  # three eager backward calls
+
+
+def test_inputs_derived_inside_the_function_make_it_run_eagerly_not_stale():
+    model, opt, _ = setup(OPTIMIZERS["sgd"])
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = tl.nn.softmax_cross_entropy(model(x), y.astype(np.int64))  # a copy of y
+        loss.backward()
+        opt.step()
+        return loss
+    compiled = tl.compile(step)
+    (x1, y1), (x2, y2) = batches(2)
+    compiled(x1, y1)
+    assert compiled.source.startswith("# not compiled: a tensor or array made from an argument")
+    eager_model, eager_opt, _ = setup(OPTIMIZERS["sgd"])
+    for x, y in ((x1, y1), (x2, y2)):
+        eager_opt.zero_grad()
+        tl.nn.softmax_cross_entropy(eager_model(x), y).backward()
+        eager_opt.step()
+    compiled(x2, y2)
+    np.testing.assert_allclose(model[0].weight.data, eager_model[0].weight.data, rtol=1e-12)
+
+
+def test_an_argument_that_requires_grad_runs_eagerly():
+    w = tl.Tensor(np.ones(2), requires_grad=True)
+    compiled = tl.compile(lambda x: (w * x).sum())
+    x = tl.Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    compiled(x)
+    assert compiled.source == "# not compiled: an argument requires grad"
