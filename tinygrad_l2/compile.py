@@ -411,6 +411,7 @@ class _Writer:
                 and type(source).__name__ in ("MatMul", "Add", "Sub", "Mul")
                 and self.uses.get(id(source)) == 1 and source.out_dtype == consumer.out_dtype
                 and len(source.out_shape) > 0  # 0-d results are numpy scalars: immutable
+                and not any(t._node() is consumer for t in self.program.outputs)  # returned: new
                 and (type(source).__name__ != "MatMul" or len(source.out_shape) == 2))
 
     def _line(self, node, code):

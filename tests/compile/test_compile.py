@@ -262,3 +262,23 @@ def test_an_argument_that_requires_grad_runs_eagerly():
     x = tl.Tensor(np.array([1.0, 2.0]), requires_grad=True)
     compiled(x)
     assert compiled.source == "# not compiled: an argument requires grad"
+
+
+def test_returned_tensors_are_never_overwritten_by_a_later_call():
+    model, opt, _ = setup(OPTIMIZERS["sgd"])
+
+    def step(x, y):
+        opt.zero_grad()
+        logits = model(x)  # Linear: MatMul then an Add that could be done in place
+        loss = tl.nn.softmax_cross_entropy(logits, y)
+        loss.backward()
+        opt.step()
+        return loss, logits
+    compiled = tl.compile(step)
+    data = batches(3)
+    compiled(*data[0])
+    loss, logits = compiled(*data[1])
+    kept = logits.data.copy(), loss.data.copy()
+    compiled(*data[2])
+    np.testing.assert_array_equal(logits.data, kept[0])
+    np.testing.assert_array_equal(loss.data, kept[1])
