@@ -104,12 +104,12 @@ def explain(args, parser):
 
 def _generated_backprop(parameters, X, Y, args):
     """The numpy code tl.compile writes for this network's forward and backward."""
-    def backprop(X):
+    def backprop(X, Y):
         built = comparison.dlai_autodiff(parameters, X, Y, args.lambd, args.cost)
         built["loss"].backward()
         return built["loss"]
     step = compile_step(backprop)
-    step(X)
+    step(X, Y)
     return ("The backprop tl.compile writes for this network (the lines marked 'penalty term' "
             "are the L2 term's; they reach only the weights):\n\n" + step.source)
 

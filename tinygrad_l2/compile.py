@@ -36,7 +36,7 @@ import numpy as np
 from .context import is_grad_enabled, state
 from .engine import _accumulate, topological_order, unbroadcast
 from .function import Constant, TensorBase
-from .ops import sigmoid
+from .ops import row_indices, sigmoid
 from .tensor import Tensor
 
 
@@ -192,6 +192,13 @@ def _derived_inputs(roots, args):
         return "an argument requires grad"
     given = [a._data if isinstance(a, TensorBase) else a for a in args if isinstance(a, TensorBase | np.ndarray)]
     for node in _graph(roots):
+        if node.is_leaf and not node.requires_grad and not any(node.tensor()._data is a for a in given):
+            return ("a constant tensor that is not an argument (a mask such as x > 0, or data the "
+                    "function captures) would be replayed with its traced values")
+        if type(node).__name__ == "Where" and not any(node.condition is a for a in given):
+            return "a where() condition that is not an argument would be replayed with its traced values"
+        if type(node).__name__ == "Index" and not _replayable_index(node.index, given):
+            return "an index array that is not an argument would be replayed with its traced values"
         if node.is_leaf:
             candidates = [] if node.requires_grad else [node.tensor()._data]
         else:
@@ -203,6 +210,15 @@ def _derived_inputs(roots, args):
                     for a in given):
                 return "a tensor or array made from an argument inside the function"
     return ""
+
+
+def _replayable_index(index, given):
+    """Index arrays replay correctly only if they are arguments or arange (shape-determined)."""
+    for part in index if isinstance(index, tuple) else (index,):
+        if isinstance(part, np.ndarray) and not any(part is a for a in given) and not (
+                part.ndim == 1 and part is row_indices(len(part))):
+            return False
+    return True
 
 
 def _tensors(result):
@@ -664,7 +680,7 @@ def _unique_rows(index, shape):
     with an assignment instead of np.add.at."""
     return (isinstance(index, tuple) and len(index) == 2 and isinstance(index[0], np.ndarray)
             and index[0].ndim == 1 and len(index[0]) == shape[0]
-            and np.array_equal(index[0], np.arange(shape[0])))
+            and index[0] is row_indices(shape[0]))
 
 
 def _place(g, index, shape):

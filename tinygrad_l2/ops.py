@@ -7,6 +7,8 @@ output's shape; the engine's `unbroadcast` sums them to each input's own shape, 
 every op.  A Python scalar operand (`x * 0.5`) is an argument, not a tensor: it gets no
 gradient, and float32 stays float32 (numpy 2, NEP 50).
 """
+import functools
+
 import numpy as np
 from numpy.lib.array_utils import normalize_axis_tuple
 
@@ -462,6 +464,15 @@ class Index(Op):
         else:
             np.add.at(grad, self.index, g)
         return grad
+
+
+@functools.lru_cache(maxsize=64)
+def row_indices(m):
+    """np.arange(m), one shared read-only array per m: x[row_indices(m), labels] picks one entry
+    per row, and tl.compile can tell this shape-determined index from one computed from data."""
+    rows = np.arange(m)
+    rows.flags.writeable = False
+    return rows
 
 
 def _is_basic_index(index):

@@ -93,22 +93,38 @@ def test_a_function_that_only_calls_backward_leaves_grad_as_eager():
     np.testing.assert_allclose(model.bias.grad, 3 * reference.bias.grad, rtol=1e-12)
 
 
-def test_check_mode_names_a_closure_captured_array_that_changed():
+def test_a_closure_captured_tensor_makes_the_step_eager_so_a_change_is_seen():
     w = tl.Tensor(np.ones(3), requires_grad=True, name="w")
     opt = tl.optim.SGD([w], lr=0.1)
-    captured = tl.Tensor(np.array([1.0, 2.0, 3.0]))  # not an argument: the trace bakes it in
+    captured = tl.Tensor(np.array([1.0, 2.0, 3.0]))  # not an argument
 
     def step(x):
         opt.zero_grad()
-        loss = (w * x * tl.Tensor(captured.data.copy())).sum()
+        loss = (w * x * captured).sum()
+        loss.backward()
+        return loss
+    compiled = tl.compile(step)
+    compiled(np.ones(3))
+    captured.data = np.array([5.0, 5.0, 5.0])
+    assert compiled(np.ones(3)).item() == 15.0
+    assert compiled.source.startswith("# not compiled: a constant tensor that is not an argument")
+
+
+def test_check_mode_names_what_data_dependent_control_flow_changed():
+    w = tl.Tensor(np.ones(3), requires_grad=True, name="w")
+    opt = tl.optim.SGD([w], lr=0.1)
+
+    def step(x):
+        opt.zero_grad()
+        scale = 2.0 if float(x.data.sum()) > 0 else -3.0  # Python control flow on data
+        loss = (w * x).sum() * scale
         loss.backward()
         return loss
     compiled = tl.compile(step, check=5)
     compiled(np.ones(3))
-    compiled(np.ones(3))  # checked: same data, agrees
-    captured.data = np.array([5.0, 5.0, 5.0])
+    compiled(np.ones(3))  # checked: the same branch, agrees
     with pytest.raises(tl.CompileCheckError, match="returned tensor 0 differs"):
-        compiled(np.ones(3))
+        compiled(-np.ones(3))
 
 
 def test_unsupported_steps_run_eagerly_and_say_why():
@@ -246,7 +262,7 @@ def test_inputs_derived_inside_the_function_make_it_run_eagerly_not_stale():
     compiled = tl.compile(step)
     (x1, y1), (x2, y2) = batches(2)
     compiled(x1, y1)
-    assert compiled.source.startswith("# not compiled: a tensor or array made from an argument")
+    assert compiled.source.startswith("# not compiled:")
     eager_model, eager_opt, _ = setup(OPTIMIZERS["sgd"])
     for x, y in ((x1, y1), (x2, y2)):
         eager_opt.zero_grad()
@@ -282,3 +298,30 @@ def test_returned_tensors_are_never_overwritten_by_a_later_call():
     compiled(*data[2])
     np.testing.assert_array_equal(logits.data, kept[0])
     np.testing.assert_array_equal(loss.data, kept[1])
+
+
+@pytest.mark.parametrize("masked", [lambda h: h * (h > 0), lambda h: tl.where(h > 0, h, 0.0),
+                                    lambda h: h[np.arange(h.shape[0]), h.data.argmax(1)]])
+def test_masks_and_indices_computed_from_data_are_never_replayed_stale(masked):
+    w = tl.Tensor(np.array([[1.0, -1.0], [-1.0, 1.0]]), requires_grad=True)
+    opt = tl.optim.SGD([w], lr=0.1)
+
+    def step(x):
+        opt.zero_grad()
+        loss = masked(x @ w).sum()
+        loss.backward()
+        opt.step()
+        return loss
+    compiled = tl.compile(step)
+    reference_w = tl.Tensor(w.data.copy(), requires_grad=True)
+    reference_opt = tl.optim.SGD([reference_w], lr=0.1)
+    for sign in (1.0, -1.0, 1.0):  # the mask flips with the data
+        x = sign * np.array([[2.0, 1.0], [1.0, 3.0]])
+        got = compiled(x).item()
+        reference_opt.zero_grad()
+        want = masked(x @ reference_w).sum()
+        want.backward()
+        reference_opt.step()
+        assert got == pytest.approx(want.item(), rel=1e-12)
+    np.testing.assert_allclose(w.data, reference_w.data, rtol=1e-12)
+    assert compiled.source.startswith("# not compiled:")

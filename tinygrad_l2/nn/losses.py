@@ -1,7 +1,7 @@
 """Losses, each with its formula and reduction; labels are validated, never silently broadcast."""
 import numpy as np
 
-from ..ops import Op, sigmoid
+from ..ops import Op, row_indices, sigmoid
 from ..tensor import Tensor
 from .module import Module
 
@@ -142,7 +142,7 @@ def softmax_cross_entropy(logits, labels, reduction="mean"):
     if m and (labels.min() < 0 or labels.max() >= classes):
         raise ValueError(f"softmax_cross_entropy: labels must be in [0, {classes - 1}], got "
                          f"values from {labels.min()} to {labels.max()}")
-    losses = -logits.log_softmax(axis=1)[np.arange(m), labels]
+    losses = -logits.log_softmax(axis=1)[row_indices(m), labels]
     return _reduce(losses, reduction)
 
 
