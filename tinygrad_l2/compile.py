@@ -16,11 +16,12 @@ recorded places — so parameters, `.grad` and optimizer state are as eager leav
 learning-rate schedule is honoured, and eager and compiled steps mix freely.
 
 What replay cannot see, documented: Python control flow that depends on data (the traced path
-is replayed), numpy arrays the function captures by closure and turns into new tensors each
-call (their traced values are replayed), a model that starts using other parameters (the
-traced ones are replayed), and Python side effects other than the calls above (assigning
-`.grad` by hand, printing).  The tensors a replay returns hold the results but no
-graph (call backward inside the function).  `check=N` runs the eager function beside the
+is replayed), a model that starts using other parameters (the traced ones are replayed), and
+Python side effects other than the calls above (assigning `.grad` by hand, printing).  The
+tensors a replay returns hold the results but no graph.  A step whose graph holds a constant
+that is not an argument (a mask such as `x > 0`, data captured by closure), a `where`
+condition or an index array computed from data, runs eagerly every time instead of replaying
+stale values.  `check=N` runs the eager function beside the
 first N replays (from the same state) and raises `CompileCheckError` naming the first tensor
 that differs.  A new argument shape or dtype, a different grad mode or a parameter whose shape
 changed makes it trace again; a step it cannot replay (a PSO step, backward with an explicit
