@@ -27,13 +27,8 @@ class Linear(Module):
         if bias_regularizer is not None and not bias:
             raise ValueError("Linear: bias_regularizer given but bias=False")
         self.in_features, self.out_features = int(in_features), int(out_features)
-        rng = as_generator(rng)
-        bound = 1.0 / np.sqrt(in_features)
-        self.weight = Tensor(rng.uniform(-bound, bound, (out_features, in_features)).astype(dtype),
-                             requires_grad=True)
-        self.bias = (Tensor(rng.uniform(-bound, bound, (out_features,)).astype(dtype),
-                            requires_grad=True) if bias else None)
-        self.regularizers = {"weight": kernel_regularizer, "bias": bias_regularizer}
+        _init_parameters(self, (out_features, in_features), in_features, bias,
+                         kernel_regularizer, bias_regularizer, dtype, rng)
 
     def forward(self, x):
         if not isinstance(x, Tensor):
@@ -50,6 +45,17 @@ class Linear(Module):
                          if v is not None)
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"bias={self.bias is not None}" + (f", {regs}" if regs else ""))
+
+
+def _init_parameters(layer, shape, fan_in, bias, kernel_regularizer, bias_regularizer, dtype, rng):
+    """PyTorch's default initialization for Linear and Conv2d: weight of `shape` and bias of
+    (shape[0],) from U(−1/√fan_in, 1/√fan_in); Keras-style regularizers per parameter."""
+    rng = as_generator(rng)
+    bound = 1.0 / np.sqrt(fan_in)
+    layer.weight = Tensor(rng.uniform(-bound, bound, shape).astype(dtype), requires_grad=True)
+    layer.bias = (Tensor(rng.uniform(-bound, bound, (shape[0],)).astype(dtype), requires_grad=True)
+                  if bias else None)
+    layer.regularizers = {"weight": kernel_regularizer, "bias": bias_regularizer}
 
 
 class Sequential(Module):
@@ -120,13 +126,9 @@ class Conv2d(Module):
         self.padding = conv.padding_of(padding, self.kernel_size, self.stride, "Conv2d")
         self.padding_arg = padding
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        rng = as_generator(rng)
-        bound = 1.0 / np.sqrt(in_channels * self.kernel_size[0] * self.kernel_size[1])
-        shape = (out_channels, in_channels) + self.kernel_size
-        self.weight = Tensor(rng.uniform(-bound, bound, shape).astype(dtype), requires_grad=True)
-        self.bias = (Tensor(rng.uniform(-bound, bound, (out_channels,)).astype(dtype),
-                            requires_grad=True) if bias else None)
-        self.regularizers = {"weight": kernel_regularizer, "bias": bias_regularizer}
+        _init_parameters(self, (out_channels, in_channels) + self.kernel_size,
+                         in_channels * self.kernel_size[0] * self.kernel_size[1], bias,
+                         kernel_regularizer, bias_regularizer, dtype, rng)
 
     def forward(self, x):
         if not isinstance(x, Tensor):
