@@ -16,7 +16,7 @@ from .random import manual_seed
 from .serialization import load, save
 from .table import Table
 from .trace import trace_terms, with_without
-from .compile import CompileCheckError, compile
+from .compiler import CompileCheckError, compile
 from . import conventions, data, nn, optim
 
 __all__ = ["Tensor", "Function", "AccumulateGrad", "Constant", "no_grad", "detect_anomaly",

@@ -8,7 +8,7 @@ import numpy as np
 
 from . import compare as comparison
 from . import trace
-from .compile import compile as compile_step
+from .compiler import compile as compile_step
 from .context import no_grad
 from .datasets import make_dataset
 from .draw import RendererNotFound, render

@@ -1,0 +1,247 @@
+"""The generated source: names for every tensor, forward lines, backward lines, and the exact
+rewrites (Σw² as a dot product, in-place bias add and ReLU, matmuls into buffers)."""
+import builtins
+import inspect
+
+import numpy as np
+
+from ..engine import topological_order, unbroadcast
+from ..function import TensorBase
+from ..ops import sigmoid
+from .templates import _place, _scatter, backward_pairs, forward_expression
+
+
+def parameter_names(fn, n):
+    """The function's own parameter names (X, y, ...) for the generated code."""
+    try:
+        names = [p.name for p in inspect.signature(fn).parameters.values()
+                 if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        names = []
+    return [(names[i] if i < len(names) and _identifier(names[i]) else f"arg{i}") for i in range(n)]
+
+
+def generate(program, args, arg_names):
+    """The source of `step(*args) -> (outputs, parameter gradients)` and the function."""
+    writer = _Writer(program, args, arg_names)
+    source = writer.source()
+    namespace = dict(writer.constants, np=np, unbroadcast=unbroadcast, sigmoid=sigmoid,
+                     _scatter=_scatter, _place=_place)
+    exec(builtins.compile(source, "<tl.compile>", "exec"), namespace)  # noqa: S102 - ours
+    program.names = {id(p): writer.name[id(n)] for n in program.nodes if n.is_leaf
+                     for p in [n.tensor()]}
+    program.buffers = {id(b) for b in writer.buffers.values()}
+    return source, namespace["step"]
+
+
+class _Writer:
+    """Names every node and writes its forward and backward lines."""
+
+    def __init__(self, program, args, arg_names):
+        self.program, self.args, self.given_names = program, args, arg_names
+        self.name, self.constants, self.layer, self.buffers = {}, {}, 0, {}
+        self.penalty = _penalty_nodes(program.nodes)
+        self.uses = _uses(program)
+        self.fused = _vdot_pairs(program.nodes, self.uses)  # Sum node id -> its Pow(2) node
+        self.skipped = {id(pow_node) for pow_node in self.fused.values()}
+        self._name_inputs(args)
+
+    def _name_inputs(self, args):
+        tensors = {id(a): i for i, a in enumerate(args) if isinstance(a, TensorBase)}
+        self.arg_names = [_identifier(getattr(a, "name", None)) or self.given_names[i]
+                          for i, a in enumerate(args)]
+        self.tensor_args = tensors
+        self.array_args = {id(a): self.arg_names[i] for i, a in enumerate(args) if isinstance(a, np.ndarray)}
+        weights = 0
+        for node in self.program.nodes:
+            t = node.tensor() if node.is_leaf else None
+            if t is None:
+                continue
+            if id(t) in tensors:
+                self.name[id(node)] = self.arg_names[tensors[id(t)]]
+            elif node.requires_grad:
+                weights += t.ndim >= 2
+                self.name[id(node)] = _identifier(t.name) or (f"W{weights}" if t.ndim >= 2 else f"b{weights}")
+            else:
+                self.name[id(node)] = self.constant(t, f"C{len(self.constants)}")
+
+    def matmul(self, a, b, shape, dtype):
+        """a @ b into a buffer allocated once (no new array, no page faults, every call)."""
+        name = f"BUF{len(self.buffers)}"
+        self.buffers[name] = np.empty(shape, dtype=dtype)
+        self.constants[name] = self.buffers[name]
+        return f"np.matmul({a}, {b}, out={name})"
+
+    def constant(self, value, name):
+        self.constants[name] = value
+        return f"{name}._data" if isinstance(value, TensorBase) else name
+
+    def source(self):
+        forward, backward = [], []
+        count = 0
+        for node in self.program.nodes:
+            if node.is_leaf:
+                continue
+            count += 1
+            self.name[id(node)] = self._op_name(node, count)
+            if id(node) in self.skipped:
+                continue  # a square only a sum reads: the sum takes it as one dot product
+            forward.append(self._line(node, self._forward(node)))
+        grads = self._backward_lines(backward)
+        params = [self.name[id(n)] for n in self.program.nodes if n.is_leaf and n.requires_grad]
+        reads = [f"    {self.name[id(n)]} = P{i}._data" for i, n in enumerate(
+            n for n in self.program.nodes if n.is_leaf and n.requires_grad)]
+        for i, n in enumerate(n for n in self.program.nodes if n.is_leaf and n.requires_grad):
+            self.constants[f"P{i}"] = n.tensor()
+        outputs = ", ".join(self.name[id(t._node())] for t in self.program.outputs)
+        grad_list = ", ".join(grads.get(p, "None") for p in params)
+        lines = [f"def step({', '.join(self.arg_names)}):", "    # parameters", *reads,
+                 "    # forward", *forward, "    # backward (reverse order; a penalty's lines reach only the weights)",
+                 *backward, f"    return [{outputs}], [{grad_list}]", ""]
+        return "\n".join(lines)
+
+    def _op_name(self, node, count):
+        t = node.tensor()
+        named = _identifier(t.name) if t is not None else None
+        if named:
+            return named
+        if len(self.program.outputs) == 1 and self.program.outputs[0]._node() is node:
+            return "loss"
+        kind = type(node).__name__
+        if kind == "MatMul":
+            self.layer += 1
+            return f"M{self.layer}"
+        if kind == "Add" and type(node.parents[0]).__name__ == "MatMul":
+            return f"Z{self.layer}"
+        if kind in ("ReLU", "Sigmoid", "Tanh"):
+            return f"A{self.layer}"
+        if kind == "Transpose" and node.parents[0] is not None and node.parents[0].is_leaf:
+            return self.name[id(node.parents[0])] + "_T"
+        return f"t{count}"
+
+    def _forward(self, node):
+        """The node's forward expression, with the exact rewrites: Σw² as np.vdot(w, w) (no W²
+        array), and a bias add or ReLU written into its input's array when nothing else reads
+        that array (one fewer allocation; the input's name then holds the new values)."""
+        if id(node) in self.fused:
+            w = self.name[id(self.fused[id(node)].parents[0])]
+            return f"np.vdot({w}, {w})  # = Σ {w}²: one dot product, no {w}² array"
+        kind, parents = type(node).__name__, node.parents
+        source = parents[0]
+        if kind in ("Add", "ReLU") and self._reusable(source, node):
+            x = self.name[id(source)]
+            if kind == "ReLU":
+                return f"np.maximum({x}, 0, out={x})  # in place: nothing else reads {x}"
+            if parents[1] is not None and node.out_shape == source.out_shape:
+                return f"np.add({x}, {self.name[id(parents[1])]}, out={x})  # in place: nothing else reads {x}"
+        return forward_expression(self, node)
+
+    def _reusable(self, source, consumer):
+        """May `consumer` overwrite `source`'s array?  Only a new array made by an op whose
+        backward does not read its own output, read by this consumer alone, not returned."""
+        return (source is not None and not source.is_leaf
+                and type(source).__name__ in ("MatMul", "Add", "Sub", "Mul")
+                and self.uses.get(id(source)) == 1 and source.out_dtype == consumer.out_dtype
+                and len(source.out_shape) > 0  # 0-d results are numpy scalars: immutable
+                and not any(t._node() is consumer for t in self.program.outputs)  # returned: new
+                and (type(source).__name__ != "MatMul" or len(source.out_shape) == 2))
+
+    def _line(self, node, code):
+        note = "  # penalty term" if id(node) in self.penalty else ""
+        return f"    {self.name[id(node)]} = {code}{note}"
+
+    def _backward_lines(self, lines):
+        """d<name> for every node, consumers first; returns {param name: grad variable}."""
+        program = self.program
+        root = [e[1] for e in program.events if e[0] == "backward"]
+        if not root:
+            return {}
+        root_node = root[0]._node()
+        has_grad, fresh = {id(root_node)}, set()
+        lines.append(f"    d{self.name[id(root_node)]} = np.ones((), dtype=np.{root_node.out_dtype.name})")
+        for node in reversed(topological_order(root_node)):
+            if node.is_leaf or id(node) not in has_grad:
+                continue
+            g = "d" + self.name[id(node)]
+            self.pending = None
+            if id(node) in self.fused:  # d(Σw²)/dw = 2w: straight to the weight
+                w = self.fused[id(node)].parents[0]
+                pairs = [(w, f"{self.name[id(w)]} * (2 * {g})")]
+            else:
+                pairs = backward_pairs(self, node, g)
+            if self.pending:
+                lines.append(self.pending)
+            for i, (parent, expr) in enumerate(pairs):
+                if parent is None or not parent.requires_grad or expr is None:
+                    continue
+                if parent.out_shape != node.out_shape and _elementwise(node) or self.pending:
+                    expr = f"unbroadcast({expr}, {parent.out_shape})"
+                target = "d" + self.name[id(parent)]
+                note = "  # penalty term: its gradient reaches the weight only" if (
+                    id(node) in self.penalty and parent.is_leaf) else (
+                    "  # penalty term" if id(node) in self.penalty else "")
+                if id(parent) in has_grad:
+                    if target in fresh:  # our own array: add in place
+                        lines.append(f"    {target} += {expr}{note}")
+                    else:
+                        lines.append(f"    {target} = {target} + {expr}{note}")
+                        fresh.add(target)
+                else:
+                    lines.append(f"    {target} = {expr}{note}")
+                    has_grad.add(id(parent))
+                    if not _passes_through(expr, g):
+                        fresh.add(target)
+        return {self.name[id(n)]: "d" + self.name[id(n)] for n in program.nodes
+                if n.is_leaf and n.requires_grad and id(n) in has_grad}
+
+
+def _passes_through(expr, g):
+    """Is this gradient expression `g` itself or a view of an array we do not own?"""
+    return (expr == g or expr.endswith(".T") or expr.startswith(("np.broadcast_to", "unbroadcast("))
+            or ".reshape(" in expr or "_g[" in expr)
+
+
+def _uses(program):
+    """How many op nodes (and returned tensors) read each node."""
+    uses = {}
+    for node in program.nodes:
+        for parent in node.parents:
+            if parent is not None:
+                uses[id(parent)] = uses.get(id(parent), 0) + 1
+    for t in program.outputs:
+        uses[id(t._node())] = uses.get(id(t._node()), 0) + 1
+    return uses
+
+
+def _vdot_pairs(nodes, uses):
+    """{Sum node: Pow(2) node} where a full sum is the square's only reader."""
+    pairs = {}
+    for node in nodes:
+        if type(node).__name__ == "Sum" and node.axis is None and not node.keepdims:
+            square = node.parents[0]
+            if (type(square).__name__ == "Pow" and square.exponent == 2.0
+                    and uses.get(id(square)) == 1 and square.parents[0] is not None):
+                pairs[id(node)] = square
+    return pairs
+
+
+def _identifier(name):
+    return name if isinstance(name, str) and name.isidentifier() and name not in ("np", "step") else None
+
+
+def _elementwise(node):
+    return type(node).__name__ in ("Add", "Sub", "Mul", "Div", "Maximum", "Minimum", "Where")
+
+
+def _penalty_nodes(nodes):
+    """Op nodes of penalty terms: made of parameters (and scalars) alone, feeding a scalar."""
+    only = {}
+    for n in nodes:
+        only[id(n)] = (n.requires_grad if n.is_leaf else
+                       all(p is None or only[id(p)] for p in n.parents))
+    members = set()
+    for n in reversed(nodes):
+        if not n.is_leaf and only[id(n)] and (n.out_shape == () or id(n) in members):
+            members.add(id(n))
+            members.update(id(p) for p in n.parents if p is not None and not p.is_leaf and only[id(p)])
+    return members
