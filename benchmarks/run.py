@@ -63,18 +63,21 @@ def tinygrad_model(params):
 def tinygrad_step(params, x, labels, compiled=False):
     import tinygrad_l2 as tl
     model = tinygrad_model(params)
-    opt = tl.optim.SGD(model.parameters(), lr=LR)
+    step = _mlp_step(model, tl.optim.SGD(model.parameters(), lr=LR), compiled)
+    X = tl.Tensor(x)
+    return lambda: step(X, labels)
 
-    def step(X, y):
-        opt.zero_grad()
+
+def _mlp_step(model, opt, compiled):
+    import tinygrad_l2 as tl
+
+    def step(X, y):  # zero_grad last: the gradients are dead after the step (compile uses it)
         loss = tl.nn.softmax_cross_entropy(model(X), y) + model.regularization_loss()
         loss.backward()
         opt.step()
+        opt.zero_grad()
         return loss
-    if compiled:
-        step = tl.compile(step)
-    X = tl.Tensor(x)
-    return lambda: step(X, labels)
+    return tl.compile(step) if compiled else step
 
 
 def torch_step(params, x, labels):
@@ -92,11 +95,11 @@ def torch_step(params, x, labels):
     opt = torch.optim.SGD(model.parameters(), lr=LR)
     X, y = torch.from_numpy(x), torch.from_numpy(labels)
 
-    def step():
-        opt.zero_grad()
+    def step():  # the same order as tinygrad_step
         loss = torch.nn.functional.cross_entropy(model(X), y) + LAM * sum((w * w).sum() for w in weights)
         loss.backward()
         opt.step()
+        opt.zero_grad()
     return step
 
 
@@ -257,6 +260,31 @@ def long_chain_table(repeats, n=100_000):
     return f"A {n:,}-op chain, forward + backward, each engine in its own process", lines
 
 
+def agreement_table(steps=20, batch=32):
+    """Compiled against eager over `steps` SGD steps from the same weights, new batches each
+    step: the largest parameter difference relative to the parameter's largest entry."""
+    import tinygrad_l2 as tl
+    lines = ["| dtype | max relative parameter difference | target |", "|---|---|---|"]
+    for dtype, target in ((np.float32, 1e-5), (np.float64, 1e-9)):
+        params, _, _ = problem(batch, dtype)
+        models = [tinygrad_model(params) for _ in range(2)]
+        steps_ = []
+        for model, compiled in zip(models, (False, True)):
+            opt = tl.optim.SGD(model.parameters(), lr=LR)
+            steps_.append(_mlp_step(model, opt, compiled))
+        rng = np.random.default_rng(1)
+        for _ in range(steps):
+            x = tl.Tensor(rng.standard_normal((batch, numpy_floor.SIZES[0])).astype(dtype))
+            y = rng.integers(0, numpy_floor.SIZES[-1], batch)
+            for step in steps_:
+                step(x, y)
+        worst = max(float(np.max(np.abs(a.data - b.data)) / np.max(np.abs(a.data)))
+                    for a, b in zip(models[0].parameters(), models[1].parameters()))
+        lines.append(f"| {np.dtype(dtype).name} | {worst:.1e} | ≤ {target:g}: "
+                     f"{'met' if worst <= target else 'MISSED'} |")
+    return f"tinygrad_l2 compiled vs eager: {steps} SGD steps from the same weights", lines
+
+
 def report(tables, header):
     parts = [header, ""]
     for title, lines in tables:
@@ -286,7 +314,8 @@ def main(argv=None):
     header = (f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, {os.cpu_count()} cores, "
               f"Python {platform.python_version()}, numpy {np.__version__}"
               + _torch_version() + f"; `python benchmarks/run.py{' --quick' if args.quick else ''}`.")
-    tables = [mlp_table(rounds, steps), chain_table(rounds), long_chain_table(1 if args.quick else 2)]
+    tables = [mlp_table(rounds, steps), agreement_table(), chain_table(rounds),
+              long_chain_table(1 if args.quick else 2)]
     text = report(tables, header)
     print(text)
     if args.markdown:

@@ -1,11 +1,17 @@
 """The backprop code the engine writes: compile the 3-layer L2 network's training step.
 
-    python examples/07_compiled_step.py           # print the generated source, then train
-    python examples/07_compiled_step.py --source  # only the generated source (the README's)
+    python examples/07_compiled_step.py                  # print both sources, then train
+    python examples/07_compiled_step.py --source         # the step that keeps its gradients
+    python examples/07_compiled_step.py --update-source  # the step with the update written in
 
 `tl.compile` runs the step once eagerly, reads the graph it built, and writes one numpy
 function: forward, then backward in reverse order.  In that code the L2 term's lines
 (marked "penalty term") add to dW1, dW2, dW3 and to nothing else: not to dA, dZ or db.
+
+A step that calls `opt.zero_grad()` after `opt.step()` leaves no gradient behind, so with
+plain SGD the update is written into the code too: the learning rate goes into the backward's
+seed, and the L2 gradient 2·lam·W becomes a decay of W, W ← (1 − lr·2·lam)·W − lr·dW_data —
+the weight-decay form of the same update, on the weights only.
 """
 import sys
 
@@ -17,7 +23,7 @@ from tinygrad_l2.datasets import make_dataset
 LAMBDA = 1e-3  # Keras' l2: lam·ΣW² added to the loss
 
 
-def build():
+def build(zero_grad_last=False):
     tl.manual_seed(0)
     l2 = tl.nn.L2(LAMBDA)
     model = tl.nn.Sequential(tl.nn.Linear(2, 16, kernel_regularizer=l2, dtype=np.float64), tl.nn.ReLU(),
@@ -27,11 +33,14 @@ def build():
 
     @tl.compile
     def train_step(X, y):
-        opt.zero_grad()
+        if not zero_grad_last:
+            opt.zero_grad()
         cost = tl.nn.softmax_cross_entropy(model(X), y)
         loss = cost + model.regularization_loss()
         loss.backward()
         opt.step()
+        if zero_grad_last:  # the gradients die with the call: the update is written in
+            opt.zero_grad()
         return loss
     return model, train_step
 
@@ -40,12 +49,15 @@ def main(argv):
     data = make_dataset(n_train=200, seed=0)
     X = tl.Tensor(data.X_train, name="X")
     y = data.y_train.astype(np.int64)
-    model, train_step = build()
+    model, train_step = build(zero_grad_last="--update-source" in argv)
     train_step(X, y)  # traces
-    if "--source" in argv:
+    if "--source" in argv or "--update-source" in argv:
         print(train_step.source, end="")
         return 0
     print(train_step.source)
+    _, updating_step = build(zero_grad_last=True)
+    updating_step(X, y)
+    print(updating_step.source)
     for _ in range(300):
         loss = train_step(X, y)
     with tl.no_grad():

@@ -36,3 +36,15 @@ def test_the_compiled_source_in_the_readme_is_what_the_tool_writes_now():
     quoted = text.split("<!-- compiled-source:start -->\n```python\n", 1)[1].split("```\n<!-- compiled-source:end -->")[0]
     assert quoted == generated
     assert "dW1 = W1 * (2 * " in quoted and "# penalty term" in quoted
+
+
+def test_the_compiled_update_in_the_readme_is_what_the_tool_writes_now():
+    import subprocess
+    import sys
+    example = README.parent / "examples" / "07_compiled_step.py"
+    generated = subprocess.run([sys.executable, str(example), "--update-source"], capture_output=True,
+                               text=True, check=True).stdout
+    quoted = README.read_text().split("<!-- compiled-update:start -->\n```python\n", 1)[1].split(
+        "```\n<!-- compiled-update:end -->")[0]
+    assert quoted == generated
+    assert "W1 *= 1 - kW1" in quoted and "b1 *= " not in quoted

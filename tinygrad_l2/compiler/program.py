@@ -7,6 +7,7 @@ from ..engine import _accumulate, topological_order
 from ..function import TensorBase
 from ..ops import row_indices
 from ..tensor import Tensor
+from .update import plan
 from .writer import generate
 
 
@@ -33,7 +34,11 @@ class Program:
         self.nodes = _graph(self.roots)
         self.params = [n.tensor() for n in self.nodes if n.is_leaf and n.requires_grad]
         self.param_shapes = [(p.shape, p.dtype) for p in self.params]
-        self.source, self.function = generate(self, args, arg_names)
+        self.source, self.function, self.buffers = generate(self, args, arg_names)
+        self.update = plan(events, self.params)
+        self.plain_source = self.source
+        if self.update is not None:  # the step most calls run: .source shows it
+            self.source, self.updating, self.update_buffers = generate(self, args, arg_names, self.update)
 
     def fits(self, args):
         key = (tuple(_signature(a) for a in args), is_grad_enabled())
@@ -41,16 +46,30 @@ class Program:
             (p.shape, p.dtype) == s for p, s in zip(self.params, self.param_shapes))
 
     def run(self, args):
-        values = self.function(*[a._data if isinstance(a, TensorBase) else a for a in args])
-        outputs, grads = values
-        for event in self.events:
-            if event[0] == "zero_grad":
-                event[1].zero_grad() if event[2] is True else event[1].zero_grad(event[2])
-            elif event[0] == "step":
-                event[1].step()
-            else:
-                _write_grads(self.params, grads, self.buffers)
+        """The events before the backward as recorded (zero_grad), then either the step with
+        its SGD update written in (see update.py) or the forward and backward, the gradients
+        written into `.grad`, and the remaining events as recorded."""
+        arrays = [a._data if isinstance(a, TensorBase) else a for a in args]
+        first = next(i for i, e in enumerate(self.events) if e[0] == "backward") if any(
+            e[0] == "backward" for e in self.events) else len(self.events)
+        for event in self.events[:first]:
+            _replay_event(event, None, None)
+        if self.update is not None and self.update.ready():
+            outputs, _ = self.updating(*arrays, self.update.lr)
+        else:
+            outputs, grads = self.function(*arrays)
+            for event in self.events[first:]:
+                _replay_event(event, self, grads)
         return _shape_like(self.outputs, [Tensor._make(np.asarray(v), None) for v in outputs])
+
+
+def _replay_event(event, program, grads):
+    if event[0] == "zero_grad":
+        event[1].zero_grad() if event[2] is True else event[1].zero_grad(event[2])
+    elif event[0] == "step":
+        event[1].step()
+    else:
+        _write_grads(program.params, grads, program.buffers)
 
 
 def _unsupported(roots, events):

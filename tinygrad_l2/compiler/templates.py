@@ -48,8 +48,9 @@ def forward_expression(writer, node):
         return f"{x[0]}.reshape({node.out_shape})"
     if kind in ("Sum", "Mean") and node.axis is None and not node.keepdims:
         return f"{x[0]}.{kind.lower()}()"
-    if kind == "LogSoftmax":
-        return f"{x[0]} - {x[0]}.max({node.axis}, keepdims=True) - np.log(np.exp({x[0]} - {x[0]}.max({node.axis}, keepdims=True)).sum({node.axis}, keepdims=True))"
+    if kind == "LogSoftmax" and 0 not in node.out_shape:
+        into = f", out={x[0]}" if writer.reusable(node.parents[0], node) else ""
+        return f"_log_softmax({x[0]}, {node.axis}{into})" + ("  # in place: nothing else reads " + x[0] if into else "")
     if kind == "Index":
         return f"{x[0]}[{_index_expr(writer, node.index)}]"
     return _generic_forward(writer, node, x)
@@ -164,3 +165,10 @@ def _scatter(g, index, shape):
     grad = np.zeros(shape, dtype=g.dtype)
     np.add.at(grad, index, g)
     return grad
+
+
+def _log_softmax(x, axis, out=None):
+    """x − max − log Σ e^(x − max), as ops.LogSoftmax, in two passes over x (into `out`)."""
+    shifted = np.subtract(x, x.max(axis, keepdims=True), out=out)
+    shifted -= np.log(np.exp(shifted).sum(axis, keepdims=True))
+    return shifted

@@ -8,7 +8,8 @@ import numpy as np
 from ..engine import topological_order, unbroadcast
 from ..function import TensorBase
 from ..ops import sigmoid
-from .templates import _place, _scatter, backward_pairs, forward_expression
+from .buffers import reuse_buffers
+from .templates import _log_softmax, _place, _scatter, backward_pairs, forward_expression
 
 
 def parameter_names(fn, n):
@@ -21,24 +22,27 @@ def parameter_names(fn, n):
     return [(names[i] if i < len(names) and _identifier(names[i]) else f"arg{i}") for i in range(n)]
 
 
-def generate(program, args, arg_names):
-    """The source of `step(*args) -> (outputs, parameter gradients)` and the function."""
-    writer = _Writer(program, args, arg_names)
-    source = writer.source()
-    namespace = dict(writer.constants, np=np, unbroadcast=unbroadcast, sigmoid=sigmoid,
-                     _scatter=_scatter, _place=_place)
+def generate(program, args, arg_names, update=None):
+    """The source of `step(*args) -> (outputs, parameter gradients)` and the function; with an
+    `update` (compiler.update.FusedUpdate), `step(*args, lr) -> (outputs, None)` that also
+    applies the SGD update."""
+    writer = _Writer(program, args, arg_names, update)
+    source, kept = reuse_buffers(writer.source(), writer.buffers)
+    constants = {k: v for k, v in writer.constants.items() if k not in writer.buffers or k in kept}
+    namespace = dict(constants, np=np, unbroadcast=unbroadcast, sigmoid=sigmoid,
+                     _scatter=_scatter, _place=_place, _log_softmax=_log_softmax)
     exec(builtins.compile(source, "<tl.compile>", "exec"), namespace)  # noqa: S102 - ours
     program.names = {id(p): writer.name[id(n)] for n in program.nodes if n.is_leaf
                      for p in [n.tensor()]}
-    program.buffers = {id(b) for b in writer.buffers.values()}
-    return source, namespace["step"]
+    return source, namespace["step"], {id(b) for b in kept.values()}
 
 
 class _Writer:
     """Names every node and writes its forward and backward lines."""
 
-    def __init__(self, program, args, arg_names):
-        self.program, self.args, self.given_names = program, args, arg_names
+    def __init__(self, program, args, arg_names, update):
+        self.program, self.args, self.given_names, self.update = program, args, arg_names, update
+        self.decays = {}  # weight's name -> its L2 factor's variables, when the update is written
         self.name, self.constants, self.layer, self.buffers = {}, {}, 0, {}
         self.penalty = _penalty_nodes(program.nodes)
         self.uses = _uses(program)
@@ -95,10 +99,30 @@ class _Writer:
             self.constants[f"P{i}"] = n.tensor()
         outputs = ", ".join(self.name[id(t._node())] for t in self.program.outputs)
         grad_list = ", ".join(grads.get(p, "None") for p in params)
-        lines = [f"def step({', '.join(self.arg_names)}):", "    # parameters", *reads,
-                 "    # forward", *forward, "    # backward (reverse order; a penalty's lines reach only the weights)",
-                 *backward, f"    return [{outputs}], [{grad_list}]", ""]
+        arguments = self.arg_names + (["lr"] if self.update else [])
+        header = ("    # backward (reverse order; a penalty's lines reach only the weights)" if not self.update else
+                  "    # backward from dloss = lr: every d<name> below is lr·∂loss/∂<name>")
+        tail = ([*self._update_lines(params, grads), f"    return [{outputs}], None"] if self.update else
+                [f"    return [{outputs}], [{grad_list}]"])
+        lines = [f"def step({', '.join(arguments)}):", "    # parameters", *reads,
+                 "    # forward", *forward, header, *backward, *tail, ""]
         return "\n".join(lines)
+
+    def _update_lines(self, params, grads):
+        """SGD with the learning rate already in every gradient and L2 as a decay:
+        w ← (1 − lr·(2c + λ))·w − lr·∂data/∂w  (see compiler/update.py for the algebra)."""
+        lines = ["    # update: SGD; L2 (and weight_decay) as a decay of the weights it touches, (1 − lr·κ)·W"]
+        wd = self.update.weight_decay
+        for p in params:
+            if p not in grads and p not in self.decays:
+                continue  # no gradient reached it: eager SGD skips it too
+            factors = list(self.decays.get(p, [])) + ([f"lr * {wd!r}"] if wd else [])
+            if factors:
+                total = factors[0] if len(factors) == 1 else f"({' + '.join(factors)})"
+                lines.append(f"    {p} *= 1 - {total}  # the L2 gradient as weight decay")
+            if p in grads:
+                lines.append(f"    {p} -= {grads[p]}")
+        return lines
 
     def _op_name(self, node, count):
         t = node.tensor()
@@ -128,7 +152,7 @@ class _Writer:
             return f"np.vdot({w}, {w})  # = Σ {w}²: one dot product, no {w}² array"
         kind, parents = type(node).__name__, node.parents
         source = parents[0]
-        if kind in ("Add", "ReLU") and self._reusable(source, node):
+        if kind in ("Add", "ReLU") and self.reusable(source, node):
             x = self.name[id(source)]
             if kind == "ReLU":
                 return f"np.maximum({x}, 0, out={x})  # in place: nothing else reads {x}"
@@ -136,7 +160,7 @@ class _Writer:
                 return f"np.add({x}, {self.name[id(parents[1])]}, out={x})  # in place: nothing else reads {x}"
         return forward_expression(self, node)
 
-    def _reusable(self, source, consumer):
+    def reusable(self, source, consumer):
         """May `consumer` overwrite `source`'s array?  Only a new array made by an op whose
         backward does not read its own output, read by this consumer alone, not returned."""
         return (source is not None and not source.is_leaf
@@ -157,42 +181,71 @@ class _Writer:
         if not root:
             return {}
         root_node = root[0]._node()
-        has_grad, fresh = {id(root_node)}, set()
-        lines.append(f"    d{self.name[id(root_node)]} = np.ones((), dtype=np.{root_node.out_dtype.name})")
+        self.has_grad, self.fresh = {id(root_node)}, set()  # fresh: arrays this step made
+        seed = "lr" if self.update else "1"
+        lines.append(f"    d{self.name[id(root_node)]} = np.array({seed}, dtype=np.{root_node.out_dtype.name})")
         for node in reversed(topological_order(root_node)):
-            if node.is_leaf or id(node) not in has_grad:
-                continue
-            g = "d" + self.name[id(node)]
-            self.pending = None
-            if id(node) in self.fused:  # d(Σw²)/dw = 2w: straight to the weight
-                w = self.fused[id(node)].parents[0]
-                pairs = [(w, f"{self.name[id(w)]} * (2 * {g})")]
-            else:
-                pairs = backward_pairs(self, node, g)
-            if self.pending:
-                lines.append(self.pending)
-            for i, (parent, expr) in enumerate(pairs):
-                if parent is None or not parent.requires_grad or expr is None:
-                    continue
-                if parent.out_shape != node.out_shape and _elementwise(node) or self.pending:
-                    expr = f"unbroadcast({expr}, {parent.out_shape})"
-                target = "d" + self.name[id(parent)]
-                note = "  # penalty term: its gradient reaches the weight only" if (
-                    id(node) in self.penalty and parent.is_leaf) else (
-                    "  # penalty term" if id(node) in self.penalty else "")
-                if id(parent) in has_grad:
-                    if target in fresh:  # our own array: add in place
-                        lines.append(f"    {target} += {expr}{note}")
-                    else:
-                        lines.append(f"    {target} = {target} + {expr}{note}")
-                        fresh.add(target)
-                else:
-                    lines.append(f"    {target} = {expr}{note}")
-                    has_grad.add(id(parent))
-                    if not _passes_through(expr, g):
-                        fresh.add(target)
+            if not node.is_leaf and id(node) in self.has_grad:
+                self.pending = None
+                pairs = self._pairs(node, "d" + self.name[id(node)], lines)
+                if self.pending:
+                    lines.append(self.pending)
+                for parent, expr in pairs:
+                    if parent is not None and parent.requires_grad and expr is not None:
+                        lines.append(self._gradient_line(node, parent, expr))
         return {self.name[id(n)]: "d" + self.name[id(n)] for n in program.nodes
-                if n.is_leaf and n.requires_grad and id(n) in has_grad}
+                if n.is_leaf and n.requires_grad and id(n) in self.has_grad}
+
+    def _pairs(self, node, g, lines):
+        """(parent, gradient expression) pairs, with the exact rewrites: d(Σw²)/dw = 2w straight
+        to the weight (or, when the update is written, a decay of w); ReLU's mask applied in
+        place to a gradient array this step made and nothing else reads."""
+        if id(node) not in self.fused:
+            if type(node).__name__ == "ReLU" and g in self.fresh:
+                return [(node.parents[0], f"np.multiply({g}, {self.name[id(node)]} > 0, out={g})")]
+            return backward_pairs(self, node, g)
+        w = self.fused[id(node)].parents[0]
+        name = self.name[id(w)]
+        if not (self.update and w.is_leaf):
+            return [(w, f"{name} * (2 * {g})")]
+        earlier = len(self.decays.get(name, []))
+        factor = f"k{name}" + (f"_{earlier}" if earlier else "")
+        lines.append(f"    {factor} = 2 * {g}  # penalty term: its gradient, 2c·{name} (× lr), "
+                     f"becomes {name}'s decay in the update")
+        self.decays.setdefault(name, []).append(factor)
+        return []
+
+    def _gradient_line(self, node, parent, expr):
+        """`d<parent> = expr`, or its accumulation when another consumer came first."""
+        if self.pending:
+            expr = f"unbroadcast({expr}, {parent.out_shape})"
+        elif parent.out_shape != node.out_shape and _elementwise(node):
+            expr = _sum_to(expr, node.out_shape, parent.out_shape)
+        target = "d" + self.name[id(parent)]
+        note = "  # penalty term: its gradient reaches the weight only" if (
+            id(node) in self.penalty and parent.is_leaf) else (
+            "  # penalty term" if id(node) in self.penalty else "")
+        if id(parent) not in self.has_grad:
+            self.has_grad.add(id(parent))
+            if not _passes_through(expr, "d" + self.name[id(node)]):
+                self.fresh.add(target)
+            return f"    {target} = {expr}{note}"
+        if target in self.fresh:  # our own array: add in place
+            return f"    {target} += {expr}{note}"
+        self.fresh.add(target)
+        return f"    {target} = {target} + {expr}{note}"
+
+
+def _sum_to(expr, shape, target):
+    """The source of unbroadcast(expr, target) for a gradient of `shape`, axes found now."""
+    if target == ():
+        return f"unbroadcast({expr}, ())"  # keeps a 0-d array (a numpy scalar is immutable)
+    leading = len(shape) - len(target)
+    stretched = tuple(i + leading for i, n in enumerate(target) if n == 1 and shape[i + leading] != 1)
+    axes = tuple(range(leading)) + stretched
+    if not stretched:
+        return f"{expr}.sum(axis={axes})"
+    return f"{expr}.sum(axis={axes}, keepdims=True).reshape({target})"
 
 
 def _passes_through(expr, g):

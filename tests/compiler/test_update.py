@@ -1,0 +1,160 @@
+"""The SGD update written into a compiled step (lr in the seed, L2 as a decay): exact up to
+rounding, applied only when the gradients are dead after the step, and never when the
+algebra does not hold for the optimizer in use."""
+import ast
+
+import numpy as np
+import pytest
+
+import tinygrad_l2 as tl
+
+
+def network(dtype=np.float64, seed=0, sizes=(4, 8, 3), lam=1e-2):
+    tl.manual_seed(seed)
+    layers = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        layers += [tl.nn.Linear(n_in, n_out, kernel_regularizer=tl.nn.L2(lam), dtype=dtype), tl.nn.ReLU()]
+    return tl.nn.Sequential(*layers[:-1])
+
+
+def zero_grad_last(model, opt):
+    def step(x, y):
+        loss = tl.nn.softmax_cross_entropy(model(x), y) + model.regularization_loss()
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        return loss
+    return step
+
+
+def pair(make_optimizer, dtype=np.float64, sizes=(4, 8, 3), lam=1e-2):
+    """(eager model, eager opt, eager step), (model, opt, compiled step) from the same weights."""
+    out = []
+    for _ in range(2):
+        model = network(dtype, sizes=sizes, lam=lam)
+        opt = make_optimizer(model.parameters())
+        out.append((model, opt, zero_grad_last(model, opt)))
+    out[1] = (*out[1][:2], tl.compile(out[1][2]))
+    return out
+
+
+def batches(n, m=6, features=4, classes=3, dtype=np.float64, seed=1):
+    rng = np.random.default_rng(seed)
+    return [(tl.Tensor(rng.standard_normal((m, features)).astype(dtype)), rng.integers(0, classes, m))
+            for _ in range(n)]
+
+
+def max_relative_difference(a, b):
+    return max(float(np.max(np.abs(p.data - q.data)) / np.max(np.abs(p.data)))
+               for p, q in zip(a.parameters(), b.parameters()))
+
+
+@pytest.mark.parametrize("dtype, tolerance", [(np.float32, 1e-5), (np.float64, 1e-9)])
+def test_written_update_equals_eager_sgd_over_20_steps(dtype, tolerance):
+    (eager, _, eager_step), (model, _, step) = pair(lambda ps: tl.optim.SGD(ps, lr=0.1), dtype,
+                                                    sizes=(20, 16, 16, 3))
+    for x, y in batches(20, m=8, features=20, dtype=dtype):
+        want, got = eager_step(x, y), step(x, y)
+        assert got.item() == pytest.approx(want.item(), rel=tolerance)
+    assert "lr" in ast.parse(step.source).body[0].args.args[-1].arg  # the written update ran
+    assert max_relative_difference(eager, model) <= tolerance
+    assert all(p.grad is None for p in model.parameters())  # as zero_grad leaves them
+
+
+def test_coupled_weight_decay_decays_every_parameter_as_eager_sgd_does():
+    (eager, _, eager_step), (model, _, step) = pair(
+        lambda ps: tl.optim.SGD(ps, lr=0.1, weight_decay=0.05))
+    for x, y in batches(10):
+        eager_step(x, y), step(x, y)
+    assert "b1 *= 1 - lr * 0.05" in step.source
+    assert max_relative_difference(eager, model) <= 1e-12
+
+
+def test_a_learning_rate_schedule_reaches_the_seed():
+    (eager, eager_opt, eager_step), (model, opt, step) = pair(lambda ps: tl.optim.SGD(ps, lr=0.2))
+    schedulers = [tl.optim.lr_scheduler.StepLR(o, 2, 0.5) for o in (eager_opt, opt)]
+    for x, y in batches(9):
+        eager_step(x, y), step(x, y)
+        for s in schedulers:
+            s.step()
+    assert step.traces == 1 and opt.param_groups[0]["lr"] == 0.2 * 0.5 ** 4
+    assert max_relative_difference(eager, model) <= 1e-12
+
+
+def test_only_weights_decay_biases_and_activations_get_no_l2_line():
+    _, (model, _, step) = pair(lambda ps: tl.optim.SGD(ps, lr=0.1))
+    x, y = batches(1)[0]
+    step(x, y)
+    decays = [line.split("*=")[0].strip() for line in step.source.splitlines() if "*= 1 -" in line]
+    assert decays == ["W1", "W2"]
+    penalty_targets = [line.split("=")[0].strip() for line in step.source.splitlines()
+                       if "penalty term" in line and "=" in line]
+    assert all(not t.startswith(("dA", "dZ", "db")) for t in penalty_targets)
+
+
+@pytest.mark.parametrize("name, make", [
+    ("adam", lambda ps: tl.optim.Adam(ps, lr=1e-2)),  # Adam on L2 is not AdamW: no decay rewrite
+    ("adamw", lambda ps: tl.optim.AdamW(ps, lr=1e-2, weight_decay=0.1)),
+    ("momentum", lambda ps: tl.optim.SGD(ps, lr=0.05, momentum=0.9)),
+])
+def test_the_update_is_not_written_where_the_identity_does_not_hold(name, make):
+    (eager, _, eager_step), (model, _, step) = pair(make)
+    for x, y in batches(8):
+        eager_step(x, y), step(x, y)
+    assert "*= 1 -" not in step.source and "def step(x, y):" in step.source
+    assert max_relative_difference(eager, model) <= 1e-12
+
+
+def test_gradients_that_survive_the_call_keep_the_update_out_of_the_step():
+    model = network()
+    opt = tl.optim.SGD(model.parameters(), lr=0.1)
+
+    def zero_grad_first(x, y):
+        opt.zero_grad()
+        loss = tl.nn.softmax_cross_entropy(model(x), y) + model.regularization_loss()
+        loss.backward()
+        opt.step()
+        return loss
+    step = tl.compile(zero_grad_first)
+    for x, y in batches(3):
+        step(x, y)
+    assert "*= 1 -" not in step.source and all(p.grad is not None for p in model.parameters())
+
+
+def test_a_gradient_present_before_the_call_is_accumulated_as_eager_does():
+    (eager, _, eager_step), (model, _, step) = pair(lambda ps: tl.optim.SGD(ps, lr=0.1))
+    data = batches(6)
+    for x, y in data[:3]:
+        eager_step(x, y), step(x, y)
+    for m in (eager, model):  # a stray gradient: backward adds to it, step uses the sum
+        m[0].weight.grad = np.full(m[0].weight.shape, 0.5)
+    for x, y in data[3:]:
+        eager_step(x, y), step(x, y)
+    assert max_relative_difference(eager, model) <= 1e-12
+
+
+def test_a_parameter_held_by_a_pending_graph_is_not_overwritten():
+    (eager, _, eager_step), (model, _, step) = pair(lambda ps: tl.optim.SGD(ps, lr=0.1))
+    data = batches(4)
+    for x, y in data[:2]:
+        eager_step(x, y), step(x, y)
+    pending = [(m[0].weight * m[0].weight).sum() for m in (eager, model)]
+    before = model[0].weight.data.copy()
+    for x, y in data[2:]:
+        eager_step(x, y), step(x, y)
+    assert max_relative_difference(eager, model) <= 1e-12
+    pending[1].backward()  # its saved W is still the old one: gradient 2·W_old
+    np.testing.assert_array_equal(model[0].weight.grad, 2 * before)
+
+
+def test_switching_to_several_parameter_groups_stops_the_written_update():
+    (eager, eager_opt, eager_step), (model, opt, step) = pair(lambda ps: tl.optim.SGD(ps, lr=0.1))
+    data = batches(6)
+    for x, y in data[:3]:
+        eager_step(x, y), step(x, y)
+    for m, o in ((eager, eager_opt), (model, opt)):
+        o.param_groups[0]["params"] = [m[0].weight, m[0].bias]
+        o.add_param_group({"params": [m[2].weight, m[2].bias], "lr": 0.01})
+    for x, y in data[3:]:
+        eager_step(x, y), step(x, y)
+    assert max_relative_difference(eager, model) <= 1e-12

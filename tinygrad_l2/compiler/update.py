@@ -1,0 +1,89 @@
+"""The SGD update written into the step, when the algebra allows it and nobody can tell.
+
+A step `backward(); opt.step(); opt.zero_grad()` with plain SGD leaves no gradient behind:
+zero_grad sets every `.grad` to None.  The gradients are then dead after the update, and two
+exact rewrites apply (they change rounding only):
+
+- learning rate into the seed:  θ ← θ − η·∂L/∂θ,  and η·∂L/∂θ = ∂(η·L)/∂θ, so the backward
+  starts from dL = η instead of 1 and the update is θ ← θ − d θ (no multiply by η);
+- L2 as a decay:  for L = data + c·Σw²,  ∂L/∂w = ∂data/∂w + 2c·w, so
+      w − η·(∂data/∂w + 2c·w) = (1 − 2ηc)·w − η·∂data/∂w,
+  one scaling of w instead of a w-sized gradient array; coupled weight decay λ adds η·λ to
+  the same factor.  Only weights whose gradient has that term decay: biases never, unless the
+  optimizer's weight_decay says so (then, as in eager SGD, every parameter of the group).
+
+Not applied (the step calls `opt.step()` on written gradients instead) for Adam/AdamW (Adam on
+L2 is not AdamW), momentum (the buffer holds unscaled gradients), several parameter groups,
+a gradient that survives the call, or, at a given call, a parameter that already has a
+gradient, is held by another pending graph, or is read-only.
+"""
+from ..memory import held_count, is_held
+from ..optim.sgd import SGD
+
+
+class FusedUpdate:
+    """What an SGD update written into the step needs to know, and its per-call check."""
+
+    def __init__(self, optimizer, cleared, params):
+        self.optimizer, self.cleared, self.params = optimizer, cleared, params
+        group = optimizer.param_groups[0]
+        self.group_params = list(group["params"])
+        self.weight_decay = group["weight_decay"]
+
+    @property
+    def lr(self):
+        return self.optimizer.param_groups[0]["lr"]
+
+    def ready(self):
+        """May this call run the written update?  Every hyper-parameter as traced (the
+        learning rate aside), no gradient anywhere to accumulate into or to step on, every
+        parameter writable in place."""
+        groups = self.optimizer.param_groups
+        if len(groups) != 1:
+            return False
+        group = groups[0]
+        if (group["momentum"] != 0 or group["nesterov"] or group["weight_decay"] != self.weight_decay
+                or len(group["params"]) != len(self.group_params)
+                or any(p is not q for p, q in zip(group["params"], self.group_params))):
+            return False
+        if any(p._grad is not None for p in self.cleared):
+            return False
+        held = held_count() > 0
+        return all(p._requires_grad and p._data.flags.writeable and not (held and is_held(p._data))
+                   for p in self.params)
+
+
+def plan(events, params):
+    """A FusedUpdate if this step's events allow one, else None: one backward, then one step of
+    a plain SGD with one group holding every traced parameter, then a zero_grad(set_to_none)
+    that clears them all."""
+    kinds = [e[0] for e in events]
+    if kinds.count("backward") != 1 or kinds.count("step") != 1:
+        return None
+    backward, step = kinds.index("backward"), kinds.index("step")
+    optimizer = events[step][1]
+    if step < backward or type(optimizer) is not SGD or len(optimizer.param_groups) != 1:
+        return None
+    group = optimizer.param_groups[0]
+    if group["momentum"] != 0 or group["nesterov"]:
+        return None
+    cleared, dead = [], set()
+    for event in events[step + 1:]:
+        if event[2] is True:
+            targets = _targets(event[1])
+            cleared += targets
+            dead.update(id(p) for p in targets)
+    in_group = {id(p) for p in group["params"]}
+    if not all(id(p) in dead and id(p) in in_group for p in params):
+        return None
+    everyone = {id(p): p for p in [*cleared, *group["params"]]}
+    for event in events[:backward]:
+        everyone.update((id(p), p) for p in _targets(event[1]))
+    return FusedUpdate(optimizer, list(everyone.values()), params)
+
+
+def _targets(owner):
+    """The parameters a zero_grad of this optimizer or module clears."""
+    if hasattr(owner, "param_groups"):
+        return [p for group in owner.param_groups for p in group["params"]]
+    return list(owner.parameters())
