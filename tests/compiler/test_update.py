@@ -158,3 +158,50 @@ def test_switching_to_several_parameter_groups_stops_the_written_update():
     for x, y in data[3:]:
         eager_step(x, y), step(x, y)
     assert max_relative_difference(eager, model) <= 1e-12
+
+
+LAM = 0.01  # a global the step reads: guarded
+
+
+def test_a_changed_global_or_closure_number_retraces_instead_of_replaying_it():
+    global LAM
+    model = network()
+    opt = tl.optim.SGD(model.parameters(), lr=0.1)
+    scale = [2.0]
+
+    def make(factor):
+        def step(x, y):
+            weight = model[0].weight
+            loss = tl.nn.softmax_cross_entropy(model(x), y) * factor + LAM * (weight * weight).sum()
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+            return loss
+        return step
+    step = tl.compile(make(scale[0]))
+    x, y = batches(1)[0]
+    first = step(x, y).item()
+    assert step(x, y).item() != first and step.traces == 1
+    LAM = 5.0
+    try:
+        loss = step(x, y)
+        assert step.traces == 2 and "* 5.0" in step.source
+        weight = model[0].weight.data
+        expected = tl.nn.softmax_cross_entropy(model(x), y).item() * 2.0 + 5.0 * float(np.vdot(weight, weight))
+        assert step(x, y).item() == pytest.approx(expected, rel=1e-12) and step.traces == 2
+        assert loss.item() != pytest.approx(expected)
+    finally:
+        LAM = 0.01
+
+
+def test_retrace_forces_a_new_trace_after_an_in_place_coefficient_change():
+    (eager, _, eager_step), (model, _, step) = pair(lambda ps: tl.optim.SGD(ps, lr=0.1))
+    data = batches(4)
+    for x, y in data[:2]:
+        eager_step(x, y), step(x, y)
+    for m in (eager, model):
+        m[0].kernel_regularizer.lam = 0.5  # in place: invisible to the trace
+    step.retrace()
+    for x, y in data[2:]:
+        eager_step(x, y), step(x, y)
+    assert step.traces == 2 and max_relative_difference(eager, model) <= 1e-12

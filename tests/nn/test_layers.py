@@ -166,3 +166,13 @@ def test_functional_names_are_pytorchs():
     np.testing.assert_allclose(np.exp(F.log_softmax(x, dim=1).data), F.softmax(x, 1).data)
     assert F.dropout(x, 0.5, training=False) is x
     assert F.cross_entropy is tl.nn.softmax_cross_entropy
+
+
+def test_kernel_and_bias_regularizers_are_keras_style_attributes():
+    layer = tl.nn.Linear(3, 2, kernel_regularizer=tl.nn.L2(0.1), dtype=np.float64, rng=0)
+    assert layer.kernel_regularizer.lam == 0.1 and layer.bias_regularizer is None
+    layer.kernel_regularizer, layer.bias_regularizer = None, tl.nn.L2(0.5)
+    (name, penalty), = layer.named_penalties()
+    assert name == "bias" and penalty.item() == pytest.approx(0.5 * float(np.vdot(layer.bias.data, layer.bias.data)))
+    with pytest.raises(ValueError, match="Linear: bias_regularizer given but the layer has no bias"):
+        tl.nn.Linear(3, 2, bias=False).bias_regularizer = tl.nn.L2(0.1)

@@ -16,17 +16,20 @@ recorded places — so parameters, `.grad` and optimizer state are as eager leav
 learning-rate schedule is honoured, and eager and compiled steps mix freely.
 
 What replay cannot see, documented: Python control flow that depends on data (the traced path
-is replayed), a model that starts using other parameters (the traced ones are replayed), and
-Python side effects other than the calls above (assigning `.grad` by hand, printing).  The
-tensors a replay returns hold the results but no graph.  A step whose graph holds a constant
-that is not an argument (a mask such as `x > 0`, data captured by closure), a `where`
-condition or an index array computed from data, runs eagerly every time instead of replaying
-stale values.  `check=N` runs the eager function beside the
-first N replays (from the same state) and raises `CompileCheckError` naming the first tensor
-that differs.  A new argument shape or dtype, a different grad mode or a parameter whose shape
-changed makes it trace again; a step it cannot replay (a PSO step, backward with an explicit
-gradient or retain_graph) runs eagerly every time.  Not re-entrant: a call from a second
-thread while one runs is refused with an error.
+is replayed), a model that starts using other parameters (the traced ones are replayed), a
+number read from an object or inside another function and changed later (a regularizer's λ
+set in place: call `step.retrace()`), and Python side effects other than the calls above
+(assigning `.grad` by hand, printing).  The tensors a replay returns hold the results but no
+graph.  A step whose graph holds a constant that is not an argument (a mask such as `x > 0`,
+data captured by closure), a `where` condition or an index array computed from data, runs
+eagerly every time instead of replaying stale values.  `check=N` runs the eager function
+beside the first N replays (from the same state) and raises `CompileCheckError` naming the
+first tensor that differs.  A new argument shape or dtype, a different grad mode, a parameter
+whose shape changed, or a number the function reads as a global or closure variable that
+changed (see guards.py) makes it trace again; a step it cannot replay (a PSO step, backward
+with an explicit gradient or retain_graph) runs eagerly every time.  When the gradients die
+with the call and the optimizer is plain SGD, the update itself is written in (update.py).
+Not re-entrant: a call from a second thread while one runs is refused with an error.
 """
 import functools
 import threading
@@ -37,6 +40,7 @@ from ..context import state
 from ..function import TensorBase
 from ..tensor import Tensor
 from .check import compare, restore, snapshot
+from .guards import Guards
 from .program import Program
 from .writer import parameter_names
 
@@ -65,6 +69,11 @@ class CompiledStep:
         self._busy = threading.Lock()
         functools.update_wrapper(self, fn)
 
+    def retrace(self):
+        """Trace again on the next call (after changing something the trace cannot see, such
+        as a regularizer's coefficient set in place)."""
+        self.program = None
+
     @property
     def source(self):
         return None if self.program is None else self.program.source
@@ -81,7 +90,7 @@ class CompiledStep:
             args = tuple(_as_input(a) for a in args)
             if self.program is not None and self.program.eager_only:
                 return self.fn(*args)  # a step replay cannot reproduce: always eager
-            if self.program is None or not self.program.fits(args):
+            if self.program is None or not self.program.fits(args) or self.guards.changed():
                 return self._trace(args)
             if self.checks_left:
                 self.checks_left -= 1
@@ -98,6 +107,7 @@ class CompiledStep:
         finally:
             state.recorder, state.hooks = previous[0], previous[1] or state.anomaly
         self.traces += 1
+        self.guards = Guards(self.fn)
         self.program = Program(args, result, events, parameter_names(self.fn, len(args)))
         return result
 

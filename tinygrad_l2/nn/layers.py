@@ -8,7 +8,30 @@ from . import conv
 from .module import Module
 
 
-class Linear(Module):
+class _Regularized(Module):
+    """A layer with Keras-style `kernel_regularizer` / `bias_regularizer` attributes (kept in
+    `regularizers`, which `Module.named_penalties` reads)."""
+
+    @property
+    def kernel_regularizer(self):
+        return self.regularizers["weight"]
+
+    @kernel_regularizer.setter
+    def kernel_regularizer(self, regularizer):
+        self.regularizers["weight"] = regularizer
+
+    @property
+    def bias_regularizer(self):
+        return self.regularizers["bias"]
+
+    @bias_regularizer.setter
+    def bias_regularizer(self, regularizer):
+        if regularizer is not None and self.bias is None:
+            raise ValueError(f"{type(self).__name__}: bias_regularizer given but the layer has no bias")
+        self.regularizers["bias"] = regularizer
+
+
+class Linear(_Regularized):
     """z = x @ Wᵀ + b, with W of shape (out_features, in_features) and b of shape (out_features,).
 
     Initialization (PyTorch's default for nn.Linear): W and b drawn from U(−1/√in, 1/√in),
@@ -104,7 +127,7 @@ class Tanh(Module):
         return x.tanh()
 
 
-class Conv2d(Module):
+class Conv2d(_Regularized):
     """z = x ⋆ W + b (cross-correlation, NCHW), W of shape (out, in, kh, kw), b of shape (out,).
 
     PyTorch's arguments and default initialization (W and b from U(−1/√fan_in, 1/√fan_in),
