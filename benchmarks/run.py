@@ -52,12 +52,10 @@ def floor_step(params, x, labels):
 
 def tinygrad_model(params):
     import tinygrad_l2 as tl
-    layers = []
-    for i, (W, b) in enumerate(params):
-        linear = tl.nn.Linear(W.shape[1], W.shape[0], kernel_regularizer=tl.nn.L2(LAM), dtype=W.dtype)
+    model = tl.nn.MLP(numpy_floor.SIZES, kernel_regularizer=tl.nn.L2(LAM), dtype=params[0][0].dtype)
+    for linear, (W, b) in zip(model.linears, params):
         linear.weight.data, linear.bias.data = W.copy(), b.copy()
-        layers += [linear, tl.nn.ReLU()] if i < len(params) - 1 else [linear]
-    return tl.nn.Sequential(*layers)
+    return model
 
 
 def tinygrad_step(params, x, labels, compiled=False):

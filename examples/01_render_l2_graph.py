@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 
 import tinygrad_l2 as tl
-from tinygrad_l2.compare import dlai_autodiff
-from tinygrad_l2.datasets import make_dataset
-from tinygrad_l2.manual import dlai_initialize
+from tinygrad_l2.lessons.compare import dlai_autodiff
+from tinygrad_l2.lessons.datasets import make_dataset
+from tinygrad_l2.lessons.manual import dlai_initialize
 
 out = Path(sys.argv[1] if len(sys.argv) > 1 else "out")
 data = make_dataset(seed=0)
@@ -29,9 +29,7 @@ for suffix in (".svg", ".png"):
 
 # 2. The same with modules: Linear layers with a Keras-style kernel_regularizer
 tl.manual_seed(0)
-model = tl.nn.Sequential(tl.nn.Linear(2, 5, kernel_regularizer=tl.nn.L2(0.01)), tl.nn.ReLU(),
-                         tl.nn.Linear(5, 3, kernel_regularizer=tl.nn.L2(0.01)), tl.nn.ReLU(),
-                         tl.nn.Linear(3, 1, kernel_regularizer=tl.nn.L2(0.01)), tl.nn.Sigmoid())
+model = tl.nn.MLP((2, 5, 3, 1), kernel_regularizer=tl.nn.L2(0.01), output_activation="sigmoid")
 cost = tl.nn.binary_cross_entropy(model(X.T.astype(np.float32)), Y.T.astype(np.float32))
 penalty = model.regularization_loss()
 loss = cost + penalty

@@ -7,7 +7,7 @@ the penalty (λ/2m)·Σ‖W‖² is a node whose only inputs are the weights, so
 gradient to the weights alone.  The table shows it tensor by tensor, for the hand-written
 textbook equations and for the autodiff engine.
 """
-from tinygrad_l2.compare import compare_dlai, compare_nielsen
+from tinygrad_l2.lessons.compare import compare_dlai, compare_nielsen
 
 for lambd in (0.0, 0.7):
     table = compare_dlai(layer_dims=(2, 20, 3, 1), lambd=lambd)

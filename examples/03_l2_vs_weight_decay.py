@@ -13,10 +13,7 @@ X, y = rng.standard_normal((64, 2)), rng.integers(0, 2, 64)
 
 
 def network(seed=1, regularizer=None):
-    r = np.random.default_rng(seed)
-    return tl.nn.Sequential(tl.nn.Linear(2, 16, dtype=np.float64, rng=r, kernel_regularizer=regularizer),
-                            tl.nn.ReLU(),
-                            tl.nn.Linear(16, 2, dtype=np.float64, rng=r, kernel_regularizer=regularizer))
+    return tl.nn.MLP((2, 16, 2), kernel_regularizer=regularizer, dtype=np.float64, rng=seed)
 
 
 def weights_and_biases(model):

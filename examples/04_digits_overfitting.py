@@ -26,8 +26,7 @@ train_idx, test_idx = order[:100], order[100:]   # 100 training images: easy to 
 for lam in (0.0, 3e-3):
     tl.manual_seed(0)
     reg = tl.nn.L2(lam) if lam else None
-    model = tl.nn.Sequential(tl.nn.Linear(64, 256, kernel_regularizer=reg), tl.nn.ReLU(),
-                             tl.nn.Linear(256, 10, kernel_regularizer=reg))
+    model = tl.nn.MLP((64, 256, 10), kernel_regularizer=reg)
     opt = tl.optim.Adam(model.parameters(), lr=3e-3)
     for _ in range(steps):
         opt.zero_grad()

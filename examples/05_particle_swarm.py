@@ -10,7 +10,7 @@ import numpy as np
 
 import tinygrad_l2 as tl
 from tinygrad_l2 import Tensor
-from tinygrad_l2.datasets import make_dataset
+from tinygrad_l2.lessons.datasets import make_dataset
 
 data = make_dataset(n_train=100, seed=0)
 X, y = Tensor(data.X_train), data.y_train[:, None].astype(np.float64)
@@ -18,9 +18,7 @@ X, y = Tensor(data.X_train), data.y_train[:, None].astype(np.float64)
 for lam in (0.0, 0.05):
     rng = np.random.default_rng(0)
     reg = tl.nn.L2(lam) if lam else None
-    model = tl.nn.Sequential(tl.nn.Linear(2, 6, dtype=np.float64, rng=rng, kernel_regularizer=reg),
-                             tl.nn.Tanh(),
-                             tl.nn.Linear(6, 1, dtype=np.float64, rng=rng, kernel_regularizer=reg))
+    model = tl.nn.MLP((2, 6, 1), activation="tanh", kernel_regularizer=reg, dtype=np.float64, rng=rng)
 
     def loss():
         return tl.nn.binary_cross_entropy_with_logits(model(X), y) + model.regularization_loss()

@@ -18,7 +18,7 @@ import sys
 import numpy as np
 
 import tinygrad_l2 as tl
-from tinygrad_l2.datasets import make_dataset
+from tinygrad_l2.lessons.datasets import make_dataset
 
 LAMBDA = 1e-3  # Keras' l2: lam·ΣW² added to the loss
 

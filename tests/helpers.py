@@ -17,18 +17,6 @@ def assert_machine_equal(actual, expected, ulps=8):
     assert worst <= bound, f"differ by {worst:.3g} > {ulps} ulps of {scale:.3g} ({bound:.3g})"
 
 
-def mlp(sizes, seed=0, dtype=np.float64, kernel_regularizer=None, activation=tl.nn.ReLU):
-    """A Sequential MLP: Linear -> activation ... -> Linear."""
-    rng = np.random.default_rng(seed)
-    layers = []
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(tl.nn.Linear(n_in, n_out, kernel_regularizer=kernel_regularizer,
-                                   dtype=dtype, rng=rng))
-        if i < len(sizes) - 2:
-            layers.append(activation())
-    return tl.nn.Sequential(*layers)
-
-
 def three_layer_network(seed=0, m=16, lambd=0.7, sizes=(2, 5, 3, 1)):
     """The canonical network of the tracing tests: relu, relu, sigmoid; cross-entropy plus
     λ/(2m)·Σ‖W‖², written out tensor by tensor with every tensor named."""

@@ -17,13 +17,12 @@ LAM = 1e-2
 
 
 def engine_model(params, regularize=True):
-    layers = []
-    for i, (W, b) in enumerate(params):
-        linear = tl.nn.Linear(W.shape[1], W.shape[0], dtype=W.dtype,
-                              kernel_regularizer=tl.nn.L2(LAM) if regularize else None)
+    sizes = [params[0][0].shape[1]] + [W.shape[0] for W, _ in params]
+    model = tl.nn.MLP(sizes, kernel_regularizer=tl.nn.L2(LAM) if regularize else None,
+                      dtype=params[0][0].dtype)
+    for linear, (W, b) in zip(model.linears, params):
         linear.weight.data, linear.bias.data = W.copy(), b.copy()
-        layers += [linear, tl.nn.ReLU()] if i < len(params) - 1 else [linear]
-    return tl.nn.Sequential(*layers)
+    return model
 
 
 def batch(dtype, m=8):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import tinygrad_l2 as tl
-from helpers import mlp, three_layer_network
+from helpers import three_layer_network
 from tinygrad_l2 import Tensor
 from tinygrad_l2.draw import RendererNotFound
 
@@ -86,7 +86,7 @@ def test_regularization_subgraph_is_a_recognizable_cluster(net):
 
 
 def test_l2_regularizer_subgraph_reads_square_sum_scale():
-    model = mlp([2, 3, 1], kernel_regularizer=tl.nn.L2(0.01))
+    model = tl.nn.MLP([2, 3, 1], kernel_regularizer=tl.nn.L2(0.01), dtype=np.float64, rng=0)
     source = tl.draw_dot(model.regularization_loss()).source
     assert "Square" in source and "Sum" in source and "Mul(×0.01)" in source
 
@@ -129,7 +129,7 @@ def test_modules_are_grouped_into_labelled_clusters():
     class Net(tl.nn.Module):
         def __init__(self):
             super().__init__()
-            self.layers = mlp([2, 4, 1])
+            self.layers = tl.nn.MLP([2, 4, 1], dtype=np.float64, rng=0)
 
         def forward(self, x):
             return self.layers(x)
@@ -137,7 +137,7 @@ def test_modules_are_grouped_into_labelled_clusters():
     model = Net()
     out = model(np.ones((3, 2))).sum()
     source = tl.draw_dot(out, params=dict(model.named_parameters())).source
-    for label in ("layers: Sequential", "layers.0: Linear", "layers.1: ReLU", "layers.2: Linear"):
+    for label in ("layers: MLP", "layers.0: Linear", "layers.1: ReLU", "layers.2: Linear"):
         assert f"label=\"{label}\"" in source
     # the parameter sits inside its layer's cluster
     cluster = re.search(r'label="layers.0: Linear".*?\n(.*?)\n\s*\}', source, re.S)
@@ -145,7 +145,7 @@ def test_modules_are_grouped_into_labelled_clusters():
 
 
 def test_collapse_modules_draws_each_layer_as_one_node():
-    model = mlp([4] * 40 + [1])
+    model = tl.nn.MLP([4] * 40 + [1], dtype=np.float64, rng=0)
     out = (model(np.ones((2, 4))).sum() + model.regularization_loss())
     full, _ = parse(tl.draw_dot(out, collapse_modules=False, show_intermediates=True).source)
     collapsed, _ = parse(tl.draw_dot(out, collapse_modules=True, show_intermediates=False).source)
@@ -246,7 +246,7 @@ def test_unknown_suffix_is_an_error(net, tmp_path):
 
 
 def test_a_graph_of_hundreds_of_nodes_is_collapsed_per_module_by_default(tmp_path):
-    model = mlp([8] * 60 + [1], kernel_regularizer=tl.nn.L2(1e-3))
+    model = tl.nn.MLP([8] * 60 + [1], kernel_regularizer=tl.nn.L2(1e-3), dtype=np.float64, rng=0)
     loss = model(np.ones((4, 8))).sum() + model.regularization_loss()
     full, _ = parse(tl.draw_dot(loss, collapse_modules=False, show_intermediates=True).source)
     default, _ = parse(tl.draw_dot(loss).source)
@@ -257,6 +257,6 @@ def test_a_graph_of_hundreds_of_nodes_is_collapsed_per_module_by_default(tmp_pat
 
 
 def test_a_small_graph_is_not_collapsed_by_default():
-    model = mlp([2, 3, 1])
+    model = tl.nn.MLP([2, 3, 1], dtype=np.float64, rng=0)
     loss = model(np.ones((4, 2))).sum()
     assert "box3d" not in tl.draw_dot(loss).source

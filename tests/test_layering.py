@@ -109,3 +109,20 @@ except ImportError as err:
                             cwd=PACKAGE.parent)
     assert result.returncode == 0, result.stderr
     assert "draw_dot: tinygrad_l2.draw_dot needs the graphviz Python package" in result.stdout
+
+
+def test_nothing_in_the_library_imports_the_lessons():
+    graph = import_graph()
+    lessons = {name for name in graph if name.startswith("tinygrad_l2.lessons")}
+    assert {"tinygrad_l2.lessons.cli", "tinygrad_l2.lessons.manual", "tinygrad_l2.lessons.compare"} <= lessons
+    for name, imported in graph.items():
+        if name not in lessons and name != "tinygrad_l2.__main__":
+            assert not imported & lessons, f"{name} imports {sorted(imported & lessons)}"
+
+
+def test_the_lessons_check_catches_a_library_module_that_imports_them(tmp_path):
+    fake = tmp_path / "tinygrad_l2" / "engine.py"
+    fake.parent.mkdir()
+    fake.write_text("from .lessons import manual\n")
+    known = {"tinygrad_l2.engine": fake, "tinygrad_l2.lessons.manual": fake}
+    assert imports_of("tinygrad_l2.engine", fake, known) == {"tinygrad_l2.lessons.manual"}

@@ -5,7 +5,7 @@ import tracemalloc
 import numpy as np
 
 import tinygrad_l2 as tl
-from helpers import mlp
+
 from tinygrad_l2 import Tensor
 from tinygrad_l2 import memory
 
@@ -13,7 +13,7 @@ from tinygrad_l2 import memory
 def test_2000_training_steps_keep_peak_memory_flat_without_gc():
     rng = np.random.default_rng(0)
     X, y = Tensor(rng.standard_normal((32, 4))), rng.integers(0, 3, 32)
-    model = mlp([4, 32, 32, 3], kernel_regularizer=tl.nn.L2(1e-3))
+    model = tl.nn.MLP([4, 32, 32, 3], kernel_regularizer=tl.nn.L2(1e-3), dtype=np.float64, rng=0)
     opt = tl.optim.Adam(model.parameters(), lr=1e-3)
 
     def step():

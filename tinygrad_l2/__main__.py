@@ -1,6 +1,6 @@
 """`python -m tinygrad_l2` runs the tinygrad-l2 command."""
 import sys
 
-from .cli import main
+from .lessons.cli import main
 
 sys.exit(main())

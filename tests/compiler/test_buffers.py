@@ -11,11 +11,7 @@ def test_equal_width_layers_share_buffers_and_stay_equal_to_eager():
     sizes = (12, 16, 16, 16, 16, 3)
     results = []
     for compiled in (False, True):
-        tl.manual_seed(0)
-        layers = []
-        for n_in, n_out in zip(sizes[:-1], sizes[1:]):
-            layers += [tl.nn.Linear(n_in, n_out, dtype=np.float64), tl.nn.Tanh()]
-        model = tl.nn.Sequential(*layers[:-1])
+        model = tl.nn.MLP(sizes, activation="tanh", dtype=np.float64, rng=0)
         opt = tl.optim.Adam(model.parameters(), lr=1e-2)
 
         def step(x, y):

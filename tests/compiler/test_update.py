@@ -10,11 +10,7 @@ import tinygrad_l2 as tl
 
 
 def network(dtype=np.float64, seed=0, sizes=(4, 8, 3), lam=1e-2):
-    tl.manual_seed(seed)
-    layers = []
-    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
-        layers += [tl.nn.Linear(n_in, n_out, kernel_regularizer=tl.nn.L2(lam), dtype=dtype), tl.nn.ReLU()]
-    return tl.nn.Sequential(*layers[:-1])
+    return tl.nn.MLP(sizes, kernel_regularizer=tl.nn.L2(lam), dtype=dtype, rng=seed)
 
 
 def zero_grad_last(model, opt):

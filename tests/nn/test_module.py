@@ -3,12 +3,12 @@ import numpy as np
 import pytest
 
 import tinygrad_l2 as tl
-from helpers import mlp
+
 from tinygrad_l2 import Tensor
 
 
 def test_named_parameters_are_dotted_and_in_registration_order():
-    model = mlp([3, 4, 2])
+    model = tl.nn.MLP([3, 4, 2], dtype=np.float64, rng=0)
     names = [n for n, _ in model.named_parameters()]
     assert names == ["0.weight", "0.bias", "2.weight", "2.bias"]
     assert [p for _, p in model.named_parameters()] == model.parameters()
@@ -18,7 +18,7 @@ def test_nested_modules_prefix_their_names():
     class Net(tl.nn.Module):
         def __init__(self):
             super().__init__()
-            self.layers = mlp([2, 2])
+            self.layers = tl.nn.MLP([2, 2], dtype=np.float64, rng=0)
             self.head = tl.nn.Linear(2, 1, rng=0)
 
         def forward(self, x):
@@ -30,7 +30,7 @@ def test_nested_modules_prefix_their_names():
 
 
 def test_zero_grad_sets_grads_to_none():
-    model = mlp([2, 2])
+    model = tl.nn.MLP([2, 2], dtype=np.float64, rng=0)
     model(Tensor(np.ones((1, 2)))).sum().backward()
     assert all(p.grad is not None for p in model.parameters())
     model.zero_grad()
@@ -38,12 +38,12 @@ def test_zero_grad_sets_grads_to_none():
 
 
 def test_regularization_loss_is_zero_tensor_without_regularizers():
-    loss = mlp([2, 2]).regularization_loss()
+    loss = tl.nn.MLP([2, 2], dtype=np.float64, rng=0).regularization_loss()
     assert isinstance(loss, Tensor) and loss.item() == 0.0 and loss.dtype == np.float64
 
 
 def test_regularization_loss_sums_every_layer_penalty_as_a_graph_node():
-    model = mlp([3, 4, 2], kernel_regularizer=tl.nn.L2(0.5))
+    model = tl.nn.MLP([3, 4, 2], kernel_regularizer=tl.nn.L2(0.5), dtype=np.float64, rng=0)
     reg = model.regularization_loss()
     expected = sum(0.5 * (p.data ** 2).sum() for n, p in model.named_parameters() if "weight" in n)
     assert reg.item() == pytest.approx(expected, rel=1e-15)
@@ -64,7 +64,7 @@ def test_bias_regularizer_regularizes_biases_when_asked():
 
 
 def test_state_dict_round_trips_through_a_file(tmp_path):
-    model, other = mlp([3, 4, 2], seed=0), mlp([3, 4, 2], seed=1)
+    model, other = tl.nn.MLP([3, 4, 2], dtype=np.float64, rng=0), tl.nn.MLP([3, 4, 2], dtype=np.float64, rng=1)
     path = model.save(tmp_path / "model.npz")
     other.load(path)
     for (n1, p1), (n2, p2) in zip(model.named_parameters(), other.named_parameters()):
@@ -74,7 +74,7 @@ def test_state_dict_round_trips_through_a_file(tmp_path):
 
 
 def test_state_dict_holds_copies():
-    model = mlp([2, 2])
+    model = tl.nn.MLP([2, 2], dtype=np.float64, rng=0)
     state = model.state_dict()
     state["0.weight"][...] = 123.0
     assert not np.any(model[0].weight.data == 123.0)
@@ -86,9 +86,9 @@ def test_state_dict_holds_copies():
     (lambda s: s.update({"0.weight": np.ones((5, 5))}), "'0.weight' has shape \\(5, 5\\)"),
 ])
 def test_load_state_dict_rejects_bad_entries_and_leaves_model_unchanged(corrupt, match, tmp_path):
-    model = mlp([3, 4, 2])
+    model = tl.nn.MLP([3, 4, 2], dtype=np.float64, rng=0)
     before = {n: p.data.copy() for n, p in model.named_parameters()}
-    state = mlp([3, 4, 2], seed=9).state_dict()
+    state = tl.nn.MLP([3, 4, 2], dtype=np.float64, rng=9).state_dict()
     corrupt(state)
     tl.save(state, tmp_path / "bad.npz")
     with pytest.raises(ValueError, match=match):

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import tinygrad_l2 as tl
-from helpers import mlp
+
 from tinygrad_l2 import Tensor
 
 
@@ -40,8 +40,8 @@ def test_kernel_regularizer_changes_only_weight_gradients_bit_for_bit():
     bit-identical with and without it; each weight gradient gains exactly 2·lam·W."""
     rng = np.random.default_rng(0)
     x, labels = rng.standard_normal((8, 3)), rng.integers(0, 2, 8)
-    plain = mlp([3, 5, 4, 2], seed=1)
-    regularized = mlp([3, 5, 4, 2], seed=1, kernel_regularizer=tl.nn.L2(0.3))
+    plain = tl.nn.MLP([3, 5, 4, 2], dtype=np.float64, rng=1)
+    regularized = tl.nn.MLP([3, 5, 4, 2], kernel_regularizer=tl.nn.L2(0.3), dtype=np.float64, rng=1)
 
     def run(model, with_penalty):
         activations = []

@@ -4,7 +4,7 @@ import math
 import numpy as np
 
 import tinygrad_l2 as tl
-from helpers import assert_machine_equal, mlp
+from helpers import assert_machine_equal
 from tinygrad_l2 import Tensor
 
 
@@ -77,8 +77,8 @@ def test_adam_l2_in_loss_and_adamw_give_different_weights():
     rng = np.random.default_rng(0)
     x, y = rng.standard_normal((16, 3)), rng.integers(0, 2, 16)
     lam = 0.05
-    coupled = mlp([3, 6, 2], seed=2, kernel_regularizer=tl.nn.L2(lam))
-    decoupled = mlp([3, 6, 2], seed=2)
+    coupled = tl.nn.MLP([3, 6, 2], kernel_regularizer=tl.nn.L2(lam), dtype=np.float64, rng=2)
+    decoupled = tl.nn.MLP([3, 6, 2], dtype=np.float64, rng=2)
     weights = [p for n, p in decoupled.named_parameters() if n.endswith("weight")]
     biases = [p for n, p in decoupled.named_parameters() if n.endswith("bias")]
     opt_c = tl.optim.Adam(coupled.parameters(), lr=0.01)

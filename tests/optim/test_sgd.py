@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import tinygrad_l2 as tl
-from helpers import assert_machine_equal, mlp
+from helpers import assert_machine_equal
 from tinygrad_l2 import Tensor
 
 rng = np.random.default_rng(0)
@@ -62,8 +62,8 @@ def test_a_bad_grad_shape_updates_nothing():
 def test_l2_in_loss_plus_sgd_is_the_textbook_update_with_factor_one_minus_eta_lambda_over_n():
     """Nielsen: C = C₀ + (λ/2n)Σw²  ⇒  w ← (1 − ηλ/n)·w − η·∇C₀, b ← b − η·∇C₀."""
     eta, lmbda, n = 0.5, 3.0, 16
-    model = mlp([3, 6, 2], seed=3, kernel_regularizer=tl.nn.L2.from_nielsen(lmbda, n))
-    reference = mlp([3, 6, 2], seed=3)
+    model = tl.nn.MLP([3, 6, 2], kernel_regularizer=tl.nn.L2.from_nielsen(lmbda, n), dtype=np.float64, rng=3)
+    reference = tl.nn.MLP([3, 6, 2], dtype=np.float64, rng=3)
     for _ in range(5):
         reference.load_state_dict(model.state_dict())  # both steps start from the same weights
         reference.zero_grad()
@@ -88,8 +88,8 @@ def test_l2_in_loss_plus_sgd_is_the_textbook_update_with_factor_one_minus_eta_la
 
 def test_l2_in_loss_gives_the_same_weights_as_sgd_weight_decay_on_weights_only():
     lam = 0.02
-    with_loss = mlp([3, 6, 2], seed=4, kernel_regularizer=tl.nn.L2(lam))
-    with_decay = mlp([3, 6, 2], seed=4)
+    with_loss = tl.nn.MLP([3, 6, 2], kernel_regularizer=tl.nn.L2(lam), dtype=np.float64, rng=4)
+    with_decay = tl.nn.MLP([3, 6, 2], dtype=np.float64, rng=4)
     opt_loss = tl.optim.SGD(with_loss.parameters(), lr=0.3, momentum=0.9)
     weights = [p for n, p in with_decay.named_parameters() if n.endswith("weight")]
     biases = [p for n, p in with_decay.named_parameters() if n.endswith("bias")]

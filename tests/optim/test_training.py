@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import tinygrad_l2 as tl
-from helpers import mlp
+
 from tinygrad_l2 import Tensor
 
 rng = np.random.default_rng(0)
@@ -21,7 +21,7 @@ def loss_of(model):
     (lambda ps: tl.optim.AdamW(ps, lr=0.05, weight_decay=1e-2), 150),
 ])
 def test_mlp_with_l2_trains_with_gradient_optimizers(make_opt, steps):
-    model = mlp([2, 16, 2], seed=0, kernel_regularizer=tl.nn.L2(1e-4))
+    model = tl.nn.MLP([2, 16, 2], kernel_regularizer=tl.nn.L2(1e-4), dtype=np.float64, rng=0)
     opt = make_opt(model.parameters())
     start = loss_of(model).item()
     for _ in range(steps):
@@ -34,7 +34,7 @@ def test_mlp_with_l2_trains_with_gradient_optimizers(make_opt, steps):
 
 
 def test_mlp_with_l2_trains_with_pso():
-    model = mlp([2, 4, 2], seed=0, kernel_regularizer=tl.nn.L2(1e-4))
+    model = tl.nn.MLP([2, 4, 2], kernel_regularizer=tl.nn.L2(1e-4), dtype=np.float64, rng=0)
     opt = tl.optim.PSO(model.parameters(), n_particles=30, init_std=1.0, rng=0)
     start = loss_of(model).item()
     for _ in range(60):

@@ -5,10 +5,11 @@ from .losses import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, bina
                      binary_cross_entropy_with_logits, mse_loss, quadratic_cost,
                      softmax_cross_entropy)
 from .module import Module
+from .mlp import MLP
 from .regularizers import L1, L1L2, L2
 from . import functional
 
-__all__ = ["Module", "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten", "Dropout",
+__all__ = ["Module", "MLP", "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten", "Dropout",
            "Sequential", "ModuleList", "ReLU", "Sigmoid", "Tanh", "L1", "L2", "L1L2",
            "quadratic_cost", "binary_cross_entropy", "binary_cross_entropy_with_logits",
            "softmax_cross_entropy", "mse_loss", "MSELoss", "CrossEntropyLoss", "BCELoss",

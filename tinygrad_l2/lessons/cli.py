@@ -1,28 +1,20 @@
 """The `tinygrad-l2` command: explain, compare and train, answering where L2 enters backprop."""
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 from . import compare as comparison
-from . import trace
-from .compiler import compile as compile_step
-from .context import no_grad
+from .. import trace
+from ..compiler import compile as compile_step
+from ..context import no_grad
 from .datasets import make_dataset
-from .draw import RendererNotFound, render
-from .nn import L2, Linear, ReLU, Sequential, binary_cross_entropy_with_logits
-from .optim import Adam
-from .tensor import Tensor
+from ..draw import RendererNotFound, render
+from ..tensor import Tensor
+from .answers import ANSWER
+from .training import train_pair
 
-ANSWER = """\
-Why does L2 change only dW?
-  The L2 term (λ/2m)·Σ‖W_l‖² is a separate node of the loss whose only inputs are the weights.
-  Reverse mode sends a node's gradient to its inputs and nowhere else, so the penalty adds
-  (λ/m)·W_l to dW_l and cannot reach any activation (dA_l), pre-activation (dZ_l) or bias
-  (db_l): those are bit-identical with and without it. dC/da does not change when you add L2.
-"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -131,63 +123,6 @@ def compare(args, parser):
 
 # ---- train -----------------------------------------------------------------------------------
 
-def _progress(label, step, total, start, stream=sys.stderr):
-    """A one-line progress bar, redrawn in place on a terminal, every 10% otherwise."""
-    width = 30
-    done = int(width * step / total)
-    elapsed = time.perf_counter() - start
-    line = f"{label} [{'#' * done}{'.' * (width - done)}] {step}/{total} {elapsed:.1f}s"
-    if stream.isatty():
-        stream.write("\r" + line + ("\n" if step == total else ""))
-    elif step == total or step % max(1, total // 10) == 0:
-        stream.write(line + "\n")
-    stream.flush()
-
-
-def build_classifier(sizes, lam, seed):
-    """Linear -> ReLU ... -> Linear (one logit), float64, L2(lam) on every kernel."""
-    rng = np.random.default_rng(seed)
-    layers = []
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(Linear(n_in, n_out, dtype=np.float64, rng=rng,
-                             kernel_regularizer=L2(lam) if lam else None))
-        if i < len(sizes) - 2:
-            layers.append(ReLU())
-    return Sequential(*layers)
-
-
-def accuracy(model, X, y):
-    with no_grad():
-        return float(((model(Tensor(X)).data[:, 0] > 0) == y).mean())
-
-
-def train_pair(sizes, lam, steps, lr, seed, progress=True):
-    """Train the same network (same initial weights) without and with L2; returns a dict per
-    run with the model, the loss/accuracy curves and the final accuracies."""
-    data = make_dataset(seed=0)
-    X, y = Tensor(data.X_train), data.y_train[:, None].astype(np.float64)
-    runs = {}
-    for label, lam_run in (("without L2", 0.0), (f"with L2({lam:g})", lam)):
-        model = build_classifier(sizes, lam_run, seed)
-        opt = Adam(model.parameters(), lr=lr)
-        curve = []
-        start = time.perf_counter()
-        for step in range(1, steps + 1):
-            opt.zero_grad()
-            data_loss = binary_cross_entropy_with_logits(model(X), y)
-            (data_loss + model.regularization_loss()).backward()
-            opt.step()
-            if step % max(1, steps // 50) == 0 or step == steps:
-                curve.append((step, data_loss.item(), accuracy(model, data.X_train, data.y_train),
-                              accuracy(model, data.X_test, data.y_test)))
-            if progress:
-                _progress(f"{label:>18}", step, steps, start)
-        runs[label] = dict(model=model, curve=curve,
-                           train=accuracy(model, data.X_train, data.y_train),
-                           test=accuracy(model, data.X_test, data.y_test))
-    return data, runs
-
-
 def train(args, parser):
     _two_d_input(args.layers, parser)
     if args.plot:
@@ -198,7 +133,7 @@ def train(args, parser):
                            "'tinygrad-l2[plot]' (or pip install matplotlib)\n")
     data, runs = train_pair(args.layers, args.lambd, args.steps, args.lr, args.seed,
                             progress=not args.quiet)
-    from .table import Table
+    from ..table import Table
     rows = []
     for label, run in runs.items():
         norms = [float(np.linalg.norm(p.data)) for n, p in run["model"].named_parameters() if n.endswith("weight")]

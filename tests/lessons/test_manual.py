@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from tinygrad_l2 import manual
+from tinygrad_l2.lessons import manual
 
 
 def numerical_grad(f, array, eps=1e-6):

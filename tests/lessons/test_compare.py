@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from tinygrad_l2 import manual
-from tinygrad_l2.compare import compare_dlai, compare_nielsen
-from tinygrad_l2.datasets import make_dataset
+from tinygrad_l2.lessons import manual
+from tinygrad_l2.lessons.compare import compare_dlai, compare_nielsen
+from tinygrad_l2.lessons.datasets import make_dataset
 
 
 @pytest.mark.parametrize("layer_dims", [(2, 20, 3, 1), (2, 4, 1), (2, 8, 8, 8, 1)])

@@ -1,7 +1,7 @@
 """The built-in dataset is deterministic and shaped as documented."""
 import numpy as np
 
-from tinygrad_l2.datasets import make_dataset
+from tinygrad_l2.lessons.datasets import make_dataset
 
 
 def test_same_seed_same_arrays_and_shapes():

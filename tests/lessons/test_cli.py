@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from tinygrad_l2.cli import main
+from tinygrad_l2.lessons.cli import main
 
 
 def run(*args, cwd):

@@ -6,11 +6,11 @@ import numpy as np
 
 from . import manual
 from .datasets import make_dataset
-from .nn.losses import binary_cross_entropy, quadratic_cost
-from .nn.regularizers import L2
-from .optim import SGD
-from .table import Table
-from .tensor import Tensor
+from ..nn.losses import binary_cross_entropy, quadratic_cost
+from ..nn.regularizers import L2
+from ..optim import SGD
+from ..table import Table
+from ..tensor import Tensor
 
 
 # ---- deeplearning.ai convention --------------------------------------------------------------
