@@ -48,3 +48,11 @@ def test_the_compiled_update_in_the_readme_is_what_the_tool_writes_now():
         "```\n<!-- compiled-update:end -->")[0]
     assert quoted == generated
     assert "W1 *= 1 - kW1" in quoted and "b1 *= " not in quoted
+
+
+def test_every_file_the_readme_names_exists():
+    import re
+    paths = set(re.findall(r"`((?:tinygrad_l2|tests|examples|benchmarks)/[\w/.]*)", README.read_text()))
+    assert len(paths) > 15
+    missing = sorted(p for p in paths if not (README.parent / p).exists())
+    assert not missing, missing

@@ -30,12 +30,12 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name):
-    """`tl.draw_dot` and `tl.render` import the drawing module (and graphviz) when first used."""
+    """`tl.draw_dot` and `tl.render` import the drawing package (and graphviz) when first used."""
     if name in ("draw_dot", "render"):
         try:
-            from . import draw
+            from . import drawing
         except ImportError as err:
             raise ImportError(f"tinygrad_l2.{name} needs the graphviz Python package "
                               f"(pip install graphviz graphviz-pure): {err}") from err
-        return getattr(draw, name)
+        return getattr(drawing, name)
     raise AttributeError(f"module 'tinygrad_l2' has no attribute {name!r}")

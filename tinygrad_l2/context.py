@@ -1,4 +1,4 @@
-"""Thread-local state of graph building: grad mode and the module scope new tensors record."""
+"""Thread-local state of graph building: grad mode, anomaly mode, and tl.compile's recorder."""
 import contextlib
 import threading
 
@@ -6,7 +6,6 @@ class _State(threading.local):
     """Per-thread state; class attributes are each new thread's defaults."""
     grad_enabled = True
     anomaly = False
-    scope = ()  # the modules whose forward is running, outermost first (graph clusters)
     recorder = None  # a list while tl.compile traces a step: backward/step/zero_grad events
     hooks = False  # anomaly or recorder: the one flag Function.apply checks for either
 

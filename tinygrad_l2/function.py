@@ -28,7 +28,7 @@ class TensorBase:
     """An ndarray (`_data`), its gradient, and its place in the graph: `_ctx`, the op node that
     made it (None for a leaf); `_leaf`, a weak reference to the leaf node standing for it."""
 
-    __slots__ = ("_data", "_grad", "_requires_grad", "name", "_ctx", "_leaf", "_scope",
+    __slots__ = ("_data", "_grad", "_requires_grad", "name", "_ctx", "_leaf",
                  "__weakref__")
 
     @classmethod
@@ -37,7 +37,6 @@ class TensorBase:
         t = object.__new__(cls)
         t._data, t._grad, t.name, t._ctx, t._leaf = data, None, None, ctx, None
         t._requires_grad = ctx is not None
-        t._scope = state.scope
         return t
 
     def _node(self):
@@ -179,7 +178,7 @@ class Function:
 
     # Slots for what every node stores; the rare attributes (apply's keyword arguments on a
     # custom op, retains_grad, what detect_anomaly records) go to a dict made only when used.
-    __slots__ = ("parents", "saved_arrays", "out_shape", "out_dtype", "output", "scope", "hold",
+    __slots__ = ("parents", "saved_arrays", "out_shape", "out_dtype", "output", "hold",
                  "__dict__", "__weakref__")
     requires_grad = True  # a node exists only where some input requires grad
     is_leaf = False
@@ -245,7 +244,7 @@ class Function:
             result._ctx, result._requires_grad = None, False
             return result
         result._ctx, result._requires_grad = node, True
-        node.out_shape, node.out_dtype, node.scope = out.shape, out.dtype, state.scope
+        node.out_shape, node.out_dtype = out.shape, out.dtype
         node.output = weakref.ref(result)
         if node.saved_arrays:
             node.hold = memory.Hold(node.saved_arrays)

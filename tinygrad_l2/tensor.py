@@ -9,7 +9,6 @@ import numbers
 import numpy as np
 
 from . import engine, ops
-from .context import state
 from .function import TensorBase
 
 FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
@@ -73,7 +72,6 @@ class Tensor(TensorBase):
         self._requires_grad = False
         self.name = name
         self._ctx = self._leaf = None
-        self._scope = state.scope
         self.requires_grad = requires_grad
 
     # ---- array-like attributes -------------------------------------------------------------

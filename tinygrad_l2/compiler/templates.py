@@ -123,7 +123,7 @@ class _Replayer:
 
     def __init__(self, traced):
         self.traced, self.node = traced, None
-        skip = {"parents", "saved_arrays", "out_shape", "out_dtype", "output", "scope", "hold",
+        skip = {"parents", "saved_arrays", "out_shape", "out_dtype", "output", "hold",
                 "arguments", "created_at", "anomaly_snapshot", "retains_grad"}
         slots = [s for c in type(traced).__mro__ for s in getattr(c, "__slots__", ())]
         self.attributes = {k: getattr(traced, k) for k in slots if k not in skip and hasattr(traced, k)

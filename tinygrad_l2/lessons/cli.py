@@ -10,7 +10,7 @@ from .. import trace
 from ..compiler import compile as compile_step
 from ..context import no_grad
 from .datasets import make_dataset
-from ..draw import RendererNotFound, render
+from ..drawing import RendererNotFound, render
 from ..tensor import Tensor
 from .answers import ANSWER
 from .training import train_pair

@@ -1,6 +1,7 @@
 """Module: parameters, sub-modules, regularization_loss and state dicts (PyTorch-shaped)."""
 import functools
 import operator
+import weakref
 from collections import OrderedDict
 
 import numpy as np
@@ -49,10 +50,12 @@ class Module:
     def children(self):
         return list(self.__dict__.get("_modules", {}).values())
 
-    def named_parameters(self, prefix=""):
-        """(dotted_name, parameter) pairs in registration order, e.g. ("0.weight", W)."""
+    def named_parameters(self, prefix="", recurse=True):
+        """(dotted_name, parameter) pairs in registration order, e.g. ("0.weight", W); with
+        recurse=False, this module's own parameters only."""
         seen = set()
-        for module_name, module in self.named_modules(prefix):
+        modules = self.named_modules(prefix) if recurse else [(prefix, self)]
+        for module_name, module in modules:
             for name, p in module.__dict__.get("_parameters", {}).items():
                 if id(p) not in seen:
                     seen.add(id(p))
@@ -83,14 +86,10 @@ class Module:
         raise TypeError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args, **kwargs):
-        # record the module scope for graph clusters (try/finally rather than a generator
-        # context manager: that costs more than the small layers it wraps)
-        previous = context.state.scope
-        context.state.scope = previous + (self,)
-        try:
-            return self.forward(*args, **kwargs)
-        finally:
-            context.state.scope = previous
+        out = self.forward(*args, **kwargs)
+        if context.state.grad_enabled:
+            _record_call(self, args, out)
+        return out
 
     # ---- regularization --------------------------------------------------------------------
     def named_penalties(self):
@@ -162,3 +161,31 @@ class Module:
         if not lines:
             return f"{type(self).__name__}({self.extra_repr()})"
         return f"{type(self).__name__}(\n  " + "\n  ".join(lines) + "\n)"
+
+
+# ---- what drawing needs: which module call made which part of the graph ----------------------
+
+_calls = weakref.WeakKeyDictionary()  # an output's op node -> [(module, its inputs' nodes)]
+
+
+def _record_call(module, args, out):
+    """Remember, for each tensor a module call returns, the module and the call's inputs, so
+    that a picture can group the ops the call made (see `module_calls`).  One dictionary entry
+    per call, dropped with the graph; nothing on tensors or nodes."""
+    outputs = out if isinstance(out, (tuple, list)) else (out,)
+    inputs = None
+    for o in outputs:
+        if isinstance(o, Tensor) and o._ctx is not None:
+            if inputs is None:
+                inputs = tuple(a._node() for a in args if isinstance(a, Tensor))
+            _calls.setdefault(o._ctx, []).append((module, inputs))  # inner calls first
+
+
+def module_calls(nodes):
+    """[(module, output node, input nodes)] for the recorded module calls whose output is
+    one of `nodes` (a graph's nodes), in the order of `nodes`."""
+    calls = []
+    for node in nodes:
+        for module, inputs in (_calls.get(node, ()) if not node.is_leaf else ()):
+            calls.append((module, node, inputs))
+    return calls

@@ -11,7 +11,7 @@ import pytest
 import tinygrad_l2 as tl
 from helpers import three_layer_network
 from tinygrad_l2 import Tensor
-from tinygrad_l2.draw import RendererNotFound
+from tinygrad_l2.drawing import RendererNotFound
 
 NODE = re.compile(r'^\s*(\w+) \[(.*)\]$')
 EDGE = re.compile(r'^\s*(\w+) -> (\w+)(?: \[(.*)\])?$')
