@@ -1,7 +1,8 @@
 """tinygrad_l2: a reverse-mode autodiff engine on numpy that shows where L2 enters backprop.
 
 Layers, each importing only the ones before it: context → memory, anomaly → function (tensors'
-graph data and nodes) → engine → ops → tensor → nn, optim → drawing, tracing → lessons, CLI.
+graph data and nodes) → engine → ops → arrays → tensor_methods → tensor → nn, optim →
+compiler, drawing, tracing → lessons (the textbook backprop, the comparisons and the CLI).
 Drawing needs the graphviz package; it is imported on first use of `draw_dot` or `render`.
 """
 from .anomaly import AnomalyError, detect_anomaly

@@ -1,0 +1,83 @@
+"""From user data to arrays, and the argument checks the Tensor methods share: a clear error
+that names the op and what it got, instead of numpy's."""
+import numbers
+
+import numpy as np
+
+from .function import TensorBase
+
+DEFAULT_DTYPE = np.dtype(np.float32)
+
+
+def _describe(value):
+    """A short description of what the user gave, for error messages."""
+    if isinstance(value, np.ndarray):
+        return f"numpy array of dtype {value.dtype} and shape {value.shape}"
+    return f"{type(value).__name__} {value!r}"[:120]
+
+
+def to_array(data, dtype=None, what="Tensor"):
+    """Turn user data into a float or integer ndarray, or raise a clear error.
+
+    A float32/float64 array keeps its dtype; ints, bools-free lists and scalars become float32
+    unless `dtype` says otherwise.  Strings, objects, complex numbers, booleans and ragged
+    lists are refused: they have no gradient a float engine could give them.
+    """
+    if isinstance(data, TensorBase):
+        data = data._data
+    if isinstance(data, (str, bytes)) or isinstance(data, (bool, np.bool_)):
+        raise TypeError(f"{what}: expected a number, a nested list of numbers or a numpy array; "
+                        f"got {_describe(data)}")
+    try:
+        array = np.asarray(data)
+    except (ValueError, TypeError) as err:  # numpy 2 raises for ragged nesting
+        raise ValueError(f"{what}: data must be a rectangular nested list or an array "
+                         f"(got {_describe(data)}): {err}") from None
+    kind = array.dtype.kind
+    if kind not in "fiu":
+        got = {"b": "booleans", "c": "complex numbers", "O": "objects or ragged lists",
+               "U": "strings", "S": "bytes"}.get(kind, f"dtype {array.dtype}")
+        raise TypeError(f"{what}: expected float or integer numbers, got {got} "
+                        f"({_describe(data)})")
+    if dtype is not None:
+        dtype = np.dtype(dtype)
+        if dtype.kind not in "fiu":
+            raise TypeError(f"{what}: dtype must be a float or integer dtype, got {dtype}")
+        return array.astype(dtype, copy=False)
+    if kind == "f" and isinstance(data, np.ndarray | np.generic):
+        return array
+    return array.astype(DEFAULT_DTYPE)
+
+
+def _axes(op, axis, keepdims, dim, keepdim):
+    """numpy's axis/keepdims or PyTorch's dim/keepdim (not both)."""
+    return _one_of(op, axis, dim), bool(_one_of(op, keepdims or None, keepdim) or False)
+
+
+def _one_of(op, axis, dim, default=None):
+    if dim is not None and axis is not None and axis != default:
+        raise TypeError(f"{op}: give axis or dim, not both (axis={axis!r}, dim={dim!r})")
+    return dim if dim is not None else axis
+
+
+def _axis(op, axis, ndim):
+    if not isinstance(axis, (int, np.integer)) or not -max(ndim, 1) <= axis < max(ndim, 1):
+        raise ValueError(f"{op}: dim {axis!r} is out of range for {ndim} dimensions")
+    return int(axis) % max(ndim, 1)
+
+
+def _shape_error_for(op, a, b):
+    return ValueError(f"{op}: shapes {np.shape(a)} and {np.shape(b)} are not broadcastable")
+
+
+def _exponent(exponent):
+    if isinstance(exponent, TensorBase) or (isinstance(exponent, np.ndarray) and exponent.ndim):
+        raise TypeError(f"pow: the exponent must be a Python or numpy scalar, got "
+                        f"{_describe(exponent)}; for a tensor exponent write (b * a.log()).exp()")
+    if not isinstance(exponent, numbers.Real) or isinstance(exponent, bool):
+        if not (isinstance(exponent, np.ndarray) and exponent.dtype.kind in "fiu"):
+            raise TypeError(f"pow: the exponent must be a real number, got {_describe(exponent)}")
+    exponent = float(exponent)
+    if not np.isfinite(exponent):
+        raise ValueError(f"pow: the exponent must be finite, got {exponent}")
+    return exponent

@@ -1,0 +1,16 @@
+"""The base of every built-in op, and the shape error they share."""
+import numpy as np
+
+from ..function import Function
+
+
+class Op(Function):
+    """A built-in op: a public `Function` whose backward returns new arrays, `g` or views of
+    `g` (never a saved array), so the engine may accumulate into them in place."""
+    __slots__ = ()
+    fresh_gradients = True
+
+
+def _shape_error(op, *shapes, expected):
+    shown = " and ".join(str(tuple(np.shape(s))) for s in shapes)
+    return ValueError(f"{op}: shapes {shown}: {expected}")

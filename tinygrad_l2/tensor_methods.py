@@ -1,0 +1,143 @@
+"""The Tensor's reductions, shape methods and casts: each one op from `ops` (or a composition
+of Tensor math), in PyTorch's spellings with numpy's axis/keepdims too."""
+import numpy as np
+
+from . import ops
+from .arrays import _axes, _axis, _one_of
+
+
+class TensorMethods:
+    """Mixed into Tensor: methods written with the Tensor's own math and ops."""
+    __slots__ = ()
+
+    def sum(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        axis, keepdims = _axes("sum", axis, keepdims, dim, keepdim)
+        return ops.Sum.apply(self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        axis, keepdims = _axes("mean", axis, keepdims, dim, keepdim)
+        return ops.Mean.apply(self, axis=axis, keepdims=keepdims)
+
+    def max(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        """Maximum values (numpy semantics: values only, no indices; see argmax)."""
+        axis, keepdims = _axes("max", axis, keepdims, dim, keepdim)
+        return ops.Max.apply(self, axis=axis, keepdims=keepdims)
+
+    def min(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        """Minimum values (numpy semantics: values only, no indices; see argmin)."""
+        axis, keepdims = _axes("min", axis, keepdims, dim, keepdim)
+        return ops.Min.apply(self, axis=axis, keepdims=keepdims)
+
+    def argmax(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        """Indices of the maxima (int64, no gradient); over the flattened tensor by default."""
+        return self._arg(np.argmax, "argmax", axis, keepdims, dim, keepdim)
+
+    def argmin(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        """Indices of the minima (int64, no gradient); over the flattened tensor by default."""
+        return self._arg(np.argmin, "argmin", axis, keepdims, dim, keepdim)
+
+    def _arg(self, pick, op, axis, keepdims, dim, keepdim):
+        axis, keepdims = _axes(op, axis, keepdims, dim, keepdim)
+        if self.size == 0:
+            raise ValueError(f"{op}: cannot take the {op} of an empty tensor of shape {self.shape}")
+        try:
+            found = pick(self._data, axis=axis, keepdims=keepdims)
+        except (TypeError, np.exceptions.AxisError):
+            raise ValueError(f"{op}: axis {axis!r} is out of range for a tensor of shape "
+                             f"{self.shape}") from None
+        return type(self)._make(np.asarray(found, dtype=np.int64), None)
+
+    def var(self, axis=None, keepdims=False, correction=1, *, dim=None, keepdim=None):
+        """Σ(x − mean)² / (N − correction) over `axis` (PyTorch's default: Bessel's correction;
+        N ≤ correction gives nan, as PyTorch)."""
+        axis, keepdims = _axes("var", axis, keepdims, dim, keepdim)
+        centered = self - self.mean(axis=axis, keepdims=True)
+        count = self.size if axis is None else int(np.prod(
+            [self.shape[a] for a in np.atleast_1d(np.asarray(axis)) % max(self.ndim, 1)]))
+        scale = 1.0 / (count - correction) if count > correction else float("nan")
+        return (centered * centered).sum(axis=axis, keepdims=keepdims) * scale
+
+    def std(self, axis=None, keepdims=False, correction=1, *, dim=None, keepdim=None):
+        """√var (same arguments)."""
+        return self.var(axis, keepdims, correction, dim=dim, keepdim=keepdim).sqrt()
+
+    def clamp(self, min=None, max=None):
+        """Values limited to [min, max]; gradient 1 inside, boundaries included (PyTorch)."""
+        if min is None and max is None:
+            raise ValueError("clamp: at least one of min and max must be given")
+        return ops.Clamp.apply(self, low=min, high=max)
+
+    clip = clamp
+
+    def pow(self, exponent):
+        return self ** exponent
+
+    def astype(self, dtype):
+        """A differentiable cast (the gradient is cast back)."""
+        dtype = np.dtype(dtype)
+        if dtype.kind not in "fiu":
+            raise TypeError(f"astype: dtype must be a float or integer dtype, got {dtype}")
+        return self if dtype == self.dtype else ops.Cast.apply(self, dtype=dtype)
+
+    def float(self):
+        return self.astype(np.float32)
+
+    def double(self):
+        return self.astype(np.float64)
+
+    def requires_grad_(self, requires_grad=True):
+        self.requires_grad = requires_grad
+        return self
+
+    def reshape(self, *shape):
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return ops.Reshape.apply(self, shape=shape)
+
+    def transpose(self, *axes):
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        return ops.Transpose.apply(self, axes=axes or None)
+
+    @property
+    def T(self):
+        return self.transpose()
+
+    def permute(self, *axes):
+        return self.transpose(*axes)
+
+    def view(self, *shape):
+        return self.reshape(*shape)
+
+    def flatten(self, start_dim=0, end_dim=-1):
+        """Axes start_dim..end_dim merged into one (a 0-d tensor becomes shape (1,))."""
+        if self.ndim == 0:
+            return self.reshape(1)
+        start, end = (_axis("flatten", d, self.ndim) for d in (start_dim, end_dim))
+        if start > end:
+            raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} "
+                             f"for a tensor of shape {self.shape}")
+        shape = self.shape
+        return self.reshape(shape[:start] + (int(np.prod(shape[start:end + 1])),) + shape[end + 1:])
+
+    def squeeze(self, axis=None, *, dim=None):
+        """Size-1 axes removed (all, or the given one if it has size 1: PyTorch's rule)."""
+        axis = _one_of("squeeze", axis, dim)
+        if axis is None:
+            return self.reshape(tuple(n for n in self.shape if n != 1))
+        axis = _axis("squeeze", axis, self.ndim)
+        if self.ndim == 0 or self.shape[axis] != 1:
+            return self
+        return self.reshape(self.shape[:axis] + self.shape[axis + 1:])
+
+    def unsqueeze(self, axis=None, *, dim=None):
+        """A size-1 axis inserted at `axis` (-ndim-1 .. ndim, as PyTorch)."""
+        axis = _one_of("unsqueeze", axis, dim)
+        axis = _axis("unsqueeze", axis, self.ndim + 1)
+        return self.reshape(self.shape[:axis] + (1,) + self.shape[axis:])
+
+    def softmax(self, axis=-1, *, dim=None):
+        return ops.Softmax.apply(self, axis=_one_of("softmax", axis, dim, default=-1))
+
+    def log_softmax(self, axis=-1, *, dim=None):
+        return ops.LogSoftmax.apply(self, axis=_one_of("log_softmax", axis, dim, default=-1))
