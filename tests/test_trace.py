@@ -84,3 +84,33 @@ def test_bad_arguments(net):
         tl.trace_terms({"Z": net["named"]["Z1"]}, net["named"])
     with pytest.raises(TypeError, match="'W1' is a ndarray"):
         tl.trace_terms(terms(net), {"W1": np.ones(2)})
+
+
+def test_tracing_after_a_backward_that_freed_the_graph_says_what_to_do():
+    net = three_layer_network()
+    net["loss"].backward()
+    terms = {"data": net["cost"], "l2": net["penalty"]}
+    for trace in (lambda: tl.trace_terms(terms, net["named"]),
+                  lambda: tl.with_without(terms, "l2", net["named"])):
+        with pytest.raises(RuntimeError, match=r"freed by an earlier backward\(\); call .* before "
+                                               r"loss.backward\(\), or call loss.backward\(retain_graph=True\)"):
+            trace()
+
+
+def test_tracing_after_a_backward_with_retain_graph_works_and_leaves_grads_alone():
+    net = three_layer_network()
+    net["loss"].backward(retain_graph=True)
+    before = net["named"]["W1"].grad.copy()
+    traced = tl.with_without({"data": net["cost"], "l2": net["penalty"]}, "l2", net["named"])
+    assert traced.changed() == ["W1", "W2", "W3"]
+    np.testing.assert_array_equal(net["named"]["W1"].grad, before)
+
+
+def test_trace_results_show_as_html_and_rows():
+    net = three_layer_network()
+    traced = tl.trace_terms({"data": net["cost"], "l2": net["penalty"]}, net["named"])
+    html = traced._repr_html_()
+    assert "<caption>Gradient contribution of each loss term</caption>" in html
+    assert html.count("<tr>") == 1 + len(net["named"])
+    rows = {r["tensor"]: r for r in traced.to_rows()}
+    assert rows["W1"]["l2 reaches"] and not rows["A1"]["l2 reaches"]

@@ -1,4 +1,7 @@
-"""Table: rows of named columns that print as aligned text and convert to a list of dicts."""
+"""Table: rows of named columns that print as aligned text, render as HTML in Jupyter and
+convert to a list of dicts; Result: the base of result objects that show as a table."""
+import abc
+import html
 import math
 
 
@@ -48,3 +51,39 @@ class Table:
 
     def __repr__(self):
         return str(self)
+
+    def _repr_html_(self):
+        """The table in a notebook: a caption, a header row, one row per entry."""
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row) + "</tr>"
+                       for row in self.rows)
+        caption = f"<caption>{html.escape(self.title)}</caption>" if self.title else ""
+        return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+class Result(abc.ABC):
+    """A result object (a dataclass holding the arrays and figures) that shows as a table:
+    subclasses define `columns`, `title` and `rows()`; `str(result)` prints the table, a
+    notebook shows it as HTML, `to_rows()` gives a list of dicts."""
+
+    columns = ()
+
+    @property
+    def title(self):
+        return None
+
+    @abc.abstractmethod
+    def rows(self):
+        """The table's rows, one list of cells per row, in `columns` order."""
+
+    def table(self):
+        return Table(self.columns, self.rows(), title=self.title)
+
+    def to_rows(self):
+        return self.table().to_rows()
+
+    def __str__(self):
+        return str(self.table())
+
+    def _repr_html_(self):
+        return self.table()._repr_html_()

@@ -60,31 +60,27 @@ def _two_d_input(sizes, parser):
 def explain(args, parser):
     _two_d_input(args.layers, parser)
     X, Y = make_dataset(seed=0).column_major(args.m)
-    table = comparison.compare_dlai(args.layers, X, Y, lambd=args.lambd, seed=args.seed, cost=args.cost)
-    print(table)
-    print(f"\nautodiff and manual backprop agree to {table.max_difference():.1e}; "
-          f"L2 changed only: {', '.join(r['gradient'] for r in table.to_rows() if r['changed by L2']) or 'nothing (λ = 0)'}\n")
-
-    built = comparison.dlai_autodiff(table.parameters, X, Y, args.lambd, args.cost)
-    terms = {"data": built["cost"]}
-    if built["penalty"] is not None:
-        terms["l2"] = built["penalty"]
-    tensors = {n: t for n, t in built["tensors"].items()}
-    print(trace.trace_terms(terms, tensors))
+    result = comparison.compare_dlai(args.layers, X, Y, lambd=args.lambd, seed=args.seed, cost=args.cost)
+    print(result)
+    print(f"\nautodiff and manual backprop agree to {result.max_difference():.1e}; "
+          f"L2 changed only: {', '.join(result.changed_by_l2()) or 'nothing (λ = 0)'}\n")
+    graph = result.graph  # built once: compared, traced and drawn
+    terms = {"data": graph["cost"]}
+    if graph["penalty"] is not None:
+        terms["l2"] = graph["penalty"]
+    print(trace.trace_terms(terms, graph["tensors"]))
     if "l2" in terms:
         print()
-        print(trace.with_without(terms, "l2", tensors))
+        print(trace.with_without(terms, "l2", graph["tensors"]))
     print()
     print(ANSWER)
     if args.show_code:
-        print(_generated_backprop(table.parameters, X, Y, args))
-
-    built["loss"].backward()
+        print(_generated_backprop(result.parameters, X, Y, args))
     out = Path(args.out)
     written = []
     for suffix in (".svg", ".png"):
         try:
-            written.append(render(built["loss"], out / f"l2_graph{suffix}", terms=terms,
+            written.append(render(graph["loss"], out / f"l2_graph{suffix}", terms=terms,
                                   show_grads=True, rankdir=args.rankdir))
         except RendererNotFound as err:
             print(f"tinygrad-l2 explain: {err}", file=sys.stderr)

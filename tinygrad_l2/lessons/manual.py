@@ -12,6 +12,8 @@ Nothing here uses the autodiff engine: this is the reference it is compared with
 """
 import numpy as np
 
+from .costs import check_cost
+
 # ---- deeplearning.ai convention --------------------------------------------------------------
 
 
@@ -54,7 +56,7 @@ def dlai_cost(AL, Y, parameters=None, lambd=0.0, cost="cross_entropy"):
     """J = −(1/m)·Σ[Y·log A_L + (1−Y)·log(1−A_L)]  +  (1/m)(λ/2)·Σ_l ‖W_l‖²_F
     (cost="quadratic": the first term is (1/m)·Σ ½‖A_L − Y‖²)."""
     m = Y.shape[1]
-    if cost == "quadratic":
+    if check_cost("dlai_cost", cost) == "quadratic":
         data = 0.5 * np.sum((AL - Y) ** 2) / m
     else:
         data = -np.sum(Y * np.log(AL) + (1 - Y) * np.log(1 - AL)) / m
@@ -81,12 +83,10 @@ def dlai_backward(AL, Y, caches, lambd=0.0, cost="cross_entropy"):
     """
     L = len(caches)
     m = AL.shape[1]
-    if cost == "quadratic":
+    if check_cost("dlai_backward", cost) == "quadratic":
         grads = {f"dA{L}": AL - Y}
-    elif cost == "cross_entropy":
-        grads = {f"dA{L}": -(np.divide(Y, AL) - np.divide(1 - Y, 1 - AL))}
     else:
-        raise ValueError(f"dlai_backward: cost must be 'cross_entropy' or 'quadratic', got {cost!r}")
+        grads = {f"dA{L}": -(np.divide(Y, AL) - np.divide(1 - Y, 1 - AL))}
     for l in range(L, 0, -1):
         A_prev, W, b, Z = caches[l - 1]
         dA = grads[f"dA{l}"]
@@ -124,11 +124,9 @@ def nielsen_initialize(sizes, seed=0, dtype=np.float64):
 def nielsen_delta(cost, z, a, y):
     """The output error δ^L = ∂C_x/∂z^L:
     quadratic C = ½‖a − y‖²:  δ = (a − y) ⊙ σ'(z);   cross-entropy:  δ = a − y."""
-    if cost == "quadratic":
+    if check_cost("nielsen_delta", cost) == "quadratic":
         return (a - y) * sigmoid_prime(z)
-    if cost == "cross_entropy":
-        return a - y
-    raise ValueError(f"nielsen_delta: cost must be 'quadratic' or 'cross_entropy', got {cost!r}")
+    return a - y
 
 
 def nielsen_backprop(weights, biases, x, y, cost="quadratic"):
