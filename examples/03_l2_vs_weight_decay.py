@@ -16,11 +16,6 @@ def network(seed=1, regularizer=None):
     return tl.nn.MLP((2, 16, 2), kernel_regularizer=regularizer, dtype=np.float64, rng=seed)
 
 
-def weights_and_biases(model):
-    named = list(model.named_parameters())
-    return [p for n, p in named if n.endswith("weight")], [p for n, p in named if n.endswith("bias")]
-
-
 def train(model, optimizer, steps=20):
     for _ in range(steps):
         optimizer.zero_grad()
@@ -43,7 +38,7 @@ eta, wd = 0.1, cv.nielsen_to_weight_decay(lmbda, 64)
 in_loss = network(regularizer=tl.nn.L2.from_nielsen(lmbda, 64))
 train(in_loss, tl.optim.SGD(in_loss.parameters(), lr=eta))
 decayed = network()
-weights, biases = weights_and_biases(decayed)
+weights, biases = tl.nn.weights_and_biases(decayed)
 train(decayed, tl.optim.SGD([{"params": weights, "weight_decay": wd}, {"params": biases}], lr=eta))
 diff = max(np.abs(p.data - q.data).max() for p, q in zip(in_loss.parameters(), decayed.parameters()))
 print(f"  L2.from_nielsen(λ={lmbda}, n=64) in the loss vs SGD(weight_decay=λ/n={wd:.4g}) on weights only:")
@@ -51,7 +46,7 @@ print(f"  largest weight difference after 20 steps: {diff:.1e} (identical up to 
       f"decay factor per step 1 − ηλ/n = {cv.weight_decay_factor(eta, wd):.6f}")
 everything = network()
 train(everything, tl.optim.SGD(everything.parameters(), lr=eta, weight_decay=wd))
-bias_diff = max(np.abs(p.data - q.data).max() for p, q in zip(weights_and_biases(in_loss)[1], weights_and_biases(everything)[1]))
+bias_diff = max(np.abs(p.data - q.data).max() for p, q in zip(tl.nn.weights_and_biases(in_loss)[1], tl.nn.weights_and_biases(everything)[1]))
 print(f"  PyTorch-style weight_decay on ALL parameters decays the biases too: biases differ by {bias_diff:.3g}\n")
 
 print("3. Adam: L2 in the loss ≠ AdamW's decoupled decay\n")
@@ -59,7 +54,7 @@ lam = 1e-3
 adam_l2 = network(regularizer=tl.nn.L2(lam))
 train(adam_l2, tl.optim.Adam(adam_l2.parameters(), lr=0.01), steps=50)
 adamw = network()
-weights, biases = weights_and_biases(adamw)
+weights, biases = tl.nn.weights_and_biases(adamw)
 train(adamw, tl.optim.AdamW([{"params": weights, "weight_decay": cv.keras_to_weight_decay(lam)},
                              {"params": biases, "weight_decay": 0.0}], lr=0.01), steps=50)
 diff = max(np.abs(p.data - q.data).max() for p, q in zip(adam_l2.parameters(), adamw.parameters()))

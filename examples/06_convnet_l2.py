@@ -72,7 +72,7 @@ for label, reg, p_drop in (("no regularization", 0.0, 0.0), (f"L2 reg={REG:g}", 
     model = convnet(reg, p_drop)
     train(model, x_train, y_train)
     norm = np.sqrt(sum(float((p.data.astype(np.float64) ** 2).sum())
-                       for name, p in model.named_parameters() if name.endswith("weight")))
+                       for p in tl.nn.weights_and_biases(model)[0]))
     print(f"{label:<18} train accuracy {accuracy(model, x_train, y_train):.3f}  "
           f"test accuracy {accuracy(model, x_test, y_test):.3f}  ‖kernels‖ = {norm:.2f}")
 

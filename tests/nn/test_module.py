@@ -102,3 +102,11 @@ def test_loading_never_unpickles(tmp_path):
     np.savez(path, **{"0.weight": np.array([object()], dtype=object)})
     with pytest.raises(ValueError, match="unpickling"):
         tl.load(path)
+
+
+def test_weights_and_biases_split_the_tree_by_parameter_role():
+    model = tl.nn.Sequential(tl.nn.Conv2d(1, 2, 3, rng=0), tl.nn.Flatten(), tl.nn.Linear(8, 2, bias=False, rng=0))
+    weights, biases = tl.nn.weights_and_biases(model)
+    assert [p.shape for p in weights] == [(2, 1, 3, 3), (2, 8)]
+    assert [p.shape for p in biases] == [(2,)]
+    assert all(isinstance(p, tl.Tensor) and p.requires_grad for p in weights + biases)

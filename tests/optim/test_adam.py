@@ -79,8 +79,7 @@ def test_adam_l2_in_loss_and_adamw_give_different_weights():
     lam = 0.05
     coupled = tl.nn.MLP([3, 6, 2], kernel_regularizer=tl.nn.L2(lam), dtype=np.float64, rng=2)
     decoupled = tl.nn.MLP([3, 6, 2], dtype=np.float64, rng=2)
-    weights = [p for n, p in decoupled.named_parameters() if n.endswith("weight")]
-    biases = [p for n, p in decoupled.named_parameters() if n.endswith("bias")]
+    weights, biases = tl.nn.weights_and_biases(decoupled)
     opt_c = tl.optim.Adam(coupled.parameters(), lr=0.01)
     opt_d = tl.optim.AdamW([{"params": weights, "weight_decay": tl.conventions.keras_to_weight_decay(lam)},
                             {"params": biases, "weight_decay": 0.0}], lr=0.01)

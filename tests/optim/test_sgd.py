@@ -70,18 +70,17 @@ def test_l2_in_loss_plus_sgd_is_the_textbook_update_with_factor_one_minus_eta_la
         data_loss(reference).backward()  # ∇C₀ at the reference's current weights
         factor = tl.conventions.weight_decay_factor(eta, tl.conventions.nielsen_to_weight_decay(lmbda, n))
         expected = {}
+        weights, _ = tl.nn.weights_and_biases(reference)
         for name, p in reference.named_parameters():
-            if name.endswith("weight"):
-                expected[name] = factor * p.data - eta * p.grad
-            else:
-                expected[name] = p.data - eta * p.grad
+            decayed = factor * p.data if any(p is w for w in weights) else p.data
+            expected[name] = decayed - eta * p.grad
 
         model.zero_grad()
         (data_loss(model) + model.regularization_loss()).backward()
         tl.optim.SGD(model.parameters(), lr=eta).step()
         for name, p in model.named_parameters():
             assert_machine_equal(p.data, expected[name])
-            if name.endswith("bias"):
+            if name.rpartition(".")[2] == "bias":
                 # the penalty never reaches b: the update is the plain one
                 np.testing.assert_array_equal(p.data, expected[name])
 
@@ -91,8 +90,7 @@ def test_l2_in_loss_gives_the_same_weights_as_sgd_weight_decay_on_weights_only()
     with_loss = tl.nn.MLP([3, 6, 2], kernel_regularizer=tl.nn.L2(lam), dtype=np.float64, rng=4)
     with_decay = tl.nn.MLP([3, 6, 2], dtype=np.float64, rng=4)
     opt_loss = tl.optim.SGD(with_loss.parameters(), lr=0.3, momentum=0.9)
-    weights = [p for n, p in with_decay.named_parameters() if n.endswith("weight")]
-    biases = [p for n, p in with_decay.named_parameters() if n.endswith("bias")]
+    weights, biases = tl.nn.weights_and_biases(with_decay)
     opt_decay = tl.optim.SGD([{"params": weights, "weight_decay": tl.conventions.keras_to_weight_decay(lam)},
                               {"params": biases}], lr=0.3, momentum=0.9)
     for _ in range(10):

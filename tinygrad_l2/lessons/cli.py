@@ -11,6 +11,7 @@ from ..compiler import compile as compile_step
 from ..context import no_grad
 from .datasets import make_dataset
 from ..drawing import RendererNotFound, render
+from ..nn import weights_and_biases
 from ..tensor import Tensor
 from .answers import ANSWER
 from .training import train_pair
@@ -132,7 +133,7 @@ def train(args, parser):
     from ..table import Table
     rows = []
     for label, run in runs.items():
-        norms = [float(np.linalg.norm(p.data)) for n, p in run["model"].named_parameters() if n.endswith("weight")]
+        norms = [float(np.linalg.norm(p.data)) for p in weights_and_biases(run["model"])[0]]
         rows.append([label, run["train"], run["test"], run["train"] - run["test"],
                      " ".join(f"{v:.3g}" for v in norms)])
     print(Table(["run", "train accuracy", "test accuracy", "gap", "‖W_l‖ per layer"], rows,

@@ -4,7 +4,7 @@ from .layers import (AvgPool2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, Mod
 from .losses import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, binary_cross_entropy,
                      binary_cross_entropy_with_logits, mse_loss, quadratic_cost,
                      softmax_cross_entropy)
-from .module import Module
+from .module import Module, weights_and_biases
 from .mlp import MLP
 from .regularizers import L1, L1L2, L2
 from . import functional
@@ -13,4 +13,4 @@ __all__ = ["Module", "MLP", "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "Flatt
            "Sequential", "ModuleList", "ReLU", "Sigmoid", "Tanh", "L1", "L2", "L1L2",
            "quadratic_cost", "binary_cross_entropy", "binary_cross_entropy_with_logits",
            "softmax_cross_entropy", "mse_loss", "MSELoss", "CrossEntropyLoss", "BCELoss",
-           "BCEWithLogitsLoss", "functional"]
+           "BCEWithLogitsLoss", "functional", "weights_and_biases"]

@@ -163,6 +163,21 @@ class Module:
         return f"{type(self).__name__}(\n  " + "\n  ".join(lines) + "\n)"
 
 
+def weights_and_biases(module):
+    """([weights], [biases]) of a module tree: the parameters a layer calls `weight` (the
+    kernels, which L2 and weight decay are meant for) and those it calls `bias`; any other
+    parameter is in neither list.  For parameter groups such as
+    `[{"params": weights, "weight_decay": 1e-2}, {"params": biases, "weight_decay": 0}]`."""
+    weights, biases = [], []
+    for name, p in module.named_parameters():
+        leaf = name.rpartition(".")[2]
+        if leaf == "weight":
+            weights.append(p)
+        elif leaf == "bias":
+            biases.append(p)
+    return weights, biases
+
+
 # ---- what drawing needs: which module call made which part of the graph ----------------------
 
 _calls = weakref.WeakKeyDictionary()  # an output's op node -> [(module, its inputs' nodes)]
