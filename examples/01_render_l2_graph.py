@@ -30,9 +30,12 @@ for suffix in (".svg", ".png"):
 # 2. The same with modules: Linear layers with a Keras-style kernel_regularizer
 tl.manual_seed(0)
 model = tl.nn.MLP((2, 5, 3, 1), kernel_regularizer=tl.nn.L2(0.01), output_activation="sigmoid")
-cost = tl.nn.binary_cross_entropy(model(X.T.astype(np.float32)), Y.T.astype(np.float32))
+inputs = tl.Tensor(X.T.astype(np.float32), name="X")
+targets = tl.Tensor(Y.T.astype(np.float32), name="Y")
+cost = tl.nn.binary_cross_entropy(model(inputs), targets)
 penalty = model.regularization_loss()
 loss = cost + penalty
+cost.name, penalty.name, loss.name = "cost", "L2 penalty", "loss"
 for suffix in (".svg", ".png"):
     print("wrote", tl.render(loss, out / f"l2_model{suffix}", params=dict(model.named_parameters()),
                              terms={"data": cost, "l2": penalty}, rankdir="TB"))
