@@ -137,3 +137,17 @@ def test_the_lessons_check_catches_a_library_module_that_imports_them(tmp_path):
     fake.write_text("from .lessons import manual\n")
     known = {"tinygrad_l2.engine": fake, "tinygrad_l2.lessons.manual": fake}
     assert imports_of("tinygrad_l2.engine", fake, known) == {"tinygrad_l2.lessons.manual"}
+
+
+def test_every_function_fits_a_screen_and_every_module_stays_small():
+    """Functions at most 50 lines, modules at most about 300 (330), docstrings included."""
+    long_functions, long_modules = [], []
+    for name, path in modules().items():
+        source = path.read_text()
+        if len(source.splitlines()) > 330:
+            long_modules.append((name, len(source.splitlines())))
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                if node.end_lineno - node.lineno + 1 > 50:
+                    long_functions.append((name, node.name, node.end_lineno - node.lineno + 1))
+    assert not long_functions and not long_modules, (long_functions, long_modules)

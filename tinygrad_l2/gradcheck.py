@@ -38,26 +38,33 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
             return float((fn(*at).data * cotangent).sum())
 
     for i, t in enumerate(checked):
-        if not t.requires_grad:
-            continue
-        analytical = t.grad if t.grad is not None else np.zeros_like(t.data)
-        numerical = np.zeros_like(t.data)
-        for index in np.ndindex(t.shape):
-            original = t.data[index]
-            t.data[index] = original + eps
-            plus = scalar(checked)
-            t.data[index] = original - eps
-            minus = scalar(checked)
-            t.data[index] = original
-            numerical[index] = (plus - minus) / (2 * eps)
-        excess = np.abs(analytical - numerical) - (atol + rtol * np.abs(numerical))
-        if excess.size and (excess.max() > 0 or not np.all(np.isfinite(analytical))):
-            worst = np.unravel_index(np.nanargmax(np.where(np.isfinite(excess), excess, np.inf)),
-                                     t.shape)
-            who = f"'{t.name}'" if t.name else f"#{i}"
-            raise GradcheckError(
-                f"gradcheck: gradient of input {who} (shape {t.shape}) is wrong at index "
-                f"{tuple(int(k) for k in worst)}: analytical {float(analytical[worst])!r}, numerical "
-                f"{float(numerical[worst])!r} (|diff| {abs(analytical[worst] - numerical[worst]):.3g} "
-                f"> atol {atol} + rtol {rtol}·|numerical|)")
+        if t.requires_grad:
+            analytical = t.grad if t.grad is not None else np.zeros_like(t.data)
+            _compare(i, t, analytical, _numerical(t, lambda: scalar(checked), eps), atol, rtol)
     return True
+
+
+def _numerical(t, scalar, eps):
+    """(s(x + eps·e_i) − s(x − eps·e_i)) / (2·eps) for every element i of t."""
+    numerical = np.zeros_like(t.data)
+    for index in np.ndindex(t.shape):
+        original = t.data[index]
+        t.data[index] = original + eps
+        plus = scalar()
+        t.data[index] = original - eps
+        minus = scalar()
+        t.data[index] = original
+        numerical[index] = (plus - minus) / (2 * eps)
+    return numerical
+
+
+def _compare(i, t, analytical, numerical, atol, rtol):
+    excess = np.abs(analytical - numerical) - (atol + rtol * np.abs(numerical))
+    if excess.size and (excess.max() > 0 or not np.all(np.isfinite(analytical))):
+        worst = np.unravel_index(np.nanargmax(np.where(np.isfinite(excess), excess, np.inf)), t.shape)
+        who = f"'{t.name}'" if t.name else f"#{i}"
+        raise GradcheckError(
+            f"gradcheck: gradient of input {who} (shape {t.shape}) is wrong at index "
+            f"{tuple(int(k) for k in worst)}: analytical {float(analytical[worst])!r}, numerical "
+            f"{float(numerical[worst])!r} (|diff| {abs(analytical[worst] - numerical[worst]):.3g} "
+            f"> atol {atol} + rtol {rtol}·|numerical|)")
