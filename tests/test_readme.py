@@ -3,6 +3,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -56,3 +57,45 @@ def test_every_file_the_readme_names_exists():
     assert len(paths) > 15
     missing = sorted(p for p in paths if not (README.parent / p).exists())
     assert not missing, missing
+
+
+def _blocks_to_run():
+    """Every ```python block of the README except the generated sources (checked above)."""
+    text = README.read_text()
+    for marker in ("compiled-source", "compiled-update"):
+        head, rest = text.split(f"<!-- {marker}:start -->", 1)
+        text = head + rest.split(f"<!-- {marker}:end -->", 1)[1]
+    return re.findall(r"```python\n(.*?)```", text, re.S)
+
+
+def test_every_python_block_in_the_readme_runs(tmp_path, monkeypatch):
+    blocks = _blocks_to_run()
+    assert len(blocks) >= 4
+    monkeypatch.chdir(tmp_path)
+    for i, block in enumerate(blocks):
+        exec(compile(block, f"README.md python block {i}", "exec"), {})
+    assert (tmp_path / "graph.svg").exists()
+
+
+def _quoted_outputs():
+    import sys
+    sys.path.insert(0, str(README.parent / "docs"))
+    import update_readme
+    return update_readme
+
+
+OUTPUTS = [command for command, _ in _quoted_outputs().blocks()]
+
+
+@pytest.mark.parametrize("command", OUTPUTS)
+def test_every_quoted_output_is_what_the_command_prints_now(command):
+    update_readme = _quoted_outputs()
+    quoted = dict(update_readme.blocks())[command]
+    assert update_readme.run(command) == quoted, f"stale: run python docs/update_readme.py ({command})"
+
+
+def test_the_readme_quotes_an_output_for_every_question_command():
+    for command in ("tinygrad-l2 explain", "tinygrad-l2 dcda", "tinygrad-l2 decay",
+                    "tinygrad-l2 loss-or-update", "tinygrad-l2 train --quiet"):
+        assert command in OUTPUTS
+    assert any("--optimizer pso" in c for c in OUTPUTS)

@@ -79,11 +79,15 @@ class Result(abc.ABC):
     def table(self):
         return Table(self.columns, self.rows(), title=self.title)
 
+    def tables(self):
+        """Every table the result shows (one by default)."""
+        return [self.table()]
+
     def to_rows(self):
         return self.table().to_rows()
 
     def __str__(self):
-        return str(self.table())
+        return "\n\n".join(str(t) for t in self.tables())
 
     def _repr_html_(self):
-        return self.table()._repr_html_()
+        return "".join(t._repr_html_() for t in self.tables())

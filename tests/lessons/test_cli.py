@@ -32,7 +32,7 @@ def test_explain_runs_with_no_arguments(tmp_path):
 
 def test_explain_options(tmp_path, capsys):
     assert main(["explain", "--lambd", "0", "--layers", "2,4,1", "--cost", "quadratic", "--seed", "1",
-                 "--m", "20", "--out", str(tmp_path), "--rankdir", "TB"]) == 0
+                 "--m", "20", "--out", str(tmp_path), "--rankdir", "LR"]) == 0
     out = capsys.readouterr().out
     assert "L2 changed only: nothing (λ = 0)" in out and "quadratic cost" in out and "m=20" in out
 
@@ -47,7 +47,7 @@ def test_compare(convention, capsys):
 def test_train_reports_both_runs(tmp_path, capsys):
     assert main(["train", "--steps", "30", "--layers", "2,16,1", "--quiet", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "without L2" in out and "with L2(0.001)" in out and "test accuracy" in out
+    assert "without L2" in out and "with L2 (κ = 0.002)" in out and "test accuracy" in out
 
 
 def test_train_shows_a_progress_bar(tmp_path):
@@ -72,18 +72,90 @@ def test_train_plot(tmp_path):
 @pytest.mark.parametrize("args,message", [
     (["explain", "--layers", "3,4,1"], "first layer size must be 2"),
     (["explain", "--layers", "2,x"], "expected comma-separated layer sizes"),
-    (["explain", "--lambd", "-1"], "must be >= 0"),
+    (["explain", "--lambd", "-1"], "must be a finite number >= 0, got -1"),
+    (["explain", "--lambd", "inf"], "must be a finite number >= 0, got inf"),
+    (["dcda", "--lambd", "nan"], "must be a finite number >= 0, got nan"),
+    (["decay", "--seed", "-3"], "--seed: must be a finite number >= 0, got -3"),
+    (["explain", "--cost", "hinge"], "invalid choice: 'hinge'"),
+    (["explain", "--out", "/dev/null/pictures"], "--out /dev/null/pictures: cannot write there"),
     (["compare", "--convention", "keras"], "invalid choice: 'keras'"),
-    (["train", "--steps", "0"], "must be a positive integer"),
+    (["compare", "--convention", "nielsen", "--m", "50"], "--m is used by --convention dlai only, not nielsen"),
+    (["compare", "--convention", "dlai", "--eta", "0.3"], "--eta is used by --convention nielsen only, not dlai"),
+    (["decay", "--batch-size", "500", "--n", "100"], "--batch-size 500 is larger than --n 100"),
+    (["train", "--steps", "0"], "must be a finite number >= 1, got 0"),
+    (["train", "--optimizer", "rmsprop"], "invalid choice: 'rmsprop'"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
 ])
-def test_bad_arguments_give_one_line_error_and_nonzero_exit(args, message, tmp_path):
+def test_bad_arguments_give_one_line_error_and_exit_status_2(args, message, tmp_path):
     result = run(*args, cwd=tmp_path)
     assert result.returncode == 2
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("command", ["explain", "compare", "train"])
+def test_a_diverging_run_is_explained_not_reported_as_a_difference(tmp_path):
+    result = run("compare", "--convention", "nielsen", "--eta", "100", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "training diverged at η = 100" in result.stderr and "Traceback" not in result.stderr
+    assert "largest difference" not in result.stdout
+
+
+def test_every_option_of_every_command_states_its_default():
+    from tinygrad_l2.lessons.cli import make_parser
+    _, sub = make_parser()
+    assert set(sub.choices) == {"explain", "compare", "train", "dcda", "decay", "loss-or-update"}
+    for name, parser in sub.choices.items():
+        for action in parser._actions:
+            if action.dest != "help":
+                assert action.help and "default" in action.help, (name, action.dest)
+
+
+@pytest.mark.parametrize("convention", ["dlai", "nielsen", "keras", "torch"])
+def test_every_output_header_gives_the_meaning_of_lambda_and_kappa(convention, capsys):
+    assert main(["dcda", "--convention", convention, "--lambd", "0.5", "--m", "20"]) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    assert f"λ = 0.5 in" in header and "κ = " in header and "κ/2 = " in header
+
+
+def test_dcda_says_l2_adds_nothing_to_dc_da(capsys):
+    assert main(["dcda", "--m", "32"]) == 0
+    out = capsys.readouterr().out
+    assert "The L2 term contributes 0 to dC/da because it has no path from a" in out
+    rows = [line.split() for line in out.splitlines() if line.startswith(("quadratic", "cross_entropy"))]
+    assert len(rows) == 4 and all(row[-1] == "no" for row in rows)
+
+
+def test_decay_prints_the_fraction_the_conversions_and_agreeing_weights(capsys):
+    assert main(["decay", "--eta", "0.5", "--lambd", "5", "--n", "100", "--batch-size", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "f = ηλ/n = 0.025" in out and "PyTorch SGD weight_decay  0.05" in out
+    differences = [float(line.split()[-1]) for line in out.splitlines()
+                   if line.startswith(("SGD weight_decay", "plain step", "Nielsen's own"))]
+    assert len(differences) == 3 and max(differences) < 1e-12
+
+
+def test_loss_or_update_gives_identical_trajectories(capsys):
+    assert main(["loss-or-update", "--steps", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "two trajectories are identical" in out or "differ by at most" in out
+    assert "0 output  activation  0" in out
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw", "pso"])
+def test_train_reports_loss_and_penalty_apart_and_a_verdict(optimizer, capsys):
+    assert main(["train", "--optimizer", optimizer, "--steps", "5", "--layers", "2,8,1", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "data loss" in out and "L2 penalty" in out and f"5 {optimizer} steps" in out
+    assert "L2 made the kernels" in out
+
+
+def test_output_piped_into_head_ends_without_a_traceback(tmp_path):
+    import sys
+    result = subprocess.run(f"{sys.executable} -m tinygrad_l2 decay | head -1", shell=True, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert result.stdout.startswith("Subtracting the fixed fraction") and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("command", ["explain", "compare", "train", "dcda", "decay", "loss-or-update"])
 def test_every_subcommand_has_help(command, tmp_path):
     result = run(command, "--help", cwd=tmp_path)
     assert result.returncode == 0 and "usage: tinygrad-l2 " + command in result.stdout

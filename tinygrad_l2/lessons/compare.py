@@ -96,7 +96,8 @@ class DlaiComparison(Result):
         return float(np.abs(self.autodiff[key] - self.manual[key]).max())
 
     def max_difference(self):
-        return max(self.difference(key) for key in self.manual)
+        """The largest |autodiff − manual|; nan if any value is nan (never a false agreement)."""
+        return float(np.max([self.difference(key) for key in self.manual]))
 
     def changed_by_l2(self):
         return [row[0] for row in self.rows() if row[3]]
@@ -158,7 +159,8 @@ class NielsenComparison(Result):
         return rows
 
     def max_difference(self):
-        return max(row[2] for row in self.rows())
+        """The largest |autodiff − manual|; nan if any value is nan (never a false agreement)."""
+        return float(np.max([row[2] for row in self.rows()]))
 
 
 def _nielsen_loss(W, B, x, y, cost, l2):

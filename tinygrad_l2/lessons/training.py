@@ -1,15 +1,20 @@
-"""Training helpers of the lessons: the classifier, its accuracy, and a run without and with L2
-from the same initial weights."""
+"""Training runs of the lessons: the same classifier from the same initial weights, without and
+with L2, with a chosen optimizer; the data loss and the penalty reported apart, so that runs
+with and without L2 compare, and what L2 did said in words."""
 import sys
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..context import no_grad
-from ..nn import L2, MLP, binary_cross_entropy_with_logits
-from ..optim import Adam
+from ..nn import L2, MLP, binary_cross_entropy_with_logits, weights_and_biases
+from ..optim import PSO, SGD, Adam, AdamW
+from ..table import Result
 from ..tensor import Tensor
 from .datasets import make_dataset
+
+OPTIMIZERS = ("sgd", "adam", "adamw", "pso")
 
 
 def _progress(label, step, total, start, stream=sys.stderr):
@@ -35,28 +40,114 @@ def accuracy(model, X, y):
         return float(((model(Tensor(X)).data[:, 0] > 0) == y).mean())
 
 
-def train_pair(sizes, lam, steps, lr, seed, progress=True):
-    """Train the same network (same initial weights) without and with L2; returns a dict per
-    run with the model, the loss/accuracy curves and the final accuracies."""
+@dataclass
+class Run:
+    """One training run: the model, its curve [(step, data loss, penalty, train, test)]."""
+    label: str
+    model: object
+    curve: list
+    data_loss: float
+    penalty: float
+    train: float
+    test: float
+
+    @property
+    def kernel_norms(self):
+        return [float(np.linalg.norm(w.data)) for w in weights_and_biases(self.model)[0]]
+
+
+@dataclass
+class TrainingComparison(Result):
+    """The run without L2 and the run with it, side by side, and the verdict in words."""
+    sizes: tuple
+    optimizer: str
+    steps: int
+    lr: float
+    lam: object  # lessons.lam.Lambda
+    n_train: int
+    n_test: int
+    runs: list
+
+    columns = ["run", "data loss", "L2 penalty", "train accuracy", "test accuracy", "gap",
+               "‖W_l‖ per layer"]
+
+    @property
+    def title(self):
+        return (f"{list(self.sizes)} network, {self.steps} {self.optimizer} steps (lr {self.lr:g}) on "
+                f"{self.n_train} noisy two-moons points, tested on {self.n_test}; "
+                f"{self.lam.describe()}")
+
+    def rows(self):
+        return [[r.label, r.data_loss, r.penalty, r.train, r.test, r.train - r.test,
+                 " ".join(f"{v:.3g}" for v in r.kernel_norms)] for r in self.runs]
+
+    def verdict(self):
+        """What L2 did on this run, in words, including when it did not help."""
+        without, with_l2 = self.runs
+        shrink = sum(with_l2.kernel_norms) / max(sum(without.kernel_norms), 1e-300)
+        sizes = f"L2 made the kernels {shrink:.2f}× as large in total"
+        change = with_l2.test - without.test
+        if change > 0:
+            return f"{sizes}, and test accuracy rose from {without.test:.3f} to {with_l2.test:.3f}."
+        if change == 0:
+            return f"{sizes}; test accuracy did not change ({with_l2.test:.3f}): L2 did not help on this run."
+        return (f"{sizes}, but test accuracy fell from {without.test:.3f} to {with_l2.test:.3f}: "
+                f"L2 did not help on this run (too strong, or the network was not overfitting).")
+
+
+def train_pair(sizes, lam, steps, lr, seed, optimizer="adam", progress=True):
+    """Train the same network (same initial weights) without and with L2 (`lam`, a Lambda;
+    its Keras coefficient κ/2 on every kernel); returns a TrainingComparison."""
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"train_pair: optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
     data = make_dataset(seed=0)
-    X, y = Tensor(data.X_train), data.y_train[:, None].astype(np.float64)
-    runs = {}
-    for label, lam_run in (("without L2", 0.0), (f"with L2({lam:g})", lam)):
-        model = build_classifier(sizes, lam_run, seed)
-        opt = Adam(model.parameters(), lr=lr)
-        curve = []
-        start = time.perf_counter()
-        for step in range(1, steps + 1):
-            opt.zero_grad()
-            data_loss = binary_cross_entropy_with_logits(model(X), y)
-            (data_loss + model.regularization_loss()).backward()
-            opt.step()
-            if step % max(1, steps // 50) == 0 or step == steps:
-                curve.append((step, data_loss.item(), accuracy(model, data.X_train, data.y_train),
+    runs = []
+    for label, kappa in (("without L2", 0.0), (f"with L2 (κ = {lam.kappa:g})", lam.kappa)):
+        model = build_classifier(sizes, kappa / 2 if optimizer != "adamw" else 0.0, seed)
+        step = _stepper(optimizer, model, lr, kappa, data)
+        curve, start = [], time.perf_counter()
+        for i in range(1, steps + 1):
+            step()
+            if i % max(1, steps // 50) == 0 or i == steps:
+                curve.append((i, *_losses(model, data, kappa if optimizer == "adamw" else 0.0),
+                              accuracy(model, data.X_train, data.y_train),
                               accuracy(model, data.X_test, data.y_test)))
             if progress:
-                _progress(f"{label:>18}", step, steps, start)
-        runs[label] = dict(model=model, curve=curve,
-                           train=accuracy(model, data.X_train, data.y_train),
-                           test=accuracy(model, data.X_test, data.y_test))
-    return data, runs
+                _progress(f"{label:>18}", i, steps, start)
+        _, data_loss, penalty, train, test = curve[-1]
+        runs.append(Run(label, model, curve, data_loss, penalty, train, test))
+    return TrainingComparison(tuple(sizes), optimizer, steps, lr, lam, len(data.y_train),
+                              len(data.y_test), runs)
+
+
+def _losses(model, data, decoupled_kappa):
+    """(data loss, penalty) at the current weights; for AdamW the penalty its decay stands for."""
+    with no_grad():
+        X, y = Tensor(data.X_train), data.y_train[:, None].astype(np.float64)
+        data_loss = binary_cross_entropy_with_logits(model(X), y).item()
+        penalty = model.regularization_loss().item() + decoupled_kappa / 2 * sum(
+            float(np.vdot(w.data, w.data)) for w in weights_and_biases(model)[0])
+    return data_loss, penalty
+
+
+def _stepper(optimizer, model, lr, kappa, data):
+    """One training step of `optimizer` on the full training set (L2 in the loss; AdamW's
+    decay decoupled, on the kernels only)."""
+    X, y = Tensor(data.X_train), data.y_train[:, None].astype(np.float64)
+
+    def loss():
+        return binary_cross_entropy_with_logits(model(X), y) + model.regularization_loss()
+    if optimizer == "pso":
+        swarm = PSO(model.parameters(), n_particles=30, init_std=0.5, rng=0)
+        return lambda: swarm.step(loss)
+    weights, biases = weights_and_biases(model)
+    opt = {"sgd": lambda: SGD(model.parameters(), lr=lr),
+           "adam": lambda: Adam(model.parameters(), lr=lr),
+           "adamw": lambda: AdamW([{"params": weights, "weight_decay": kappa},
+                                   {"params": biases, "weight_decay": 0.0}], lr=lr)}[optimizer]()
+
+    def step():
+        opt.zero_grad()
+        loss().backward()
+        opt.step()
+    return step
