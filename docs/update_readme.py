@@ -1,6 +1,6 @@
-"""Regenerate every command output the README quotes.
+"""Regenerate every command output the README quotes, and its pictures.
 
-    python docs/update_readme.py          # rewrite README.md's output blocks in place
+    python docs/update_readme.py          # rewrite README.md's output blocks and docs/*.png
     python docs/update_readme.py --check  # exit 1 and name the blocks that differ
 
 A quoted output sits between `<!-- output: COMMAND -->` and `<!-- /output -->`, as a ```text
@@ -61,7 +61,19 @@ def main(argv):
         return 1 if stale else 0
     README.write_text(update(text))
     print(f"updated {len(blocks(text))} output blocks in {README}")
+    pictures()
     return 0
+
+
+def pictures():
+    """The README's pictures: explain's graph, and the tl.nn model of examples/01."""
+    import shutil
+    run(f"tinygrad-l2 explain --out {ROOT / 'docs'}")
+    with tempfile.TemporaryDirectory() as scratch:
+        subprocess.run([sys.executable, "examples/01_render_l2_graph.py", scratch], cwd=ROOT, check=True,
+                       capture_output=True)
+        shutil.copy(Path(scratch) / "l2_model.png", ROOT / "docs" / "l2_model.png")
+    print("redrew docs/l2_graph.svg, docs/l2_graph.png and docs/l2_model.png")
 
 
 if __name__ == "__main__":

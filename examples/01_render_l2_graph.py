@@ -38,4 +38,5 @@ loss = cost + penalty
 cost.name, penalty.name, loss.name = "cost", "L2 penalty", "loss"
 for suffix in (".svg", ".png"):
     print("wrote", tl.render(loss, out / f"l2_model{suffix}", params=dict(model.named_parameters()),
-                             terms={"data": cost, "l2": penalty}, rankdir="TB"))
+                             terms={"data": cost, "l2": penalty}, rankdir="TB",
+                             show_intermediates=False))

@@ -36,7 +36,7 @@ __all__ = ["draw_dot", "render", "Digraph", "RendererNotFound", "find_renderer",
 
 def draw_dot(root, params=None, terms=None, show_values=False, show_grads=False,
              summary="norm", rankdir="LR", cluster_modules=True, collapse_modules=None,
-             show_intermediates=None, show_constants=False):
+             show_intermediates=None, show_constants=False, title=None):
     """A graphviz.Digraph of the graph that produced `root`.
 
     params: {name: tensor} names for tensors (e.g. `dict(model.named_parameters())`); a
@@ -52,6 +52,7 @@ def draw_dot(root, params=None, terms=None, show_values=False, show_grads=False,
     show_intermediates: False drops unnamed intermediate tensors (op feeds op directly);
         None, the default: drop them only when the picture is that large.
     show_constants: also draw scalar constants (by default they show in their op's label).
+    title: a line written above the picture.
     """
     _check(rankdir, summary)
     picture = trace(root, params, show_values, show_grads, summary)
@@ -65,7 +66,7 @@ def draw_dot(root, params=None, terms=None, show_values=False, show_grads=False,
         picture = passes.merge_intermediates(picture)
     if large if collapse_modules is None else collapse_modules:
         picture = passes.collapse_modules(picture)
-    return emit(picture, rankdir, clusters=cluster_modules)
+    return emit(picture, rankdir, clusters=cluster_modules, title=title)
 
 
 def render(root, path, **draw_options):

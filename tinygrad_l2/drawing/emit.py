@@ -7,10 +7,13 @@ FILLS = {"parameter": PARAMETER_FILL, "input": INPUT_FILL, "constant": INPUT_FIL
          "output": OUTPUT_FILL, "intermediate": "white"}
 
 
-def emit(picture, rankdir="LR", clusters=True):
-    """The Digraph of `picture`; clusters=False draws no module clusters."""
+def emit(picture, rankdir="LR", clusters=True, title=None):
+    """The Digraph of `picture`; clusters=False draws no module clusters; `title` is written
+    above the picture."""
     graph = Digraph(name="tinygrad_l2", format="svg")
     graph.attr(rankdir=rankdir, fontname="Helvetica", fontsize="12")
+    if title:
+        graph.attr(label=title, labelloc="t", fontsize="14")
     graph.attr("node", fontname="Helvetica", fontsize="11")
     graph.attr("edge", color="#555555", arrowsize="0.7")
     statements = {}  # scope -> [(id, attributes, is a penalty node)]

@@ -64,7 +64,21 @@ def trace(root, names=None, show_values=False, show_grads=False, summary="norm")
     scopes, module_names = _scopes(nodes)
     for record in records.values():
         record.scope = scopes.get(record.source, ())
+    _name_after_modules(records, module_names)
     return Picture(records, edges, short[root], module_names)
+
+
+def _name_after_modules(records, module_names):
+    """An unnamed tensor made inside a module's call is named after the module and its op
+    ("0.matmul", "layers.1.relu"), instead of a bare id."""
+    taken = {}
+    for record in records.values():
+        if record.kind == "tensor" and record.role == "intermediate" and not record.named and record.scope:
+            owner = module_names.get(record.scope[-1], "").partition(": ")
+            prefix = owner[0] if owner[2] else type(record.scope[-1]).__name__
+            name = f"{prefix}.{type(record.source).__name__.lower()}"
+            taken[name] = taken.get(name, 0) + 1
+            record.lines[0] = name if taken[name] == 1 else f"{name}{taken[name]}"
 
 
 def _name(node):

@@ -43,8 +43,11 @@ def explain(args):
     print("\n" + ANSWER)
     if args.show_code:
         print(_generated_backprop(result.parameters, X, Y, lam.to("dlai", args.m).value, args.cost))
-    written = [render(graph["loss"], Path(args.out) / f"l2_graph{suffix}", terms=terms,
-                      show_grads=True, rankdir=args.rankdir) for suffix in (".svg", ".png")]
+    title = (f"{lam.describe().split(':')[0]}: the L2 nodes Mul(×{lam.kappa / 2:.6g}) carry κ/2; "
+             f"each dW gains κ·W, κ = {lam.kappa:.6g}")
+    written = [render(graph["loss"], Path(args.out) / f"l2_graph{suffix}", terms=terms, show_grads=True,
+                      rankdir=args.rankdir, show_intermediates=False, title=title)
+               for suffix in (".svg", ".png")]
     print("graph (edges coloured by the loss term whose gradient travels them): "
           + ", ".join(str(p) for p in written))
     return 0

@@ -102,7 +102,10 @@ class Module:
                 if param is None:
                     continue
                 full = f"{module_name}.{param_name}" if module_name else param_name
-                yield full, regularizer(param)
+                penalty = regularizer(param)
+                if penalty.name is None:  # named for pictures: "0.weight penalty"
+                    penalty.name = f"{full} penalty"
+                yield full, penalty
 
     def regularization_loss(self):
         """Σ of every attached regularizer's penalty: an ordinary graph node (0 if none)."""
