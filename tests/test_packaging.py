@@ -2,6 +2,7 @@
 from an unpacked sdist), the wheel the package with py.typed and the licence."""
 import importlib.metadata
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -14,12 +15,22 @@ pytest.importorskip("build")
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def clean_copy(out):
+    """The tracked files of the checkout, copied: no build leftovers (an egg-info's SOURCES.txt
+    would add files to the sdist that MANIFEST.in does not)."""
+    for name in tracked():
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, out / name)
+    return out
+
+
 def build(kind, out):
-    """`python -m build --sdist|--wheel`; without isolation when this setuptools is new enough
-    for the licence field (no download), else in pip's isolated build environment."""
+    """`python -m build --sdist|--wheel` of a clean copy; without isolation when this setuptools
+    is new enough for the licence field (no download), else in pip's isolated environment."""
+    source = clean_copy(out / "source")
     major = int(importlib.metadata.version("setuptools").split(".")[0])
     isolation = ["--no-isolation"] if major >= 77 else []
-    subprocess.run([sys.executable, "-m", "build", f"--{kind}", *isolation, "--outdir", str(out), str(ROOT)],
+    subprocess.run([sys.executable, "-m", "build", f"--{kind}", *isolation, "--outdir", str(out), str(source)],
                    check=True, capture_output=True, text=True, timeout=300)
     (path,) = out.glob("*.tar.gz" if kind == "sdist" else "*.whl")
     return path
