@@ -152,7 +152,7 @@ def test_output_piped_into_head_ends_without_a_traceback(tmp_path):
     import sys
     result = subprocess.run(f"{sys.executable} -m tinygrad_l2 decay | head -1", shell=True, cwd=tmp_path,
                             capture_output=True, text=True, timeout=120)
-    assert result.stdout.startswith("Subtracting the fixed fraction") and "Traceback" not in result.stderr
+    assert result.stdout.startswith("λ = 5 in Nielsen's convention") and "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize("command", ["explain", "compare", "train", "dcda", "decay", "loss-or-update"])

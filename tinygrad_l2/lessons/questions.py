@@ -119,7 +119,7 @@ class Decay(Result):
     @property
     def title(self):
         return (f"{self.steps} SGD steps of η = {self.eta:g}, mini-batches of {self.batch_size}, from "
-                f"the same weights; {self.lam.describe()}")
+                f"the same weights")
 
     def rows(self):
         return [list(row) for row in self.agreement]
@@ -130,8 +130,8 @@ class Decay(Result):
         scaled = [(eta, size, f * size / eta) for eta in (self.eta / 2, self.eta, 2 * self.eta)
                   for size in (n // 2, n, 2 * n)]
         held = Table(["η", "n", "λ (Nielsen) that gives the same fraction"], scaled, title=(
-            f"Subtracting the fixed fraction f = ηλ/n = {f:.6g} of w each step is λ = f·n/η: "
-            f"change η or n and the same f is another λ"))
+            f"{self.lam.describe()}\nSubtracting the fixed fraction f = ηλ/n = {f:.6g} of w each "
+            f"step is λ = f·n/η: change η or n and the same f is another λ"))
         m = self.batch_size
         others = [("Keras L2(l2)", self.lam.to("keras").value, "loss l2·Σw² per batch"),
                   ("PyTorch SGD weight_decay", self.lam.to("torch").value, "g ← g + wd·w (weights only)"),
