@@ -22,7 +22,11 @@ def imports_of(name, path, known):
     `from . import x` counts as importing the submodule x when there is one."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    tree = ast.parse(path.read_text())
+    for block in ast.walk(tree):  # `if TYPE_CHECKING:` imports never run: annotations only
+        if isinstance(block, ast.If) and ast.unparse(block.test).endswith("TYPE_CHECKING"):
+            block.body = []
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name.split(".")[0] == "tinygrad_l2")
         elif isinstance(node, ast.ImportFrom):

@@ -1,10 +1,13 @@
 """detect_anomaly: stop at the first op whose value or gradient is NaN or Inf, or whose saved
 arrays were changed behind the graph's back, and say where the user's code created it
 (PyTorch's torch.autograd.detect_anomaly)."""
+from __future__ import annotations
+
 import contextlib
 import linecache
 import os
 import sys
+from typing import Iterator
 
 import numpy as np
 
@@ -19,7 +22,7 @@ class AnomalyError(RuntimeError):
 
 
 @contextlib.contextmanager
-def detect_anomaly():
+def detect_anomaly() -> Iterator[None]:
     """`with tl.detect_anomaly():` check every op's output in forward and every gradient in
     backward for NaN/Inf, keep a copy of what each op saves and verify it is unchanged when
     its backward runs (this catches writes through views numpy cannot lock), and raise at the

@@ -1,8 +1,12 @@
 """From user data to arrays, and the argument checks the Tensor methods share: a clear error
 that names the op and what it got, instead of numpy's."""
+from __future__ import annotations
+
 import numbers
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from .function import TensorBase
 
@@ -16,7 +20,7 @@ def _describe(value):
     return f"{type(value).__name__} {value!r}"[:120]
 
 
-def to_array(data, dtype=None, what="Tensor"):
+def to_array(data: Any, dtype: npt.DTypeLike | None = None, what: str = "Tensor") -> np.ndarray:
     """Turn user data into a float or integer ndarray, or raise a clear error.
 
     A float32/float64 array keeps its dtype; ints, bools-free lists and scalars become float32

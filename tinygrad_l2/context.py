@@ -1,6 +1,10 @@
 """Thread-local state of graph building: grad mode, anomaly mode, and tl.compile's recorder."""
+from __future__ import annotations
+
 import contextlib
+import gc
 import threading
+from typing import Iterator
 
 class _State(threading.local):
     """Per-thread state; class attributes are each new thread's defaults."""
@@ -13,13 +17,13 @@ class _State(threading.local):
 state = _State()  # read directly on the hot path (Function.apply, Tensor._make)
 
 
-def is_grad_enabled():
+def is_grad_enabled() -> bool:
     """True unless this thread is inside `no_grad()` (or `set_grad_enabled(False)`)."""
     return state.grad_enabled
 
 
 @contextlib.contextmanager
-def set_grad_enabled(mode):
+def set_grad_enabled(mode: bool) -> Iterator[None]:
     """Turn graph building on or off in this thread for the `with` block."""
     previous = is_grad_enabled()
     state.grad_enabled = bool(mode)
@@ -29,12 +33,38 @@ def set_grad_enabled(mode):
         state.grad_enabled = previous
 
 
-def no_grad():
+def no_grad() -> contextlib.AbstractContextManager[None]:
     """`with no_grad():` ops compute values but record no graph (PyTorch's torch.no_grad)."""
     return set_grad_enabled(False)
 
 
-def enable_grad():
+def enable_grad() -> contextlib.AbstractContextManager[None]:
     """`with enable_grad():` re-enables graph building inside a no_grad block."""
     return set_grad_enabled(True)
 
+
+_pauses = [0, False]  # [backward sweeps running, was the collector enabled before the first]
+_pause_mutex = threading.Lock()
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off during a sweep, then exactly as it was.
+
+    A sweep allocates a few small objects per node; with a large graph alive, that triggers
+    full collections that each traverse the whole graph (measured: about a third of a
+    100,000-op backward).  A sweep makes no cycles of its own, so nothing is lost by
+    waiting.  Counted, so concurrent sweeps in several threads restore the state the first
+    one found."""
+    with _pause_mutex:
+        if _pauses[0] == 0:
+            _pauses[1] = gc.isenabled()
+            gc.disable()
+        _pauses[0] += 1
+    try:
+        yield
+    finally:
+        with _pause_mutex:
+            _pauses[0] -= 1
+            if _pauses[0] == 0 and _pauses[1]:
+                gc.enable()

@@ -1,12 +1,17 @@
 """Making tensors, PyTorch's names: tensor, zeros, ones, full, randn, rand, arange, eye,
 zeros_like, ones_like; and the functions of several tensors: maximum, minimum, where, cat,
 stack.  Float32 by default; the random ones draw from the generator `tl.manual_seed` seeds."""
+from __future__ import annotations
+
+from typing import Sequence
+
 import numpy as np
+import numpy.typing as npt
 
 from . import ops
 from .function import TensorBase
 from .random import default_generator
-from .tensor import DEFAULT_DTYPE, Tensor, _operand
+from .tensor import DEFAULT_DTYPE, Operand, Tensor, _operand
 
 
 def _shape(shape, op):
@@ -23,37 +28,39 @@ def _made(array, dtype, requires_grad, name=None):
                   requires_grad=requires_grad, name=name)
 
 
-def tensor(data, requires_grad=False, dtype=None, name=None):
+def tensor(data: npt.ArrayLike | Tensor, requires_grad: bool = False, dtype: npt.DTypeLike | None = None,
+           name: str | None = None) -> Tensor:
     """A new tensor holding a copy of `data` (torch.tensor: never shares memory)."""
     data = data._data if isinstance(data, TensorBase) else data
     array = np.array(data, copy=True) if isinstance(data, np.ndarray | np.generic) else data
     return Tensor(array, requires_grad=requires_grad, dtype=dtype, name=name)
 
 
-def zeros(*shape, dtype=None, requires_grad=False):
+def zeros(*shape: int | tuple[int, ...] | list[int], dtype: npt.DTypeLike | None = None, requires_grad: bool = False) -> Tensor:
     return _made(np.zeros(_shape(shape, "zeros")), dtype, requires_grad)
 
 
-def ones(*shape, dtype=None, requires_grad=False):
+def ones(*shape: int | tuple[int, ...] | list[int], dtype: npt.DTypeLike | None = None, requires_grad: bool = False) -> Tensor:
     return _made(np.ones(_shape(shape, "ones")), dtype, requires_grad)
 
 
-def full(shape, fill_value, dtype=None, requires_grad=False):
+def full(shape: int | tuple[int, ...] | list[int], fill_value: float, dtype: npt.DTypeLike | None = None, requires_grad: bool = False) -> Tensor:
     shape = _shape(shape if isinstance(shape, (tuple, list)) else (shape,), "full")
     return _made(np.full(shape, fill_value, dtype=np.float64), dtype, requires_grad)
 
 
-def randn(*shape, dtype=None, requires_grad=False):
+def randn(*shape: int | tuple[int, ...] | list[int], dtype: npt.DTypeLike | None = None, requires_grad: bool = False) -> Tensor:
     """Standard normal samples."""
     return _made(default_generator().standard_normal(_shape(shape, "randn")), dtype, requires_grad)
 
 
-def rand(*shape, dtype=None, requires_grad=False):
+def rand(*shape: int | tuple[int, ...] | list[int], dtype: npt.DTypeLike | None = None, requires_grad: bool = False) -> Tensor:
     """Uniform samples on [0, 1)."""
     return _made(default_generator().random(_shape(shape, "rand")), dtype, requires_grad)
 
 
-def arange(start, stop=None, step=1, dtype=None, requires_grad=False):
+def arange(start: float, stop: float | None = None, step: float = 1, dtype: npt.DTypeLike | None = None,
+           requires_grad: bool = False) -> Tensor:
     """start, start+step, ... < stop; int64 when every argument is an integer (PyTorch)."""
     if stop is None:
         start, stop = 0, start
@@ -65,16 +72,16 @@ def arange(start, stop=None, step=1, dtype=None, requires_grad=False):
                   requires_grad=requires_grad)
 
 
-def eye(n, m=None, dtype=None, requires_grad=False):
+def eye(n: int, m: int | None = None, dtype: npt.DTypeLike | None = None, requires_grad: bool = False) -> Tensor:
     return _made(np.eye(n, m), dtype, requires_grad)
 
 
-def zeros_like(t, dtype=None, requires_grad=False):
+def zeros_like(t: Tensor | np.ndarray, dtype: npt.DTypeLike | None = None, requires_grad: bool = False) -> Tensor:
     return Tensor(np.zeros(np.shape(getattr(t, "_data", t))), dtype=dtype or t.dtype,
                   requires_grad=requires_grad)
 
 
-def ones_like(t, dtype=None, requires_grad=False):
+def ones_like(t: Tensor | np.ndarray, dtype: npt.DTypeLike | None = None, requires_grad: bool = False) -> Tensor:
     return Tensor(np.ones(np.shape(getattr(t, "_data", t))), dtype=dtype or t.dtype,
                   requires_grad=requires_grad)
 
@@ -90,17 +97,17 @@ def _pair(a, b, op):
     return a, _operand(b, a, op, scalars=False)
 
 
-def maximum(a, b):
+def maximum(a: Operand, b: Operand) -> Tensor:
     """Elementwise max; at ties each input gets half the gradient (torch.maximum)."""
     return ops.Maximum.apply(*_pair(a, b, "maximum"))
 
 
-def minimum(a, b):
+def minimum(a: Operand, b: Operand) -> Tensor:
     """Elementwise min; at ties each input gets half the gradient (torch.minimum)."""
     return ops.Minimum.apply(*_pair(a, b, "minimum"))
 
 
-def where(condition, a, b):
+def where(condition: npt.ArrayLike | Tensor, a: Operand, b: Operand) -> Tensor:
     """a where condition else b (broadcasting); the gradient goes to the chosen input."""
     condition = np.asarray(getattr(condition, "_data", condition))
     if condition.dtype != bool:
@@ -109,12 +116,12 @@ def where(condition, a, b):
     return ops.Where.apply(a, b, condition=condition)
 
 
-def cat(tensors, axis=0, *, dim=None):
+def cat(tensors: Sequence[Tensor], axis: int = 0, *, dim: int | None = None) -> Tensor:
     """Tensors joined along an existing axis (torch.cat)."""
     return ops.Concatenate.apply(*_tensors(tensors, "cat"), axis=axis if dim is None else dim)
 
 
-def stack(tensors, axis=0, *, dim=None):
+def stack(tensors: Sequence[Tensor], axis: int = 0, *, dim: int | None = None) -> Tensor:
     """Tensors stacked along a new axis (torch.stack)."""
     return ops.Stack.apply(*_tensors(tensors, "stack"), axis=axis if dim is None else dim)
 

@@ -1,5 +1,10 @@
 """tl.data: TensorDataset and DataLoader (PyTorch's names and semantics, on numpy)."""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
 import numpy as np
+import numpy.typing as npt
 
 from .random import default_generator
 from .tensor import Tensor
@@ -8,7 +13,7 @@ from .tensor import Tensor
 class TensorDataset:
     """Rows of several tensors of the same length: `dataset[i]` is a tuple of their i-th rows."""
 
-    def __init__(self, *tensors):
+    def __init__(self, *tensors: Tensor | npt.ArrayLike) -> None:
         if not tensors:
             raise ValueError("TensorDataset: needs at least one tensor")
         self.tensors = tuple(_as_tensor(t) for t in tensors)
@@ -17,10 +22,10 @@ class TensorDataset:
             raise ValueError(f"TensorDataset: tensors of different lengths "
                              f"{[len(t) for t in self.tensors]}; they must share the first axis")
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.tensors[0])
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: Any) -> tuple[Tensor, ...]:
         return tuple(t[index] for t in self.tensors)
 
 
@@ -38,7 +43,8 @@ class DataLoader:
     drops a final batch smaller than `batch_size`.  Batches are new leaf tensors (gathered with
     numpy, not graph ops), as PyTorch's collate makes them."""
 
-    def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False):
+    def __init__(self, dataset: TensorDataset, batch_size: int = 1, shuffle: bool = False,
+                 drop_last: bool = False) -> None:
         if not isinstance(dataset, TensorDataset):
             raise TypeError(f"DataLoader: expected a TensorDataset, got {type(dataset).__name__}")
         if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
@@ -46,11 +52,11 @@ class DataLoader:
         self.dataset, self.batch_size = dataset, int(batch_size)
         self.shuffle, self.drop_last = bool(shuffle), bool(drop_last)
 
-    def __len__(self):
+    def __len__(self) -> int:
         n, size = len(self.dataset), self.batch_size
         return n // size if self.drop_last else -(-n // size)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
         n = len(self.dataset)
         order = default_generator().permutation(n) if self.shuffle else np.arange(n)
         for batch in range(len(self)):

@@ -1,19 +1,21 @@
 """The backward engine: topological order, the reverse sweep (the chain rule), unbroadcast,
 and the checks on what each op's backward returns."""
-import contextlib
-import gc
+from __future__ import annotations
+
 import threading
+from typing import Any, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from . import anomaly
-from .context import state
+from .context import collector_paused, state
 from .function import Function, Leaf, TensorBase
 
 _grad_mutex = threading.Lock()  # `.grad += g` from concurrent backward calls stays exact
 
 
-def unbroadcast(grad, shape):
+def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Sum `grad` down to `shape`: the adjoint of numpy broadcasting.
 
     Broadcasting an operand of shape `shape` to the output's shape (1) prepends axes and
@@ -34,7 +36,7 @@ def unbroadcast(grad, shape):
     return np.asarray(grad)  # a sum down to shape () is a numpy scalar: immutable, not an array
 
 
-def node_of(x):
+def node_of(x: Any) -> Any:
     """A tensor's node in the graph (its op node, or its leaf node); a node stands for itself."""
     if isinstance(x, TensorBase):
         return x._node()
@@ -60,7 +62,7 @@ def consumers_of(root, include_constants=False):
     return consumers
 
 
-def topological_order(root, include_constants=False):
+def topological_order(root: Any, include_constants: bool = False) -> list[Any]:
     """Every node that leads to `root` (op nodes and the leaves that require grad), each
     after all of its inputs.
 
@@ -85,7 +87,7 @@ def topological_order(root, include_constants=False):
     return order
 
 
-def backward(root, grad=None, retain_graph=False):
+def backward(root: TensorBase, grad: npt.ArrayLike | None = None, retain_graph: bool = False) -> None:
     """Reverse-mode sweep: d(root)/d(t) for every t in the graph, added to leaves' `.grad`.
 
     All or nothing: gradients are computed first and written to `.grad` (of the leaves that
@@ -96,8 +98,8 @@ def backward(root, grad=None, retain_graph=False):
     seed, owned = _seed(root, grad)
     if state.recorder is not None:  # tl.compile is tracing a step
         state.recorder.append(("backward", root, grad, retain_graph))
-    writes = []
-    with _collector_paused():
+    writes: list[tuple[Any, np.ndarray, bool]] = []
+    with collector_paused():
         _sweep(node_of(root), seed, owned, retain_graph, writes.append)
     for tensor, g, _ in writes:  # all checked before any is written
         if g.shape != tensor._data.shape:
@@ -110,7 +112,8 @@ def backward(root, grad=None, retain_graph=False):
                 _accumulate(tensor, g, owned)
 
 
-def grad(root, inputs, grad=None, retain_graph=False):
+def grad(root: TensorBase, inputs: Sequence[TensorBase], grad: npt.ArrayLike | None = None,
+         retain_graph: bool = False) -> list[np.ndarray | None]:
     """d(root)/d(t) for each t in `inputs` (tensors, leaves or intermediates, or graph nodes
     from `topological_order`), returned as arrays instead of added to `.grad`
     (torch.autograd.grad); None where root does not depend on t.  No `.grad` is touched."""
@@ -122,36 +125,9 @@ def grad(root, inputs, grad=None, retain_graph=False):
         if node in wanted:
             found[node] = g if owned else g.copy()
     seed, owned = _seed(root, grad)
-    with _collector_paused():
+    with collector_paused():
         _sweep(node_of(root), seed, owned, retain_graph, capture, by_node=True)
     return [found.get(n) for n in nodes]
-
-
-_pauses = [0, False]  # [backward sweeps running, was the collector enabled before the first]
-_pause_mutex = threading.Lock()
-
-
-@contextlib.contextmanager
-def _collector_paused():
-    """Python's cyclic garbage collector off during a sweep, then exactly as it was.
-
-    A sweep allocates a few small objects per node; with a large graph alive, that triggers
-    full collections that each traverse the whole graph (measured: about a third of a
-    100,000-op backward).  A sweep makes no cycles of its own, so nothing is lost by
-    waiting.  Counted, so concurrent sweeps in several threads restore the state the first
-    one found."""
-    with _pause_mutex:
-        if _pauses[0] == 0:
-            _pauses[1] = gc.isenabled()
-            gc.disable()
-        _pauses[0] += 1
-    try:
-        yield
-    finally:
-        with _pause_mutex:
-            _pauses[0] -= 1
-            if _pauses[0] == 0 and _pauses[1]:
-                gc.enable()
 
 
 def _sweep(start, seed, seed_owned, retain_graph, emit, by_node=False):

@@ -16,9 +16,13 @@ reference to its output tensor; a tensor holds its op node, and only a weak refe
 leaf node.  So a graph has no reference cycles: reference counting alone frees it, and an
 intermediate's array lives exactly as long as the user or a saved array needs it.
 """
+from __future__ import annotations
+
 import weakref
+from typing import Any, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from . import anomaly, memory
 from .context import state
@@ -30,6 +34,12 @@ class TensorBase:
 
     __slots__ = ("_data", "_grad", "_requires_grad", "name", "_ctx", "_leaf",
                  "__weakref__")
+    _data: np.ndarray
+    _grad: np.ndarray | None
+    _requires_grad: bool
+    name: str | None
+    _ctx: Function | None
+    _leaf: weakref.ref | None
 
     @classmethod
     def _make(cls, data, ctx):
@@ -51,12 +61,12 @@ class TensorBase:
 
     # ---- gradient ------------------------------------------------------------------------
     @property
-    def grad(self):
+    def grad(self) -> np.ndarray | None:
         """d(root)/d(self) summed over backward calls (a numpy array), or None."""
         return self._grad
 
     @grad.setter
-    def grad(self, value):
+    def grad(self, value: npt.ArrayLike | None) -> None:
         """Like PyTorch: None, or a numeric array of exactly this tensor's shape (converted to
         its dtype).  Checked here so that a later backward never broadcasts into a wrong one."""
         if value is not None:
@@ -74,11 +84,11 @@ class TensorBase:
         self._grad = value
 
     @property
-    def requires_grad(self):
+    def requires_grad(self) -> bool:
         return self._requires_grad
 
     @requires_grad.setter
-    def requires_grad(self, value):
+    def requires_grad(self, value: bool) -> None:
         value = bool(value)
         if self._ctx is not None and not value:
             raise RuntimeError("requires_grad: you can only change requires_grad of leaf "
@@ -92,15 +102,15 @@ class TensorBase:
         self._requires_grad = value
 
     @property
-    def is_leaf(self):
+    def is_leaf(self) -> bool:
         return self._ctx is None
 
     @property
-    def grad_fn(self):
+    def grad_fn(self) -> Function | None:
         """The op node that made this tensor (None for a leaf)."""
         return self._ctx
 
-    def retain_grad(self):
+    def retain_grad(self) -> None:
         """Keep this non-leaf tensor's gradient in `.grad` after backward."""
         if not self._requires_grad:
             raise RuntimeError("retain_grad: can't retain the gradient of a tensor that does "
@@ -109,7 +119,7 @@ class TensorBase:
             self._ctx.retains_grad = True
 
     @property
-    def retains_grad(self):
+    def retains_grad(self) -> bool:
         return self._ctx is not None and self._ctx.retains_grad
 
 
@@ -180,6 +190,12 @@ class Function:
     # custom op, retains_grad, what detect_anomaly records) go to a dict made only when used.
     __slots__ = ("parents", "saved_arrays", "out_shape", "out_dtype", "output", "hold",
                  "__dict__", "__weakref__")
+    parents: tuple[Any, ...]
+    saved_arrays: tuple[np.ndarray, ...] | None
+    out_shape: tuple[int, ...]
+    out_dtype: np.dtype
+    output: weakref.ref
+    hold: Any
     requires_grad = True  # a node exists only where some input requires grad
     is_leaf = False
     retains_grad = False  # set by Tensor.retain_grad() on the node of the tensor to keep
@@ -190,19 +206,19 @@ class Function:
     # ops say so; a custom op that does not is never written into.
     fresh_gradients = False
 
-    def forward(self, *args):
+    def forward(self, *args: Any) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__} must define forward(self, *arrays)")
 
-    def backward(self, grad):
+    def backward(self, grad: np.ndarray) -> np.ndarray | tuple[np.ndarray | None, ...] | None:
         raise NotImplementedError(f"{type(self).__name__} must define backward(self, grad) to "
                                   f"be differentiable")
 
-    def save_for_backward(self, *arrays):
+    def save_for_backward(self, *arrays: np.ndarray) -> None:
         """Keep arrays for backward (read them back as `self.saved_arrays`)."""
         self.saved_arrays = arrays
 
     @classmethod
-    def apply(cls, *args, **attributes):
+    def apply(cls, *args: Any, **attributes: Any) -> Any:
         """Run the op; record a node when grad mode is on and some Tensor argument requires
         grad.  Returns a Tensor of the type of the first Tensor argument.  (The hot path of
         every op: plain loops and stores, no helper calls.)"""
@@ -253,12 +269,12 @@ class Function:
         return result
 
     @property
-    def needs_input_grad(self):
+    def needs_input_grad(self) -> tuple[bool, ...]:
         """For each argument of apply: does it need a gradient?  (False for arguments that are
         not Tensors, for Tensors that require none, and for every argument under no_grad.)"""
         return tuple([p is not None and p.requires_grad for p in self.parents])
 
-    def explain(self, err, arrays):
+    def explain(self, err: Exception, arrays: Sequence[np.ndarray]) -> Exception:
         """The error to raise when forward raised ValueError `err` (ops override this to name
         themselves and the shapes); by default `err` itself."""
         return err
@@ -271,7 +287,7 @@ class Function:
         self.saved_arrays = None
 
     @property
-    def released(self):
+    def released(self) -> bool:
         """Were the saved arrays dropped (a backward without retain_graph ran)?"""
         return self.saved_arrays is None
 

@@ -1,4 +1,8 @@
 """gradcheck: the engine's gradients against central finite differences, in float64."""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
 import numpy as np
 
 from .context import no_grad
@@ -9,7 +13,8 @@ class GradcheckError(AssertionError):
     """Raised by gradcheck with the worst element, both values and the input it belongs to."""
 
 
-def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
+def gradcheck(fn: Callable[..., Tensor], inputs: Sequence[Tensor], eps: float = 1e-6, atol: float = 1e-5,
+              rtol: float = 1e-3, seed: int = 0) -> bool:
     """Check `fn(*inputs)`'s gradients against central differences; True or GradcheckError.
 
     Every input that requires grad is copied to float64.  For a non-scalar output, a fixed

@@ -15,12 +15,14 @@ Locks are counted (two graphs saving one array unlock it when both are done), re
 array's own earlier flag (an array the user made read-only stays so), and are atomic under one
 re-entrant lock (a `Hold`'s `__del__` may release while this thread is locking).
 """
+from __future__ import annotations
+
 import threading
 
 import numpy as np
 
 _mutex = threading.RLock()
-_entries = {}  # id(array) -> _Entry, for every array some pending graph holds read-only
+_entries: dict[int, _Entry] = {}  # id(array) -> _Entry, for every array some pending graph holds read-only
 
 
 class _Entry:

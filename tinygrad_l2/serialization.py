@@ -7,11 +7,15 @@ takes keys as keyword arguments: a key named `file` or `allow_pickle` collides w
 parameters), and we write to a temporary file beside the target and rename it over the target
 only once complete: an error (or a crash) never leaves a truncated checkpoint.
 """
+from __future__ import annotations
+
 import os
 import tempfile
 import zipfile
+from typing import Mapping
 
 import numpy as np
+import numpy.typing as npt
 
 from .tensor import Tensor
 
@@ -32,7 +36,7 @@ def _arrays(state_dict):
     return arrays
 
 
-def save(state_dict, path):
+def save(state_dict: Mapping[str, npt.ArrayLike], path: str | os.PathLike[str]) -> str:
     """Write {name: array} to `path` as .npz (plain arrays, nothing executable), atomically:
     the previous file at `path`, if any, is replaced only by a complete new one."""
     arrays = _arrays(state_dict)
@@ -56,7 +60,7 @@ def save(state_dict, path):
     return path
 
 
-def load(path):
+def load(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """Read a state dict written by `save` (or np.savez); never unpickles, and says what is
     wrong with which file when it cannot be read."""
     path = os.fspath(path)

@@ -1,8 +1,11 @@
 """Table: rows of named columns that print as aligned text, render as HTML in Jupyter and
 convert to a list of dicts; Result: the base of result objects that show as a table."""
+from __future__ import annotations
+
 import abc
 import html
 import math
+from typing import Any, Iterable, Sequence
 
 
 def _cell(value):
@@ -24,7 +27,7 @@ def _cell(value):
 class Table:
     """Printable result: `str(table)` is aligned text, `table.to_rows()` a list of dicts."""
 
-    def __init__(self, columns, rows, title=None):
+    def __init__(self, columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None) -> None:
         self.columns = list(columns)
         self.rows = [list(r) for r in rows]
         self.title = title
@@ -32,27 +35,27 @@ class Table:
             if len(row) != len(self.columns):
                 raise ValueError(f"Table: a row has {len(row)} cells for {len(self.columns)} columns")
 
-    def to_rows(self):
+    def to_rows(self) -> list[dict[str, Any]]:
         return [dict(zip(self.columns, row)) for row in self.rows]
 
-    def column(self, name):
+    def column(self, name: str) -> list[Any]:
         i = self.columns.index(name)
         return [row[i] for row in self.rows]
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.rows)
 
-    def __str__(self):
+    def __str__(self) -> str:
         cells = [self.columns] + [[_cell(v) for v in row] for row in self.rows]
         widths = [max(len(r[i]) for r in cells) for i in range(len(self.columns))]
         lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
         lines.insert(1, "  ".join("-" * w for w in widths))
         return "\n".join(([self.title] if self.title else []) + lines)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return str(self)
 
-    def _repr_html_(self):
+    def _repr_html_(self) -> str:
         """The table in a notebook: a caption, a header row, one row per entry."""
         head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
         body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row) + "</tr>"
@@ -66,28 +69,28 @@ class Result(abc.ABC):
     subclasses define `columns`, `title` and `rows()`; `str(result)` prints the table, a
     notebook shows it as HTML, `to_rows()` gives a list of dicts."""
 
-    columns = ()
+    columns: Sequence[str] = ()
 
     @property
-    def title(self):
+    def title(self) -> str | None:
         return None
 
     @abc.abstractmethod
-    def rows(self):
+    def rows(self) -> list[list[Any]]:
         """The table's rows, one list of cells per row, in `columns` order."""
 
-    def table(self):
+    def table(self) -> Table:
         return Table(self.columns, self.rows(), title=self.title)
 
-    def tables(self):
+    def tables(self) -> list[Table]:
         """Every table the result shows (one by default)."""
         return [self.table()]
 
-    def to_rows(self):
+    def to_rows(self) -> list[dict[str, Any]]:
         return self.table().to_rows()
 
-    def __str__(self):
+    def __str__(self) -> str:
         return "\n\n".join(str(t) for t in self.tables())
 
-    def _repr_html_(self):
+    def _repr_html_(self) -> str:
         return "".join(t._repr_html_() for t in self.tables())

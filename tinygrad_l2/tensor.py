@@ -4,14 +4,21 @@ What the engine needs of a tensor (array, gradient, graph link) is `function.Ten
 this module adds the user-facing spellings (`a * b`, `x.sum()`, `float(t)`), each one op
 from `ops` (reductions and shape methods in `tensor_methods.py`), and `backward()`.
 """
+from __future__ import annotations
+
 import numbers
+from typing import Any, Iterator, Union
 
 import numpy as np
+import numpy.typing as npt
 
 from . import engine, ops
 from .arrays import DEFAULT_DTYPE, _describe, _exponent, _shape_error_for, to_array
 from .function import TensorBase
 from .tensor_methods import TensorMethods
+
+Scalars = Union[float, int, np.ndarray, np.number]  # the other side of a reflected op
+Operand = Union["Tensor", Scalars, list]  # what a binary op accepts
 
 
 class Tensor(TensorMethods, TensorBase):
@@ -25,7 +32,8 @@ class Tensor(TensorMethods, TensorBase):
     # numpy defers to our reflected operators: `np_array * t` is a Tensor, not an object array.
     __array_ufunc__ = None
 
-    def __init__(self, data, requires_grad=False, name=None, dtype=None):
+    def __init__(self, data: npt.ArrayLike | TensorBase, requires_grad: bool = False, name: str | None = None,
+                 dtype: npt.DTypeLike | None = None) -> None:
         self._data = to_array(data, dtype)
         self._grad = None
         self._requires_grad = False
@@ -35,11 +43,11 @@ class Tensor(TensorMethods, TensorBase):
 
     # ---- array-like attributes -------------------------------------------------------------
     @property
-    def data(self):
+    def data(self) -> np.ndarray:
         return self._data
 
     @data.setter
-    def data(self, value):
+    def data(self, value: Any) -> None:
         keep_dtype = not (isinstance(value, np.ndarray) and value.dtype.kind == "f")
         value = to_array(value, dtype=self._data.dtype if keep_dtype else None, what="Tensor.data")
         if value.shape != self._data.shape or value.dtype != self._data.dtype:
@@ -47,70 +55,70 @@ class Tensor(TensorMethods, TensorBase):
         self._data = value  # a graph that saved the old array keeps it: its backward stays right
 
     @property
-    def shape(self):
+    def shape(self) -> tuple[int, ...]:
         return self._data.shape
 
     @property
-    def ndim(self):
+    def ndim(self) -> int:
         return self._data.ndim
 
     @property
-    def size(self):
+    def size(self) -> int:
         return self._data.size
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype:
         return self._data.dtype
 
-    def numpy(self):
+    def numpy(self) -> np.ndarray:
         return self._data
 
-    def item(self):
+    def item(self) -> float | int | bool:
         if self._data.size != 1:
             raise ValueError(f"item: only a tensor with one element can be converted to a "
                              f"Python scalar, this one has shape {self.shape}")
         return self._data.item()
 
-    def tolist(self):
+    def tolist(self) -> Any:
         return self._data.tolist()
 
     # ---- the Python protocol, as PyTorch ---------------------------------------------------
-    def __len__(self):
+    def __len__(self) -> int:
         if self.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
         return self.shape[0]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Tensor]:
         if self.ndim == 0:
             raise TypeError("iteration over a 0-d tensor")
         return (self[i] for i in range(self.shape[0]))
 
-    def __bool__(self):
+    def __bool__(self) -> bool:
         if self._data.size != 1:
             raise RuntimeError(f"bool: the truth value of a tensor with {self._data.size} "
                                f"elements (shape {self.shape}) is ambiguous; use .any() or "
                                f".all() on .data")
         return bool(self._data.item())
 
-    def __float__(self):
+    def __float__(self) -> float:
         return float(self.item())
 
-    def __int__(self):
+    def __int__(self) -> int:
         return int(self.item())
 
-    def __index__(self):
+    def __index__(self) -> int:
         if self._data.dtype.kind not in "iu" or self._data.size != 1:
             raise TypeError(f"only integer tensors of a single element can be converted to an "
                             f"index (this one: dtype {self.dtype}, shape {self.shape})")
         return int(self._data.item())
 
-    def __array__(self, dtype=None, copy=None):
+    def __array__(self, dtype: npt.DTypeLike | None = None, copy: bool | None = None) -> np.ndarray:
         """`np.asarray(t)` gives the numbers (not an object array of Tensors)."""
         if copy:
             return np.array(self._data, dtype=dtype, copy=True)
         return self._data if dtype is None else self._data.astype(dtype, copy=False)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         extras = []
         if self.name is not None:
             extras.append(f"name={self.name!r}")
@@ -125,7 +133,7 @@ class Tensor(TensorMethods, TensorBase):
 
 
     # ---- autograd --------------------------------------------------------------------------
-    def backward(self, grad=None, retain_graph=False):
+    def backward(self, grad: npt.ArrayLike | None = None, retain_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) into `.grad` of every leaf that requires grad.
 
         `grad` is the gradient of some scalar with respect to `self` (needed unless `self` is
@@ -134,40 +142,40 @@ class Tensor(TensorMethods, TensorBase):
         """
         engine.backward(self, grad, retain_graph=retain_graph)
 
-    def detach(self):
+    def detach(self) -> Tensor:
         """A new leaf sharing this tensor's data, cut from the graph."""
         out = Tensor._make(self._data, None)
         out.name = self.name
         return out
 
     # ---- ops (each one op from ops.py: the PyTorch-like spellings) ---------------------------
-    def __add__(self, other): return _add(self, other if type(other) in _PLAIN else _operand(other, self, "add"))
-    def __radd__(self, other): return _add(self, other if type(other) in _PLAIN else _operand(other, self, "add"))
-    def __sub__(self, other): return _sub(self, other if type(other) in _PLAIN else _operand(other, self, "sub"))
-    def __rsub__(self, other): return _sub(_operand(other, self, "sub"), self)
-    def __mul__(self, other): return _mul(self, other if type(other) in _PLAIN else _operand(other, self, "mul"))
-    def __rmul__(self, other): return _mul(self, other if type(other) in _PLAIN else _operand(other, self, "mul"))
-    def __truediv__(self, other): return _div(self, other if type(other) in _PLAIN else _operand(other, self, "div"))
-    def __rtruediv__(self, other): return _div(_operand(other, self, "div"), self)
-    def __matmul__(self, other): return ops.MatMul.apply(self, _operand(other, self, "matmul", scalars=False))
-    def __rmatmul__(self, other): return ops.MatMul.apply(_operand(other, self, "matmul", scalars=False), self)
-    def __neg__(self): return ops.Neg.apply(self)
-    def __pos__(self): return self
+    def __add__(self, other: Operand) -> Tensor: return _add(self, other if type(other) in _PLAIN else _operand(other, self, "add"))
+    def __radd__(self, other: Scalars) -> Tensor: return _add(self, other if type(other) in _PLAIN else _operand(other, self, "add"))
+    def __sub__(self, other: Operand) -> Tensor: return _sub(self, other if type(other) in _PLAIN else _operand(other, self, "sub"))
+    def __rsub__(self, other: Scalars) -> Tensor: return _sub(_operand(other, self, "sub"), self)
+    def __mul__(self, other: Operand) -> Tensor: return _mul(self, other if type(other) in _PLAIN else _operand(other, self, "mul"))
+    def __rmul__(self, other: Scalars) -> Tensor: return _mul(self, other if type(other) in _PLAIN else _operand(other, self, "mul"))
+    def __truediv__(self, other: Operand) -> Tensor: return _div(self, other if type(other) in _PLAIN else _operand(other, self, "div"))
+    def __rtruediv__(self, other: Scalars) -> Tensor: return _div(_operand(other, self, "div"), self)
+    def __matmul__(self, other: Operand) -> Tensor: return ops.MatMul.apply(self, _operand(other, self, "matmul", scalars=False))
+    def __rmatmul__(self, other: Scalars) -> Tensor: return ops.MatMul.apply(_operand(other, self, "matmul", scalars=False), self)
+    def __neg__(self) -> Tensor: return ops.Neg.apply(self)
+    def __pos__(self) -> Tensor: return self
 
-    def __pow__(self, exponent):
+    def __pow__(self, exponent: float | int | np.number) -> Tensor:
         return ops.Pow.apply(self, exponent=_exponent(exponent))
 
-    def __rpow__(self, base):
+    def __rpow__(self, base: object) -> Tensor:
         raise TypeError(f"pow: a tensor exponent is not supported (base {_describe(base)}); "
                         f"write (t * log(base)).exp()")
 
-    def exp(self): return ops.Exp.apply(self)
-    def log(self): return ops.Log.apply(self)
-    def sqrt(self): return ops.Sqrt.apply(self)
-    def relu(self): return ops.ReLU.apply(self)
-    def sigmoid(self): return ops.Sigmoid.apply(self)
-    def tanh(self): return ops.Tanh.apply(self)
-    def abs(self): return ops.Abs.apply(self)
+    def exp(self) -> Tensor: return ops.Exp.apply(self)
+    def log(self) -> Tensor: return ops.Log.apply(self)
+    def sqrt(self) -> Tensor: return ops.Sqrt.apply(self)
+    def relu(self) -> Tensor: return ops.ReLU.apply(self)
+    def sigmoid(self) -> Tensor: return ops.Sigmoid.apply(self)
+    def tanh(self) -> Tensor: return ops.Tanh.apply(self)
+    def abs(self) -> Tensor: return ops.Abs.apply(self)
 
     # ---- comparisons: elementwise, a bool Tensor outside the graph (usable as a mask) -------
     def _compare(self, other, test):
@@ -180,17 +188,17 @@ class Tensor(TensorMethods, TensorBase):
         except ValueError:
             raise _shape_error_for("compare", self._data, other) from None
 
-    def __lt__(self, other): return self._compare(other, np.less)
-    def __le__(self, other): return self._compare(other, np.less_equal)
-    def __gt__(self, other): return self._compare(other, np.greater)
-    def __ge__(self, other): return self._compare(other, np.greater_equal)
-    def __eq__(self, other): return self._compare(other, np.equal)
-    def __ne__(self, other): return self._compare(other, np.not_equal)
+    def __lt__(self, other: Any) -> Tensor: return self._compare(other, np.less)
+    def __le__(self, other: Any) -> Tensor: return self._compare(other, np.less_equal)
+    def __gt__(self, other: Any) -> Tensor: return self._compare(other, np.greater)
+    def __ge__(self, other: Any) -> Tensor: return self._compare(other, np.greater_equal)
+    def __eq__(self, other: object) -> Tensor: return self._compare(other, np.equal)  # type: ignore[override]
+    def __ne__(self, other: object) -> Tensor: return self._compare(other, np.not_equal)  # type: ignore[override]
 
     # `==` is elementwise (below); hashing stays by identity, so tensors remain dict keys.
     __hash__ = object.__hash__
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: Any) -> Tensor:
         if isinstance(index, tuple):
             index = tuple(i._data if isinstance(i, TensorBase) else i for i in index)
         elif isinstance(index, TensorBase):  # a Tensor of indices

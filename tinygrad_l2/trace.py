@@ -6,18 +6,22 @@ same with and without it.  These functions measure that instead of asserting it;
 returns a result object (a dataclass) that prints as a table, shows as HTML in a notebook
 and gives `to_rows()`.
 """
+from __future__ import annotations
+
 import functools
 import operator
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 import numpy as np
+import numpy.typing as npt
 
 from .engine import grad, node_of, topological_order
 from .table import Result
 from .tensor import Tensor
 
 
-def kappa_fit(delta, tensor):
+def kappa_fit(delta: npt.ArrayLike, tensor: npt.ArrayLike) -> float | None:
     """The κ with delta ≈ κ·tensor in least squares, κ = Σ(Δ·t)/Σt² (None if t is all zero):
     an L2 term (κ/2)·Σt² changes the gradient of t by exactly κ·t."""
     data = np.asarray(tensor, dtype=np.float64)
@@ -26,7 +30,7 @@ def kappa_fit(delta, tensor):
     return float((np.asarray(delta, dtype=np.float64) * data).sum() / (data * data).sum())
 
 
-def kind_of(t):
+def kind_of(t: Tensor) -> str:
     if t._ctx is not None:
         return "intermediate"
     return "parameter" if t.requires_grad else "input"
@@ -44,11 +48,11 @@ class GradientTrace(Result):
     title = "Gradient contribution of each loss term"
 
     @property
-    def columns(self):
+    def columns(self) -> list[str]:  # type: ignore[override]
         return ["tensor", "kind", "shape"] + [c for term in self.terms
                                               for c in (f"{term} reaches", f"{term} ‖grad‖")]
 
-    def rows(self):
+    def rows(self) -> list[list[Any]]:
         rows = []
         for name, (kind, shape) in self.tensors.items():
             row = [name, kind, shape]
@@ -58,15 +62,15 @@ class GradientTrace(Result):
             rows.append(row)
         return rows
 
-    def reaches(self, term, tensor):
+    def reaches(self, term: str, tensor: str) -> bool:
         return self.reach[term][tensor]
 
-    def contribution(self, term, tensor):
+    def contribution(self, term: str, tensor: str) -> np.ndarray | None:
         """d(term)/d(tensor) as an array (zeros where the term cannot reach it)."""
         return self.contributions[term][tensor]
 
 
-def trace_terms(terms, tensors):
+def trace_terms(terms: Mapping[str, Tensor], tensors: Mapping[str, Tensor]) -> GradientTrace:
     """`trace_terms({"data": cost, "l2": penalty}, {"W1": W1, "b1": b1, "A1": A1, ...})`."""
     terms, tensors = _named("trace_terms", terms), _named("trace_terms", tensors)
     reach, contributions = {}, {}
@@ -95,10 +99,10 @@ class WithWithout(Result):
     columns = ["tensor", "kind", "changed", "max |Δgrad|", "Δgrad = κ·tensor, κ =", "max |Δ − κ·tensor|"]
 
     @property
-    def title(self):
+    def title(self) -> str:
         return f"Gradients with vs without the {self.without!r} term"
 
-    def rows(self):
+    def rows(self) -> list[list[Any]]:
         rows = []
         for name, (kind, _) in self.tensors.items():
             a, b = self.with_term[name], self.without_term[name]
@@ -112,12 +116,12 @@ class WithWithout(Result):
             rows.append([name, kind, changed, float(np.abs(delta).max(initial=0)), kappa, residual])
         return rows
 
-    def changed(self):
+    def changed(self) -> list[str]:
         """The names of the tensors whose gradient the term changed."""
         return [row[0] for row in self.rows() if row[2]]
 
 
-def with_without(terms, without, tensors):
+def with_without(terms: Mapping[str, Tensor], without: str, tensors: Mapping[str, Tensor]) -> WithWithout:
     """`with_without({"data": cost, "l2": penalty}, "l2", {"W1": W1, "b1": b1, ...})`."""
     terms, tensors = _named("with_without", terms), _named("with_without", tensors)
     if without not in terms:

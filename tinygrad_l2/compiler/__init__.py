@@ -31,7 +31,10 @@ with an explicit gradient or retain_graph) runs eagerly every time.  When the gr
 with the call and the optimizer is plain SGD, the update itself is written in (update.py).
 Not re-entrant: a call from a second thread while one runs is refused with an error.
 """
+from __future__ import annotations
+
 import functools
+from typing import Any, Callable, overload
 import threading
 
 import numpy as np
@@ -49,7 +52,13 @@ class CompileCheckError(AssertionError):
     """check=N: the replayed step and the eager step disagree."""
 
 
-def compile(fn=None, *, check=0):  # noqa: A001 - PyTorch's name (torch.compile)
+@overload
+def compile(fn: Callable[..., Any], *, check: int = 0) -> CompiledStep: ...
+@overload
+def compile(fn: None = None, *, check: int = 0) -> Callable[[Callable[..., Any]], CompiledStep]: ...
+
+
+def compile(fn: Callable[..., Any] | None = None, *, check: int = 0) -> Any:  # noqa: A001 - torch.compile
     """Trace `fn` on its first call and replay it afterwards (see the module docstring)."""
     if fn is None:
         return lambda f: compile(f, check=check)
@@ -64,25 +73,25 @@ class CompiledStep:
     """The compiled function: call it like `fn`; `.source` is the generated code, `.graph`
     the traced graph's root (draw it with `tl.draw_dot`), `.traces` how often it traced."""
 
-    def __init__(self, fn, check):
+    def __init__(self, fn: Callable[..., Any], check: int) -> None:
         self.fn, self.checks_left, self.program, self.traces = fn, check, None, 0
         self._busy = threading.Lock()
         functools.update_wrapper(self, fn)
 
-    def retrace(self):
+    def retrace(self) -> None:
         """Trace again on the next call (after changing something the trace cannot see, such
         as a regularizer's coefficient set in place)."""
         self.program = None
 
     @property
-    def source(self):
+    def source(self) -> str | None:
         return None if self.program is None else self.program.source
 
     @property
-    def graph(self):
+    def graph(self) -> Tensor | None:
         return None if self.program is None else self.program.roots[0]
 
-    def __call__(self, *args):
+    def __call__(self, *args: Any) -> Any:
         if not self._busy.acquire(blocking=False):
             raise RuntimeError(f"compile: {self.fn.__name__} is already running in another thread; "
                                f"a compiled step is not re-entrant (it reuses its buffers)")

@@ -20,8 +20,15 @@ Reading the picture (torchviz-style, extended for regularization):
 
 Drawing only reads the graph; it never changes a tensor.
 """
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
 import graphviz
 
+from ..function import TensorBase
 from . import passes
 from .emit import INPUT_FILL, OUTPUT_FILL, PARAMETER_FILL, emit
 from .passes import TERM_COLOURS
@@ -34,9 +41,12 @@ __all__ = ["draw_dot", "render", "Digraph", "RendererNotFound", "find_renderer",
            "FORMATS", "TERM_COLOURS", "PARAMETER_FILL", "INPUT_FILL", "OUTPUT_FILL", "AUTO_COLLAPSE"]
 
 
-def draw_dot(root, params=None, terms=None, show_values=False, show_grads=False,
-             summary="norm", rankdir="LR", cluster_modules=True, collapse_modules=None,
-             show_intermediates=None, show_constants=False, title=None):
+def draw_dot(root: TensorBase, params: Mapping[str, TensorBase] | None = None,
+             terms: Mapping[str, TensorBase] | None = None, show_values: bool = False,
+             show_grads: bool = False, summary: str = "norm", rankdir: str = "LR",
+             cluster_modules: bool = True, collapse_modules: bool | None = None,
+             show_intermediates: bool | None = None, show_constants: bool = False,
+             title: str | None = None) -> graphviz.Digraph:
     """A graphviz.Digraph of the graph that produced `root`.
 
     params: {name: tensor} names for tensors (e.g. `dict(model.named_parameters())`); a
@@ -69,7 +79,7 @@ def draw_dot(root, params=None, terms=None, show_values=False, show_grads=False,
     return emit(picture, rankdir, clusters=cluster_modules, title=title)
 
 
-def render(root, path, **draw_options):
+def render(root: TensorBase | graphviz.Digraph, path: str | os.PathLike[str], **draw_options: Any) -> Path:
     """Draw `root`'s graph (draw_dot options; or pass a Digraph) to `path`, in the format its
     suffix names (.svg, .png, .pdf, .dot/.gv); returns the path.  If rendering fails, the
     DOT source is still saved beside it (`path` with suffix .dot) and the error says so."""

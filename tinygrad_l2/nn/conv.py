@@ -4,10 +4,17 @@ Every op looks at the input through `sliding_window_view`: for output position (
 is x[..., p·sh : p·sh + kh, q·sw : q·sw + kw].  The backward of such a gather is a scatter-add,
 done once per kernel offset (i, j) over all positions at once: kh·kw vectorised steps.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..ops import Op
+
+if TYPE_CHECKING:
+    from ..tensor import Tensor
 
 
 def pair(value, what, op):
@@ -152,7 +159,8 @@ class AvgPool2d(Op):
         return scatter_windows(share, self.in_shape, self.kernel, self.stride)
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0):
+def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int | tuple[int, int] = 1,
+           padding: int | tuple[int, int] | str = 0) -> Tensor:
     """PyTorch's F.conv2d: NCHW input, weight (out, in, kh, kw), optional bias (out,)."""
     stride = pair(stride, "stride", "conv2d")
     padding = padding_of(padding, weight.shape[2:], stride, "conv2d")
@@ -160,14 +168,14 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
     return Conv2d.apply(*args, stride=stride, padding=padding)
 
 
-def max_pool2d(x, kernel_size, stride=None):
+def max_pool2d(x: Tensor, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None) -> Tensor:
     """PyTorch's F.max_pool2d (no padding): stride defaults to the kernel size."""
     kernel = pair(kernel_size, "kernel_size", "max_pool2d")
     stride = kernel if stride is None else pair(stride, "stride", "max_pool2d")
     return MaxPool2d.apply(x, kernel=kernel, stride=stride)
 
 
-def avg_pool2d(x, kernel_size, stride=None):
+def avg_pool2d(x: Tensor, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None) -> Tensor:
     """PyTorch's F.avg_pool2d (no padding): stride defaults to the kernel size."""
     kernel = pair(kernel_size, "kernel_size", "avg_pool2d")
     stride = kernel if stride is None else pair(stride, "stride", "avg_pool2d")

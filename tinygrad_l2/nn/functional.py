@@ -4,6 +4,9 @@ The textbook losses stay beside them in `tl.nn`: `quadratic_cost(a, y)` (Nielsen
 ½·Σ(a − y)²/m over a batch of m, while `mse_loss` is the mean over all elements: for an (m, k)
 output, quadratic_cost = (k/2)·mse_loss.  `softmax_cross_entropy` is `cross_entropy`.
 """
+from __future__ import annotations
+
+from ..tensor import Tensor
 from .conv import avg_pool2d, conv2d, max_pool2d
 from .layers import dropout
 from .losses import (binary_cross_entropy, binary_cross_entropy_with_logits, mse_loss,
@@ -14,26 +17,26 @@ __all__ = ["conv2d", "max_pool2d", "avg_pool2d", "dropout", "relu", "sigmoid", "
            "binary_cross_entropy_with_logits"]
 
 
-def relu(x):
+def relu(x: Tensor) -> Tensor:
     """max(x, 0)."""
     return x.relu()
 
 
-def sigmoid(x):
+def sigmoid(x: Tensor) -> Tensor:
     """1 / (1 + e⁻ˣ)."""
     return x.sigmoid()
 
 
-def tanh(x):
+def tanh(x: Tensor) -> Tensor:
     """tanh x."""
     return x.tanh()
 
 
-def softmax(x, dim):
+def softmax(x: Tensor, dim: int) -> Tensor:
     """e^x / Σ e^x along `dim`."""
     return x.softmax(axis=dim)
 
 
-def log_softmax(x, dim):
+def log_softmax(x: Tensor, dim: int) -> Tensor:
     """x − log Σ e^x along `dim`."""
     return x.log_softmax(axis=dim)

@@ -1,6 +1,11 @@
 """Layers: Linear and Conv2d (with Keras-style kernel/bias regularizers), pooling, Flatten, Dropout,
 Sequential, ModuleList and activations."""
+from __future__ import annotations
+
+from typing import Callable, Iterable, Iterator
+
 import numpy as np
+import numpy.typing as npt
 
 from ..random import as_generator, default_generator
 from ..tensor import Tensor
@@ -11,21 +16,23 @@ from .module import Module
 class _Regularized(Module):
     """A layer with Keras-style `kernel_regularizer` / `bias_regularizer` attributes (kept in
     `regularizers`, which `Module.named_penalties` reads)."""
+    weight: Tensor
+    bias: Tensor | None
 
     @property
-    def kernel_regularizer(self):
+    def kernel_regularizer(self) -> Callable[[Tensor], Tensor] | None:
         return self.regularizers["weight"]
 
     @kernel_regularizer.setter
-    def kernel_regularizer(self, regularizer):
+    def kernel_regularizer(self, regularizer: Callable[[Tensor], Tensor] | None) -> None:
         self.regularizers["weight"] = regularizer
 
     @property
-    def bias_regularizer(self):
+    def bias_regularizer(self) -> Callable[[Tensor], Tensor] | None:
         return self.regularizers["bias"]
 
     @bias_regularizer.setter
-    def bias_regularizer(self, regularizer):
+    def bias_regularizer(self, regularizer: Callable[[Tensor], Tensor] | None) -> None:
         if regularizer is not None and self.bias is None:
             raise ValueError(f"{type(self).__name__}: bias_regularizer given but the layer has no bias")
         self.regularizers["bias"] = regularizer
@@ -41,8 +48,9 @@ class Linear(_Regularized):
     Tensor, such as `tl.nn.L2(0.01)`.  Biases are not regularized unless asked.
     """
 
-    def __init__(self, in_features, out_features, bias=True, kernel_regularizer=None,
-                 bias_regularizer=None, dtype=np.float32, rng=None):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 kernel_regularizer: Callable[[Tensor], Tensor] | None = None, bias_regularizer: Callable[[Tensor], Tensor] | None = None,
+                 dtype: npt.DTypeLike = np.float32, rng: np.random.Generator | int | None = None) -> None:
         super().__init__()
         for what, n in (("in_features", in_features), ("out_features", out_features)):
             if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
@@ -53,7 +61,7 @@ class Linear(_Regularized):
         _init_parameters(self, (out_features, in_features), in_features, bias,
                          kernel_regularizer, bias_regularizer, dtype, rng)
 
-    def forward(self, x):
+    def forward(self, x: Tensor | np.ndarray) -> Tensor:
         if not isinstance(x, Tensor):
             x = Tensor(x, dtype=self.weight.dtype)
         if x.ndim == 0 or x.shape[-1] != self.in_features:
@@ -62,7 +70,7 @@ class Linear(_Regularized):
         z = x @ self.weight.T
         return z + self.bias if self.bias is not None else z
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         regs = ", ".join(f"{k}_regularizer={v!r}" for k, v in
                          (("kernel", self.regularizers["weight"]), ("bias", self.regularizers["bias"]))
                          if v is not None)
@@ -84,23 +92,23 @@ def _init_parameters(layer, shape, fan_in, bias, kernel_regularizer, bias_regula
 class Sequential(Module):
     """Apply modules in order; they are named "0", "1", ... (so "0.weight", as in PyTorch)."""
 
-    def __init__(self, *modules):
+    def __init__(self, *modules: Module) -> None:
         super().__init__()
         for i, module in enumerate(modules):
             if not isinstance(module, Module):
                 raise TypeError(f"Sequential: item {i} is a {type(module).__name__}, not a Module")
             setattr(self, str(i), module)
 
-    def __getitem__(self, i):
+    def __getitem__(self, i: int) -> Module:
         return list(self._modules.values())[i]
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._modules)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Module]:
         return iter(self._modules.values())
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         for module in self._modules.values():
             x = module(x)
         return x
@@ -109,21 +117,21 @@ class Sequential(Module):
 class ReLU(Module):
     """max(x, 0), elementwise."""
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return x.relu()
 
 
 class Sigmoid(Module):
     """1 / (1 + e⁻ˣ), elementwise."""
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return x.sigmoid()
 
 
 class Tanh(Module):
     """tanh x, elementwise."""
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return x.tanh()
 
 
@@ -136,8 +144,10 @@ class Conv2d(_Regularized):
     `Conv2D(16, (5, 5), padding="same", kernel_regularizer=l2(reg))`: reg·ΣW² added to the loss.
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
-                 kernel_regularizer=None, bias_regularizer=None, dtype=np.float32, rng=None):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] = 1,
+                 padding: int | tuple[int, int] | str = 0, bias: bool = True, kernel_regularizer: Callable[[Tensor], Tensor] | None = None,
+                 bias_regularizer: Callable[[Tensor], Tensor] | None = None, dtype: npt.DTypeLike = np.float32,
+                 rng: np.random.Generator | int | None = None) -> None:
         super().__init__()
         for what, n in (("in_channels", in_channels), ("out_channels", out_channels)):
             if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
@@ -153,13 +163,13 @@ class Conv2d(_Regularized):
                          in_channels * self.kernel_size[0] * self.kernel_size[1], bias,
                          kernel_regularizer, bias_regularizer, dtype, rng)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         if not isinstance(x, Tensor):
             x = Tensor(x, dtype=self.weight.dtype)
         args = (x, self.weight) if self.bias is None else (x, self.weight, self.bias)
         return conv.Conv2d.apply(*args, stride=self.stride, padding=self.padding)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
                 f"stride={self.stride}, padding={self.padding_arg!r}")
 
@@ -167,15 +177,17 @@ class Conv2d(_Regularized):
 class _Pool2d(Module):
     """A pooling layer: `pool(x, kernel_size, stride)` (stride defaults to the kernel size)."""
 
-    def __init__(self, kernel_size, stride=None):
+    def __init__(self, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None) -> None:
         super().__init__()
         conv.pair(kernel_size, "kernel_size", type(self).__name__)
         self.kernel_size, self.stride = kernel_size, stride
 
-    def forward(self, x):
+    pool: Callable[..., Tensor]
+
+    def forward(self, x: Tensor) -> Tensor:
         return type(self).pool(x, self.kernel_size, self.stride)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}"
 
 
@@ -192,11 +204,11 @@ class AvgPool2d(_Pool2d):
 class Flatten(Module):
     """Merge axes start_dim..end_dim into one (PyTorch's defaults keep the batch axis)."""
 
-    def __init__(self, start_dim=1, end_dim=-1):
+    def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
         super().__init__()
         self.start_dim, self.end_dim = start_dim, end_dim
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         shape = x.shape
         start, end = (d % len(shape) if len(shape) else 0 for d in (self.start_dim, self.end_dim))
         if start > end:
@@ -211,20 +223,20 @@ class Dropout(Module):
     scaled by 1/(1 − p) (so eval needs no change); the identity in eval mode.  The mask comes
     from the generator `tl.manual_seed` seeds."""
 
-    def __init__(self, p=0.5):
+    def __init__(self, p: float = 0.5) -> None:
         super().__init__()
         if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0 <= p <= 1:
             raise ValueError(f"Dropout: p must be a probability in [0, 1], got {p!r}")
         self.p = float(p)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return dropout(x, self.p, self.training)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"p={self.p}"
 
 
-def dropout(x, p=0.5, training=True):
+def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     """PyTorch's F.dropout: x · mask / (1 − p) with mask ~ Bernoulli(1 − p), when training."""
     if not training or p == 0:
         return x
@@ -238,7 +250,7 @@ class ModuleList(Module):
     """A list of modules, registered as "0", "1", ... (so their parameters and regularizers
     count): append, extend, insert, indexing, len and iteration, as PyTorch's."""
 
-    def __init__(self, modules=()):
+    def __init__(self, modules: Iterable[Module] = ()) -> None:
         super().__init__()
         self.extend(modules)
 
@@ -254,25 +266,25 @@ class ModuleList(Module):
                 raise TypeError(f"ModuleList: item {i} is a {type(module).__name__}, not a Module")
             setattr(self, str(i), module)
 
-    def append(self, module):
+    def append(self, module: Module) -> ModuleList:
         self._reset(self._items() + [module])
         return self
 
-    def extend(self, modules):
+    def extend(self, modules: Iterable[Module]) -> ModuleList:
         self._reset(self._items() + list(modules))
         return self
 
-    def insert(self, index, module):
+    def insert(self, index: int, module: Module) -> None:
         items = self._items()
         items.insert(index, module)
         self._reset(items)
 
-    def __getitem__(self, i):
+    def __getitem__(self, i: int) -> Module:
         items = self._items()
         return ModuleList(items[i]) if isinstance(i, slice) else items[i]
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._modules)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Module]:
         return iter(self._items())

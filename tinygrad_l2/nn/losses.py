@@ -1,8 +1,10 @@
 """Losses, each with its formula and reduction; labels are validated, never silently broadcast."""
+from __future__ import annotations
+
 import numpy as np
 
 from ..ops import Op, row_indices, sigmoid
-from ..tensor import Tensor
+from ..tensor import Operand, Tensor
 from .module import Module
 
 
@@ -18,7 +20,7 @@ def _labels(op, y, like, shape=None):
     return array.astype(like.dtype, copy=False)
 
 
-def quadratic_cost(a, y, batch_axis=0):
+def quadratic_cost(a: Tensor, y: Operand, batch_axis: int = 0) -> Tensor:
     """Nielsen's quadratic cost C = (1/m) Σₓ ½‖a(x) − y(x)‖²  (m = a.shape[batch_axis]).
 
     Built from ordinary ops: Sub -> Square -> Sum -> Mul(×1/2m).
@@ -93,17 +95,16 @@ def _reduction(op, reduction):
     return reduction
 
 
-def binary_cross_entropy(a, y, reduction="mean"):
+def binary_cross_entropy(a: Tensor, y: Operand, reduction: str = "mean") -> Tensor:
     """Binary cross-entropy on probabilities `a` in [0, 1] (deeplearning.ai's cost).  A target
     Tensor of `a`'s dtype is used as it is (so its name shows in the graph)."""
-    y_tensor = y
-    y = _labels("binary_cross_entropy", y, a)
+    target = _labels("binary_cross_entropy", y, a)
     if np.any((a.data < 0) | (a.data > 1)):
         raise ValueError("binary_cross_entropy: predictions must lie in [0, 1] (use "
                          "binary_cross_entropy_with_logits for logits)")
-    if np.any((y < 0) | (y > 1)):
+    if np.any((target < 0) | (target > 1)):
         raise ValueError("binary_cross_entropy: targets must lie in [0, 1]")
-    return BinaryCrossEntropy.apply(a, _target(y_tensor, y),
+    return BinaryCrossEntropy.apply(a, _target(y, target),
                                     reduction=_reduction("binary_cross_entropy", reduction))
 
 
@@ -113,18 +114,17 @@ def _target(given, array):
     return given if isinstance(given, Tensor) and given.data is array else Tensor(array)
 
 
-def binary_cross_entropy_with_logits(z, y, reduction="mean"):
+def binary_cross_entropy_with_logits(z: Tensor, y: Operand, reduction: str = "mean") -> Tensor:
     """Binary cross-entropy on logits z, stable for any z:
     mean(max(z, 0) − z·y + log(1 + e^(−|z|))), one op whose gradient is (σ(z) − y)/N."""
-    y_tensor = y
-    y = _labels("binary_cross_entropy_with_logits", y, z)
-    if np.any((y < 0) | (y > 1)):
+    target = _labels("binary_cross_entropy_with_logits", y, z)
+    if np.any((target < 0) | (target > 1)):
         raise ValueError("binary_cross_entropy_with_logits: targets must lie in [0, 1]")
     return BinaryCrossEntropyWithLogits.apply(
-        z, _target(y_tensor, y), reduction=_reduction("binary_cross_entropy_with_logits", reduction))
+        z, _target(y, target), reduction=_reduction("binary_cross_entropy_with_logits", reduction))
 
 
-def softmax_cross_entropy(logits, labels, reduction="mean"):
+def softmax_cross_entropy(logits: Tensor, labels: Operand, reduction: str = "mean") -> Tensor:
     """−(1/m) Σᵢ log softmax(zᵢ)[yᵢ] for logits (m, C) and integer labels (m,), via
     log_softmax (stable at any logit scale).  PyTorch's F.cross_entropy."""
     reduction = _reduction("softmax_cross_entropy", reduction)
@@ -146,7 +146,7 @@ def softmax_cross_entropy(logits, labels, reduction="mean"):
     return _reduce(losses, reduction)
 
 
-def mse_loss(prediction, target, reduction="mean"):
+def mse_loss(prediction: Tensor, target: Operand, reduction: str = "mean") -> Tensor:
     """PyTorch's F.mse_loss: mean of (prediction − target)² over ALL elements.  Nielsen's
     quadratic_cost is ½·Σ(a − y)²/m with m the batch size, so for an (m, k) output
     quadratic_cost = (k/2)·mse_loss."""
@@ -164,37 +164,37 @@ def _reduce(losses, reduction):
 class _Loss(Module):
     """A loss as a module (PyTorch's nn.*Loss): `criterion(prediction, target)`."""
 
-    def __init__(self, reduction="mean"):
+    def __init__(self, reduction: str = "mean") -> None:
         super().__init__()
         self.reduction = _reduction(type(self).__name__, reduction)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"reduction={self.reduction!r}"
 
 
 class MSELoss(_Loss):
     """mean((prediction − target)²); see `mse_loss`."""
 
-    def forward(self, prediction, target):
+    def forward(self, prediction: Tensor, target: Operand) -> Tensor:
         return mse_loss(prediction, target, self.reduction)
 
 
 class CrossEntropyLoss(_Loss):
     """Softmax cross-entropy on logits (m, C) and integer labels (m,)."""
 
-    def forward(self, logits, labels):
+    def forward(self, logits: Tensor, labels: Operand) -> Tensor:
         return softmax_cross_entropy(logits, labels, self.reduction)
 
 
 class BCELoss(_Loss):
     """Binary cross-entropy on probabilities in [0, 1]."""
 
-    def forward(self, probabilities, target):
+    def forward(self, probabilities: Tensor, target: Operand) -> Tensor:
         return binary_cross_entropy(probabilities, target, self.reduction)
 
 
 class BCEWithLogitsLoss(_Loss):
     """Binary cross-entropy on logits (one op: its gradient is (σ(z) − y)/N at every z)."""
 
-    def forward(self, logits, target):
+    def forward(self, logits: Tensor, target: Operand) -> Tensor:
         return binary_cross_entropy_with_logits(logits, target, self.reduction)

@@ -1,8 +1,14 @@
 """MLP: Linear → activation → … → Linear, the network every lesson, test and benchmark uses."""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
 import numpy as np
+import numpy.typing as npt
 
 from ..random import as_generator
 from .layers import Linear, ReLU, Sequential, Sigmoid, Tanh
+from ..tensor import Tensor
 from .module import Module
 
 ACTIVATIONS = {"relu": ReLU, "sigmoid": Sigmoid, "tanh": Tanh}
@@ -21,8 +27,10 @@ class MLP(Sequential):
     or from the generator `tl.manual_seed` sets.
     """
 
-    def __init__(self, sizes, activation="relu", kernel_regularizer=None, bias_regularizer=None,
-                 output_activation=None, dtype=np.float32, rng=None):
+    def __init__(self, sizes: Sequence[int], activation: str | type[Module] = "relu",
+                 kernel_regularizer: Callable[[Tensor], Tensor] | None = None, bias_regularizer: Callable[[Tensor], Tensor] | None = None,
+                 output_activation: str | type[Module] | None = None, dtype: npt.DTypeLike = np.float32,
+                 rng: np.random.Generator | int | None = None) -> None:
         sizes = tuple(sizes)
         if len(sizes) < 2 or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool)
                                      and n >= 1 for n in sizes):
@@ -41,7 +49,7 @@ class MLP(Sequential):
         self.sizes = sizes
 
     @property
-    def linears(self):
+    def linears(self) -> list[Linear]:
         return [m for m in self if isinstance(m, Linear)]
 
 

@@ -1,13 +1,21 @@
 """Module: parameters, sub-modules, regularization_loss and state dicts (PyTorch-shaped)."""
+from __future__ import annotations
+
 import functools
 import operator
+import os
 import weakref
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 from collections import OrderedDict
 
 import numpy as np
+import numpy.typing as npt
 
 from .. import context, serialization
 from ..tensor import Tensor
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 
 class Module:
@@ -19,8 +27,11 @@ class Module:
     """
 
     training = True  # until train()/eval() say otherwise
+    _parameters: OrderedDict[str, Tensor]
+    _modules: OrderedDict[str, Module]
+    regularizers: dict[str, Any]
 
-    def __setattr__(self, name, value):
+    def __setattr__(self, name: str, value: Any) -> None:
         if "_parameters" not in self.__dict__:
             object.__setattr__(self, "_parameters", OrderedDict())
             object.__setattr__(self, "_modules", OrderedDict())
@@ -37,20 +48,20 @@ class Module:
             self._modules[name] = value
         object.__setattr__(self, name, value)
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.__setattr__("training", True)
 
     # ---- structure -------------------------------------------------------------------------
-    def named_modules(self, prefix=""):
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
         """(dotted_name, module) for this module ("" or `prefix`) and every descendant."""
         yield prefix, self
         for name, child in self.__dict__.get("_modules", {}).items():
             yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
 
-    def children(self):
+    def children(self) -> list[Module]:
         return list(self.__dict__.get("_modules", {}).values())
 
-    def named_parameters(self, prefix="", recurse=True):
+    def named_parameters(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Tensor]]:
         """(dotted_name, parameter) pairs in registration order, e.g. ("0.weight", W); with
         recurse=False, this module's own parameters only."""
         seen = set()
@@ -61,20 +72,20 @@ class Module:
                     seen.add(id(p))
                     yield (f"{module_name}.{name}" if module_name else name), p
 
-    def parameters(self):
+    def parameters(self) -> list[Tensor]:
         return [p for _, p in self.named_parameters()]
 
-    def train(self, mode=True):
+    def train(self, mode: bool = True) -> Self:
         """Training mode (Dropout active) for this module and every descendant; returns self."""
         for _, module in self.named_modules():
             module.training = bool(mode)
         return self
 
-    def eval(self):
+    def eval(self) -> Self:
         """Evaluation mode (Dropout is the identity): `train(False)`; returns self."""
         return self.train(False)
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         """Set every parameter's gradient to None (PyTorch >= 2.0's default)."""
         if context.state.recorder is not None:  # tl.compile is tracing a step
             context.state.recorder.append(("zero_grad", self, True))
@@ -82,17 +93,17 @@ class Module:
             p.grad = None
 
     # ---- calling ---------------------------------------------------------------------------
-    def forward(self, *args, **kwargs):
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(f"{type(self).__name__} must define forward()")
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         out = self.forward(*args, **kwargs)
         if context.state.grad_enabled:
             _record_call(self, args, out)
         return out
 
     # ---- regularization --------------------------------------------------------------------
-    def named_penalties(self):
+    def named_penalties(self) -> Iterator[tuple[str, Tensor]]:
         """(name, penalty Tensor) for each attached regularizer, e.g. ("0.weight", 0.01·ΣW²)."""
         for module_name, module in self.named_modules():
             for param_name, regularizer in module.__dict__.get("regularizers", {}).items():
@@ -107,7 +118,7 @@ class Module:
                     penalty.name = f"{full} penalty"
                 yield full, penalty
 
-    def regularization_loss(self):
+    def regularization_loss(self) -> Tensor:
         """Σ of every attached regularizer's penalty: an ordinary graph node (0 if none)."""
         penalties = [penalty for _, penalty in self.named_penalties()]
         if not penalties:
@@ -116,11 +127,11 @@ class Module:
         return functools.reduce(operator.add, penalties)
 
     # ---- state -----------------------------------------------------------------------------
-    def state_dict(self):
+    def state_dict(self) -> OrderedDict[str, np.ndarray]:
         """{dotted_name: a copy of the parameter's array}."""
         return OrderedDict((name, p.data.copy()) for name, p in self.named_parameters())
 
-    def load_state_dict(self, state_dict):
+    def load_state_dict(self, state_dict: Mapping[str, npt.ArrayLike]) -> None:
         """Copy arrays into the parameters; validates everything first, so an error leaves the
         model unchanged."""
         params = OrderedDict(self.named_parameters())
@@ -147,26 +158,26 @@ class Module:
         for name, value in arrays.items():
             params[name].data = value.astype(params[name].dtype, copy=True)
 
-    def save(self, path):
+    def save(self, path: str | os.PathLike[str]) -> str:
         """Write the state dict to `path` (.npz, no pickle)."""
         return serialization.save(self.state_dict(), path)
 
-    def load(self, path):
+    def load(self, path: str | os.PathLike[str]) -> Self:
         """Load a state dict written by `save` (never unpickles)."""
         self.load_state_dict(serialization.load(path))
         return self
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return ""
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         lines = [f"({name}): {child!r}".replace("\n", "\n  ") for name, child in self.__dict__.get("_modules", {}).items()]
         if not lines:
             return f"{type(self).__name__}({self.extra_repr()})"
         return f"{type(self).__name__}(\n  " + "\n  ".join(lines) + "\n)"
 
 
-def weights_and_biases(module):
+def weights_and_biases(module: Module) -> tuple[list[Tensor], list[Tensor]]:
     """([weights], [biases]) of a module tree: the parameters a layer calls `weight` (the
     kernels, which L2 and weight decay are meant for) and those it calls `bias`; any other
     parameter is in neither list.  For parameter groups such as
@@ -183,7 +194,7 @@ def weights_and_biases(module):
 
 # ---- what drawing needs: which module call made which part of the graph ----------------------
 
-_calls = weakref.WeakKeyDictionary()  # an output's op node -> [(module, its inputs' nodes)]
+_calls: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # an output's op node -> [(module, its inputs' nodes)]
 
 
 def _record_call(module, args, out):

@@ -4,9 +4,15 @@ Keras' meaning of the coefficient: `L2(lam)(W) = lam · Σ W²`, whose gradient 
 The constructors `L2.from_nielsen`, `from_deeplearning_ai` and `from_weight_decay` convert
 the other conventions (see `tinygrad_l2.conventions`).
 """
+from __future__ import annotations
+
 import numbers
+from typing import TYPE_CHECKING
 
 from .. import conventions
+
+if TYPE_CHECKING:
+    from ..tensor import Tensor
 
 
 def _coefficient(name, value):
@@ -18,52 +24,52 @@ def _coefficient(name, value):
 class L2:
     """`L2(lam)(W) = lam · Σ W²` — the graph reads Square -> Sum -> Mul(×lam)."""
 
-    def __init__(self, lam=0.01):
+    def __init__(self, lam: float = 0.01) -> None:
         self.lam = _coefficient("L2", lam)
 
-    def __call__(self, w):
+    def __call__(self, w: Tensor) -> Tensor:
         return self.lam * (w ** 2).sum()
 
     @classmethod
-    def from_nielsen(cls, lmbda, n):
+    def from_nielsen(cls, lmbda: float, n: int) -> L2:
         """Nielsen's (λ/2n)·Σw², n = training-set size."""
         return cls(conventions.nielsen_to_keras(lmbda, n))
 
     @classmethod
-    def from_deeplearning_ai(cls, lambd, m):
+    def from_deeplearning_ai(cls, lambd: float, m: int) -> L2:
         """deeplearning.ai's (1/m)(λ/2)·Σ‖W‖², m = number of examples."""
         return cls(conventions.deeplearning_ai_to_keras(lambd, m))
 
     @classmethod
-    def from_weight_decay(cls, weight_decay):
+    def from_weight_decay(cls, weight_decay: float) -> L2:
         """The penalty whose gradient is PyTorch's SGD `weight_decay`·W: (wd/2)·Σw²."""
         return cls(conventions.weight_decay_to_keras(weight_decay))
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"L2({self.lam!r})"
 
 
 class L1:
     """`L1(lam)(W) = lam · Σ |W|` — the graph reads Abs -> Sum -> Mul(×lam)."""
 
-    def __init__(self, lam=0.01):
+    def __init__(self, lam: float = 0.01) -> None:
         self.lam = _coefficient("L1", lam)
 
-    def __call__(self, w):
+    def __call__(self, w: Tensor) -> Tensor:
         return self.lam * w.abs().sum()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"L1({self.lam!r})"
 
 
 class L1L2:
     """`L1L2(l1, l2)(W) = l1 · Σ|W| + l2 · Σ W²` (Keras' L1L2)."""
 
-    def __init__(self, l1=0.0, l2=0.0):
+    def __init__(self, l1: float = 0.0, l2: float = 0.0) -> None:
         self.l1, self.l2 = L1(l1), L2(l2)
 
-    def __call__(self, w):
+    def __call__(self, w: Tensor) -> Tensor:
         return self.l1(w) + self.l2(w)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"L1L2(l1={self.l1.lam!r}, l2={self.l2.lam!r})"

@@ -1,5 +1,7 @@
 """Learning-rate schedules (PyTorch's torch.optim.lr_scheduler): each `step()` sets every
 parameter group's "lr" from its "initial_lr" and the epoch count."""
+from __future__ import annotations
+
 import math
 
 from .optimizer import Optimizer
@@ -10,7 +12,7 @@ class LRScheduler:
     0 as PyTorch's constructor leaves it) and writes `lr_at(base, epoch)`, which each schedule
     defines, into the groups."""
 
-    def __init__(self, optimizer):
+    def __init__(self, optimizer: Optimizer) -> None:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"{type(self).__name__}: expected an Optimizer, got "
                             f"{type(optimizer).__name__}")
@@ -21,7 +23,7 @@ class LRScheduler:
         self.last_epoch = 0
         self._apply()
 
-    def step(self):
+    def step(self) -> None:
         """Advance one epoch and update every group's learning rate."""
         self.last_epoch += 1
         self._apply()
@@ -30,7 +32,7 @@ class LRScheduler:
         for group, base in zip(self.optimizer.param_groups, self.base_lrs):
             group["lr"] = self.lr_at(base, self.last_epoch)
 
-    def get_last_lr(self):
+    def get_last_lr(self) -> list[float]:
         """The learning rate of each group, as last set."""
         return [group["lr"] for group in self.optimizer.param_groups]
 
@@ -46,23 +48,23 @@ def _positive(owner, name, value, integer=False):
 class StepLR(LRScheduler):
     """lr = initial_lr · gamma^⌊epoch / step_size⌋."""
 
-    def __init__(self, optimizer, step_size, gamma=0.1):
+    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1) -> None:
         self.step_size = _positive("StepLR", "step_size", step_size, integer=True)
         self.gamma = float(gamma)
         super().__init__(optimizer)
 
-    def lr_at(self, base, epoch):
+    def lr_at(self, base: float, epoch: int) -> float:
         return base * self.gamma ** (epoch // self.step_size)
 
 
 class ExponentialLR(LRScheduler):
     """lr = initial_lr · gamma^epoch."""
 
-    def __init__(self, optimizer, gamma):
+    def __init__(self, optimizer: Optimizer, gamma: float) -> None:
         self.gamma = float(gamma)
         super().__init__(optimizer)
 
-    def lr_at(self, base, epoch):
+    def lr_at(self, base: float, epoch: int) -> float:
         return base * self.gamma ** epoch
 
 
@@ -70,10 +72,10 @@ class CosineAnnealingLR(LRScheduler):
     """lr = eta_min + (initial_lr − eta_min)·(1 + cos(π·epoch / T_max))/2 (SGDR without
     restarts; PyTorch's closed form, periodic beyond T_max)."""
 
-    def __init__(self, optimizer, T_max, eta_min=0.0):
+    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0) -> None:
         self.T_max = _positive("CosineAnnealingLR", "T_max", T_max, integer=True)
         self.eta_min = float(eta_min)
         super().__init__(optimizer)
 
-    def lr_at(self, base, epoch):
+    def lr_at(self, base: float, epoch: int) -> float:
         return self.eta_min + (base - self.eta_min) * (1 + math.cos(math.pi * epoch / self.T_max)) / 2

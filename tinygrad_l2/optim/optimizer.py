@@ -1,6 +1,9 @@
 """Optimizer: parameter groups, per-parameter state, zero_grad and state dicts (PyTorch-shaped)."""
+from __future__ import annotations
+
 import math
 import numbers
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -13,18 +16,18 @@ class Optimizer:
     parameter).  Subclasses implement `step()`, which updates `p.data` in place for every
     parameter whose `.grad` is not None (a parameter without a gradient is skipped)."""
 
-    def __init__(self, params, defaults):
+    def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], defaults: dict[str, Any]) -> None:
         self.defaults = dict(defaults)
-        params = list(params)
-        if not params:
+        given: list[Any] = list(params)
+        if not given:
             raise ValueError(f"{type(self).__name__}: got an empty parameter list")
-        groups = params if isinstance(params[0], dict) else [{"params": params}]
-        self.param_groups = []
-        self.state = {}
+        groups = given if isinstance(given[0], dict) else [{"params": given}]
+        self.param_groups: list[dict[str, Any]] = []
+        self.state: dict[Tensor, dict[str, Any]] = {}
         for group in groups:
             self.add_param_group(group)
 
-    def add_param_group(self, group):
+    def add_param_group(self, group: dict[str, Any]) -> None:
         group = dict(group)
         params = group["params"]
         group["params"] = [params] if isinstance(params, Tensor) else list(params)
@@ -77,7 +80,7 @@ class Optimizer:
         if context.state.recorder is not None:
             context.state.recorder.append(event)
 
-    def zero_grad(self, set_to_none=True):
+    def zero_grad(self, set_to_none: bool = True) -> None:
         """Clear every parameter's gradient: None (PyTorch >= 2.0 default) or zeros."""
         self._record("zero_grad", self, set_to_none)
         for group in self.param_groups:
@@ -105,9 +108,9 @@ class Optimizer:
             p.data = p.data.copy()
         return p.data
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         """{"state": {index: {...}}, "param_groups": [{..., "params": [index, ...]}]}."""
-        index = {}
+        index: dict[Tensor, int] = {}
         groups = []
         for group in self.param_groups:
             saved = {k: v for k, v in group.items() if k != "params"}
@@ -116,13 +119,13 @@ class Optimizer:
         state = {index[p]: _copy(s) for p, s in self.state.items() if p in index}
         return {"state": state, "param_groups": groups}
 
-    def load_state_dict(self, state_dict):
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         groups = state_dict["param_groups"]
         if len(groups) != len(self.param_groups) or any(
                 len(g["params"]) != len(mine["params"]) for g, mine in zip(groups, self.param_groups)):
             raise ValueError(f"{type(self).__name__}.load_state_dict: the saved parameter groups "
                              f"do not match this optimizer's")
-        by_index = {}
+        by_index: dict[int, Tensor] = {}
         for saved, mine in zip(groups, self.param_groups):
             by_index.update(zip(saved["params"], mine["params"]))
         for saved, mine in zip(groups, self.param_groups):

@@ -1,4 +1,8 @@
 """Particle swarm optimization: minimizes a loss closure with no gradient at all."""
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
 import numpy as np
 
 from ..context import no_grad
@@ -23,8 +27,9 @@ class PSO:
     spread of the initial swarm around the current parameters; `rng` (int seed or Generator).
     """
 
-    def __init__(self, params, n_particles=30, inertia=0.7298, cognitive=1.49618,
-                 social=1.49618, init_std=0.5, rng=None):
+    def __init__(self, params: Iterable[Tensor], n_particles: int = 30, inertia: float = 0.7298,
+                 cognitive: float = 1.49618, social: float = 1.49618, init_std: float = 0.5,
+                 rng: np.random.Generator | int | None = None) -> None:
         self.params = list(params)
         if not self.params or not all(isinstance(p, Tensor) for p in self.params):
             raise ValueError("PSO: params must be a non-empty list of Tensors")
@@ -67,7 +72,7 @@ class PSO:
         self.positions, self.best_positions, self.best_losses = positions, positions.copy(), losses
         self.global_best = int(np.argmin(self.best_losses))
 
-    def step(self, closure):
+    def step(self, closure: Callable[[], Tensor | float]) -> float:
         """One swarm iteration; returns the best loss so far (the parameters now hold it).
         If `closure` raises, the parameters are restored to what they were and the error
         propagates (the model is never left at some particle's weights)."""
@@ -99,6 +104,6 @@ class PSO:
         self._assign(self.best_positions[self.global_best])
         return float(self.best_losses[self.global_best])
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         for p in self.params:
             p.grad = None

@@ -1,7 +1,14 @@
 """SGD with momentum and (coupled) weight decay, PyTorch's update rule line by line."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Iterable
+
 import numpy as np
 
 from .optimizer import Optimizer
+
+if TYPE_CHECKING:
+    from ..tensor import Tensor
 
 
 class SGD(Optimizer):
@@ -16,13 +23,14 @@ class SGD(Optimizer):
     group with weight_decay=0, or put the L2 in the loss (`kernel_regularizer`) instead.
     """
 
-    def __init__(self, params, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
+    def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], lr: float, momentum: float = 0.0,
+                 dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False) -> None:
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("SGD: nesterov momentum requires a momentum > 0 and zero dampening")
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
                                       weight_decay=weight_decay, nesterov=nesterov))
 
-    def step(self):
+    def step(self) -> None:
         self._record("step", self)
         for group, p, grad in list(self._params_with_grad()):
             lr, momentum, wd = group["lr"], group["momentum"], group["weight_decay"]

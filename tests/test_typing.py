@@ -1,0 +1,42 @@
+"""The package type-checks clean with mypy, and a user's code written against the public API
+type-checks too (so the annotations are usable, not just present)."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("mypy")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def mypy(*args, cache):
+    return subprocess.run([sys.executable, "-m", "mypy", "--cache-dir", str(cache), *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_the_package_type_checks_clean(tmp_path_factory):
+    result = mypy("tinygrad_l2", cache=tmp_path_factory.getbasetemp() / "mypy")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_user_code_against_the_public_api_type_checks(tmp_path_factory, tmp_path):
+    config = tmp_path / "mypy.ini"  # the strict flags for the user's module only
+    config.write_text("[mypy]\nignore_missing_imports = True\n\n[mypy-usage]\n"
+                      "disallow_untyped_calls = True\nwarn_return_any = True\ndisallow_untyped_defs = True\n")
+    result = mypy("--config-file", str(config), "tests/typing/usage.py",
+                  cache=tmp_path_factory.getbasetemp() / "mypy")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_usage_file_runs():
+    namespace: dict = {}
+    exec(compile((ROOT / "tests" / "typing" / "usage.py").read_text(), "usage.py", "exec"), namespace)
+    assert namespace["tensor_math"]() == (8, 2)
+    assert "def step(" in namespace["compiled"]()
+    assert namespace["traced"]()[0] == "W"
+    assert isinstance(namespace["train_steps"](3), float)
+
+
+def test_the_package_ships_its_py_typed_marker():
+    assert (ROOT / "tinygrad_l2" / "py.typed").exists()
