@@ -283,6 +283,29 @@ def agreement_table(steps=20, batch=32):
     return f"tinygrad_l2 compiled vs eager: {steps} SGD steps from the same weights", lines
 
 
+def drawing_table(layers=60):
+    """Drawing a deep MLP with L2: records in the default (collapsed) and the full picture, and
+    the time to draw and render the default one to SVG."""
+    import re
+    import tempfile
+    import tinygrad_l2 as tl
+    model = tl.nn.MLP([8] * layers + [1], kernel_regularizer=tl.nn.L2(1e-3), dtype=np.float64, rng=0)
+    loss = model(np.ones((4, 8))).sum() + model.regularization_loss()
+    counts = {}
+    for label, options in (("default (modules collapsed)", {}),
+                           ("full", dict(collapse_modules=False, show_intermediates=True))):
+        source = tl.draw_dot(loss, **options).source
+        counts[label] = len(re.findall(r"^\s*\w+ \[label=", source, re.M))
+    with tempfile.TemporaryDirectory() as scratch:
+        start = time.perf_counter()
+        tl.render(loss, Path(scratch) / "mlp.svg")
+        seconds = time.perf_counter() - start
+    lines = ["| picture | nodes drawn | draw + render to SVG |", "|---|---|---|",
+             f"| default (modules collapsed) | {counts['default (modules collapsed)']} | {seconds:.2f} s |",
+             f"| full (`collapse_modules=False, show_intermediates=True`) | {counts['full']} | not timed |"]
+    return f"Drawing a {layers}-layer MLP with L2 (`tl.render`)", lines
+
+
 def report(tables, header):
     parts = [header, ""]
     for title, lines in tables:
@@ -313,7 +336,7 @@ def main(argv=None):
               f"Python {platform.python_version()}, numpy {np.__version__}"
               + _torch_version() + f"; `python benchmarks/run.py{' --quick' if args.quick else ''}`.")
     tables = [mlp_table(rounds, steps), agreement_table(), chain_table(rounds),
-              long_chain_table(1 if args.quick else 2)]
+              long_chain_table(1 if args.quick else 2), drawing_table()]
     text = report(tables, header)
     print(text)
     if args.markdown:

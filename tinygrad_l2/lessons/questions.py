@@ -218,8 +218,9 @@ class LossOrUpdate(Result):
 
     @property
     def title(self):
-        return (f"Conv2d(1, 4, 3) → ReLU → MaxPool2d(2) → Flatten → Linear(64, 10), L2 on both kernels; "
-                f"{self.lam.describe()}")
+        return (f"{self.lam.describe()}\nKeras' Conv2D(256, (5, 5), padding=\"same\", kernel_regularizer=l2) as "
+                f"Conv2d(1, 256, 5, padding=\"same\") → ReLU → MaxPool2d(2) → Flatten → Linear(4096, 10), "
+                f"L2 on both kernels, 8×8 inputs, batches of 16")
 
     def rows(self):
         return [list(row) for row in self.contributions]
@@ -238,10 +239,10 @@ def loss_or_update(lam, steps=10, lr=0.1, seed=0):
     from ..nn import Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential, softmax_cross_entropy, weights_and_biases
     from ..optim import SGD
 
-    def convnet(regularizer):
-        return Sequential(Conv2d(1, 4, 3, padding="same", kernel_regularizer=regularizer, dtype=np.float64, rng=seed),
-                          ReLU(), MaxPool2d(2), Flatten(),
-                          Linear(64, 10, kernel_regularizer=regularizer, dtype=np.float64, rng=seed + 1))
+    def convnet(regularizer):  # Keras: Conv2D(256, (5, 5), padding="same", kernel_regularizer=l2(reg))
+        return Sequential(Conv2d(1, 256, 5, padding="same", kernel_regularizer=regularizer, dtype=np.float64,
+                                 rng=seed), ReLU(), MaxPool2d(2), Flatten(),
+                          Linear(256 * 4 * 4, 10, kernel_regularizer=regularizer, dtype=np.float64, rng=seed + 1))
     rng = np.random.default_rng(seed)
     batches = [(rng.standard_normal((16, 1, 8, 8)), rng.integers(0, 10, 16)) for _ in range(steps)]
     in_loss, in_update = convnet(L2(lam.to("keras").value)), convnet(None)
