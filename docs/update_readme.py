@@ -48,9 +48,18 @@ def run(command):
     raise ValueError(f"update_readme: don't know how to run {command!r}")
 
 
+SOURCES = {"compiled-source": "--source", "compiled-update": "--update-source"}  # examples/07's code
+
+
 def update(text):
-    return BLOCK.sub(lambda m: f"<!-- output: {m['command']} -->\n```text\n{run(m['command'])}```\n"
+    text = BLOCK.sub(lambda m: f"<!-- output: {m['command']} -->\n```text\n{run(m['command'])}```\n"
                                f"<!-- /output -->", text)
+    for marker, flag in SOURCES.items():
+        code = run(f"python examples/07_compiled_step.py {flag}")
+        head, rest = text.split(f"<!-- {marker}:start -->\n", 1)
+        text = f"{head}<!-- {marker}:start -->\n```python\n{code}```\n<!-- {marker}:end -->" + \
+            rest.split(f"<!-- {marker}:end -->", 1)[1]
+    return text
 
 
 def main(argv):

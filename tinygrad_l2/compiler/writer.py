@@ -9,7 +9,8 @@ from ..engine import topological_order, unbroadcast
 from ..function import TensorBase
 from ..ops import sigmoid
 from .buffers import reuse_buffers
-from .templates import _log_softmax, _place, _scatter, backward_pairs, forward_expression
+from .fusions import cross_entropies, cross_entropy_grad, vdot_pairs
+from .templates import _index_expr, _log_softmax, _place, _scatter, backward_pairs, forward_expression
 
 
 def parameter_names(fn, n):
@@ -30,7 +31,8 @@ def generate(program, args, arg_names, update=None):
     source, kept = reuse_buffers(writer.source(), writer.buffers)
     constants = {k: v for k, v in writer.constants.items() if k not in writer.buffers or k in kept}
     namespace = dict(constants, np=np, unbroadcast=unbroadcast, sigmoid=sigmoid,
-                     _scatter=_scatter, _place=_place, _log_softmax=_log_softmax)
+                     _scatter=_scatter, _place=_place, _log_softmax=_log_softmax,
+                     _ce_grad=cross_entropy_grad)
     exec(builtins.compile(source, "<tl.compile>", "exec"), namespace)  # noqa: S102 - ours
     program.names = {id(p): writer.name[id(n)] for n in program.nodes if n.is_leaf
                      for p in [n.tensor()]}
@@ -46,8 +48,11 @@ class _Writer:
         self.name, self.constants, self.layer, self.buffers = {}, {}, 0, {}
         self.penalty = _penalty_nodes(program.nodes)
         self.uses = _uses(program)
-        self.fused = _vdot_pairs(program.nodes, self.uses)  # Sum node id -> its Pow(2) node
-        self.skipped = {id(pow_node) for pow_node in self.fused.values()}
+        self.fused = vdot_pairs(program.nodes, self.uses)  # Sum node id -> its Pow(2) node
+        returned = {id(t._node()) for t in program.outputs}
+        self.entropies = cross_entropies(program.nodes, self.uses, returned)  # Mean id -> (LogSoftmax, Index)
+        self.skipped = {id(pow_node) for pow_node in self.fused.values()} | {
+            id(n) for log_softmax, index in self.entropies.values() for n in (index, _consumer(index, program))}
         self._name_inputs(args)
 
     def _name_inputs(self, args):
@@ -150,6 +155,10 @@ class _Writer:
         if id(node) in self.fused:
             w = self.name[id(self.fused[id(node)].parents[0])]
             return f"np.vdot({w}, {w})  # = Σ {w}²: one dot product, no {w}² array"
+        if id(node) in self.entropies:
+            log_softmax, index = self.entropies[id(node)]
+            picks = f"{self.name[id(log_softmax)]}[{_index_expr(self, index.index)}]"
+            return f"-({picks}.mean())  # cross-entropy: −mean of the log-probabilities at the labels"
         kind, parents = type(node).__name__, node.parents
         source = parents[0]
         if kind in ("Add", "ReLU") and self.reusable(source, node):
@@ -200,6 +209,10 @@ class _Writer:
         """(parent, gradient expression) pairs, with the exact rewrites: d(Σw²)/dw = 2w straight
         to the weight (or, when the update is written, a decay of w); ReLU's mask applied in
         place to a gradient array this step made and nothing else reads."""
+        if id(node) in self.entropies:  # ∂/∂z = (softmax − onehot)·g/m, over the log-softmax's array
+            log_softmax, index = self.entropies[id(node)]
+            expr = f"_ce_grad({self.name[id(log_softmax)]}, {_index_expr(self, index.index)}, {g})"
+            return [(log_softmax.parents[0], expr)]
         if id(node) not in self.fused:
             if type(node).__name__ == "ReLU" and g in self.fresh:
                 return [(node.parents[0], f"np.multiply({g}, {self.name[id(node)]} > 0, out={g})")]
@@ -266,18 +279,6 @@ def _uses(program):
     return uses
 
 
-def _vdot_pairs(nodes, uses):
-    """{Sum node: Pow(2) node} where a full sum is the square's only reader."""
-    pairs = {}
-    for node in nodes:
-        if type(node).__name__ == "Sum" and node.axis is None and not node.keepdims:
-            square = node.parents[0]
-            if (type(square).__name__ == "Pow" and square.exponent == 2.0
-                    and uses.get(id(square)) == 1 and square.parents[0] is not None):
-                pairs[id(node)] = square
-    return pairs
-
-
 def _identifier(name):
     return name if isinstance(name, str) and name.isidentifier() and name not in ("np", "step") else None
 
@@ -298,3 +299,8 @@ def _penalty_nodes(nodes):
             members.add(id(n))
             members.update(id(p) for p in n.parents if p is not None and not p.is_leaf and only[id(p)])
     return members
+
+
+def _consumer(node, program):
+    """The one op node that reads `node`."""
+    return next(n for n in program.nodes if any(p is node for p in n.parents))
