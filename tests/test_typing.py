@@ -24,14 +24,14 @@ def test_user_code_against_the_public_api_type_checks(tmp_path_factory, tmp_path
     config = tmp_path / "mypy.ini"  # the strict flags for the user's module only
     config.write_text("[mypy]\nignore_missing_imports = True\n\n[mypy-usage]\n"
                       "disallow_untyped_calls = True\nwarn_return_any = True\ndisallow_untyped_defs = True\n")
-    result = mypy("--config-file", str(config), "tests/typing/usage.py",
+    result = mypy("--config-file", str(config), "tests/typecheck/usage.py",
                   cache=tmp_path_factory.getbasetemp() / "mypy")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_the_usage_file_runs():
     namespace: dict = {}
-    exec(compile((ROOT / "tests" / "typing" / "usage.py").read_text(), "usage.py", "exec"), namespace)
+    exec(compile((ROOT / "tests" / "typecheck" / "usage.py").read_text(), "usage.py", "exec"), namespace)
     assert namespace["tensor_math"]() == (8, 2)
     assert "def step(" in namespace["compiled"]()
     assert namespace["traced"]()[0] == "W"
