@@ -40,3 +40,36 @@ def test_the_usage_file_runs():
 
 def test_the_package_ships_its_py_typed_marker():
     assert (ROOT / "tinygrad_l2" / "py.typed").exists()
+
+
+def _public_callables():
+    import inspect
+    import tinygrad_l2 as tl
+    from tinygrad_l2.optim import lr_scheduler
+    spaces = [tl, tl.nn, tl.nn.functional, tl.optim, lr_scheduler, tl.data, tl.conventions]
+    seen = {}
+    for space in spaces:
+        for name in getattr(space, "__all__", [n for n in vars(space) if not n.startswith("_")]):
+            value = getattr(space, name, None)
+            if inspect.isfunction(value) and value.__module__.startswith("tinygrad_l2"):
+                seen[f"{value.__module__}.{value.__qualname__}"] = value
+            elif inspect.isclass(value) and value.__module__.startswith("tinygrad_l2"):
+                for attr, member in vars(value).items():
+                    function = member.fget if isinstance(member, property) else member
+                    if inspect.isfunction(function) and (not attr.startswith("_") or attr in (
+                            "__init__", "__call__", "__getitem__", "__len__", "__iter__")):
+                        seen[f"{value.__module__}.{function.__qualname__}"] = function
+    return seen
+
+
+def test_every_public_function_and_method_is_annotated():
+    import inspect
+    missing = []
+    for name, function in _public_callables().items():
+        signature = inspect.signature(function)
+        unannotated = [p for p in signature.parameters.values()
+                       if p.annotation is inspect.Parameter.empty and p.name not in ("self", "cls")]
+        if unannotated or signature.return_annotation is inspect.Signature.empty:
+            missing.append(name)
+    assert len(_public_callables()) > 150
+    assert not missing, missing

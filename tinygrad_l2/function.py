@@ -138,10 +138,10 @@ class Leaf:
         self.variable = tensor
         self.out_shape, self.out_dtype = tensor._data.shape, tensor._data.dtype
 
-    def tensor(self):
+    def tensor(self) -> TensorBase | None:
         return self.variable
 
-    def label(self):
+    def label(self) -> str:
         return type(self).__name__
 
 
@@ -279,7 +279,7 @@ class Function:
         themselves and the shapes); by default `err` itself."""
         return err
 
-    def release(self):
+    def release(self) -> None:
         """Drop what forward saved (after a backward without retain_graph)."""
         hold = getattr(self, "hold", None)
         if hold is not None:
@@ -291,11 +291,11 @@ class Function:
         """Were the saved arrays dropped (a backward without retain_graph ran)?"""
         return self.saved_arrays is None
 
-    def tensor(self):
+    def tensor(self) -> TensorBase | None:
         """The output tensor, if the user still holds it (else None)."""
         return self.output()
 
-    def label(self):
+    def label(self) -> str:
         """How the op reads in a rendered graph: its class name plus key attributes."""
         return type(self).__name__
 
