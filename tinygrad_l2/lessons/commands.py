@@ -124,7 +124,10 @@ def dcda(args):
 
 
 def decay(args):
-    lam = Lambda(args.convention, args.lambd, args.n).to("nielsen", args.n)
+    given = Lambda(args.convention, args.lambd, args.n)
+    if args.convention != "nielsen":  # the user's λ first; the rest speaks Nielsen's
+        print(given.describe() + "\n")
+    lam = given.to("nielsen", args.n)
     result = questions.decay(lam, args.eta, args.batch_size, args.steps, seed=args.seed)
     print(result)
     print("\n" + result.answer())

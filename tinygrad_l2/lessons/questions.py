@@ -40,8 +40,8 @@ class OutputGradient(Result):
 
     @property
     def title(self):
-        return (f"dC/da at the output a = σ(z) of a {list(self.sizes)} sigmoid network, m = {self.m} "
-                f"examples, C = cost + L2; {self.lam.describe()}")
+        return (f"{self.lam.describe()}\ndC/da at the output a = σ(z) of a {list(self.sizes)} sigmoid "
+                f"network, m = {self.m} examples, C = cost + L2")
 
     def rows(self):
         return [[cost, lam, FORMULAS[cost][0], da, FORMULAS[cost][1], dz, delta, reach]

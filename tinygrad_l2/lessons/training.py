@@ -73,9 +73,8 @@ class TrainingComparison(Result):
 
     @property
     def title(self):
-        return (f"{list(self.sizes)} network, {self.steps} {self.optimizer} steps (lr {self.lr:g}) on "
-                f"{self.n_train} noisy two-moons points, tested on {self.n_test}; "
-                f"{self.lam.describe()}")
+        return (f"{self.lam.describe()}\n{list(self.sizes)} network, {self.steps} {self.optimizer} steps "
+                f"(lr {self.lr:g}) on {self.n_train} noisy two-moons points, tested on {self.n_test}")
 
     def rows(self):
         return [[r.label, r.data_loss, r.penalty, r.train, r.test, r.train - r.test,
