@@ -308,6 +308,7 @@ def _observe(node, out, args):
         anomaly.check_forward(node, out, args)
     if state.recorder is not None:
         node.arguments = args  # tl.compile replays the op with the same non-tensor arguments
+        node.events_before = len(state.recorder)  # ... and must know if it came after a step()
 
 
 def _as_output(cls, out):

@@ -16,17 +16,20 @@ recorded places — so parameters, `.grad` and optimizer state are as eager leav
 learning-rate schedule is honoured, and eager and compiled steps mix freely.
 
 What replay cannot see, documented: Python control flow that depends on data (the traced path
-is replayed), a model that starts using other parameters (the traced ones are replayed), a
-number read from an object or inside another function and changed later (a regularizer's λ
+is replayed), a Python number computed from the data (`1 / float(x.data.max())` is replayed as
+the traced value), a model that starts using other parameters (the traced ones are replayed),
+a number read from an object or inside another function and changed later (a regularizer's λ
 set in place: call `step.retrace()`), and Python side effects other than the calls above
-(assigning `.grad` by hand, printing).  The tensors a replay returns hold the results but no
+(assigning `.grad` by hand, printing).  `scheduler.step()` inside the function is replayed; an
+op computed after `opt.step()` (it reads the updated weights) makes the step run eagerly.  The tensors a replay returns hold the results but no
 graph.  A step whose graph holds a constant that is not an argument (a mask such as `x > 0`,
 data captured by closure), a `where` condition or an index array computed from data, runs
 eagerly every time instead of replaying stale values.  `check=N` runs the eager function
 beside the first N replays (from the same state) and raises `CompileCheckError` naming the
 first tensor that differs.  A new argument shape or dtype, a different grad mode, a parameter
-whose shape changed, or a number the function reads as a global or closure variable that
-changed (see guards.py) makes it trace again; a step it cannot replay (a PSO step, backward
+whose shape changed, a different pattern of arguments passed as the same object, or a number
+the function reads as a global or closure variable that changed (see guards.py) makes it
+trace again; a step it cannot replay (a PSO step, backward
 with an explicit gradient or retain_graph) runs eagerly every time.  When the gradients die
 with the call and the optimizer is plain SGD, the update itself is written in (update.py).
 Not re-entrant: a call from a second thread while one runs is refused with an error.

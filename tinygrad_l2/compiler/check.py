@@ -11,17 +11,22 @@ def _optimizers(program):
 def snapshot(program):
     params = [(p, p._data.copy(), None if p._grad is None else p._grad.copy()) for p in program.params]
     states = [(o, {k: {n: (v.copy() if isinstance(v, np.ndarray) else v) for n, v in s.items()}
-                   for k, s in o.state.items()}) for o in _optimizers(program)]
-    return params, states
+                   for k, s in o.state.items()}, [dict(g) for g in o.param_groups]) for o in _optimizers(program)]
+    schedulers = [(e[1], e[1].last_epoch) for e in program.events if e[0] == "schedule"]
+    return params, states, schedulers
 
 
 def restore(program, snapshot):
-    params, states = snapshot
+    params, states, schedulers = snapshot
     for p, data, grad in params:
         p.data, p._grad = data.copy(), None if grad is None else grad.copy()
-    for optimizer, saved in states:
+    for optimizer, saved, groups in states:
         optimizer.state = {k: {n: (v.copy() if isinstance(v, np.ndarray) else v) for n, v in s.items()}
                            for k, s in saved.items()}
+        for group, values in zip(optimizer.param_groups, groups):
+            group.update(values)  # the learning rate a scheduler changed
+    for scheduler, epoch in schedulers:
+        scheduler.last_epoch = epoch
 
 
 def compare(program, replayed, eager, after):

@@ -21,7 +21,7 @@ class Guards:
         if code is None:
             return
         namespace = getattr(function, "__globals__", {})
-        for name in code.co_names:
+        for name in dict.fromkeys(_names(code)):
             if name in namespace and _is_scalar(namespace[name]):
                 self.reads.append((f"global {name}", lambda n=name: namespace.get(n)))
         for name, cell in zip(code.co_freevars, getattr(function, "__closure__", None) or ()):
@@ -40,6 +40,16 @@ class Guards:
             if type(current) is not type(value) or current != value:
                 return what
         return None
+
+
+def _names(code):
+    """The global names a code object reads, including those of the comprehensions, generator
+    expressions and lambdas inside it (their own code objects)."""
+    names = list(code.co_names)
+    for constant in code.co_consts:
+        if hasattr(constant, "co_names"):
+            names += _names(constant)
+    return names
 
 
 def _is_scalar(value):

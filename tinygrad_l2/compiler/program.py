@@ -19,11 +19,19 @@ def _signature(value):
     return ("value", type(value), value)
 
 
+def _key(args):
+    """What a trace depends on: each argument's kind, shape and dtype, which arguments are the
+    same object (step(A, A) is traced differently from step(A, B)), and grad mode."""
+    first = {}
+    aliases = tuple(first.setdefault(id(a), i) for i, a in enumerate(args))
+    return tuple(_signature(a) for a in args), aliases, is_grad_enabled()
+
+
 class Program:
     """A traced step: the graph, the events, and the generated function."""
 
     def __init__(self, args, result, events, arg_names):
-        self.key = (tuple(_signature(a) for a in args), is_grad_enabled())
+        self.key = _key(args)
         self.outputs = tensors_in(result)
         self.events = events
         self.roots = self.outputs + [e[1] for e in events if e[0] == "backward"]
@@ -34,15 +42,16 @@ class Program:
         self.nodes = _graph(self.roots)
         self.params = [n.tensor() for n in self.nodes if n.is_leaf and n.requires_grad]
         self.param_shapes = [(p.shape, p.dtype) for p in self.params]
-        self.source, self.function, self.buffers = generate(self, args, arg_names)
-        self.update = plan(events, self.params)
+        self.source, self.function, arrays = generate(self, args, arg_names)
+        self.buffers, self.buffer_arrays = {id(b) for b in arrays}, list(arrays)
+        self.update = plan(events, self.params, self.nodes)
         self.plain_source = self.source
         if self.update is not None:  # the step most calls run: .source shows it
-            self.source, self.updating, self.update_buffers = generate(self, args, arg_names, self.update)
+            self.source, self.updating, arrays = generate(self, args, arg_names, self.update)
+            self.buffer_arrays += arrays
 
     def fits(self, args):
-        key = (tuple(_signature(a) for a in args), is_grad_enabled())
-        return key == self.key and all(
+        return _key(args) == self.key and all(
             (p.shape, p.dtype) == s for p, s in zip(self.params, self.param_shapes))
 
     def run(self, args):
@@ -56,17 +65,28 @@ class Program:
             _replay_event(event, None, None)
         if self.update is not None and self.update.ready():
             outputs, _ = self.updating(*arrays, self.update.lr)
+            for event in self.events[first:]:
+                if event[0] == "schedule":  # after the update, as traced (see update.plan)
+                    _replay_event(event, self, None)
         else:
             outputs, grads = self.function(*arrays)
             for event in self.events[first:]:
                 _replay_event(event, self, grads)
-        return _shape_like(self.outputs, [Tensor._make(np.asarray(v), None) for v in outputs])
+        return _shape_like(self.outputs, [Tensor._make(self._own(v), None) for v in outputs])
+
+    def _own(self, value):
+        """A returned array that may share memory with a buffer the next call overwrites (a
+        view such as z.T of a matmul's buffer) is copied."""
+        value = np.asarray(value)
+        if any(np.may_share_memory(value, b) for b in self.buffer_arrays):
+            return value.copy()
+        return value
 
 
 def _replay_event(event, program, grads):
     if event[0] == "zero_grad":
         event[1].zero_grad() if event[2] is True else event[1].zero_grad(event[2])
-    elif event[0] == "step":
+    elif event[0] in ("step", "schedule"):
         event[1].step()
     else:
         _write_grads(program.params, grads, program.buffers)
@@ -88,6 +108,10 @@ def _unsupported(roots, events):
         return "an optimizer without parameter groups (PSO)"
     if any(n.retains_grad for r in roots for n in topological_order(r) if not n.is_leaf):
         return "an intermediate tensor called retain_grad() (replay makes no intermediate tensors)"
+    steps = [i for i, e in enumerate(events) if e[0] == "step"]
+    if steps and any(getattr(n, "events_before", 0) > steps[0] for r in roots
+                     for n in topological_order(r) if not n.is_leaf):
+        return "an op computed after opt.step() (it reads the updated parameters; replay computes every op first)"
     return ""
 
 

@@ -53,6 +53,8 @@ def forward_expression(writer, node):
         return f"_log_softmax({x[0]}, {node.axis}{into})" + ("  # in place: nothing else reads " + x[0] if into else "")
     if kind == "Index":
         return f"{x[0]}[{_index_expr(writer, node.index)}]"
+    if kind == "Where":  # the condition is an argument (else the step runs eagerly): read it each call
+        return f"np.where({_index_expr(writer, node.condition)}, {x[0]}, {x[1]})"
     return _generic_forward(writer, node, x)
 
 
@@ -95,6 +97,9 @@ def backward_pairs(writer, node, g):
         return [(node.parents[0], f"np.broadcast_to({g} / {node.count()}, {node.in_shape})")]
     if kind == "LogSoftmax":
         return [(node.parents[0], f"{g} - np.exp({out}) * {g}.sum({node.axis}, keepdims=True)")]
+    if kind == "Where":
+        condition = _index_expr(writer, node.condition)
+        return [(node.parents[0], f"np.where({condition}, {g}, 0)"), (node.parents[1], f"np.where({condition}, 0, {g})")]
     if kind == "Index":
         index = _index_expr(writer, node.index)
         place = "_place" if _unique_rows(node.index, node.in_shape) else "_scatter"
@@ -144,7 +149,8 @@ class _Replayer:
         grads = self.node.backward(g)
         if type(grads) is not tuple:
             grads = tuple(grads) if isinstance(grads, list) else (grads,)
-        return [None if gr is None else np.asarray(gr) for gr in grads]
+        return [np.zeros(p.out_shape, p.out_dtype) if gr is None and p is not None else np.asarray(gr)
+                for gr, p in zip(grads, self.traced.parents)]
 
 
 def _unique_rows(index, shape):

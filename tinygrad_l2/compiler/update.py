@@ -18,6 +18,7 @@ a gradient that survives the call, or, at a given call, a parameter that already
 gradient, is held by another pending graph, or is read-only.
 """
 from ..memory import held_count, is_held
+from ..ops import Op
 from ..optim.sgd import SGD
 
 
@@ -53,23 +54,27 @@ class FusedUpdate:
                    for p in self.params)
 
 
-def plan(events, params):
+def plan(events, params, nodes=()):
     """A FusedUpdate if this step's events allow one, else None: one backward, then one step of
     a plain SGD with one group holding every traced parameter, then a zero_grad(set_to_none)
     that clears them all."""
     kinds = [e[0] for e in events]
     if kinds.count("backward") != 1 or kinds.count("step") != 1:
         return None
+    if any(not n.is_leaf and not isinstance(n, Op) for n in nodes):
+        return None  # lr in the seed needs backwards linear in g: a custom Function may clip it
     backward, step = kinds.index("backward"), kinds.index("step")
     optimizer = events[step][1]
     if step < backward or type(optimizer) is not SGD or len(optimizer.param_groups) != 1:
         return None
+    if "schedule" in kinds[backward:step]:
+        return None  # the step would use the lr the scheduler set after the seed was made
     group = optimizer.param_groups[0]
     if group["momentum"] != 0 or group["nesterov"]:
         return None
     cleared, dead = [], set()
     for event in events[step + 1:]:
-        if event[2] is True:
+        if event[0] == "zero_grad" and event[2] is True:
             targets = _targets(event[1])
             cleared += targets
             dead.update(id(p) for p in targets)
@@ -78,7 +83,8 @@ def plan(events, params):
         return None
     everyone = {id(p): p for p in [*cleared, *group["params"]]}
     for event in events[:backward]:
-        everyone.update((id(p), p) for p in _targets(event[1]))
+        if event[0] == "zero_grad":
+            everyone.update((id(p), p) for p in _targets(event[1]))
     return FusedUpdate(optimizer, list(everyone.values()), params)
 
 

@@ -2,6 +2,7 @@
 rewrites (Σw² as a dot product, in-place bias add and ReLU, matmuls into buffers)."""
 import builtins
 import inspect
+import re
 
 import numpy as np
 
@@ -10,7 +11,7 @@ from ..function import TensorBase
 from ..ops import sigmoid
 from .buffers import reuse_buffers
 from .fusions import cross_entropies, cross_entropy_grad, vdot_pairs
-from .templates import _index_expr, _log_softmax, _place, _scatter, backward_pairs, forward_expression
+from .templates import _Replayer, _index_expr, _log_softmax, _place, _scatter, backward_pairs, forward_expression
 
 
 def parameter_names(fn, n):
@@ -28,7 +29,11 @@ def generate(program, args, arg_names, update=None):
     `update` (compiler.update.FusedUpdate), `step(*args, lr) -> (outputs, None)` that also
     applies the SGD update."""
     writer = _Writer(program, args, arg_names, update)
-    source, kept = reuse_buffers(writer.source(), writer.buffers)
+    source = writer.source()
+    # an op replayed through its own methods (no template) may save arrays for its backward
+    # that the source does not show: then no buffer is shared
+    generic = any(isinstance(v, _Replayer) for v in writer.constants.values())
+    source, kept = (source, dict(writer.buffers)) if generic else reuse_buffers(source, writer.buffers)
     constants = {k: v for k, v in writer.constants.items() if k not in writer.buffers or k in kept}
     namespace = dict(constants, np=np, unbroadcast=unbroadcast, sigmoid=sigmoid,
                      _scatter=_scatter, _place=_place, _log_softmax=_log_softmax,
@@ -36,7 +41,7 @@ def generate(program, args, arg_names, update=None):
     exec(builtins.compile(source, "<tl.compile>", "exec"), namespace)  # noqa: S102 - ours
     program.names = {id(p): writer.name[id(n)] for n in program.nodes if n.is_leaf
                      for p in [n.tensor()]}
-    return source, namespace["step"], {id(b) for b in kept.values()}
+    return source, namespace["step"], list(kept.values())
 
 
 class _Writer:
@@ -56,23 +61,35 @@ class _Writer:
         self._name_inputs(args)
 
     def _name_inputs(self, args):
-        tensors = {id(a): i for i, a in enumerate(args) if isinstance(a, TensorBase)}
-        self.arg_names = [_identifier(getattr(a, "name", None)) or self.given_names[i]
+        """Names for the arguments, parameters and constants; every name is claimed once."""
+        self.taken = set(_RESERVED)
+        self.arg_names = [self.claim(_identifier(getattr(a, "name", None)) or self.given_names[i])
                           for i, a in enumerate(args)]
-        self.tensor_args = tensors
-        self.array_args = {id(a): self.arg_names[i] for i, a in enumerate(args) if isinstance(a, np.ndarray)}
+        self.array_args = {}  # id(array the step receives) -> its parameter's name; the same
+        for a, name in zip(args, self.arg_names):  # object twice: the first (the trace key knows)
+            if isinstance(a, TensorBase | np.ndarray):
+                self.array_args.setdefault(id(a._data if isinstance(a, TensorBase) else a), name)
         weights = 0
         for node in self.program.nodes:
             t = node.tensor() if node.is_leaf else None
             if t is None:
                 continue
-            if id(t) in tensors:
-                self.name[id(node)] = self.arg_names[tensors[id(t)]]
+            if id(t._data) in self.array_args and not node.requires_grad:  # an argument, or a
+                self.name[id(node)] = self.array_args[id(t._data)]  # constant made on its array
             elif node.requires_grad:
                 weights += t.ndim >= 2
-                self.name[id(node)] = _identifier(t.name) or (f"W{weights}" if t.ndim >= 2 else f"b{weights}")
+                self.name[id(node)] = self.claim(_identifier(t.name) or (f"W{weights}" if t.ndim >= 2 else f"b{weights}"))
             else:
                 self.name[id(node)] = self.constant(t, f"C{len(self.constants)}")
+
+    def claim(self, base):
+        """`base`, or `base_2`, `base_3`, ... : a name no other variable (nor its d/k twin) has."""
+        name, k = base, 1
+        while {name, f"d{name}", f"k{name}"} & self.taken or _GENERATED.match(name):
+            k += 1
+            name = f"{base}_{k}"
+        self.taken.update({name, f"d{name}", f"k{name}"})
+        return name
 
     def matmul(self, a, b, shape, dtype):
         """a @ b into a buffer allocated once (no new array, no page faults, every call)."""
@@ -92,7 +109,7 @@ class _Writer:
             if node.is_leaf:
                 continue
             count += 1
-            self.name[id(node)] = self._op_name(node, count)
+            self.name[id(node)] = self.claim(self._op_name(node, count))
             if id(node) in self.skipped:
                 continue  # a square only a sum reads: the sum takes it as one dot product
             forward.append(self._line(node, self._forward(node)))
@@ -256,9 +273,10 @@ def _sum_to(expr, shape, target):
     leading = len(shape) - len(target)
     stretched = tuple(i + leading for i, n in enumerate(target) if n == 1 and shape[i + leading] != 1)
     axes = tuple(range(leading)) + stretched
+    operand = expr if expr.isidentifier() else f"({expr})"  # a * b: the sum is of the product
     if not stretched:
-        return f"{expr}.sum(axis={axes})"
-    return f"{expr}.sum(axis={axes}, keepdims=True).reshape({target})"
+        return f"{operand}.sum(axis={axes})"
+    return f"{operand}.sum(axis={axes}, keepdims=True).reshape({target})"
 
 
 def _passes_through(expr, g):
@@ -277,6 +295,10 @@ def _uses(program):
     for t in program.outputs:
         uses[id(t._node())] = uses.get(id(t._node()), 0) + 1
     return uses
+
+
+_RESERVED = {"np", "step", "lr", "unbroadcast", "sigmoid", "_scatter", "_place", "_log_softmax", "_ce_grad"}
+_GENERATED = re.compile(r"^(P|BUF|K|C|OP)\d+(_g)?$")  # the constants' names
 
 
 def _identifier(name):

@@ -25,6 +25,7 @@ class LRScheduler:
 
     def step(self) -> None:
         """Advance one epoch and update every group's learning rate."""
+        self.optimizer._record("schedule", self)  # a tracing tl.compile replays it
         self.last_epoch += 1
         self._apply()
 
