@@ -24,9 +24,10 @@ def vdot_pairs(nodes, uses):
     return pairs
 
 
-def cross_entropies(nodes, uses, returned):
+def cross_entropies(nodes, uses):
     """{id(Mean node): (LogSoftmax node, Index node)} for Mean(Neg(Index(LogSoftmax(z)))) with
-    the index (arange(m), labels), each inner result read once and none returned."""
+    the index (arange(m), labels), each inner result read once (`uses` counts a returned
+    tensor as a reader, so none of them is returned)."""
     found = {}
     for node in nodes:
         if type(node).__name__ != "Mean" or node.axis is not None or node.keepdims:
@@ -38,7 +39,7 @@ def cross_entropies(nodes, uses, returned):
             continue
         if log_softmax.axis % 2 != 1 or not _picks_rows(index.index, log_softmax.out_shape[0]):
             continue
-        if all(uses.get(id(n)) == 1 and id(n) not in returned for n in (neg, index, log_softmax)):
+        if all(uses.get(id(n)) == 1 for n in (neg, index, log_softmax)):
             found[id(node)] = (log_softmax, index)
     return found
 

@@ -54,8 +54,7 @@ class _Writer:
         self.penalty = _penalty_nodes(program.nodes)
         self.uses = _uses(program)
         self.fused = vdot_pairs(program.nodes, self.uses)  # Sum node id -> its Pow(2) node
-        returned = {id(t._node()) for t in program.outputs}
-        self.entropies = cross_entropies(program.nodes, self.uses, returned)  # Mean id -> (LogSoftmax, Index)
+        self.entropies = cross_entropies(program.nodes, self.uses)  # Mean id -> (LogSoftmax, Index)
         self.skipped = {id(pow_node) for pow_node in self.fused.values()} | {
             id(n) for log_softmax, index in self.entropies.values() for n in (index, _consumer(index, program))}
         self._name_inputs(args)
