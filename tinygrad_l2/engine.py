@@ -33,7 +33,8 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
     if stretched:
         grad = grad.sum(axis=stretched, keepdims=True)
-    return np.asarray(grad)  # a sum down to shape () is a numpy scalar: immutable, not an array
+    # a sum down to shape () is a numpy scalar (immutable): an array, as every gradient is
+    return np.asarray(grad) if isinstance(grad, np.generic) else grad
 
 
 def node_of(x: Any) -> Any:

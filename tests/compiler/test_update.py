@@ -62,7 +62,7 @@ def test_coupled_weight_decay_decays_every_parameter_as_eager_sgd_does():
         lambda ps: tl.optim.SGD(ps, lr=0.1, weight_decay=0.05))
     for x, y in batches(10):
         eager_step(x, y), step(x, y)
-    assert "b1 *= 1 - lr * 0.05" in step.source
+    assert "b1 *= 1 - (lr * 0.05)" in step.source
     assert max_relative_difference(eager, model) <= 1e-12
 
 

@@ -48,7 +48,7 @@ from ..tensor import Tensor
 from .check import compare, restore, snapshot
 from .guards import Guards
 from .program import Program
-from .writer import parameter_names
+from .naming import parameter_names
 
 
 class CompileCheckError(AssertionError):

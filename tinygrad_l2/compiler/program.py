@@ -1,5 +1,9 @@
-"""A traced step: its graph, its events (backward, zero_grad, step), whether it can be
-replayed, and the replay itself."""
+"""A traced step: trace → IR (lower.py) → passes (passes.py, update.py) → numpy source
+(emit.py) → one Python function, and the replay that calls it."""
+from __future__ import annotations
+
+import builtins
+
 import numpy as np
 
 from ..context import is_grad_enabled
@@ -7,8 +11,11 @@ from ..engine import _accumulate, topological_order
 from ..function import TensorBase
 from ..ops import row_indices
 from ..tensor import Tensor
-from .update import plan
-from .writer import generate
+from . import passes
+from .emit import Emitter
+from .lower import _attributes, lower
+from .naming import mark_penalties, name_values
+from .update import plan, write_update
 
 
 def _signature(value):
@@ -19,7 +26,7 @@ def _signature(value):
     return ("value", type(value), value)
 
 
-def _key(args):
+def trace_key(args):
     """What a trace depends on: each argument's kind, shape and dtype, which arguments are the
     same object (step(A, A) is traced differently from step(A, B)), and grad mode."""
     first = {}
@@ -28,68 +35,108 @@ def _key(args):
 
 
 class Program:
-    """A traced step: the graph, the events, and the generated function."""
+    """A traced step: the graph, the events, the IR and the generated functions."""
 
-    def __init__(self, args, result, events, arg_names):
-        self.key = _key(args)
+    def __init__(self, args, result, events, arg_names, captured=()):
+        self.key = trace_key(args)
         self.outputs = tensors_in(result)
         self.events = events
         self.roots = self.outputs + [e[1] for e in events if e[0] == "backward"]
-        self.eager_only = _unsupported(self.roots, events) or _derived_inputs(self.roots, args)
+        given = [a for a in (*args, *(c for _, c in captured))]
+        self.eager_only = _unsupported(self.roots, events) or _derived_inputs(self.roots, given)
         if self.eager_only:
             self.source = f"# not compiled: {self.eager_only}"
             return
-        self.nodes = _graph(self.roots)
+        self.nodes = graph(self.roots)
         self.params = [n.tensor() for n in self.nodes if n.is_leaf and n.requires_grad]
         self.param_shapes = [(p.shape, p.dtype) for p in self.params]
-        self.source, self.function, arrays = generate(self, args, arg_names)
-        self.buffers, self.buffer_arrays = {id(b) for b in arrays}, list(arrays)
-        self.update = plan(events, self.params, self.nodes)
+        build = lambda update=None: _build(self, args, arg_names, captured, update)  # noqa: E731
+        self.source, self.function, self.buffer_arrays, self.names = build()
         self.plain_source = self.source
+        self.update = plan(events, self.params, self.nodes)
         if self.update is not None:  # the step most calls run: .source shows it
-            self.source, self.updating, arrays = generate(self, args, arg_names, self.update)
+            self.source, self.updating, arrays, _ = build(self.update)
             self.buffer_arrays += arrays
 
     def fits(self, args):
-        return _key(args) == self.key and all(
+        return trace_key(args) == self.key and all(
             (p.shape, p.dtype) == s for p, s in zip(self.params, self.param_shapes))
 
     def run(self, args):
-        """The events before the backward as recorded (zero_grad), then either the step with
-        its SGD update written in (see update.py) or the forward and backward, the gradients
-        written into `.grad`, and the remaining events as recorded."""
+        """The generated step: events in their traced order, gradients into `.grad` at the
+        backward; the written SGD update when its conditions hold this call (update.py)."""
         arrays = [a._data if isinstance(a, TensorBase) else a for a in args]
-        first = next(i for i, e in enumerate(self.events) if e[0] == "backward") if any(
-            e[0] == "backward" for e in self.events) else len(self.events)
-        for event in self.events[:first]:
-            _replay_event(event, None, None)
         if self.update is not None and self.update.ready():
-            outputs, _ = self.updating(*arrays, self.update.lr)
-            for event in self.events[first:]:
-                if event[0] == "schedule":  # after the update, as traced (see update.plan)
-                    _replay_event(event, self, None)
+            outputs = self.updating(*arrays, self.update.lr)
         else:
-            outputs, grads = self.function(*arrays)
-            for event in self.events[first:]:
-                _replay_event(event, self, grads)
-        return _shape_like(self.outputs, [Tensor._make(self._own(v), None) for v in outputs])
+            outputs = self.function(*arrays)
+        values = [Tensor._make(self._own(v), None) for v in outputs]
+        return values[0] if len(values) == 1 else tuple(values)
 
     def _own(self, value):
-        """A returned array that may share memory with a buffer the next call overwrites (a
-        view such as z.T of a matmul's buffer) is copied."""
+        """A returned array that may share memory with a buffer the next call overwrites is
+        copied."""
         value = np.asarray(value)
         if any(np.may_share_memory(value, b) for b in self.buffer_arrays):
             return value.copy()
         return value
 
 
-def _replay_event(event, program, grads):
-    if event[0] == "zero_grad":
-        event[1].zero_grad() if event[2] is True else event[1].zero_grad(event[2])
-    elif event[0] in ("step", "schedule"):
-        event[1].step()
-    else:
-        _write_grads(program.params, grads, program.buffers)
+def _build(program, args, arg_names, captured, update):
+    """(source, function, buffers, names) of the step, with the SGD update written in when
+    `update` is given."""
+    ir = lower(program.nodes, program.events, args, captured, program.outputs)
+    passes.simplify(ir)
+    if update is not None:
+        write_update(ir, update)
+    buffers = passes.allocate(ir)
+    names = name_values(ir, args, arg_names, captured, program.nodes, program.outputs)
+    mark_penalties(ir, program.nodes)
+    for name, array in buffers.items():
+        names.taken.add(name)
+    emitter = Emitter(ir, names)
+    for instr in ir.instrs:  # buffers print by their own names
+        buffer = instr.kwargs.get("out") if instr.kind == "call" else None
+        if buffer is not None and buffer.role == "buffer":
+            names[id(buffer)] = buffer.name
+            emitter.constants[buffer.name] = buffer.example
+    source = _source(ir, emitter, names, update)
+    namespace = dict(emitter.constants, np=np, _accumulate_grads=_accumulate_grads)
+    namespace.update({f"P{i}": t for i, (t, _) in enumerate(ir.params)})
+    exec(builtins.compile(source, "<tl.compile>", "exec"), namespace)  # noqa: S102 - ours
+    named = {id(t): names[id(v)] for t, v in ir.params}
+    return source, namespace["step"], list(buffers.values()), named
+
+
+def _source(ir, emitter, names, update):
+    """The function: its arguments, a comment at each phase, the lines, the returned list."""
+    arguments = [names[id(v)] for v in ir.inputs] + (["lr"] if update else [])
+    body, current = [], None
+    for phase, line in emitter.lines(ir.instrs):
+        if phase != current and phase in _TITLES:
+            title = _LR_TITLE if update and phase == "backward" else _TITLES[phase]
+            body.append(f"    # {title}")
+            current = phase
+        body.append(line)
+    outputs = ", ".join(emitter.operand(v) for v in ir.outputs)
+    return "\n".join([f"def step({', '.join(arguments)}):", *body, f"    return [{outputs}]", ""])
+
+
+_TITLES = {"parameters": "parameters", "forward": "forward",
+           "backward": "backward (reverse order; a penalty's lines reach only the weights)",
+           "update": "update: SGD; L2 (and weight_decay) as a decay of the weights it touches, (1 − lr·κ)·W"}
+_LR_TITLE = "backward from dloss = lr: every d<name> below is lr·∂loss/∂<name>"
+
+
+def _accumulate_grads(pairs):
+    """Into `.grad` as backward would: all shapes checked first, then added; an array the
+    step made is handed over unless two parameters got it."""
+    seen = set()
+    for p, g in pairs:
+        if p._requires_grad:
+            g = np.asarray(g)
+            _accumulate(p, g, owned=id(g) not in seen and g.base is None and g.flags.writeable)
+            seen.add(id(g))
 
 
 def _unsupported(roots, events):
@@ -111,45 +158,39 @@ def _unsupported(roots, events):
     steps = [i for i, e in enumerate(events) if e[0] == "step"]
     if steps and any(getattr(n, "events_before", 0) > steps[0] for r in roots
                      for n in topological_order(r) if not n.is_leaf):
-        return "an op computed after opt.step() (it reads the updated parameters; replay computes every op first)"
+        return "an op computed after opt.step() (it reads the updated parameters)"
     return ""
 
 
-def _derived_inputs(roots, args):
+def _derived_inputs(roots, given):
     """Why replay would read stale inputs, or '': an argument that requires grad (its
-    gradient belongs to each call's tensor), or an array or tensor equal to an argument but not
-    the argument itself (made from it inside the function: replay would bake the traced one)."""
-    if any(isinstance(a, TensorBase) and a.requires_grad for a in args):
+    gradient belongs to each call's tensor), a constant tensor that is not an argument, or an
+    array an op holds (an index, a where() condition, a non-tensor operand) that is neither an
+    argument nor determined by shapes alone (row_indices)."""
+    if any(isinstance(a, TensorBase) and a.requires_grad for a in given):
         return "an argument requires grad"
-    given = [a._data if isinstance(a, TensorBase) else a for a in args if isinstance(a, TensorBase | np.ndarray)]
-    for node in _graph(roots):
-        if node.is_leaf and not node.requires_grad and not any(node.tensor()._data is a for a in given):
-            return ("a constant tensor that is not an argument (a mask such as x > 0, or data the "
-                    "function captures) would be replayed with its traced values")
-        if type(node).__name__ == "Where" and not any(node.condition is a for a in given):
-            return "a where() condition that is not an argument would be replayed with its traced values"
-        if type(node).__name__ == "Index" and not _replayable_index(node.index, given):
-            return "an index array that is not an argument would be replayed with its traced values"
+    arrays = {id(a._data if isinstance(a, TensorBase) else a) for a in given
+              if isinstance(a, TensorBase | np.ndarray)}
+    for node in graph(roots):
         if node.is_leaf:
-            candidates = [] if node.requires_grad else [node.tensor()._data]
-        else:
-            index = getattr(node, "index", None) if type(node).__name__ == "Index" else None
-            candidates = [p for p in (index if isinstance(index, tuple) else (index,)) if isinstance(p, np.ndarray)]
-        for array in candidates:
-            if not any(array is a for a in given) and any(
-                    array.shape == a.shape and array.dtype.kind == a.dtype.kind and np.array_equal(array, a)
-                    for a in given):
-                return "a tensor or array made from an argument inside the function"
+            if not node.requires_grad and id(node.tensor()._data) not in arrays:
+                return ("a constant tensor that is not an argument (a mask such as x > 0, or data "
+                        "the function captures by attribute) would be replayed with its traced values")
+            continue
+        held = [*_attributes(node).values(), *getattr(node, "arguments", ())]
+        for array in _arrays_in(held):
+            if id(array) not in arrays and not (array.ndim == 1 and array is row_indices(len(array))):
+                return (f"an array the op {type(node).__name__} holds (an index, a where() condition, "
+                        f"an operand) is not an argument and would be replayed with its traced values")
     return ""
 
 
-def _replayable_index(index, given):
-    """Index arrays replay correctly only if they are arguments or arange (shape-determined)."""
-    for part in index if isinstance(index, tuple) else (index,):
-        if isinstance(part, np.ndarray) and not any(part is a for a in given) and not (
-                part.ndim == 1 and part is row_indices(len(part))):
-            return False
-    return True
+def _arrays_in(tree):
+    if isinstance(tree, np.ndarray):
+        yield tree
+    elif isinstance(tree, (tuple, list)):
+        for t in tree:
+            yield from _arrays_in(t)
 
 
 def tensors_in(result):
@@ -160,11 +201,7 @@ def tensors_in(result):
     return []
 
 
-def _shape_like(traced, values):
-    return values[0] if len(traced) == 1 else tuple(values)
-
-
-def _graph(roots):
+def graph(roots):
     """Every node of the roots' graphs, each after its inputs."""
     seen, order = set(), []
     for root in roots:
@@ -173,14 +210,3 @@ def _graph(roots):
                 seen.add(id(node))
                 order.append(node)
     return order
-
-
-def _write_grads(params, grads, buffers):
-    """Into `.grad` as backward would: an array nothing else holds is handed over, anything
-    else (a view, a reused buffer, an array two parameters got) is copied."""
-    given = set(buffers)
-    for p, g in zip(params, grads):
-        if g is not None and p._requires_grad:
-            g = np.asarray(g)
-            _accumulate(p, g, owned=id(g) not in given and g.base is None)
-            given.add(id(g))

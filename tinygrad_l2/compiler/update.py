@@ -17,9 +17,12 @@ L2 is not AdamW), momentum (the buffer holds unscaled gradients), several parame
 a gradient that survives the call, or, at a given call, a parameter that already has a
 gradient, is held by another pending graph, or is read-only.
 """
+import numpy as np
+
 from ..memory import held_count, is_held
 from ..ops import Op
 from ..optim.sgd import SGD
+from .symbolic import Instr, Recording, Value, recording
 
 
 class FusedUpdate:
@@ -93,3 +96,71 @@ def _targets(owner):
     if hasattr(owner, "param_groups"):
         return [p for group in owner.param_groups for p in group["params"]]
     return list(owner.parameters())
+
+
+def write_update(ir, update):
+    """Rewrite the IR: the seed becomes lr, and the gradients' hand-over to `.grad` and the
+    optimizer's step become, for each parameter W with gradient dW = dW_data + k·W (k a
+    scalar the penalty's backward made): W *= 1 − (k + lr·λ_wd);  W −= dW_data."""
+    seed = next(i for i in ir.instrs if i.kind == "seed")
+    seed.kind = "lr_seed"
+    step = next(i for i in ir.instrs if i.kind == "event" and i.fn[0] == "step")
+    ir.instrs = [i for i in ir.instrs if i.kind != "grads"]
+    at = ir.instrs.index(step)
+    del ir.instrs[at]
+    lr = Value(np.float64(update.lr), role="lr")
+    lines = [Instr("lr", None, out=lr)]
+    for tensor, weight in ir.params:
+        g = ir.grads.get(id(tensor))
+        if g is not None:
+            lines += _update_lines(ir, weight, g, lr, update.weight_decay)
+    for instr in lines:
+        instr.phase = "update"
+    ir.instrs[at:at] = lines
+    ir.grads = {}
+
+
+def _update_lines(ir, weight, g, lr, weight_decay):
+    rest, decays = [], []
+    written = {id(i.writes) for i in ir.instrs if i.writes is not None}
+    for term in _terms(g, written):
+        factor = _scale_of(term, weight, written)
+        (rest.append(term) if factor is None else decays.append(factor))
+        if factor is not None and isinstance(factor, Value):
+            ir.decays.append((factor, weight))  # named k<W> in the source
+    rec = Recording()
+    with recording(rec):
+        factor = None
+        for k in decays + ([lr * weight_decay] if weight_decay else []):
+            factor = k if factor is None else factor + k
+        if factor is not None:
+            np.multiply(weight, 1 - factor, out=weight)
+            rec.instrs[-1].note = "the L2 gradient as weight decay"
+        if rest:
+            total = rest[0]
+            for term in rest[1:]:
+                total = total + term
+            np.subtract(weight, total, out=weight)
+    return rec.instrs
+
+
+def _terms(v, written):
+    """The addends of a gradient sum (the engine's accumulation), unless written in place."""
+    instr = v.instr
+    if (instr is not None and instr.kind == "call" and instr.fn is np.add and not instr.kwargs
+            and id(v) not in written and all(isinstance(a, Value) for a in instr.args)):
+        return _terms(instr.args[0], written) + _terms(instr.args[1], written)
+    return [v]
+
+
+def _scale_of(term, weight, written):
+    """k when `term` is weight·k for a 0-d k (and nothing wrote into it), else None."""
+    instr = term.instr
+    if (instr is None or instr.kind != "call" or instr.fn is not np.multiply or instr.kwargs
+            or id(term) in written or len(instr.args) != 2):
+        return None
+    a, b = instr.args
+    other = b if a is weight else a if b is weight else None
+    if other is None or np.ndim(other.example if isinstance(other, Value) else other) != 0:
+        return None
+    return other

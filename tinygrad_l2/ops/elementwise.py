@@ -46,7 +46,7 @@ class Mul(_Broadcasting):
     __slots__ = ("factor",)
 
     def forward(self, a, b):
-        if type(b) is np.ndarray:
+        if not isinstance(b, (int, float, np.generic)):  # an array (or a recorded one)
             need_a, need_b = self.needs_input_grad
             self.save_for_backward(b if need_a else None, a if need_b else None)
         else:
@@ -108,8 +108,8 @@ class Pow(Op):
         p = self.exponent
         if p == 0.0:
             return np.zeros_like(g)
-        if p == 2.0:  # the L2 penalty's square: one W-sized pass (g is usually 0-d here)
-            return x * (2 * g) if g.ndim == 0 else (g * x).__imul__(2)
+        if p == 2.0:  # the L2 penalty's square: x·(2g), one W-sized pass when g is a scalar
+            return x * (2 * g)
         grad = x ** (p - 1)
         grad *= p
         grad *= g
@@ -244,12 +244,11 @@ class Clamp(Op):
 
     def backward(self, g):
         (x,) = self.saved_arrays
-        inside = np.ones(x.shape, dtype=bool)
         if self.low is not None:
-            inside &= x >= self.low
+            g = g * (x >= self.low)
         if self.high is not None:
-            inside &= x <= self.high
-        return g * inside
+            g = g * (x <= self.high)
+        return g
 
 
 class Maximum(_Broadcasting):

@@ -71,9 +71,9 @@ class Index(Op):
         return out
 
     def backward(self, g):
-        grad = np.zeros(self.in_shape, dtype=g.dtype)
-        if _is_basic_index(self.index):
-            grad[self.index] = g  # a basic index selects each element at most once
+        grad = np.zeros_like(g, shape=self.in_shape)
+        if _is_basic_index(self.index) or _one_per_row(self.index, self.in_shape):
+            grad[self.index] = g  # each element selected at most once: placed, not summed
         else:
             np.add.at(grad, self.index, g)
         return grad
@@ -86,6 +86,12 @@ def row_indices(m):
     rows = np.arange(m)
     rows.flags.writeable = False
     return rows
+
+
+def _one_per_row(index, shape):
+    """x[row_indices(m), labels]: one element of each row (the cross-entropy's pick)."""
+    return (isinstance(index, tuple) and len(index) == 2 and shape and len(shape) == 2
+            and isinstance(index[0], np.ndarray) and index[0] is row_indices(shape[0]))
 
 
 def _is_basic_index(index):

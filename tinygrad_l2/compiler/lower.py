@@ -1,0 +1,235 @@
+"""Trace → IR: each op node of the traced graph runs its own forward and backward on
+symbolic arrays (symbolic.py), in the order eager ran them, between the recorded events.
+
+The backward is the engine's sweep, on Values: the seed, each node after all its consumers,
+the gradients arriving at a node summed, each op's backward, `unbroadcast` and the dtype cast
+of the engine's `_conform`.  Nothing here knows any op: an op whose methods cannot run on
+Values (they read a value into Python, or write into a plain array) becomes one `opaque`
+instruction that replays its own methods on fresh nodes, as the engine would.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..engine import topological_order, unbroadcast
+from ..function import Function
+from .symbolic import Instr, NotSymbolic, Recording, Value, recording
+
+_ENGINE_ATTRIBUTES = {"parents", "saved_arrays", "out_shape", "out_dtype", "output", "hold",
+                      "arguments", "created_at", "anomaly_snapshot", "retains_grad",
+                      "events_before", "__weakref__", "__dict__"}
+
+
+class IR:
+    """A step as instructions: `instrs` in program order; the Values standing for the
+    arguments (`inputs`), for the parameters (`params`: [(tensor, Value)]), for returned
+    tensors (`outputs`); `grads`: {id(parameter tensor): its gradient Value}."""
+
+    def __init__(self):
+        self.instrs: list[Instr] = []
+        self.inputs: list[Value] = []
+        self.params: list[tuple[object, Value]] = []
+        self.outputs: list[Value] = []
+        self.grads: dict[int, Value] = {}
+        self.opaque = []  # the Replayer of each op run through its own methods
+        self.value_of: dict = {}  # op node -> its output Value
+        self.grad_of: dict = {}  # id(gradient Value) -> the node it is the gradient of
+        self.decays: list = []  # (factor Value, weight Value): the L2 gradient as a decay
+
+    def add(self, instr, phase, node=None):
+        instr.phase, instr.node = phase, node
+        self.instrs.append(instr)
+        return instr
+
+
+def lower(nodes, events, args, captured, outputs):
+    """The IR of a traced step.  `nodes`: every node, inputs first; `events`: what the step
+    called (("backward", root, ...), ("step", opt), ...); `args`: the call's arguments;
+    `captured`: [(name, array)] read from closures or globals each call; `outputs`: the
+    returned tensors."""
+    ir, values = IR(), {}
+    given = _inputs(ir, args, captured)
+    for i, node in enumerate(n for n in nodes if n.is_leaf and n.requires_grad):
+        tensor = node.tensor()
+        value = Value(tensor._data.copy(), role="parameter")
+        ir.add(Instr("input", ("parameter", i), out=value), "parameters")
+        ir.params.append((tensor, value))
+        values[node] = value
+    for node in nodes:
+        if node.is_leaf and not node.requires_grad:
+            values[node] = given[id(node.tensor()._data)]
+    ops = [n for n in nodes if not n.is_leaf]
+    backward = next((e for e in events if e[0] == "backward"), None)
+    replicas = {}
+    for position, event in enumerate([*events, None]):
+        for node in [n for n in ops if getattr(n, "events_before", 0) == position]:
+            replicas[node] = _forward(ir, node, values, given)
+        if event is None:
+            break
+        if event is backward:
+            _backward(ir, backward[1]._node(), values, replicas)
+            indices = [i for i, (t, _) in enumerate(ir.params) if id(t) in ir.grads]
+            ir.add(Instr("grads", indices, [ir.grads[id(ir.params[i][0])] for i in indices]), "events")
+        else:
+            ir.add(Instr("event", event), "events")
+    ir.outputs = [values[t._node()] for t in outputs]
+    ir.value_of = values
+    return ir
+
+
+def _inputs(ir, args, captured):
+    """{id(array): Value} for each argument and captured array (the first name wins for an
+    array passed twice)."""
+    given = {}
+    items = [(a._data if hasattr(a, "_data") else a) for a in args]
+    for i, array in enumerate([*items, *(a for _, a in captured)]):
+        if isinstance(array, np.ndarray):
+            value = Value(array.copy(), role="argument")
+            ir.add(Instr("input", ("argument", i), out=value), "arguments")
+            ir.inputs.append(value)
+            given.setdefault(id(array), value)
+    return given
+
+
+def _substitute(thing, given):
+    """`thing` with every array that is an argument replaced by its Value."""
+    if isinstance(thing, np.ndarray):
+        return given.get(id(thing), thing)
+    if isinstance(thing, tuple):
+        return tuple(_substitute(t, given) for t in thing)
+    if isinstance(thing, list):
+        return [_substitute(t, given) for t in thing]
+    return thing
+
+
+def _replica(node, given):
+    """A fresh node of the op's own class with the traced node's attributes (arrays that
+    are arguments replaced by their Values), ready to run forward and backward again."""
+    replica = type(node).__new__(type(node))
+    replica.saved_arrays, replica.parents = (), node.parents
+    for key, value in _attributes(node).items():
+        setattr(replica, key, _substitute(value, given))
+    return replica
+
+
+def _attributes(node):
+    slots = [s for c in type(node).__mro__ for s in getattr(c, "__slots__", ())]
+    found = {s: getattr(node, s) for s in slots if s not in _ENGINE_ATTRIBUTES and hasattr(node, s)}
+    found.update({k: v for k, v in getattr(node, "__dict__", {}).items() if k not in _ENGINE_ATTRIBUTES})
+    return found
+
+
+def _forward(ir, node, values, given):
+    """Record `node`'s forward; returns the replica that holds what it saved."""
+    arguments = [values[p] if p is not None else _substitute(a, given)
+                 for p, a in zip(node.parents, node.arguments)]
+    if not _symbolic(node, arguments, given):  # the op replays its own methods (always correct)
+        return _opaque_forward(ir, node, values, arguments)
+    replica = _replica(node, given)
+    rec = Recording()
+    with recording(rec):
+        out = replica.forward(*arguments)
+    for instr in rec.instrs:
+        ir.add(instr, "forward", node)
+    values[node] = out
+    return replica
+
+
+def _symbolic(node, arguments, given):
+    """Do the op's forward and backward both run on Values?  (A trial on a replica of its
+    own, recorded nowhere.)"""
+    replica = _replica(node, given)
+    try:
+        with recording(Recording()):
+            out = replica.forward(*arguments)
+            if not isinstance(out, Value):
+                return False
+            g = Value(np.ones(np.shape(out.example), out.example.dtype), role="argument")
+            grads = replica.backward(g)
+        grads = grads if isinstance(grads, (tuple, list)) else (grads,)
+        return len(grads) == len(node.parents) and all(
+            x is None or isinstance(x, (Value, np.ndarray, np.generic)) for x in grads)
+    except Exception:  # noqa: BLE001 - any failure means: no symbolic form
+        return False
+
+
+def _opaque_forward(ir, node, values, arguments):
+    from .replay import Replayer  # an op run through its own methods
+    replayer = Replayer(node)
+    ir.opaque.append(replayer)
+    examples = [a.example if isinstance(a, Value) else a for a in arguments]
+    out = Value(np.asarray(replayer.forward(*examples)))
+    ir.add(Instr("opaque", replayer.forward, arguments, out=out), "forward", node)
+    values[node] = out
+    return replayer
+
+
+def _record(ir, phase, node, fn, args):
+    rec = Recording()
+    with recording(rec):
+        out = rec.record("call", fn, args, {}, fn)
+    for instr in rec.instrs:
+        ir.add(instr, phase, node)
+    return out
+
+
+def _backward(ir, root, values, replicas):
+    """The engine's sweep (engine._sweep) on Values: seed, sums, each op's backward."""
+    seed = Value(np.ones(root.out_shape, root.out_dtype))
+    ir.add(Instr("seed", None, out=seed), "backward", root)
+    sums = {root: seed}
+    for node in reversed(topological_order(root)):
+        g = sums.pop(node, None)
+        if g is None:
+            continue
+        ir.grad_of.setdefault(id(g), node)
+        if node.is_leaf:
+            ir.grads[id(node.tensor())] = g
+            continue
+        grads = _node_backward(ir, node, g, replicas[node])
+        for parent, grad in zip(node.parents, grads):
+            if grad is None or parent is None or not parent.requires_grad:
+                continue
+            grad = _conform(ir, node, grad, parent)
+            previous = sums.get(parent)
+            sums[parent] = grad if previous is None else _record(
+                ir, "backward", parent, np.add, (previous, grad))
+
+
+def _node_backward(ir, node, g, replica):
+    if not isinstance(replica, Function):  # a Replayer: the op's own backward, opaque
+        results = replica.backward(g.example)
+        whole = Value(list(results))
+        ir.add(Instr("opaque", replica.backward, (g,), out=whole), "backward", node)
+        outs = []
+        for i, result in enumerate(results):
+            piece = None if result is None else Value(np.asarray(result))
+            if piece is not None:
+                ir.add(Instr("getitem", "getitem", (whole, i), out=piece), "backward", node)
+            outs.append(piece)
+        return outs
+    rec = Recording()
+    with recording(rec):
+        grads = replica.backward(g)
+    for instr in rec.instrs:
+        ir.add(instr, "backward", node)
+    if not isinstance(grads, tuple):
+        grads = tuple(grads) if isinstance(grads, list) else (grads,)
+    return grads
+
+
+def _conform(ir, node, grad, parent):
+    """The engine's `_conform` on a Value: a constant becomes an array, an output-shaped
+    gradient of a broadcast input is summed back (unbroadcast), the dtype is the input's."""
+    if not isinstance(grad, Value):  # a plain array the op made from shapes alone: a constant
+        grad = Value(np.asarray(grad))
+        ir.add(Instr("constant", None, out=grad), "backward", node)
+    rec = Recording()
+    with recording(rec):
+        if grad.shape != parent.out_shape:
+            grad = unbroadcast(grad, parent.out_shape)
+        if grad.dtype != parent.out_dtype:
+            grad = grad.astype(parent.out_dtype)
+    for instr in rec.instrs:
+        ir.add(instr, "backward", node)
+    return grad

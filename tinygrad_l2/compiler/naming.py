@@ -1,0 +1,129 @@
+"""Names for the generated code: the function's own parameter names for its arguments, the
+tensors' names (or W1, b1, ...) for parameters, Z/A/M names for a layer's tensors, `loss`,
+and d<name> for the gradient of <name>.  Every name is claimed once."""
+from __future__ import annotations
+
+import inspect
+import re
+
+from ..ops import MatMul, ReLU, Sigmoid, Tanh, Transpose
+from ..ops.elementwise import Add
+
+RESERVED = {"np", "step", "lr", "_accumulate_grads"}
+_GENERATED = re.compile(r"^(P|BUF|K|OP|OBJ|t)\d+$")  # the constants' and temporaries' names
+_ACTIVATIONS = (ReLU, Sigmoid, Tanh)
+
+
+def parameter_names(fn, n):
+    """The function's own parameter names (X, y, ...) for the generated code."""
+    try:
+        names = [p.name for p in inspect.signature(fn).parameters.values()
+                 if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        names = []
+    return [(names[i] if i < len(names) and identifier(names[i]) else f"arg{i}") for i in range(n)]
+
+
+def identifier(name):
+    return name if isinstance(name, str) and name.isidentifier() and name not in RESERVED else None
+
+
+class Names(dict):
+    """{id(Value): name}, with `claim` keeping every name (and its d-twin) unique."""
+
+    def __init__(self):
+        super().__init__()
+        self.taken = set(RESERVED)
+
+    def claim(self, value, base):
+        name, k = base, 1
+        while {name, f"d{name}", f"k{name}"} & self.taken or _GENERATED.match(name):
+            k += 1
+            name = f"{base}_{k}"
+        self.taken.update({name, f"d{name}", f"k{name}"})
+        self[id(value)] = name
+        return name
+
+    def twin(self, value, name):
+        """d<name> or k<name>: reserved when <name> was claimed; given to the first asker."""
+        if name not in self.values():
+            self[id(value)] = name
+
+
+def name_values(ir, args, arg_names, captured, nodes, outputs):
+    names = Names()
+    for value, arg, base in zip(ir.inputs, [*args, *(a for _, a in captured)],
+                                [*arg_names, *(n for n, _ in captured)]):
+        names.claim(value, identifier(getattr(arg, "name", None)) or base)
+    weights = 0
+    for tensor, value in ir.params:
+        weights += tensor.ndim >= 2
+        names.claim(value, identifier(tensor.name) or (f"W{weights}" if tensor.ndim >= 2 else f"b{weights}"))
+    layer = 0
+    for node in nodes:
+        value = ir.value_of.get(node)
+        if node.is_leaf or value is None or id(value) in names:
+            continue
+        layer += type(node) is MatMul
+        base = _op_name(node, layer, names, ir, outputs)
+        if base:
+            names.claim(value, base)
+    for factor, weight in ir.decays:
+        if id(factor) not in names:
+            names.twin(factor, f"k{names[id(weight)]}")
+    for instr in ir.instrs:
+        out = instr.out
+        node = ir.grad_of.get(id(out)) if out is not None else None
+        if node is not None and id(out) not in names and node in ir.value_of or (
+                node is not None and node.is_leaf):
+            base = names.get(id(ir.value_of.get(node))) or _param_name(ir, node, names)
+            if base:
+                names.twin(out, f"d{base}")
+    return names
+
+
+def _param_name(ir, node, names):
+    tensor = node.tensor() if node.is_leaf else None
+    return next((names[id(v)] for t, v in ir.params if t is tensor), None)
+
+
+def _op_name(node, layer, names, ir, outputs):
+    tensor = node.tensor()
+    named = identifier(tensor.name) if tensor is not None else None
+    if named:
+        return named
+    if len(outputs) == 1 and outputs[0]._node() is node:
+        return "loss"
+    kind, parent = type(node), node.parents[0] if node.parents else None
+    if kind is MatMul:
+        return f"M{layer}"
+    if kind is Add and type(parent) is MatMul:
+        return f"Z{layer}"
+    if kind in _ACTIVATIONS:
+        return f"A{layer}"
+    if kind is Transpose and parent is not None and parent.is_leaf and id(ir.value_of.get(parent)) in names:
+        return names[id(ir.value_of[parent])] + "_T"
+    return None  # a temporary: written inside its reader when read once
+
+
+def penalty_nodes(nodes):
+    """Op nodes of penalty terms: made of parameters (and scalars) alone, feeding a scalar."""
+    only = {}
+    for n in nodes:
+        only[id(n)] = (n.requires_grad if n.is_leaf else
+                       all(p is None or only[id(p)] for p in n.parents))
+    members = set()
+    for n in reversed(nodes):
+        if not n.is_leaf and only[id(n)] and (n.out_shape == () or id(n) in members):
+            members.add(id(n))
+            members.update(id(p) for p in n.parents if p is not None and not p.is_leaf and only[id(p)])
+    return members
+
+
+def mark_penalties(ir, nodes):
+    """'penalty term' beside every line a penalty's op wrote (its gradient reaches only the
+    weights: nothing else reads these lines)."""
+    members = penalty_nodes(nodes)
+    for instr in ir.instrs:
+        if instr.node is not None and id(instr.node) in members and not instr.note:
+            instr.note = "penalty term"

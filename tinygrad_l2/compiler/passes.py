@@ -1,0 +1,279 @@
+"""Rewrites of the IR, each exact (rounding aside where said) and each a small function.
+
+- `fold_transposes`: x.T.T is x (a transpose's backward of a transposed product);
+- `scalars_unbroadcast`: a 0-d gradient broadcast to W's shape and multiplied elementwise
+  is multiplied as the 0-d value (numpy broadcasts it the same way);
+- `sum_of_squares`: (x²).sum() read once becomes np.vdot(x, x), no x² array (rounding);
+- `dead_code`: drop pure instructions nobody reads;
+- `in_place`: an elementwise ufunc writes into its first operand's array when that array is
+  the program's own and nothing reads it afterwards (liveness over forward AND backward);
+- `buffers`: matrix products write into arrays allocated once, shared by products of the same
+  shape whose lifetimes do not overlap.
+
+Aliasing: a Value made by an instruction that always returns a new array (`fresh`) owns its
+memory; any other may be a view of what it reads (`roots`: the owners it may share memory
+with).  Over-approximating roots only makes a lifetime longer: safe.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .symbolic import Instr, Value
+
+
+# ---- analysis --------------------------------------------------------------------------------
+
+def roots(ir):
+    """{id(Value): frozenset of Values whose memory it may share}."""
+    found = {}
+    for instr in ir.instrs:
+        out = instr.out
+        if out is None or id(out) in found:
+            continue
+        if instr.writes is not None:
+            found[id(out)] = found.get(id(instr.writes), frozenset([instr.writes]))
+        elif instr.fresh or instr.kind in ("input", "seed", "constant"):
+            found[id(out)] = frozenset([out])
+        else:
+            found[id(out)] = frozenset([out]).union(*(found.get(id(v), frozenset([v])) for v in instr.reads()))
+    return found
+
+
+def last_reads(ir, alias):
+    """{id(root Value): index of the last instruction that reads or writes its memory};
+    returned Values, parameter gradients and opaque ops' inputs live to the end."""
+    last, end = {}, len(ir.instrs)
+    for i, instr in enumerate(ir.instrs):
+        for v in instr.reads() + ([instr.writes] if instr.writes is not None else []):
+            for root in alias.get(id(v), (v,)):
+                last[id(root)] = i
+    for instr in ir.instrs:
+        if instr.kind == "opaque":  # it may keep what it reads, and return what it keeps
+            for v in [*instr.reads(), instr.out]:
+                for root in alias.get(id(v), (v,)):
+                    last[id(root)] = end
+    for v in [*ir.outputs, *ir.grads.values()]:
+        for root in alias.get(id(v), (v,)):
+            last[id(root)] = end
+    return last
+
+
+def readers(ir):
+    """{id(Value): [instructions reading it]}."""
+    found = {}
+    for instr in ir.instrs:
+        for v in instr.reads():
+            found.setdefault(id(v), []).append(instr)
+    for v in [*ir.outputs, *ir.grads.values()]:
+        found.setdefault(id(v), []).append(None)  # read after the program
+    return found
+
+
+def replace_uses(ir, old, new):
+    """Every read of `old` reads `new` instead."""
+    for instr in ir.instrs:
+        instr.args = _swap(instr.args, old, new)
+        instr.kwargs = {k: _swap(v, old, new) for k, v in instr.kwargs.items()}
+    ir.outputs = [new if v is old else v for v in ir.outputs]
+    ir.grads = {k: (new if v is old else v) for k, v in ir.grads.items()}
+
+
+def _swap(tree, old, new):
+    if tree is old:
+        return new
+    if isinstance(tree, tuple):
+        return tuple(_swap(t, old, new) for t in tree)
+    if isinstance(tree, list):
+        return [_swap(t, old, new) for t in tree]
+    return tree
+
+
+# ---- passes ----------------------------------------------------------------------------------
+
+def fold_transposes(ir):
+    for instr in ir.instrs:
+        inner = _transposed(instr)
+        if inner is not None and _transposed(inner.instr) is not None:
+            replace_uses(ir, instr.out, inner.instr.args[0])
+
+
+def _transposed(instr):
+    """The Value `instr` transposes (x.T, or x.transpose() of a 2-D x), else None."""
+    if instr is None or instr.kind != "method" or not isinstance(instr.args[0], Value):
+        return None
+    if instr.fn == "T" or (instr.fn == "transpose" and len(instr.args) == 1 and instr.args[0].ndim == 2):
+        return instr.args[0]
+    return None
+
+
+def scalars_unbroadcast(ir):
+    _hoist_broadcasts(ir)
+    use = readers(ir)
+    for instr in ir.instrs:
+        if not (instr.kind == "call" and instr.fn is np.broadcast_to):
+            continue
+        scalar = instr.args[0]
+        consumers = use.get(id(instr.out), [])
+        if (isinstance(scalar, Value) and scalar.ndim == 0 and consumers and all(
+                _carries_shape(c, instr.out) for c in consumers)):
+            replace_uses(ir, instr.out, scalar)
+
+
+def _hoist_broadcasts(ir):
+    """f(broadcast_to(s), c) → broadcast_to(f(s, c)) for an elementwise f of 0-d operands:
+    the same value in every element, computed once (2·broadcast(g) → broadcast(2·g))."""
+    k = 0
+    while k < len(ir.instrs):
+        instr = ir.instrs[k]
+        k += 1
+        if not _elementwise(instr) or not instr.fresh:
+            continue
+        spread = [a for a in instr.args if isinstance(a, Value) and _broadcast_scalar(a)]
+        others = [a for a in instr.args if not (isinstance(a, Value) and _broadcast_scalar(a))]
+        if len(spread) != 1 or any(np.ndim(a.example if isinstance(a, Value) else a) for a in others):
+            continue
+        full = instr.out
+        scalar = Value(instr.fn(*[a.instr.args[0].example if a is spread[0] else
+                                  (a.example if isinstance(a, Value) else a) for a in instr.args]))
+        instr.args = tuple(spread[0].instr.args[0] if a is spread[0] else a for a in instr.args)
+        instr.out, scalar.instr = scalar, instr
+        widen = Instr("call", np.broadcast_to, (scalar, full.shape), out=full)
+        widen.phase, widen.node = instr.phase, instr.node
+        full.instr = widen
+        ir.instrs.insert(k, widen)
+
+
+def _broadcast_scalar(value):
+    instr = value.instr
+    return (instr is not None and instr.kind == "call" and instr.fn is np.broadcast_to
+            and isinstance(instr.args[0], Value) and instr.args[0].ndim == 0)
+
+
+def _carries_shape(consumer, broadcast):
+    """Is `consumer` a binary elementwise op whose other operand has the broadcast's shape
+    (so that the 0-d value in its place gives the same result, element for element)?"""
+    if consumer is None or not _elementwise(consumer) or len(consumer.args) != 2:
+        return False
+    a, b = consumer.args
+    other = b if a is broadcast else a if b is broadcast else None
+    return (other is not None and other is not broadcast
+            and np.shape(other.example if isinstance(other, Value) else other) == broadcast.shape)
+
+
+def _elementwise(instr):
+    return instr.kind == "call" and isinstance(instr.fn, np.ufunc) and not instr.kwargs
+
+
+def sum_of_squares(ir):
+    use = readers(ir)
+    for instr in ir.instrs:
+        if not (instr.kind == "method" and instr.fn == "sum" and len(instr.args) == 1):
+            continue
+        if instr.kwargs.get("axis") is not None or instr.kwargs.get("keepdims"):
+            continue
+        square = instr.args[0].instr
+        if (square is not None and square.kind == "call" and square.fn is np.square
+                and not square.kwargs and len(use.get(id(square.out), [])) == 1):
+            x = square.args[0]
+            instr.kind, instr.fn, instr.args, instr.kwargs = "call", np.vdot, (x, x), {}
+            instr.note = ("Σ{0}² as one dot product, no {0}² array", x)
+
+
+def _label(v):
+    return v.name or "x"
+
+
+def dead_code(ir):
+    """Drop instructions whose result nobody reads and that write nothing."""
+    while True:
+        use = readers(ir)
+        kept = [i for i in ir.instrs if i.kind in ("event", "opaque", "input", "grads") or i.writes is not None
+                or i.out is None or id(i.out) in use]
+        if len(kept) == len(ir.instrs):
+            return
+        ir.instrs = kept
+
+
+def in_place(ir):
+    """out=operand for elementwise ufuncs whose operand dies here (and is the program's own)."""
+    for i in range(len(ir.instrs)):
+        instr = ir.instrs[i]
+        if not (_elementwise(instr) and instr.fresh and instr.fn.nout == 1):
+            continue
+        alias, = [roots(ir)]
+        last = last_reads(ir, alias)
+        for operand in instr.args[:2]:
+            if _reusable(operand, instr, alias, last, i, ir):
+                instr.kwargs["out"], instr.writes, instr.fresh = operand, operand, False
+                instr.note = ("in place: nothing reads {0} afterwards", operand)
+                break
+
+
+def _reusable(operand, instr, alias, last, i, ir):
+    """May `instr` write into `operand`?  It must be a whole array the program made (not a
+    view, an input or a parameter), of the result's shape and dtype, read by nothing later."""
+    if not isinstance(operand, Value) or operand.ndim == 0:
+        return False
+    owner = _whole(operand)
+    if owner is None or alias.get(id(operand)) != frozenset([owner]):
+        return False
+    if operand.shape != instr.out.shape or operand.dtype != instr.out.dtype:
+        return False
+    return last.get(id(owner), -1) <= i
+
+
+def _whole(value):
+    """The fresh Value whose whole array `value` is (itself, or after in-place writes)."""
+    while value.instr is not None and value.instr.writes is not None and value.instr.out is value:
+        value = value.instr.writes if value.instr.writes is not value else None
+        if value is None:
+            return None
+    instr = value.instr
+    if instr is not None and instr.writes is not None:  # the result of an in-place rewrite
+        return _whole(instr.writes)
+    return value if instr is not None and instr.fresh else None
+
+
+def buffers(ir):
+    """{name: array}: each 2-D matrix product writes into a preallocated buffer; products of
+    one shape and dtype share a buffer when the first's memory is dead before the second."""
+    alias = roots(ir)
+    last = last_reads(ir, alias)
+    owned, free_at = {}, {}  # buffer name -> array; -> index after which it is free
+    for i, instr in enumerate(ir.instrs):
+        if not (instr.kind == "call" and instr.fn is np.matmul and instr.fresh and not instr.kwargs
+                and instr.out.ndim == 2):
+            continue
+        end = last.get(id(instr.out), i)
+        if end >= len(ir.instrs):
+            continue  # returned or handed to .grad: it must be a new array each call
+        name = next((n for n, a in owned.items() if free_at[n] < i and a.shape == instr.out.shape
+                     and a.dtype == instr.out.dtype), None)
+        if name is None:
+            name = f"BUF{len(owned)}"
+            owned[name] = np.empty(instr.out.shape, instr.out.dtype)
+        free_at[name] = end
+        buffer = Value(owned[name], role="buffer")
+        buffer.name = name
+        instr.kwargs["out"], instr.fresh = buffer, False
+        instr.writes = None  # the product is a new Value living in the buffer's memory
+    return owned
+
+
+def simplify(ir):
+    """The rewrites that change what is computed (exactly, or rounding aside)."""
+    fold_transposes(ir)
+    scalars_unbroadcast(ir)
+    sum_of_squares(ir)
+    dead_code(ir)
+
+
+def allocate(ir):
+    """The rewrites that change where results live; returns the buffers {name: array}."""
+    dead_code(ir)
+    in_place(ir)
+    return buffers(ir)
+
+
+def _unused(_: Instr) -> None:  # keeps the Instr import meaningful for type readers
+    return None
