@@ -155,6 +155,12 @@ def _numpy_name(fn):
     raise AssertionError(f"no numpy name for {fn!r}")
 
 
+def _penalty_chain(instr, consumers):
+    """A penalty line read once by another penalty line (printed inside it)."""
+    return (instr.note == "penalty term" and len(consumers) == 1 and consumers[0] is not None
+            and consumers[0].note == "penalty term")
+
+
 def _inlined(instrs, ir, names):
     """{id(Value): its instruction} for temporaries read exactly once, by a later line, with
     no write to any array between the two."""
@@ -163,7 +169,8 @@ def _inlined(instrs, ir, names):
     for k, instr in enumerate(instrs):
         out = instr.out
         if (out is None or id(out) in names or instr.writes is not None or "out" in instr.kwargs
-                or instr.kind not in ("call", "method", "getitem") or instr.note):
+                or instr.kind not in ("call", "method", "getitem")
+                or (instr.note and not _penalty_chain(instr, use.get(id(out), [])))):
             continue
         consumers = use.get(id(out), [])
         if len(consumers) != 1 or consumers[0] is None or id(consumers[0]) not in position:

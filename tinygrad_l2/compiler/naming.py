@@ -123,7 +123,10 @@ def penalty_nodes(nodes):
 def mark_penalties(ir, nodes):
     """'penalty term' beside every line a penalty's op wrote (its gradient reaches only the
     weights: nothing else reads these lines)."""
-    members = penalty_nodes(nodes)
+    members, made = penalty_nodes(nodes), set()
     for instr in ir.instrs:
         if instr.node is not None and id(instr.node) in members and not instr.note:
             instr.note = "penalty term"
+            made.add(id(instr.out))
+        elif instr.phase == "backward" and any(id(v) in made for v in instr.reads()):
+            instr.note = "+ the penalty term's gradient: it joins the weight's here, nowhere else"
