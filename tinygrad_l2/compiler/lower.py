@@ -13,11 +13,9 @@ import numpy as np
 
 from ..engine import topological_order, unbroadcast
 from ..function import Function
+from .replay import Replayer, attributes as _attributes
 from .symbolic import Instr, NotSymbolic, Recording, Value, recording
 
-_ENGINE_ATTRIBUTES = {"parents", "saved_arrays", "out_shape", "out_dtype", "output", "hold",
-                      "arguments", "created_at", "anomaly_snapshot", "retains_grad",
-                      "events_before", "__weakref__", "__dict__"}
 
 
 class IR:
@@ -112,13 +110,6 @@ def _replica(node, given):
     return replica
 
 
-def _attributes(node):
-    slots = [s for c in type(node).__mro__ for s in getattr(c, "__slots__", ())]
-    found = {s: getattr(node, s) for s in slots if s not in _ENGINE_ATTRIBUTES and hasattr(node, s)}
-    found.update({k: v for k, v in getattr(node, "__dict__", {}).items() if k not in _ENGINE_ATTRIBUTES})
-    return found
-
-
 def _forward(ir, node, values, given):
     """Record `node`'s forward; returns the replica that holds what it saved."""
     arguments = [values[p] if p is not None else _substitute(a, given)
@@ -154,7 +145,6 @@ def _symbolic(node, arguments, given):
 
 
 def _opaque_forward(ir, node, values, arguments):
-    from .replay import Replayer  # an op run through its own methods
     replayer = Replayer(node)
     ir.opaque.append(replayer)
     examples = [a.example if isinstance(a, Value) else a for a in arguments]

@@ -13,7 +13,8 @@ from ..ops import row_indices
 from ..tensor import Tensor
 from . import passes
 from .emit import Emitter
-from .lower import _attributes, lower
+from .lower import lower
+from .replay import attributes as _attributes
 from .naming import mark_penalties, name_values
 from .update import plan, write_update
 

@@ -2,15 +2,28 @@
 backward has no symbolic form (it reads values into Python, or writes into plain arrays)."""
 import numpy as np
 
+_ENGINE_ATTRIBUTES = {"parents", "saved_arrays", "out_shape", "out_dtype", "output", "hold",
+                      "arguments", "created_at", "anomaly_snapshot", "retains_grad",
+                      "events_before", "__weakref__", "__dict__"}
+
+
+def attributes(node):
+    """What the op's own code set on the node (its slots and dict), not what the engine did."""
+    slots = [s for c in type(node).__mro__ for s in getattr(c, "__slots__", ())]
+    found = {s: getattr(node, s) for s in slots if s not in _ENGINE_ATTRIBUTES and hasattr(node, s)}
+    found.update({k: v for k, v in getattr(node, "__dict__", {}).items() if k not in _ENGINE_ATTRIBUTES})
+    return found
+
+
+
 
 class Replayer:
     """Runs one op's own forward/backward on a fresh node each call, as the engine would
     (the contract checks aside: they passed when the step was traced)."""
 
     def __init__(self, traced):
-        from .lower import _attributes
         self.traced, self.node = traced, None
-        self.attributes = _attributes(traced)
+        self.attributes = attributes(traced)
         self.__name__ = type(traced).__name__
 
     def forward(self, *arrays):

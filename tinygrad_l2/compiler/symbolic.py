@@ -100,18 +100,21 @@ class Value:
     def T(self):  # noqa: N802 - numpy's name
         return current().record("method", "T", (self,), {}, lambda a: a.T)
 
-    def _method(name, fresh=False):  # noqa: N805 - a factory used in the class body
-        def method(self, *args, **kwargs):
-            return current().record("method", name, (self, *args), kwargs,
-                                    lambda a, *r, **k: getattr(a, name)(*r, **k), fresh=fresh)
-        method.__name__ = name
-        return method
 
-    for _name in ("reshape", "transpose", "ravel", "squeeze", "swapaxes", "view"):
-        locals()[_name] = _method(_name)
-    for _name in ("sum", "mean", "max", "min", "prod", "copy", "astype", "any", "all"):
-        locals()[_name] = _method(_name, fresh=True)
-    del _name
+
+def _method(name, fresh=False):
+    """An ndarray method on a Value, recorded (fresh: it always returns a new array)."""
+    def method(self, *args, **kwargs):
+        return current().record("method", name, (self, *args), kwargs,
+                                lambda a, *r, **k: getattr(a, name)(*r, **k), fresh=fresh)
+    method.__name__ = name
+    return method
+
+
+for _name in ("reshape", "transpose", "ravel", "squeeze", "swapaxes", "view"):
+    setattr(Value, _name, _method(_name))
+for _name in ("sum", "mean", "max", "min", "prod", "copy", "astype", "any", "all"):
+    setattr(Value, _name, _method(_name, fresh=True))
 
 
 def _binary(ufunc, reflected=False):
@@ -130,10 +133,9 @@ for _op, _ufunc in [("add", np.add), ("sub", np.subtract), ("mul", np.multiply),
 for _op, _ufunc in [("lt", np.less), ("le", np.less_equal), ("gt", np.greater),
                     ("ge", np.greater_equal), ("eq", np.equal), ("ne", np.not_equal)]:
     setattr(Value, f"__{_op}__", _binary(_ufunc))
-Value.__neg__ = lambda self: np.negative(self)
-Value.__abs__ = lambda self: np.absolute(self)
-Value.__invert__ = lambda self: np.invert(self)
-Value.__hash__ = object.__hash__  # __eq__ records; identity stays the hash
+for _op, _ufunc in [("neg", np.negative), ("abs", np.absolute), ("invert", np.invert)]:
+    setattr(Value, f"__{_op}__", lambda self, u=_ufunc: u(self))
+setattr(Value, "__hash__", object.__hash__)  # __eq__ records; identity stays the hash
 
 
 # ---- the recording ---------------------------------------------------------------------------
