@@ -82,6 +82,14 @@ class Emitter:
             return f"np.full({instr.out.shape}, lr, dtype=np.{instr.out.dtype.name})"
         if kind == "constant":
             return self.constant(instr.out.example)
+        if kind == "read":  # what a written opt.step() reads each call
+            source, optimizer, k, key = fn
+            owner = self.constant(optimizer, "OBJ")
+            if source == "group":
+                return f"{owner}.param_groups[{k}][{key!r}]"
+            if source == "state":
+                return f"{owner}.state[P{k}][{key!r}]"
+            return f"{owner}.advance({owner}.param_groups[{k}], {owner}.state[P{key}])"
         if kind == "opaque":
             return f"{self.constant(fn.__self__, 'OP')}.{fn.__name__}({self.arguments(args, {})})"
         raise AssertionError(f"no form for {instr}")

@@ -33,6 +33,11 @@ class IR:
         self.value_of: dict = {}  # op node -> its output Value
         self.grad_of: dict = {}  # id(gradient Value) -> the node it is the gradient of
         self.decays: list = []  # (factor Value, weight Value): the L2 gradient as a decay
+        self.state_names: list = []  # (Value, state key, weight Value): an optimizer's arrays
+
+    def grad_value(self, tensor):
+        """The Value of `tensor`'s gradient handed to `.grad`, or None."""
+        return self.grads.get(id(tensor))
 
     def add(self, instr, phase, node=None):
         instr.phase, instr.node = phase, node

@@ -68,6 +68,11 @@ def name_values(ir, args, arg_names, captured, nodes, outputs):
         base = _op_name(node, layer, names, ir, outputs)
         if base:
             names.claim(value, base)
+    for value, key, weight in ir.state_names:
+        names.claim(value, f"{key}_{names[id(weight)]}")
+    for instr in ir.instrs:
+        if instr.kind == "read" and instr.fn[0] == "group":
+            names.claim(instr.out, f"lr{instr.fn[2]}")
     for factor, weight in ir.decays:
         if id(factor) not in names:
             names.twin(factor, f"k{names[id(weight)]}")

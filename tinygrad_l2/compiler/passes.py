@@ -260,6 +260,27 @@ def buffers(ir):
     return owned
 
 
+def protect_parameters(ir):
+    """A parameter a line reads after an optimizer's step is read as eager reads it: from
+    before the step (eager's optimizer gives a parameter that a pending graph holds a new
+    array, so a backward after opt.step() sees the old values).  A copy is taken before."""
+    for _, weight in ir.params:
+        first = next((k for k, i in enumerate(ir.instrs) if i.phase == "update" or
+                      (i.kind == "event" and i.fn[0] == "step")), None)
+        if first is None:
+            return
+        later = [i for i in ir.instrs[first:] if i.phase != "update" and i.kind != "event"
+                 and any(v is weight for v in i.reads())]
+        if later:
+            before = Value(weight.example.copy())
+            copy = Instr("method", "copy", (weight,), out=before, fresh=True)
+            copy.phase, copy.note = "forward", ("{0} before the step: read after it", weight)
+            ir.instrs.insert(first, copy)
+            for instr in later:
+                instr.args = _swap(instr.args, weight, before)
+                instr.kwargs = {k: _swap(v, weight, before) for k, v in instr.kwargs.items()}
+
+
 def simplify(ir):
     """The rewrites that change what is computed (exactly, or rounding aside)."""
     fold_transposes(ir)
@@ -270,6 +291,7 @@ def simplify(ir):
 
 def allocate(ir):
     """The rewrites that change where results live; returns the buffers {name: array}."""
+    protect_parameters(ir)
     dead_code(ir)
     in_place(ir)
     return buffers(ir)

@@ -16,7 +16,7 @@ from .emit import Emitter
 from .lower import lower
 from .replay import attributes as _attributes
 from .naming import mark_penalties, name_values
-from .update import plan, write_update
+from .update import plan
 
 
 def _signature(value):
@@ -68,7 +68,7 @@ class Program:
         backward; the written SGD update when its conditions hold this call (update.py)."""
         arrays = [a._data if isinstance(a, TensorBase) else a for a in args]
         if self.update is not None and self.update.ready():
-            outputs = self.updating(*arrays, self.update.lr)
+            outputs = self.updating(*arrays, *self.update.arguments())
         else:
             outputs = self.function(*arrays)
         values = [Tensor._make(self._own(v), None) for v in outputs]
@@ -89,7 +89,7 @@ def _build(program, args, arg_names, captured, update):
     ir = lower(program.nodes, program.events, args, captured, program.outputs)
     passes.simplify(ir)
     if update is not None:
-        write_update(ir, update)
+        update.write(ir)
     buffers = passes.allocate(ir)
     names = name_values(ir, args, arg_names, captured, program.nodes, program.outputs)
     mark_penalties(ir, program.nodes)
@@ -111,11 +111,12 @@ def _build(program, args, arg_names, captured, update):
 
 def _source(ir, emitter, names, update):
     """The function: its arguments, a comment at each phase, the lines, the returned list."""
-    arguments = [names[id(v)] for v in ir.inputs] + (["lr"] if update else [])
+    arguments = [names[id(v)] for v in ir.inputs] + (["lr"] if update and update.arguments() else [])
     body, current = [], None
     for phase, line in emitter.lines(ir.instrs):
         if phase != current and phase in _TITLES:
-            title = _LR_TITLE if update and phase == "backward" else _TITLES[phase]
+            title = _LR_TITLE if update and update.arguments() and phase == "backward" else _TITLES[phase]
+            title = update.title if phase == "update" else title
             body.append(f"    # {title}")
             current = phase
         body.append(line)
@@ -125,7 +126,7 @@ def _source(ir, emitter, names, update):
 
 _TITLES = {"parameters": "parameters", "forward": "forward",
            "backward": "backward (reverse order; a penalty's lines reach only the weights)",
-           "update": "update: SGD; L2 (and weight_decay) as a decay of the weights it touches, (1 − lr·κ)·W"}
+           "update": ""}
 _LR_TITLE = "backward from dloss = lr: every d<name> below is lr·∂loss/∂<name>"
 
 

@@ -23,6 +23,7 @@ from ..memory import held_count, is_held
 from ..ops import Op
 from ..optim.sgd import SGD
 from .symbolic import Instr, Recording, Value, recording
+from .written_step import WrittenStep
 
 
 class FusedUpdate:
@@ -37,6 +38,15 @@ class FusedUpdate:
     @property
     def lr(self):
         return self.optimizer.param_groups[0]["lr"]
+
+    title = "update: SGD; L2 (and weight_decay) as a decay of the weights it touches, (1 − lr·κ)·W"
+
+    def arguments(self):
+        """What the updating function takes after the step's own arguments: lr."""
+        return (self.lr,)
+
+    def write(self, ir):
+        _write_seeded(ir, self)
 
     def ready(self):
         """May this call run the written update?  Every hyper-parameter as traced (the
@@ -58,6 +68,32 @@ class FusedUpdate:
 
 
 def plan(events, params, nodes=()):
+    """How this step's update is written in: the learning rate in the seed (plain SGD whose
+    gradients die with the call, below), else the optimizer's own update (written_step.py),
+    else None (the program calls opt.step())."""
+    return _seeded(events, params, nodes) or _written(events, params)
+
+
+def _written(events, params):
+    kinds = [e[0] for e in events]
+    if kinds.count("backward") != 1 or kinds.count("step") != 1:
+        return None
+    backward, step = kinds.index("backward"), kinds.index("step")
+    optimizer = events[step][1]
+    if step < backward or not hasattr(optimizer, "update") or not hasattr(optimizer, "param_groups"):
+        return None
+    everyone = {id(p) for g in optimizer.param_groups for p in g["params"]}
+    cleared_before = everyone <= _cleared(events[:backward])
+    grads_dead = {id(p) for p in params} <= _cleared(events[step + 1:])
+    return WrittenStep(optimizer, params, grads_dead, cleared_before)
+
+
+def _cleared(events):
+    """ids of the parameters some zero_grad(set_to_none=True) among `events` clears."""
+    return {id(p) for e in events if e[0] == "zero_grad" and e[2] is True for p in _targets(e[1])}
+
+
+def _seeded(events, params, nodes=()):
     """A FusedUpdate if this step's events allow one, else None: one backward, then one step of
     a plain SGD with one group holding every traced parameter, then a zero_grad(set_to_none)
     that clears them all."""
@@ -98,7 +134,7 @@ def _targets(owner):
     return list(owner.parameters())
 
 
-def write_update(ir, update):
+def _write_seeded(ir, update):
     """Rewrite the IR: the seed becomes lr, and the gradients' hand-over to `.grad` and the
     optimizer's step become, for each parameter W with gradient dW = dW_data + k·W (k a
     scalar the penalty's backward made): W *= 1 − (k + lr·λ_wd);  W −= dW_data."""

@@ -36,30 +36,40 @@ class Adam(Optimizer):
     def step(self) -> None:
         self._record("step", self)
         for group, p, grad in list(self._params_with_grad()):
-            lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
             state = self.state.setdefault(p, {})
             if not state:
                 state.update(step=0, exp_avg=np.zeros_like(p.data), exp_avg_sq=np.zeros_like(p.data))
                 if group["amsgrad"]:
                     state["max_exp_avg_sq"] = np.zeros_like(p.data)
-            state["step"] += 1
-            data = self._data_to_update(p)
-            if wd != 0:
-                if self.decoupled:
-                    data *= 1 - lr * wd
-                else:
-                    grad = grad + wd * data
-            exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-            exp_avg += (1 - beta1) * (grad - exp_avg)
-            exp_avg_sq *= beta2
-            exp_avg_sq += (1 - beta2) * grad * grad
-            if group["amsgrad"]:
-                np.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
-                exp_avg_sq = state["max_exp_avg_sq"]
-            step = state["step"]
-            step_size = lr / (1 - beta1 ** step)
-            denom = np.sqrt(exp_avg_sq) / math.sqrt(1 - beta2 ** step) + eps
-            data -= step_size * (exp_avg / denom)
+            step_size, bias2 = self.advance(group, state)
+            self.update(self._data_to_update(p), grad, state, group, step_size, bias2)
+
+    @staticmethod
+    def advance(group: dict[str, Any], state: dict[str, Any]) -> tuple[float, float]:
+        """Count the step; return its Python numbers: lr/(1 − β₁ᵗ) and √(1 − β₂ᵗ)."""
+        state["step"] += 1
+        beta1, beta2 = group["betas"]
+        return group["lr"] / (1 - beta1 ** state["step"]), math.sqrt(1 - beta2 ** state["step"])
+
+    def update(self, data: Any, grad: Any, state: dict[str, Any], group: dict[str, Any],
+               step_size: Any, bias2: Any) -> None:
+        """One parameter's update, in place on `data` and on its moments (the one definition
+        of Adam's math: tl.compile writes it into a compiled step from recorded arrays)."""
+        lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        if wd != 0:
+            if self.decoupled:
+                data *= 1 - lr * wd
+            else:
+                grad = grad + wd * data
+        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+        exp_avg += (1 - beta1) * (grad - exp_avg)
+        exp_avg_sq *= beta2
+        exp_avg_sq += (1 - beta2) * grad * grad
+        if group["amsgrad"]:
+            np.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
+            exp_avg_sq = state["max_exp_avg_sq"]
+        denom = np.sqrt(exp_avg_sq) / bias2 + eps
+        data -= step_size * (exp_avg / denom)
 
 
 class AdamW(Adam):

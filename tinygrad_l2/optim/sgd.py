@@ -33,17 +33,23 @@ class SGD(Optimizer):
     def step(self) -> None:
         self._record("step", self)
         for group, p, grad in list(self._params_with_grad()):
-            lr, momentum, wd = group["lr"], group["momentum"], group["weight_decay"]
-            if wd != 0:
-                grad = grad + wd * p.data
-            if momentum != 0:
-                state = self.state.setdefault(p, {})
-                buf = state.get("momentum_buffer")
-                if buf is None:
-                    buf = state["momentum_buffer"] = np.array(grad, copy=True)
-                else:
-                    buf *= momentum
-                    buf += (1 - group["dampening"]) * grad
-                grad = grad + momentum * buf if group["nesterov"] else buf
-            data = self._data_to_update(p)
-            data -= np.multiply(grad, lr, out=self._scratch(p))  # θ ← θ − lr·g, no new array
+            state = self.state.setdefault(p, {}) if group["momentum"] != 0 else {}
+            self.update(self._data_to_update(p), grad, state, group, self._scratch(p))
+
+    @staticmethod
+    def update(data: Any, grad: Any, state: dict[str, Any], group: dict[str, Any], out: Any = None) -> None:
+        """One parameter's update, in place on `data` (arrays in; `out` a scratch array for
+        lr·g).  The one definition of SGD's math: tl.compile writes it into a compiled step
+        by running it on recorded arrays."""
+        lr, momentum, wd = group["lr"], group["momentum"], group["weight_decay"]
+        if wd != 0:
+            grad = grad + wd * data
+        if momentum != 0:
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = state["momentum_buffer"] = grad.copy()
+            else:
+                buf *= momentum
+                buf += (1 - group["dampening"]) * grad
+            grad = grad + momentum * buf if group["nesterov"] else buf
+        data -= np.multiply(grad, lr, out=out)  # θ ← θ − lr·g (into `out`: no new array)

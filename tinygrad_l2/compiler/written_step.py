@@ -1,0 +1,111 @@
+"""`opt.step()` written into the program: each parameter's update is the optimizer's own
+`update` method (SGD with any momentum, Adam, AdamW, several groups) run on recorded arrays,
+so its math is written once.  The step reads its Python numbers each call: the learning rate
+from the group, Adam's bias corrections from `opt.advance` (which counts the step); its
+arrays (momentum buffers, moments) from `opt.state`.
+
+The written form runs only when the eager step would compute exactly that (`ready()`):
+the same groups, parameters and hyper-parameters as traced (lr aside), every parameter's
+gradient None before this call's backward (so `.grad` is this call's gradient), the state the
+update reads present, every parameter writable in place.  Otherwise the program calls
+`opt.step()` itself.  The gradients still reach `.grad` unless a zero_grad(set_to_none)
+after the step clears them anyway.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..memory import held_count, is_held
+from .symbolic import Instr, Recording, Value, recording
+
+
+def _hyper(group):
+    return {k: v for k, v in group.items() if k not in ("params", "lr")}
+
+
+class WrittenStep:
+    """What a written `opt.step()` was traced with, and its per-call check."""
+
+    def __init__(self, optimizer, params, grads_dead, cleared_before):
+        self.optimizer, self.params = optimizer, params
+        self.groups = [(_hyper(g), list(g["params"])) for g in optimizer.param_groups]
+        self.state_keys = {id(p): sorted(k for k, v in optimizer.state.get(p, {}).items()
+                                         if isinstance(v, np.ndarray))
+                           for g in optimizer.param_groups for p in g["params"]}
+        self.grads_dead, self.cleared_before = grads_dead, cleared_before
+
+    def ready(self):
+        groups = self.optimizer.param_groups
+        if len(groups) != len(self.groups):
+            return False
+        for group, (hyper, params) in zip(groups, self.groups):
+            if _hyper(group) != hyper or len(group["params"]) != len(params) or any(
+                    p is not q for p, q in zip(group["params"], params)):
+                return False
+        everyone = [p for _, params in self.groups for p in params]
+        if not self.cleared_before and any(p._grad is not None for p in everyone):
+            return False
+        state = self.optimizer.state
+        if any(sorted(k for k, v in state.get(p, {}).items() if isinstance(v, np.ndarray))
+               != self.state_keys[id(p)] for p in everyone):
+            return False
+        held = held_count() > 0
+        return all(p._data.flags.writeable and not (held and is_held(p._data)) for p in self.params)
+
+    @property
+    def title(self):
+        return (f"update: {type(self.optimizer).__name__}.step() written in (its own update() per "
+                f"parameter, numbers read each call)")
+
+    def arguments(self):
+        return ()
+
+    def write(self, ir):
+        """Replace the step event by each parameter's update (and drop the hand-over to
+        `.grad` when nothing can read it)."""
+        step = next(i for i in ir.instrs if i.kind == "event" and i.fn[0] == "step")
+        grads = {id(t): g for t, g in ((t, ir.grad_value(t)) for t, _ in ir.params) if g is not None}
+        if self.grads_dead:
+            ir.instrs = [i for i in ir.instrs if i.kind != "grads"]
+            ir.grads = {}
+        at = ir.instrs.index(step)
+        lines = []
+        for k, group in enumerate(self.optimizer.param_groups):
+            lr = _input(lines, ("group", self.optimizer, k, "lr"), group["lr"])
+            for p in group["params"]:
+                index = next((i for i, (t, _) in enumerate(ir.params) if t is p), None)
+                if index is not None and id(p) in grads:
+                    lines += self._update(ir, index, grads[id(p)], dict(group, lr=lr), k)
+        for instr in lines:
+            instr.phase = "update"
+        ir.instrs[at:at + 1] = lines
+
+    def _update(self, ir, index, grad, group, k):
+        """The optimizer's own update for parameter `index`, recorded."""
+        tensor, weight = ir.params[index]
+        lines, stored = [], self.optimizer.state.get(tensor, {})
+        state = {key: _input(lines, ("state", self.optimizer, index, key), value.copy(), role="state")
+                 for key, value in stored.items() if isinstance(value, np.ndarray)}
+        ir.state_names += [(value, key, weight) for key, value in state.items()]
+        scalars = ()
+        advance = getattr(self.optimizer, "advance", None)
+        if advance is not None:  # Python numbers of this step (Adam: the bias corrections)
+            example = advance(dict(group, lr=self.optimizer.param_groups[k]["lr"]), dict(stored))
+            whole = _input(lines, ("advance", self.optimizer, k, index), example)
+            scalars = tuple(_piece(lines, whole, i, x) for i, x in enumerate(example))
+        rec = Recording()
+        with recording(rec):
+            self.optimizer.update(weight, grad, state, group, *scalars)
+        return lines + rec.instrs
+
+
+def _input(lines, what, example, role="hyper"):
+    value = Value(example, role=role)
+    lines.append(Instr("read", what, out=value))
+    return value
+
+
+def _piece(lines, whole, i, example):
+    value = Value(example)
+    lines.append(Instr("getitem", "getitem", (whole, i), out=value))
+    return value
