@@ -80,3 +80,43 @@ class Floor:
             db *= lr
             b -= db
         return loss
+
+
+class AdamFloor(Floor):
+    """The same forward and backward, then Adam (torch.optim.Adam's formulas) on the L2 loss:
+    g = dW_data + 2·lam·W (the L2 gradient goes through the moments: Adam on L2, not AdamW),
+    m ← β₁m + (1 − β₁)g, v ← β₂v + (1 − β₂)g², W ← W − (lr/(1 − β₁ᵗ))·m/(√v/√(1 − β₂ᵗ) + ε);
+    the moments and a scratch array allocated once."""
+
+    def __init__(self, params, betas=(0.9, 0.999), eps=1e-8):
+        super().__init__(params)
+        self.betas, self.eps, self.t = betas, eps, 0
+        arrays = [a for pair in params for a in pair]
+        self.m = [np.zeros_like(a) for a in arrays]
+        self.v = [np.zeros_like(a) for a in arrays]
+        self.scratch = [np.empty_like(a) for a in arrays]
+
+    def train_step(self, x, labels, lam, lr):
+        loss, grads = self.loss_and_data_grads(x, labels, lam)
+        self.t += 1
+        (b1, b2), t = self.betas, self.t
+        step_size, bias2 = lr / (1 - b1 ** t), np.sqrt(1 - b2 ** t)
+        k = 0
+        for (W, b), (dW, db) in zip(self.params, grads):
+            dW += 2 * lam * W  # the L2 gradient, weights only
+            for p, g in ((W, dW), (b, db)):
+                m, v, s = self.m[k], self.v[k], self.scratch[k]
+                m *= b1
+                m += (1 - b1) * g
+                v *= b2
+                np.multiply(g, g, out=s)
+                s *= 1 - b2
+                v += s
+                np.sqrt(v, out=s)
+                s /= bias2
+                s += self.eps
+                np.divide(m, s, out=s)
+                s *= step_size
+                p -= s
+                k += 1
+        return loss

@@ -28,11 +28,15 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import numpy_floor  # noqa: E402
 
-LAM, LR = 1e-4, 0.01
+LAM, LR, ADAM_LR = 1e-4, 0.01, 1e-3
 PAUSE = 0.3
 TARGETS = {("tinygrad_l2", "float32", 32): 2.0, ("tinygrad_l2", "float32", 256): 1.40,  # ÷ floor
            ("tinygrad_l2 compiled", "float32", 32): 1.05, ("tinygrad_l2 compiled", "float32", 256): 1.05,
-           ("tinygrad_l2 compiled", "float64", 32): 1.0, ("tinygrad_l2 compiled", "float64", 256): 1.0}
+           ("tinygrad_l2 compiled", "float64", 32): 1.0, ("tinygrad_l2 compiled", "float64", 256): 1.0,
+           **{("tinygrad_l2 compiled, PyTorch-style loop", d, b): 1.05
+              for d in ("float32", "float64") for b in (32, 256)},
+           **{("tinygrad_l2 compiled Adam, PyTorch-style loop", d, b): 1.10
+              for d in ("float32", "float64") for b in (32, 256)}}
 CHAIN_TARGET = 3.0
 
 
@@ -64,6 +68,31 @@ def tinygrad_step(params, x, labels, compiled=False):
     step = _mlp_step(model, tl.optim.SGD(model.parameters(), lr=LR), compiled)
     X = tl.Tensor(x)
     return lambda: step(X, labels)
+
+
+def torch_loop_step(params, x, labels, compiled=True, optimizer="sgd"):
+    """The loop as a PyTorch user writes it: zero_grad first, a hand-written cross-entropy
+    over `rows` and `y` read from the enclosing scope, the penalty added, then step."""
+    import tinygrad_l2 as tl
+    model = tinygrad_model(params)
+    opt = (tl.optim.SGD(model.parameters(), lr=LR) if optimizer == "sgd" else
+           tl.optim.Adam(model.parameters(), lr=ADAM_LR))
+    X, y = tl.Tensor(x), labels
+    rows = np.arange(len(labels))
+
+    def step():
+        opt.zero_grad()
+        logp = model(X).log_softmax(-1)
+        loss = -logp[rows, y].mean() + model.regularization_loss()
+        loss.backward()
+        opt.step()
+        return loss
+    return tl.compile(step) if compiled else step
+
+
+def adam_floor_step(params, x, labels):
+    floor = numpy_floor.AdamFloor([(W.copy(), b.copy()) for W, b in params])
+    return lambda: floor.train_step(x, labels, LAM, ADAM_LR)
 
 
 def _mlp_step(model, opt, compiled):
@@ -102,7 +131,10 @@ def torch_step(params, x, labels):
 
 
 MLP_CONTENDERS = {"tinygrad_l2": tinygrad_step, "PyTorch": torch_step,
-                  "tinygrad_l2 compiled": lambda *a: tinygrad_step(*a, compiled=True)}
+                  "tinygrad_l2 compiled": lambda *a: tinygrad_step(*a, compiled=True),
+                  "tinygrad_l2 compiled, PyTorch-style loop": torch_loop_step}
+ADAM_CONTENDERS = {"tinygrad_l2 compiled Adam, PyTorch-style loop":
+                   lambda *a: torch_loop_step(*a, optimizer="adam")}
 
 
 # ---- the chain: Python overhead per op ---------------------------------------------------------
@@ -166,10 +198,12 @@ def paired(baseline, contender, rounds, steps, warmup=3):
 def worker(job):
     """Measure one job in this process; returns JSON-able results."""
     kind = job["kind"]
-    if kind == "mlp":
+    if kind in ("mlp", "adam"):
         params, x, labels = problem(job["batch"], np.dtype(job["dtype"]).type)
-        contender = MLP_CONTENDERS[job["name"]](params, x, labels)
-        return paired(floor_step(params, x, labels), contender, job["rounds"], job["steps"])
+        contenders, floor = ((MLP_CONTENDERS, floor_step) if kind == "mlp" else
+                             (ADAM_CONTENDERS, adam_floor_step))
+        contender = contenders[job["name"]](params, x, labels)
+        return paired(floor(params, x, labels), contender, job["rounds"], job["steps"])
     if kind == "chain":
         steps = chain_steps(job["n"])
         return paired(steps["numpy calls alone"], steps[job["name"]], job["rounds"], 1)
@@ -205,13 +239,13 @@ def ratios(pairs):
 
 # ---- tables --------------------------------------------------------------------------------
 
-def mlp_table(rounds, steps):
+def mlp_table(rounds, steps, kind="mlp"):
     lines = ["| dtype | batch | engine | floor ms | engine ms | × floor (median of paired ratios) | spread | target |",
              "|---|---|---|---|---|---|---|---|"]
     for dtype in ("float32", "float64"):
         for batch in (32, 256):
-            for name in MLP_CONTENDERS:
-                pairs = in_process(dict(kind="mlp", name=name, dtype=dtype, batch=batch,
+            for name in (MLP_CONTENDERS if kind == "mlp" else ADAM_CONTENDERS):
+                pairs = in_process(dict(kind=kind, name=name, dtype=dtype, batch=batch,
                                         rounds=rounds, steps=steps))
                 if pairs is None:
                     continue
@@ -222,6 +256,9 @@ def mlp_table(rounds, steps):
                 verdict = "" if target is None else f"≤ {target}: {'met' if median <= target else 'MISSED'}"
                 lines.append(f"| {dtype} | {batch} | {name} | {floor_ms:.3f} | {engine_ms:.3f} | "
                              f"{median:.2f} | {low:.2f}–{high:.2f} | {verdict} |")
+    if kind == "adam":
+        return ("The same MLP with Adam on the L2 loss (floor: numpy_floor.AdamFloor, hand-written "
+                "numpy Adam)", lines)
     return ("MLP train step 784-256-128-10, ReLU, softmax CE + L2 on the weights, SGD "
             "(floor: benchmarks/numpy_floor.py)", lines)
 
@@ -335,7 +372,7 @@ def main(argv=None):
     header = (f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, {os.cpu_count()} cores, "
               f"Python {platform.python_version()}, numpy {np.__version__}"
               + _torch_version() + f"; `python benchmarks/run.py{' --quick' if args.quick else ''}`.")
-    tables = [mlp_table(rounds, steps), agreement_table(), chain_table(rounds),
+    tables = [mlp_table(rounds, steps), mlp_table(rounds, steps, "adam"), agreement_table(), chain_table(rounds),
               long_chain_table(1 if args.quick else 2), drawing_table()]
     text = report(tables, header)
     print(text)
