@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .passes import readers
+from .analysis import readers
 from .symbolic import Value
 
 _INFIX = {np.add: "+", np.subtract: "-", np.multiply: "*", np.true_divide: "/", np.matmul: "@",
@@ -148,6 +148,9 @@ class Emitter:
 
     def name(self, value):
         name = self.names.get(id(value))
+        if name is None and value.role == "buffer":  # allocated once, read by name
+            self.constants[value.name] = value.example
+            name = self.names[id(value)] = value.name
         if name is None:
             self.temporaries = getattr(self, "temporaries", 0) + 1
             name = self.names[id(value)] = f"t{self.temporaries}"
@@ -189,7 +192,8 @@ def _inlined(instrs, ir, names):
         if reader.kwargs.get("out") is out:
             continue
         between = instrs[k + 1:position[id(reader)]]
-        if any(b.writes is not None or b.kind in ("opaque", "event", "setitem", "ufunc_at") for b in between):
+        if any(b.writes is not None or "out" in b.kwargs or b.kind in ("opaque", "event", "setitem", "ufunc_at",
+                                                                       "grads", "read") for b in between):
             continue
         found[id(out)] = instr
     return found

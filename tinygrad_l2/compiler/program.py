@@ -96,11 +96,6 @@ def _build(program, args, arg_names, captured, update):
     for name, array in buffers.items():
         names.taken.add(name)
     emitter = Emitter(ir, names)
-    for instr in ir.instrs:  # buffers print by their own names
-        buffer = instr.kwargs.get("out") if instr.kind == "call" else None
-        if buffer is not None and buffer.role == "buffer":
-            names[id(buffer)] = buffer.name
-            emitter.constants[buffer.name] = buffer.example
     source = _source(ir, emitter, names, update)
     namespace = dict(emitter.constants, np=np, _accumulate_grads=_accumulate_grads)
     namespace.update({f"P{i}": t for i, (t, _) in enumerate(ir.params)})
