@@ -16,6 +16,7 @@ custom op never gets someone else's math.
 from __future__ import annotations
 
 import operator
+import threading
 from typing import Any
 
 import numpy as np
@@ -229,13 +230,19 @@ def _walk(tree):
         yield tree
 
 
-_stack: list[Recording] = []
+class _Stack(threading.local):
+    """The recordings in effect, per thread (two threads may trace two steps at once)."""
+    def __init__(self) -> None:
+        self.recordings: list[Recording] = []
+
+
+_stack = _Stack()
 
 
 def current() -> Recording:
-    if not _stack:
+    if not _stack.recordings:
         raise NotSymbolic("a symbolic array was used outside a recording")
-    return _stack[-1]
+    return _stack.recordings[-1]
 
 
 class recording:  # noqa: N801 - used as `with recording(r):`
@@ -245,8 +252,8 @@ class recording:  # noqa: N801 - used as `with recording(r):`
         self.rec = rec
 
     def __enter__(self) -> Recording:
-        _stack.append(self.rec)
+        _stack.recordings.append(self.rec)
         return self.rec
 
     def __exit__(self, *exc: Any) -> None:
-        _stack.pop()
+        _stack.recordings.pop()
