@@ -12,6 +12,15 @@ class _State(threading.local):
     anomaly = False
     recorder = None  # a list while tl.compile traces a step: backward/step/zero_grad events
     hooks = False  # anomaly or recorder: the one flag Function.apply checks for either
+    observed = None  # a list while tl.compile traces: what the step read that replay must
+    # see again ("module", m) for each module call, ("number", tensor, value, convert) for
+    # each item()/float()/int()/bool() of a tensor; unlike the recorder's events, never replayed
+
+
+def observe(*what: object) -> None:
+    """Tell a tracing tl.compile what the step read (see `_State.observed`)."""
+    if state.observed is not None:
+        state.observed.append(what)
 
 
 state = _State()  # read directly on the hot path (Function.apply, Tensor._make)

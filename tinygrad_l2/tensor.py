@@ -12,7 +12,7 @@ from typing import Any, Iterator, Union
 import numpy as np
 import numpy.typing as npt
 
-from . import engine, ops
+from . import context, engine, ops
 from .arrays import DEFAULT_DTYPE, _describe, _exponent, _shape_error_for, to_array
 from .function import TensorBase
 from .tensor_methods import TensorMethods
@@ -77,7 +77,9 @@ class Tensor(TensorMethods, TensorBase):
         if self._data.size != 1:
             raise ValueError(f"item: only a tensor with one element can be converted to a "
                              f"Python scalar, this one has shape {self.shape}")
-        return self._data.item()
+        value = self._data.item()
+        context.observe("number", self, value, Tensor.item)  # tl.compile recomputes it each call
+        return value
 
     def tolist(self) -> Any:
         return self._data.tolist()
@@ -98,13 +100,19 @@ class Tensor(TensorMethods, TensorBase):
             raise RuntimeError(f"bool: the truth value of a tensor with {self._data.size} "
                                f"elements (shape {self.shape}) is ambiguous; use .any() or "
                                f".all() on .data")
-        return bool(self._data.item())
+        value = bool(self._data.item())
+        context.observe("number", self, value, bool)
+        return value
 
     def __float__(self) -> float:
-        return float(self.item())
+        value = float(self.item())
+        context.observe("number", self, value, float)
+        return value
 
     def __int__(self) -> int:
-        return int(self.item())
+        value = int(self.item())
+        context.observe("number", self, value, int)
+        return value
 
     def __index__(self) -> int:
         if self._data.dtype.kind not in "iu" or self._data.size != 1:

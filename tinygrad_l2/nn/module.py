@@ -97,6 +97,8 @@ class Module:
         raise TypeError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if context.state.observed is not None:  # tl.compile guards its `training` flags
+            context.observe("module", self)
         out = self.forward(*args, **kwargs)
         if context.state.grad_enabled:
             _record_call(self, args, out)

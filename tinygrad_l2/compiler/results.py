@@ -1,0 +1,116 @@
+"""What a step returns, taken apart and put back: the replay returns the same structure.
+
+    tensors, template = flatten(result, numbers, literals)   # at the trace
+    result = rebuild(template, replayed_tensors)              # at each replay
+
+`flatten` walks tuples, lists, dicts and namedtuples.  A tensor becomes a slot of the replayed
+tensor list (the same tensor twice: one slot, so the replay returns one object twice).  A Python
+number the step got from a tensor (`loss.item()`, `float(loss)`, `int(t)`, `bool(t)`, recorded
+while tracing as (tensor, value, convert)) becomes a slot too: the replay converts the replayed
+tensor the same way, so the number is recomputed each call.  None, Ellipsis, and a number or
+string the function's code writes as a literal (`0.5`, `"loss"`) or reads as a guarded global
+stay constants.  Anything else (a number computed from `.data` with numpy, an f-string of the
+loss, an object) cannot be recomputed: `Unreplayable` says what it is, and the step runs
+eagerly.  Dict keys are part of the structure (kept as traced).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from ..function import TensorBase
+
+Template = tuple  # ("tensor", slot) | ("number", slot, convert) | ("constant", value)
+#                   | ("sequence", type, [templates]) | ("dict", type, [(key, template)])
+Number = tuple[TensorBase, Any, Callable[[Any], Any]]  # (tensor, the value it gave, convert)
+
+
+class Unreplayable(ValueError):
+    """A returned value the replay could not reproduce (the message says which)."""
+
+
+def flatten(result: Any, numbers: Iterable[Number] = (), literals: Iterable[Any] = ()) -> tuple[list[TensorBase], Template]:
+    """(the tensors replay must compute, the template `rebuild` fills with them)."""
+    made = {id(value): (tensor, convert) for tensor, value, convert in numbers}  # the caller
+    # holds `numbers`, so no id is reused while this runs
+    literal = {_literal_key(v) for v in literals} - {None}
+    tensors: list[TensorBase] = []
+    slots: dict[int, int] = {}
+
+    def slot(tensor):
+        if id(tensor) not in slots:
+            slots[id(tensor)] = len(tensors)
+            tensors.append(tensor)
+        return slots[id(tensor)]
+
+    def walk(value, where):
+        if isinstance(value, TensorBase):
+            return ("tensor", slot(value))
+        if id(value) in made and not isinstance(value, (tuple, list, dict)):
+            if _literal_key(value) in literal:
+                raise Unreplayable(f"{where} is {value!r}, both a literal of the function and a "
+                                   f"number read from a tensor: which one is meant is unclear")
+            tensor, convert = made[id(value)]
+            return ("number", slot(tensor), convert)
+        if value is None or value is Ellipsis or _literal_key(value) in literal:
+            return ("constant", value)
+        if isinstance(value, (tuple, list)) and type(value) in (tuple, list) or _is_namedtuple(value):
+            return ("sequence", type(value), [walk(v, f"{where}[{i}]") for i, v in enumerate(value)])
+        if isinstance(value, dict) and type(value) is dict:
+            return ("dict", dict, [(k, walk(v, f"{where}[{k!r}]")) for k, v in value.items()])
+        raise Unreplayable(_why_not(value, where))
+    return tensors, walk(result, "the returned value")
+
+
+def rebuild(template: Template, tensors: Sequence[TensorBase]) -> Any:
+    """The step's result from the replayed tensors (in `flatten`'s order)."""
+    kind = template[0]
+    if kind == "tensor":
+        return tensors[template[1]]
+    if kind == "number":
+        return template[2](tensors[template[1]])
+    if kind == "constant":
+        return template[1]
+    if kind == "dict":
+        return {k: rebuild(t, tensors) for k, t in template[2]}
+    items = [rebuild(t, tensors) for t in template[2]]
+    return template[1](*items) if template[1] not in (tuple, list) else template[1](items)
+
+
+def code_literals(fn: Callable[..., Any]) -> list[Any]:
+    """The constants the function's code writes (0.5, "loss", None), in nested code too."""
+    code = getattr(getattr(fn, "__func__", fn), "__code__", None)
+    found: list[Any] = []
+    stack = [code] if code is not None else []
+    while stack:
+        for constant in stack.pop().co_consts:
+            if hasattr(constant, "co_consts"):
+                stack.append(constant)
+            elif isinstance(constant, (tuple, frozenset)):
+                found.extend(constant)
+            else:
+                found.append(constant)
+    return found
+
+
+def _literal_key(value):
+    """Equal literals of the same type (1 and 1.0 and True are different constants)."""
+    if isinstance(value, (bool, int, float, complex, str, bytes)):
+        return type(value), value
+    return None
+
+
+def _is_namedtuple(value):
+    return isinstance(value, tuple) and hasattr(type(value), "_fields")
+
+
+def _why_not(value, where):
+    if isinstance(value, (np.generic, np.ndarray)):
+        return (f"{where} is a numpy number or array ({value!r}) computed during the call, not "
+                f"by .item()/float() of a tensor: replay cannot recompute it")
+    if isinstance(value, (int, float, complex, str, bytes)):
+        return (f"{where} is the number or string {value!r}, computed during the call (not "
+                f".item()/float() of a tensor, nor a literal of the function): replay cannot "
+                f"recompute it")
+    return f"{where} is a {type(value).__name__}, which replay cannot reproduce"
