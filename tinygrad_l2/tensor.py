@@ -7,6 +7,7 @@ from `ops` (reductions and shape methods in `tensor_methods.py`), and `backward(
 from __future__ import annotations
 
 import numbers
+import operator
 from typing import Any, Iterator, Union
 
 import numpy as np
@@ -74,12 +75,15 @@ class Tensor(TensorMethods, TensorBase):
         return self._data
 
     def item(self) -> float | int | bool:
+        value = self._scalar()
+        context.observe("number", self, value, Tensor.item)  # tl.compile recomputes it each call
+        return value
+
+    def _scalar(self):
         if self._data.size != 1:
             raise ValueError(f"item: only a tensor with one element can be converted to a "
                              f"Python scalar, this one has shape {self.shape}")
-        value = self._data.item()
-        context.observe("number", self, value, Tensor.item)  # tl.compile recomputes it each call
-        return value
+        return self._data.item()
 
     def tolist(self) -> Any:
         return self._data.tolist()
@@ -105,12 +109,12 @@ class Tensor(TensorMethods, TensorBase):
         return value
 
     def __float__(self) -> float:
-        value = float(self.item())
+        value = float(self._scalar())
         context.observe("number", self, value, float)
         return value
 
     def __int__(self) -> int:
-        value = int(self.item())
+        value = int(self._scalar())
         context.observe("number", self, value, int)
         return value
 
@@ -118,7 +122,9 @@ class Tensor(TensorMethods, TensorBase):
         if self._data.dtype.kind not in "iu" or self._data.size != 1:
             raise TypeError(f"only integer tensors of a single element can be converted to an "
                             f"index (this one: dtype {self.dtype}, shape {self.shape})")
-        return int(self._data.item())
+        value = int(self._data.item())
+        context.observe("number", self, value, operator.index)
+        return value
 
     def __array__(self, dtype: npt.DTypeLike | None = None, copy: bool | None = None) -> np.ndarray:
         """`np.asarray(t)` gives the numbers (not an object array of Tensors)."""

@@ -106,6 +106,36 @@ def test_a_number_computed_from_arrays_not_by_item_runs_eagerly_not_stale():
         assert compiled(x, y)[1] == np.float64(x.sum())
 
 
+def test_a_number_read_from_a_tensor_and_kept_runs_eagerly_so_the_append_happens():
+    _, _, inner = linear_step()
+    history = []
+
+    def step(x, y):
+        loss = inner(x, y)
+        history.append(loss.item())
+        return loss
+    compiled = tl.compile(step)
+    with pytest.warns(tl.CompileWarning, match="did not return it"):
+        for x, y in data(3):
+            compiled(x, y)
+    assert len(history) == 3 and "did not return" in compiled.fallback_reason
+
+
+def test_python_control_flow_on_a_tensor_runs_eagerly_and_takes_each_branch():
+    w = tl.Tensor(np.ones(2), requires_grad=True)
+
+    def step(x):
+        loss = (w * x).sum()
+        if loss > 0:  # bool() of a tensor: the branch depends on the data
+            loss = loss * 2
+        loss.backward()
+        return loss
+    compiled = tl.compile(step)
+    with pytest.warns(tl.CompileWarning, match="did not return"):
+        assert compiled(np.ones(2)).item() == 4.0
+    assert compiled(-np.ones(2)).item() == -2.0
+
+
 # ---- 2. keyword arguments -------------------------------------------------------------------
 
 def test_keyword_arguments_replay_and_are_part_of_the_trace_key():
@@ -293,6 +323,23 @@ def test_a_compiled_step_has_no_fallback_reason():
         warnings.simplefilter("error", tl.CompileWarning)
         compiled(*data(1)[0])
     assert compiled.fallback_reason is None
+
+
+def test_retrace_lets_a_step_that_ran_eagerly_compile_again():
+    _, _, inner = linear_step()
+    options = {"extra": True}
+
+    def step(x, y):
+        loss = inner(x, y)
+        return (loss, np.float64(1.0)) if options["extra"] else (loss, None)
+    compiled = tl.compile(step)
+    with pytest.warns(tl.CompileWarning):
+        compiled(*data(1)[0])
+    options["extra"] = False
+    compiled.retrace()
+    assert compiled.fallback_reason is None
+    compiled(*data(1)[0])
+    assert compiled.fallback_reason is None and compiled.source.startswith("def step")
 
 
 # ---- 5. check=N --------------------------------------------------------------------------------

@@ -107,8 +107,8 @@ class CompiledStep:
 
     def retrace(self) -> None:
         """Trace again on the next call (after changing something the trace cannot see, such
-        as a regularizer's coefficient set in place)."""
-        self.program = None
+        as a regularizer's coefficient set in place); a step that ran eagerly tries again."""
+        self.program, self.fallback_reason = None, None
 
     @property
     def source(self) -> str | None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dis
 import functools
+import operator
 import numbers
 import types
 from typing import Any, Callable, Iterable
@@ -34,58 +35,85 @@ Reader = Callable[[], Any]
 
 
 class Guards:
-    """The checks for one trace: each a description, a reader and the value traced."""
+    """The checks for one trace: each a description and a function saying "unchanged"."""
 
     def __init__(self, fn: Callable[..., Any], *, modules: Iterable[Any] = (), optimizers: Iterable[Any] = (),
                  parameters: Iterable[TensorBase] = ()) -> None:
         """fn: the step function (its globals and closure cells); modules: every module called
         while tracing; optimizers: every optimizer stepped or zeroed; parameters: the traced
         parameters (or later, `add_parameters`)."""
-        self.checks: list[tuple[str, Reader, Any]] = []
+        self.checks: list[tuple[str, Callable[[], bool]]] = []
+        self.scalars: list[Any] = []  # the guarded numbers and strings, as traced
         for kind, name, read in scope_reads(fn):
             value = read()
             if _is_scalar(value):
-                self._add(f"{kind} {name}", read)
+                self.scalars.append(value)
+                self.checks.append((f"{kind} {name}", _value_unchanged(read, value)))
             elif _identity_guarded(value):
-                self._add(f"the object {kind} {name} refers to", functools.partial(_identity_of, read))
-        self._add_modules(modules)
+                self.checks.append((f"the object {kind} {name} refers to", _identity_unchanged(read, value)))
+        tree = {id(m): m for called in modules for _, m in called.named_modules()}
+        if tree:
+            self.checks.append(("a module's training flag (train()/eval())",
+                                _attributes_unchanged(list(tree.values()), "training")))
         for optimizer in dict.fromkeys(optimizers):
-            self._add(f"the parameter groups or hyper-parameters of {type(optimizer).__name__}",
-                      functools.partial(_groups, optimizer))
+            self.checks.append((f"the parameter groups or hyper-parameters of {type(optimizer).__name__}",
+                                _groups_unchanged(optimizer)))
         self.add_parameters(parameters)
 
     def add_parameters(self, parameters: Iterable[TensorBase]) -> None:
         """Guard the requires_grad flag of each of these traced parameters."""
         parameters = list(parameters)
         if parameters:
-            self._add("a traced parameter's requires_grad",
-                      lambda: tuple(p.requires_grad for p in parameters))
-
-    def _add(self, what: str, read: Reader) -> None:
-        self.checks.append((what, read, read()))
-
-    def _add_modules(self, modules):
-        tree = {id(m): m for called in modules for _, m in called.named_modules()}
-        if tree:
-            everyone = list(tree.values())
-            self._add("a module's training flag (train()/eval())",
-                      lambda: tuple(m.training for m in everyone))
-
-    @property
-    def scalars(self) -> list[Any]:
-        """The guarded numbers and strings (constants a result may return as they are)."""
-        return [value for _, _, value in self.checks if _is_scalar(value)]
+            self.checks.append(("a traced parameter's requires_grad",
+                                _attributes_unchanged(parameters, "requires_grad")))
 
     def changed(self) -> str | None:
         """The first guarded thing that changed since the trace, or None."""
-        for what, read, value in self.checks:
+        for what, unchanged in self.checks:
             try:
-                current = read()
-            except (NameError, ValueError):  # a global deleted, a closure cell emptied
-                return what
-            if not _same(current, value):
+                if not unchanged():
+                    return what
+            except (KeyError, ValueError):  # a global deleted, a closure cell emptied
                 return what
         return None
+
+
+def _value_unchanged(read, value):
+    kind = type(value)
+    return lambda: (current := read()) is value or (type(current) is kind and bool(current == value))
+
+
+def _identity_unchanged(read, value):
+    return lambda: read() is value
+
+
+def _attributes_unchanged(objects, attribute):
+    get = operator.attrgetter(attribute)
+    traced = list(map(get, objects))
+    return lambda: list(map(get, objects)) == traced
+
+
+def _groups_unchanged(optimizer):
+    """What the replay assumes of an optimizer: per group, its parameters (by identity) and its
+    hyper-parameters (the learning rate aside: the replay reads it each call)."""
+    traced = [(list(group["params"]), {k: v for k, v in group.items() if k not in ("params", "lr")})
+              for group in optimizer.param_groups]
+
+    def unchanged():
+        groups = optimizer.param_groups
+        if len(groups) != len(traced):
+            return False
+        for group, (params, hyper) in zip(groups, traced):
+            current = group["params"]
+            if len(current) != len(params) or any(map(operator.is_not, current, params)):
+                return False
+            if len(group) != len(hyper) + 2 or any(group.get(k, _MISSING) != v for k, v in hyper.items()):
+                return False
+        return True
+    return unchanged
+
+
+_MISSING = object()
 
 
 def array_inputs(fn: Callable[..., Any]) -> list[tuple[str, Reader]]:
@@ -120,10 +148,6 @@ def _cell_contents(cell):
     return cell.cell_contents
 
 
-def _identity_of(read):
-    return _Identity(read())
-
-
 def _global_names(code):
     """The global names a code object loads, including its nested code objects'."""
     names = [i.argval for i in dis.get_instructions(code) if i.opname in ("LOAD_GLOBAL", "LOAD_NAME")]
@@ -131,36 +155,6 @@ def _global_names(code):
         if isinstance(constant, types.CodeType):
             names += _global_names(constant)
     return names
-
-
-class _Identity:
-    """Compares equal to a wrapper of the same object only."""
-    __slots__ = ("value",)
-
-    def __init__(self, value):
-        self.value = value
-
-    def __eq__(self, other):
-        return isinstance(other, _Identity) and other.value is self.value
-
-
-def _groups(optimizer):
-    """What the replay assumes of an optimizer: per group, its parameters (by identity) and its
-    hyper-parameters (the learning rate aside: the replay reads it each call)."""
-    return tuple((tuple(_Identity(p) for p in group["params"]),
-                  tuple(sorted((k, v) for k, v in group.items() if k not in ("params", "lr"))))
-                 for group in getattr(optimizer, "param_groups", ()))
-
-
-def _same(a, b):
-    """Equal and of the same type, recursively (1 is not True, NaN is itself)."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, tuple):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    if isinstance(a, (np.ndarray, np.generic)) and not _is_scalar(a):
-        return a is b
-    return a is b or a == b
 
 
 def _is_scalar(value):

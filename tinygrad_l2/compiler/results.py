@@ -31,36 +31,59 @@ class Unreplayable(ValueError):
 
 
 def flatten(result: Any, numbers: Iterable[Number] = (), literals: Iterable[Any] = ()) -> tuple[list[TensorBase], Template]:
-    """(the tensors replay must compute, the template `rebuild` fills with them)."""
-    made = {id(value): (tensor, convert) for tensor, value, convert in numbers}  # the caller
-    # holds `numbers`, so no id is reused while this runs
-    literal = {_literal_key(v) for v in literals} - {None}
-    tensors: list[TensorBase] = []
-    slots: dict[int, int] = {}
+    """(the tensors replay must compute, the template `rebuild` fills with them).  numbers: the
+    (tensor, value, convert) reads recorded while tracing; literals: the values that may be
+    returned as constants (code_literals(fn) and the guarded globals)."""
+    walker = _Walker(list(numbers), literals)
+    template = walker.walk(result, "the returned value")
+    unused = [walker.values[k] for k in walker.reads if k not in walker.used]
+    if unused:  # read from a tensor, used for something else (an if, an append, a print)
+        raise Unreplayable(f"the function read {unused[0]!r} from a tensor (.item(), float(), int(), "
+                           f"bool() or an index) and did not return it: replay cannot redo what "
+                           f"it was used for (an if, a list append, a print)")
+    return walker.tensors, template
 
-    def slot(tensor):
-        if id(tensor) not in slots:
-            slots[id(tensor)] = len(tensors)
-            tensors.append(tensor)
-        return slots[id(tensor)]
 
-    def walk(value, where):
+class _Walker:
+    def __init__(self, numbers, literals):
+        self.literal = {_literal_key(v) for v in literals} - {None}
+        self.values: dict[int, Any] = {}  # id -> a value read from a tensor (`numbers` holds
+        self.reads: dict[int, list] = {}  # them all: no id is reused); id -> (tensor, convert)s
+        for tensor, value, convert in numbers:
+            self.values[id(value)] = value
+            self.reads.setdefault(id(value), []).append((tensor, convert))
+        self.tensors: list[TensorBase] = []
+        self.slots: dict[int, int] = {}
+        self.used: set[int] = set()
+
+    def slot(self, tensor):
+        if id(tensor) not in self.slots:
+            self.slots[id(tensor)] = len(self.tensors)
+            self.tensors.append(tensor)
+        return self.slots[id(tensor)]
+
+    def walk(self, value, where):
         if isinstance(value, TensorBase):
-            return ("tensor", slot(value))
-        if id(value) in made and not isinstance(value, (tuple, list, dict)):
-            if _literal_key(value) in literal:
-                raise Unreplayable(f"{where} is {value!r}, both a literal of the function and a "
-                                   f"number read from a tensor: which one is meant is unclear")
-            tensor, convert = made[id(value)]
-            return ("number", slot(tensor), convert)
-        if value is None or value is Ellipsis or _literal_key(value) in literal:
+            return ("tensor", self.slot(value))
+        if id(value) in self.values and self.values[id(value)] is value:
+            return self.number(value, where)
+        if value is None or value is Ellipsis or _literal_key(value) in self.literal:
             return ("constant", value)
-        if isinstance(value, (tuple, list)) and type(value) in (tuple, list) or _is_namedtuple(value):
-            return ("sequence", type(value), [walk(v, f"{where}[{i}]") for i, v in enumerate(value)])
-        if isinstance(value, dict) and type(value) is dict:
-            return ("dict", dict, [(k, walk(v, f"{where}[{k!r}]")) for k, v in value.items()])
+        if type(value) in (tuple, list) or _is_namedtuple(value):
+            return ("sequence", type(value), [self.walk(v, f"{where}[{i}]") for i, v in enumerate(value)])
+        if type(value) is dict:
+            return ("dict", dict, [(k, self.walk(v, f"{where}[{k!r}]")) for k, v in value.items()])
         raise Unreplayable(_why_not(value, where))
-    return tensors, walk(result, "the returned value")
+
+    def number(self, value, where):
+        """A number read from a tensor: its slot, if it is clear which read it is."""
+        reads = self.reads[id(value)]
+        if _literal_key(value) in self.literal or len({id(t) for t, _ in reads}) > 1:
+            raise Unreplayable(f"{where} is {value!r}, which more than one tensor or a literal of "
+                               f"the function gave: which one is meant is unclear")
+        self.used.add(id(value))
+        tensor, convert = reads[-1]
+        return ("number", self.slot(tensor), convert)
 
 
 def rebuild(template: Template, tensors: Sequence[TensorBase]) -> Any:
