@@ -171,6 +171,23 @@ def test_a_step_traced_in_eval_mode_applies_dropout_after_train():
     assert compiled.traces == 2
 
 
+def test_a_training_flag_read_from_a_closure_model_retraces():
+    model = tl.nn.Linear(4, 3, dtype=np.float64, rng=0)
+
+    def step(x):  # forward() and the functional dropout: no module call to record
+        return tl.nn.functional.dropout(model.forward(x), 0.5, training=model.training).sum()
+    compiled, x = tl.compile(step), data(1)[0][0]
+    model.eval()
+    compiled(x)
+    model.train()
+    tl.manual_seed(3)
+    want = step(x).item()
+    tl.manual_seed(3)
+    with pytest.warns(tl.CompileWarning):  # the dropout mask: eager from now on
+        assert compiled(x).item() == want
+    assert compiled.traces == 2
+
+
 GLOBAL_MODEL = tl.nn.Linear(4, 3, dtype=np.float64, rng=0)
 GLOBAL_OPT = tl.optim.SGD(GLOBAL_MODEL.parameters(), lr=0.1)
 
@@ -372,6 +389,24 @@ def test_check_accepts_a_correct_float32_mlp(batch, zero_grad_last):
     for _ in range(10):
         compiled(rng.standard_normal((batch, 20)).astype(np.float32), rng.integers(0, 10, batch))
     assert compiled.checks_left == 0
+
+
+def test_check_compares_returned_numbers_and_structure_at_the_tensors_dtype():
+    model, opt, _ = linear_step(np.float32)
+    flip = {"extra": False}
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = tl.nn.softmax_cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return {"loss": loss, "value": loss.item(), **({"extra": None} if flip["extra"] else {})}
+    compiled = tl.compile(step, check=8)
+    for x, y in data(3, dtype=np.float32):
+        compiled(x, y)  # float32 loss, its float64 item(): both within float32 rounding
+    flip["extra"] = True  # read from a dict: the replay keeps the traced structure
+    with pytest.raises(tl.CompileCheckError, match="returned structure"):
+        compiled(*data(1, dtype=np.float32)[0])
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

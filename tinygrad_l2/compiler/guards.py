@@ -9,8 +9,8 @@ The step function's own global and closure variables, by what they hold:
   (an array changed in place or rebound is seen, like an argument);
 - anything else but a Python module or a class (an optimizer, a model, a parameter, a helper
   function, a list): its identity is guarded, so `opt = Adam(...)` after the trace retraces.
-And, from what the trace observed: the `training` flag of every module called and of its
-sub-modules (train()/eval()), each optimizer's parameter groups (how many, which parameters)
+And, from what the trace observed: the `training` flag of every module called, or read as a
+global or closure variable, and of its sub-modules (train()/eval()), each optimizer's parameter groups (how many, which parameters)
 and hyper-parameters other than the learning rate (which the replay reads each call), and the
 `requires_grad` flag of every traced parameter.
 
@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from ..function import TensorBase
+from ..nn.module import Module
 
 Reader = Callable[[], Any]
 
@@ -44,6 +45,7 @@ class Guards:
         parameters (or later, `add_parameters`)."""
         self.checks: list[tuple[str, Callable[[], bool]]] = []
         self.scalars: list[Any] = []  # the guarded numbers and strings, as traced
+        modules = list(modules)
         for kind, name, read in scope_reads(fn):
             value = read()
             if _is_scalar(value):
@@ -51,6 +53,8 @@ class Guards:
                 self.checks.append((f"{kind} {name}", _value_unchanged(read, value)))
             elif _identity_guarded(value):
                 self.checks.append((f"the object {kind} {name} refers to", _identity_unchanged(read, value)))
+                if isinstance(value, Module):  # model.forward(x), dropout(x, training=model.training)
+                    modules.append(value)
         tree = {id(m): m for called in modules for _, m in called.named_modules()}
         if tree:
             self.checks.append(("a module's training flag (train()/eval())",
