@@ -136,6 +136,20 @@ def test_python_control_flow_on_a_tensor_runs_eagerly_and_takes_each_branch():
     assert compiled(-np.ones(2)).item() == -2.0
 
 
+def test_flatten_and_rebuild_put_new_tensors_and_numbers_in_the_traced_places():
+    from tinygrad_l2.compiler.results import Unreplayable, flatten, rebuild
+    a, b = tl.Tensor(np.array(1.5)), tl.Tensor(np.ones(2))
+    value = a.item()
+    tensors, template = flatten({"a": a, "n": [value, None, 0.5], "b": (b, a)}, [(a, value, tl.Tensor.item)], [0.5])
+    assert tensors == [a, b]
+    new_a, new_b = tl.Tensor(np.array(7.0)), tl.Tensor(np.zeros(2))
+    got = rebuild(template, [new_a, new_b])
+    assert list(got) == ["a", "n", "b"] and got["a"] is new_a and got["n"] == [7.0, None, 0.5]
+    assert type(got["b"]) is tuple and got["b"][0] is new_b and got["b"][1] is new_a
+    with pytest.raises(Unreplayable, match="0.25"):
+        flatten((a, 0.25), [], [0.5])  # a number that is neither read from a tensor nor a literal
+
+
 # ---- 2. keyword arguments -------------------------------------------------------------------
 
 def test_keyword_arguments_replay_and_are_part_of_the_trace_key():
