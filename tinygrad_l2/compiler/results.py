@@ -23,7 +23,8 @@ from ..function import TensorBase
 
 Template = tuple  # ("tensor", slot) | ("number", slot, convert) | ("constant", value)
 #                   | ("sequence", type, [templates]) | ("dict", type, [(key, template)])
-Number = tuple[TensorBase, Any, Callable[[Any], Any]]  # (tensor, the value it gave, convert)
+Number = tuple[TensorBase, Any, Callable[[Any], Any], str]  # (tensor, the value it gave,
+# convert, the user's "file:line" that read it)
 
 
 class Unreplayable(ValueError):
@@ -32,15 +33,16 @@ class Unreplayable(ValueError):
 
 def flatten(result: Any, numbers: Iterable[Number] = (), literals: Iterable[Any] = ()) -> tuple[list[TensorBase], Template]:
     """(the tensors replay must compute, the template `rebuild` fills with them).  numbers: the
-    (tensor, value, convert) reads recorded while tracing; literals: the values that may be
+    (tensor, value, convert, where) reads recorded while tracing; literals: the values that may be
     returned as constants (code_literals(fn) and the guarded globals)."""
     walker = _Walker(list(numbers), literals)
     template = walker.walk(result, "the returned value")
-    unused = [walker.values[k] for k in walker.reads if k not in walker.used]
+    unused = [k for k in walker.reads if k not in walker.used]
     if unused:  # read from a tensor, used for something else (an if, an append, a print)
-        raise Unreplayable(f"the function read {unused[0]!r} from a tensor (.item(), float(), int(), "
-                           f"bool() or an index) and did not return it: replay cannot redo what "
-                           f"it was used for (an if, a list append, a print)")
+        raise Unreplayable(f"the function read {walker.values[unused[0]]!r} from a tensor at "
+                           f"{walker.where[unused[0]]} (.item(), float(), int(), bool() or an index) "
+                           f"and did not return it: replay cannot redo what it was used for (an if, "
+                           f"a list append, a print)")
     return walker.tensors, template
 
 
@@ -49,8 +51,10 @@ class _Walker:
         self.literal = {_literal_key(v) for v in literals} - {None}
         self.values: dict[int, Any] = {}  # id -> a value read from a tensor (`numbers` holds
         self.reads: dict[int, list] = {}  # them all: no id is reused); id -> (tensor, convert)s
-        for tensor, value, convert in numbers:
+        self.where: dict[int, str] = {}
+        for tensor, value, convert, where in numbers:
             self.values[id(value)] = value
+            self.where[id(value)] = where
             self.reads.setdefault(id(value), []).append((tensor, convert))
         self.tensors: list[TensorBase] = []
         self.slots: dict[int, int] = {}
