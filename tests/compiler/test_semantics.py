@@ -226,6 +226,25 @@ def test_a_global_optimizer_rebound_to_adam_is_the_one_stepped():
     assert compiled.traces == 2
 
 
+def test_a_helper_function_redefined_is_the_one_called():
+    """A notebook cell that redefines the loss: the step must use the new one."""
+    w = tl.Tensor(np.ones(3), requires_grad=True)
+
+    def loss_fn(z):
+        return (z ** 2).sum()
+
+    def step(x):
+        loss = loss_fn(w * x)
+        loss.backward()
+        return loss
+    compiled = tl.compile(step)
+    compiled(np.ones(3))
+
+    def loss_fn(z):  # noqa: F811 - redefined, as a re-run cell does
+        return z.sum()
+    assert compiled(np.ones(3)).item() == 3.0 and compiled.traces == 2
+
+
 def test_a_closure_optimizer_rebound_is_the_one_stepped():
     model = tl.nn.Linear(4, 3, dtype=np.float64, rng=0)
     opt = tl.optim.SGD(model.parameters(), lr=0.1)
