@@ -17,7 +17,7 @@ from .random import manual_seed
 from .serialization import load, save
 from .table import Table
 from .trace import trace_terms, with_without
-from .compiler import CompileCheckError, compile
+from .compiler import CompileCheckError, CompileWarning, compile
 from . import conventions, data, nn, optim
 
 __all__ = ["Tensor", "Function", "AccumulateGrad", "Constant", "no_grad", "detect_anomaly",
@@ -26,7 +26,7 @@ __all__ = ["Tensor", "Function", "AccumulateGrad", "Constant", "no_grad", "detec
            "trace_terms", "with_without", "Table", "manual_seed", "save", "load", "nn", "optim", "data",
            "conventions", "tensor", "zeros", "ones", "full", "randn", "rand", "arange", "eye",
            "zeros_like", "ones_like", "maximum", "minimum", "where", "cat", "stack", "compile",
-           "CompileCheckError"]
+           "CompileCheckError", "CompileWarning"]
 __version__ = "0.1.0"
 
 

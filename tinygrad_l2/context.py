@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
+import sys
 import threading
 from typing import Iterator
 
@@ -12,6 +14,23 @@ class _State(threading.local):
     anomaly = False
     recorder = None  # a list while tl.compile traces a step: backward/step/zero_grad events
     hooks = False  # anomaly or recorder: the one flag Function.apply checks for either
+    observed = None  # a list while tl.compile traces: what the step read that replay must
+    # see again, each with the user's "file:line": ("module", m, where) for each module call,
+    # ("number", tensor, value, convert, where) for each item()/float()/int()/bool()/index of a
+    # tensor; unlike the recorder's events, never replayed
+
+
+def observe(*what: object) -> None:
+    """Tell a tracing tl.compile what the step read (see `_State.observed`); the user's line
+    that led here (the first frame outside this package) is appended."""
+    if state.observed is not None:
+        frame = sys._getframe(1)
+        while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+            frame = frame.f_back
+        state.observed.append((*what, f"{frame.f_code.co_filename}:{frame.f_lineno}"))
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
 
 
 state = _State()  # read directly on the hot path (Function.apply, Tensor._make)

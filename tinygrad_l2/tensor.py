@@ -7,12 +7,13 @@ from `ops` (reductions and shape methods in `tensor_methods.py`), and `backward(
 from __future__ import annotations
 
 import numbers
+import operator
 from typing import Any, Iterator, Union
 
 import numpy as np
 import numpy.typing as npt
 
-from . import engine, ops
+from . import context, engine, ops
 from .arrays import DEFAULT_DTYPE, _describe, _exponent, _shape_error_for, to_array
 from .function import TensorBase
 from .tensor_methods import TensorMethods
@@ -74,6 +75,11 @@ class Tensor(TensorMethods, TensorBase):
         return self._data
 
     def item(self) -> float | int | bool:
+        value = self._scalar()
+        context.observe("number", self, value, Tensor.item)  # tl.compile recomputes it each call
+        return value
+
+    def _scalar(self):
         if self._data.size != 1:
             raise ValueError(f"item: only a tensor with one element can be converted to a "
                              f"Python scalar, this one has shape {self.shape}")
@@ -98,19 +104,27 @@ class Tensor(TensorMethods, TensorBase):
             raise RuntimeError(f"bool: the truth value of a tensor with {self._data.size} "
                                f"elements (shape {self.shape}) is ambiguous; use .any() or "
                                f".all() on .data")
-        return bool(self._data.item())
+        value = bool(self._data.item())
+        context.observe("number", self, value, bool)
+        return value
 
     def __float__(self) -> float:
-        return float(self.item())
+        value = float(self._scalar())
+        context.observe("number", self, value, float)
+        return value
 
     def __int__(self) -> int:
-        return int(self.item())
+        value = int(self._scalar())
+        context.observe("number", self, value, int)
+        return value
 
     def __index__(self) -> int:
         if self._data.dtype.kind not in "iu" or self._data.size != 1:
             raise TypeError(f"only integer tensors of a single element can be converted to an "
                             f"index (this one: dtype {self.dtype}, shape {self.shape})")
-        return int(self._data.item())
+        value = int(self._data.item())
+        context.observe("number", self, value, operator.index)
+        return value
 
     def __array__(self, dtype: npt.DTypeLike | None = None, copy: bool | None = None) -> np.ndarray:
         """`np.asarray(t)` gives the numbers (not an object array of Tensors)."""

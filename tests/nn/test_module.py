@@ -1,10 +1,12 @@
 """Module: registration, names, zero_grad, regularization_loss, state dicts."""
+import gc
+
 import numpy as np
 import pytest
 
 import tinygrad_l2 as tl
 
-from tinygrad_l2 import Tensor
+from tinygrad_l2 import Tensor, memory
 
 
 def test_named_parameters_are_dotted_and_in_registration_order():
@@ -110,3 +112,14 @@ def test_weights_and_biases_split_the_tree_by_parameter_role():
     assert [p.shape for p in weights] == [(2, 1, 3, 3), (2, 8)]
     assert [p.shape for p in biases] == [(2,)]
     assert all(isinstance(p, tl.Tensor) and p.requires_grad for p in weights + biases)
+
+
+def test_a_module_that_returns_its_input_leaves_no_graph_held():
+    """An eval-mode Dropout returns its input: recording that call for drawing must not keep
+    the graph (and the read-only lock on the user's input array) alive."""
+    x = np.ones((2, 4))
+    model = tl.nn.Sequential(tl.nn.Linear(4, 3, dtype=np.float64), tl.nn.Dropout(0.5)).eval()
+    out = model(tl.Tensor(x)).sum()
+    del out
+    gc.collect()
+    assert memory.held_count() == 0 and x.flags.writeable

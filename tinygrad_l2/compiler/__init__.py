@@ -15,44 +15,66 @@ marked as such.  Later calls run that function on the new arguments, write the g
 recorded places — so parameters, `.grad` and optimizer state are as eager leaves them, a
 learning-rate schedule is honoured, and eager and compiled steps mix freely.
 
+What it returns: what the function returns, in the same structure (tuples, lists, dicts,
+namedtuples, None, constants; see results.py).  A number the function got from a tensor with
+`.item()`, `float()`, `int()` or `bool()` is recomputed each call; the tensors a replay returns
+hold the results but no graph.  Keyword arguments work (`step(X, y=y)`; their names are part
+of what a trace depends on).  Arrays the function reads from its globals or enclosing scope
+(`rows`, `y` in `-logp[rows, y].mean()`), and tensors there that are not parameters, are read
+afresh each call like arguments.
+
+It traces again, never replaying stale, when any of these changed (see guards.py): an
+argument's shape or dtype, grad mode, a parameter's shape, which arguments are the same object,
+the keyword names, a number or string the function reads as a global or closure variable, the
+object any other global or closure variable refers to (`opt = Adam(...)` after the trace), the
+`training` flag of a module the step called (train()/eval()), an optimizer's parameter groups
+or hyper-parameters (the learning rate is read each call), a traced parameter's requires_grad.
+
 What replay cannot see, documented: Python control flow that depends on data (the traced path
-is replayed), a Python number computed from the data (`1 / float(x.data.max())` is replayed as
-the traced value), a model that starts using other parameters (the traced ones are replayed),
-a number read from an object or inside another function and changed later (a regularizer's λ
-set in place: call `step.retrace()`), and Python side effects other than the calls above
-(assigning `.grad` by hand, printing).  `scheduler.step()` inside the function is replayed; an
-op computed after `opt.step()` (it reads the updated weights) makes the step run eagerly.  The tensors a replay returns hold the results but no
-graph.  A step whose graph holds a constant that is not an argument (a mask such as `x > 0`,
-data captured by closure), a `where` condition or an index array computed from data, runs
-eagerly every time instead of replaying stale values.  `check=N` runs the eager function
-beside the first N replays (from the same state) and raises `CompileCheckError` naming the
-first tensor that differs.  A new argument shape or dtype, a different grad mode, a parameter
-whose shape changed, a different pattern of arguments passed as the same object, or a number
-the function reads as a global or closure variable that changed (see guards.py) makes it
-trace again; a step it cannot replay (a PSO step, backward
-with an explicit gradient or retain_graph) runs eagerly every time.  When the gradients die
-with the call and the optimizer is plain SGD, the update itself is written in (update.py).
-Not re-entrant: a call from a second thread while one runs is refused with an error.
+is replayed), a Python number computed from the data inside the function and used there
+(`1 / float(x.data.max())` is replayed as the traced value), a model that starts using other
+parameters, a value read from an object or inside another function and changed later (a
+regularizer's λ set in place, `self.opt` rebound: call `step.retrace()`), and Python side
+effects other than the calls above (assigning `.grad` by hand, printing).  `scheduler.step()`
+inside the function is replayed.
+
+When it cannot replay a step, it runs the function eagerly every call instead, warns once
+(`tl.CompileWarning`, naming the reason and the function's file and line) and says why in
+`step.fallback_reason` (None while it replays): an op computed after `opt.step()`, a constant
+tensor, `where` condition or index array computed from data, a returned number computed with
+numpy rather than `.item()`, a PSO step, backward with an explicit gradient or retain_graph.
+
+`check=N` runs the eager function beside the first N replays (from the same state) and raises
+`CompileCheckError` naming the first returned value, parameter or gradient that differs beyond
+rounding (a norm-wise tolerance scaled by the dtype's epsilon, see check.py).  When the
+gradients die with the call and the optimizer is plain SGD, the update itself is written in
+(update.py).  Not re-entrant: a call from a second thread while one runs is refused.
 """
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, overload
 import threading
+import warnings
+from typing import Any, Callable, overload
 
 import numpy as np
 
 from ..context import state
 from ..function import TensorBase
 from ..tensor import Tensor
-from .check import compare, restore, snapshot
-from .guards import Guards
+from .check import compare, describe, restore, snapshot
+from .guards import Guards, array_inputs
 from .program import Program
 from .naming import parameter_names
+from .results import Unreplayable, code_literals, flatten, rebuild
 
 
 class CompileCheckError(AssertionError):
     """check=N: the replayed step and the eager step disagree."""
+
+
+class CompileWarning(UserWarning):
+    """A step tl.compile cannot replay: it runs eagerly every call (said once per step)."""
 
 
 @overload
@@ -74,68 +96,107 @@ def compile(fn: Callable[..., Any] | None = None, *, check: int = 0) -> Any:  # 
 
 class CompiledStep:
     """The compiled function: call it like `fn`; `.source` is the generated code, `.graph`
-    the traced graph's root (draw it with `tl.draw_dot`), `.traces` how often it traced."""
+    the traced graph's root (draw it with `tl.draw_dot`), `.traces` how often it traced,
+    `.fallback_reason` why it runs eagerly (None while it replays)."""
 
     def __init__(self, fn: Callable[..., Any], check: int) -> None:
         self.fn, self.checks_left, self.program, self.traces = fn, check, None, 0
+        self.fallback_reason: str | None = None
         self._busy = threading.Lock()
         functools.update_wrapper(self, fn)
 
     def retrace(self) -> None:
         """Trace again on the next call (after changing something the trace cannot see, such
-        as a regularizer's coefficient set in place)."""
-        self.program = None
+        as a regularizer's coefficient set in place); a step that ran eagerly tries again."""
+        self.program, self.fallback_reason = None, None
 
     @property
     def source(self) -> str | None:
+        if self.fallback_reason is not None and self.program is None:
+            return f"# not compiled: {self.fallback_reason}"
         return None if self.program is None else self.program.source
 
     @property
     def graph(self) -> Tensor | None:
-        return None if self.program is None else self.program.roots[0]
+        return None if self.program is None or not self.program.roots else self.program.roots[0]
 
-    def __call__(self, *args: Any) -> Any:
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if not self._busy.acquire(blocking=False):
             raise RuntimeError(f"compile: {self.fn.__name__} is already running in another thread; "
                                f"a compiled step is not re-entrant (it reuses its buffers)")
         try:
             args = tuple(_as_input(a) for a in args)
-            if self.program is not None and self.program.eager_only:
-                return self.fn(*args)  # a step replay cannot reproduce: always eager
-            if self.program is None or not self.program.fits(args) or self.guards.changed():
-                return self._trace(args)
+            kwargs = {k: _as_input(v) for k, v in kwargs.items()}
+            if self.fallback_reason is not None:
+                return self.fn(*args, **kwargs)  # a step replay cannot reproduce: always eager
+            if self.program is None or tuple(sorted(kwargs)) != self.keywords or self.guards.changed():
+                return self._trace(args, kwargs)
+            inputs = self._inputs(args, kwargs, [read() for _, read in self.arrays])
+            if not self.program.fits(inputs):
+                return self._trace(args, kwargs)
             if self.checks_left:
                 self.checks_left -= 1
-                return self._checked(args)
-            return self.program.run(args)
+                return self._checked(inputs, args, kwargs)
+            return self._replay(inputs)
         finally:
             self._busy.release()
 
-    def _trace(self, args):
-        events, previous = [], (state.recorder, state.hooks)
-        state.recorder, state.hooks = events, True
+    def _inputs(self, args, kwargs, arrays):
+        """What the program takes: the arguments, the keyword arguments by name, then the
+        arrays the function reads from its scope (see guards.array_inputs)."""
+        return args + tuple(kwargs[k] for k in self.keywords) + tuple(arrays)
+
+    def _trace(self, args, kwargs):
+        self.keywords, self.arrays = tuple(sorted(kwargs)), array_inputs(self.fn)
+        arrays = [read() for _, read in self.arrays]  # as the function is about to read them
+        events, observed, previous = [], [], (state.recorder, state.observed, state.hooks)
+        state.recorder, state.observed, state.hooks = events, observed, True
         try:
-            result = self.fn(*args)
+            result = self.fn(*args, **kwargs)
         finally:
-            state.recorder, state.hooks = previous[0], previous[1] or state.anomaly
+            state.recorder, state.observed = previous[0], previous[1]
+            state.hooks = previous[2] or state.anomaly
         self.traces += 1
-        self.guards = Guards(self.fn)
-        self.program = Program(args, result, events, parameter_names(self.fn, len(args)))
+        inputs = self._inputs(args, kwargs, arrays)
+        names = parameter_names(self.fn, len(args)) + list(self.keywords) + [n for n, _ in self.arrays]
+        self.guards = Guards(self.fn, modules=[o[1] for o in observed if o[0] == "module"],
+                             optimizers=[e[1] for e in events if e[0] in ("step", "zero_grad")])
+        try:
+            tensors, self.template = flatten(result, [o[1:] for o in observed if o[0] == "number"],
+                                             code_literals(self.fn) + self.guards.scalars)
+        except Unreplayable as error:
+            return self._fall_back(str(error), result)
+        self.program = Program(inputs, tensors, events, names)
+        if self.program.eager_only:
+            return self._fall_back(self.program.eager_only, result)
+        self.guards.add_parameters(self.program.params)
         return result
 
-    def _checked(self, args):
+    def _fall_back(self, reason, result):
+        """Run eagerly from now on, and say so once, with the function's file and line."""
+        self.fallback_reason, self.program = reason, None
+        code = getattr(getattr(self.fn, "__func__", self.fn), "__code__", None)
+        where = f" ({code.co_filename}:{code.co_firstlineno})" if code is not None else ""
+        warnings.warn(f"tl.compile: {getattr(self.fn, '__name__', 'the step')}{where} runs eagerly every "
+                      f"call: {reason}", CompileWarning, stacklevel=4)
+        return result
+
+    def _replay(self, inputs):
+        replayed = self.program.run(inputs)
+        return rebuild(self.template, [replayed] if len(self.program.outputs) == 1 else list(replayed))
+
+    def _checked(self, inputs, args, kwargs):
         """Replay, then run eagerly from the same state; compare everything observable."""
         before = snapshot(self.program)
-        replayed = self.program.run(args)
+        replayed = self._replay(inputs)
         after = snapshot(self.program)
         restore(self.program, before)
-        eager = self.fn(*args)
-        for name, got, want in compare(self.program, replayed, eager, after):
+        eager = self.fn(*args, **kwargs)
+        for name, got, want in compare(self.program, self.template, replayed, eager, after):
             raise CompileCheckError(
                 f"compile(check=...): {name} differs between the replayed and the eager step "
-                f"(max |difference| {np.max(np.abs(got - want), initial=0):.3g}); something the "
-                f"trace cannot see changed: data-dependent control flow, or an array captured "
-                f"by closure that is not an argument")
+                f"({describe(got, want)}); something the trace cannot see changed: data-dependent "
+                f"control flow, or a value read from an object or inside another function")
         return eager
 
 

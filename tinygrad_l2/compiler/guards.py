@@ -1,56 +1,173 @@
-"""Guards on the Python numbers a step reads directly: a global or closure variable that is a
-number (`lam`, `scale`, a flag) is baked into the generated code as a literal, so a change
-makes the step trace again instead of replaying the old value.
+"""What a trace depends on beyond its arguments, checked before each replay (a change makes the
+step trace again, never replay stale), and the arrays it reads from its scope (read each call).
 
-Only the function's own names are seen: a number read inside another function or from an
-object's attribute (a regularizer's λ changed in place) is not; `check=N` catches that, and
-`step.retrace()` forces a new trace.
+The step function's own global and closure variables, by what they hold:
+- a number, string or None (`lam`, `scale`, a flag): baked into the code as a literal, so its
+  value is guarded;
+- an array, or a tensor that is not a parameter (`rows`, `y`, a dataset): `array_inputs` lists
+  a reader for each, and the program takes their current values as extra inputs every call
+  (an array changed in place or rebound is seen, like an argument);
+- anything else but a Python module or a class (an optimizer, a model, a parameter, a helper
+  function, a list): its identity is guarded, so `opt = Adam(...)` after the trace retraces.
+And, from what the trace observed: the `training` flag of every module called, or read as a
+global or closure variable, and of its sub-modules (train()/eval()), each optimizer's parameter groups (how many, which parameters)
+and hyper-parameters other than the learning rate (which the replay reads each call), and the
+`requires_grad` flag of every traced parameter.
+
+Not seen: a value read inside another function or from an object's attribute and changed later
+(a regularizer's λ set in place; `self.opt` rebound), and a container's contents (a list of
+arrays changed in place): `check=N` catches those, and `step.retrace()` forces a new trace.
 """
+from __future__ import annotations
+
+import dis
+import functools
+import operator
 import numbers
+import types
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from ..function import TensorBase
+from ..nn.module import Module
+
+Reader = Callable[[], Any]
+
 
 class Guards:
-    """The step function's scalar globals and closure cells, as they were at the trace."""
+    """The checks for one trace: each a description and a function saying "unchanged"."""
 
-    def __init__(self, fn):
-        code = getattr(getattr(fn, "__func__", fn), "__code__", None)
-        function = getattr(fn, "__func__", fn)
-        self.reads = []  # (description, read-the-current-value)
-        if code is None:
-            return
-        namespace = getattr(function, "__globals__", {})
-        for name in dict.fromkeys(_names(code)):
-            if name in namespace and _is_scalar(namespace[name]):
-                self.reads.append((f"global {name}", lambda n=name: namespace.get(n)))
-        for name, cell in zip(code.co_freevars, getattr(function, "__closure__", None) or ()):
-            try:
-                value = cell.cell_contents
-            except ValueError:  # an empty cell
-                continue
+    def __init__(self, fn: Callable[..., Any], *, modules: Iterable[Any] = (), optimizers: Iterable[Any] = (),
+                 parameters: Iterable[TensorBase] = ()) -> None:
+        """fn: the step function (its globals and closure cells); modules: every module called
+        while tracing; optimizers: every optimizer stepped or zeroed; parameters: the traced
+        parameters (or later, `add_parameters`)."""
+        self.checks: list[tuple[str, Callable[[], bool]]] = []
+        self.scalars: list[Any] = []  # the guarded numbers and strings, as traced
+        modules = list(modules)
+        for kind, name, read in scope_reads(fn):
+            value = read()
             if _is_scalar(value):
-                self.reads.append((f"closure variable {name}", lambda c=cell: c.cell_contents))
-        self.values = [read() for _, read in self.reads]
+                self.scalars.append(value)
+                self.checks.append((f"{kind} {name}", _value_unchanged(read, value)))
+            elif _identity_guarded(value):
+                self.checks.append((f"the object {kind} {name} refers to", _identity_unchanged(read, value)))
+                if isinstance(value, Module):  # model.forward(x), dropout(x, training=model.training)
+                    modules.append(value)
+        tree = {id(m): m for called in modules for _, m in called.named_modules()}
+        if tree:
+            self.checks.append(("a module's training flag (train()/eval())",
+                                _attributes_unchanged(list(tree.values()), "training")))
+        for optimizer in dict.fromkeys(optimizers):
+            self.checks.append((f"the parameter groups or hyper-parameters of {type(optimizer).__name__}",
+                                _groups_unchanged(optimizer)))
+        self.add_parameters(parameters)
 
-    def changed(self):
-        """The first guarded name whose value changed since the trace, or None."""
-        for (what, read), value in zip(self.reads, self.values):
-            current = read()
-            if type(current) is not type(value) or current != value:
+    def add_parameters(self, parameters: Iterable[TensorBase]) -> None:
+        """Guard the requires_grad flag of each of these traced parameters."""
+        parameters = list(parameters)
+        if parameters:
+            self.checks.append(("a traced parameter's requires_grad",
+                                _attributes_unchanged(parameters, "requires_grad")))
+
+    def changed(self) -> str | None:
+        """The first guarded thing that changed since the trace, or None."""
+        for what, unchanged in self.checks:
+            try:
+                if not unchanged():
+                    return what
+            except (KeyError, ValueError):  # a global deleted, a closure cell emptied
                 return what
         return None
 
 
-def _names(code):
-    """The global names a code object reads, including those of the comprehensions, generator
-    expressions and lambdas inside it (their own code objects)."""
-    names = list(code.co_names)
+def _value_unchanged(read, value):
+    kind = type(value)
+    return lambda: (current := read()) is value or (type(current) is kind and bool(current == value))
+
+
+def _identity_unchanged(read, value):
+    return lambda: read() is value
+
+
+def _attributes_unchanged(objects, attribute):
+    get = operator.attrgetter(attribute)
+    traced = list(map(get, objects))
+    return lambda: list(map(get, objects)) == traced
+
+
+def _groups_unchanged(optimizer):
+    """What the replay assumes of an optimizer: per group, its parameters (by identity) and its
+    hyper-parameters (the learning rate aside: the replay reads it each call)."""
+    traced = [(list(group["params"]), {k: v for k, v in group.items() if k not in ("params", "lr")})
+              for group in optimizer.param_groups]
+
+    def unchanged():
+        groups = optimizer.param_groups
+        if len(groups) != len(traced):
+            return False
+        for group, (params, hyper) in zip(groups, traced):
+            current = group["params"]
+            if len(current) != len(params) or any(map(operator.is_not, current, params)):
+                return False
+            if len(group) != len(hyper) + 2 or any(group.get(k, _MISSING) != v for k, v in hyper.items()):
+                return False
+        return True
+    return unchanged
+
+
+_MISSING = object()
+
+
+def array_inputs(fn: Callable[..., Any]) -> list[tuple[str, Reader]]:
+    """(name, reader) for each array or non-parameter tensor the function reads as a global or
+    closure variable; the reader returns the variable's current value (the array or the
+    Tensor), so that a program can take it as an extra input each call."""
+    return [(name, read) for _, name, read in scope_reads(fn) if _is_array(read())]
+
+
+def scope_reads(fn: Callable[..., Any]) -> list[tuple[str, str, Reader]]:
+    """("global" or "closure variable", name, reader) for each global the function's code loads
+    (in nested comprehensions, generator expressions and lambdas too) and each closure cell;
+    names it reads but that are unbound are left out."""
+    function = getattr(fn, "__func__", fn)
+    code = getattr(function, "__code__", None)
+    if code is None:
+        return []
+    namespace = getattr(function, "__globals__", {})
+    reads: list[tuple[str, str, Reader]] = [
+        ("global", name, functools.partial(namespace.__getitem__, name))
+        for name in dict.fromkeys(_global_names(code)) if name in namespace]
+    for name, cell in zip(code.co_freevars, getattr(function, "__closure__", None) or ()):
+        try:
+            cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+        reads.append(("closure variable", name, functools.partial(_cell_contents, cell)))
+    return reads
+
+
+def _cell_contents(cell):
+    return cell.cell_contents
+
+
+def _global_names(code):
+    """The global names a code object loads, including its nested code objects'."""
+    names = [i.argval for i in dis.get_instructions(code) if i.opname in ("LOAD_GLOBAL", "LOAD_NAME")]
     for constant in code.co_consts:
-        if hasattr(constant, "co_names"):
-            names += _names(constant)
+        if isinstance(constant, types.CodeType):
+            names += _global_names(constant)
     return names
 
 
 def _is_scalar(value):
-    return isinstance(value, (numbers.Number, np.generic, str)) and not isinstance(value, np.ndarray)
+    return value is None or isinstance(value, (numbers.Number, np.generic, str, bytes))
+
+
+def _is_array(value):
+    return isinstance(value, np.ndarray) or (isinstance(value, TensorBase) and not value.requires_grad)
+
+
+def _identity_guarded(value):
+    return not (_is_scalar(value) or _is_array(value) or isinstance(value, (types.ModuleType, type)))

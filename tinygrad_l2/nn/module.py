@@ -97,6 +97,8 @@ class Module:
         raise TypeError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if context.state.observed is not None:  # tl.compile guards its `training` flags
+            context.observe("module", self)
         out = self.forward(*args, **kwargs)
         if context.state.grad_enabled:
             _record_call(self, args, out)
@@ -203,8 +205,9 @@ def _record_call(module, args, out):
     per call, dropped with the graph; nothing on tensors or nodes."""
     outputs = out if isinstance(out, (tuple, list)) else (out,)
     inputs = None
-    for o in outputs:
-        if isinstance(o, Tensor) and o._ctx is not None:
+    for o in outputs:  # an input returned as it is (eval-mode Dropout) made no op: its node
+        # would hold itself through the weak dictionary's value, and its graph would never die
+        if isinstance(o, Tensor) and o._ctx is not None and not any(o is a for a in args):
             if inputs is None:
                 inputs = tuple(a._node() for a in args if isinstance(a, Tensor))
             _calls.setdefault(o._ctx, []).append((module, inputs))  # inner calls first

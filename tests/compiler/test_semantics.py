@@ -1,0 +1,465 @@
+"""tl.compile keeps Python's semantics: the replay returns what the function returns (numbers
+from tensors recomputed each call), takes keyword arguments, retraces when something the trace
+depends on changes, reads arrays from closures and globals each call, says once why a step
+runs eagerly, and check=N uses a tolerance fit for the dtype."""
+import collections
+import warnings
+
+import numpy as np
+import pytest
+
+import tinygrad_l2 as tl
+
+
+def linear_step(dtype=np.float64, seed=0):
+    """A model, its SGD and a step f(x, y) -> loss (a Tensor), as a user writes them."""
+    tl.manual_seed(seed)
+    model = tl.nn.Sequential(tl.nn.Linear(4, 8, dtype=dtype), tl.nn.ReLU(), tl.nn.Linear(8, 3, dtype=dtype))
+    opt = tl.optim.SGD(model.parameters(), lr=0.1)
+
+    def loss_of(x, y):
+        opt.zero_grad()
+        loss = tl.nn.softmax_cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+    return model, opt, loss_of
+
+
+def data(n, m=6, seed=1, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    return [(rng.standard_normal((m, 4)).astype(dtype), rng.integers(0, 3, m)) for _ in range(n)]
+
+
+# ---- 1. the returned structure ------------------------------------------------------------
+
+def test_a_returned_item_is_recomputed_each_call_as_a_python_float():
+    _, _, eager = linear_step()
+    _, _, inner = linear_step()
+    compiled = tl.compile(lambda x, y: inner(x, y).item())
+    for x, y in data(4):
+        want, got = eager(x, y).item(), compiled(x, y)
+        assert type(got) is float and got == pytest.approx(want, rel=1e-12)
+    assert compiled.traces == 1 and compiled.fallback_reason is None
+
+
+def test_float_and_int_of_a_tensor_are_recomputed_with_their_python_types():
+    _, _, eager = linear_step()
+    model, opt, _ = linear_step()
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = tl.nn.softmax_cross_entropy(model(x), y)
+        per_mille = loss * 1000
+        loss.backward()
+        opt.step()
+        return float(loss), int(per_mille), loss
+    compiled = tl.compile(step)
+    for x, y in data(3):
+        want = eager(x, y)
+        loss_float, loss_int, loss = compiled(x, y)
+        assert type(loss_float) is float and loss_float == pytest.approx(want.item(), rel=1e-12)
+        assert type(loss_int) is int and abs(loss_int - int(want.item() * 1000)) <= 1
+        assert isinstance(loss, tl.Tensor) and loss.item() == loss_float
+    assert compiled.fallback_reason is None
+
+
+def test_none_dicts_lists_strings_and_constants_keep_their_place_and_type():
+    _, _, eager = linear_step()
+    _, _, inner = linear_step()
+    Result = collections.namedtuple("Result", "loss extra")
+
+    def step(x, y):
+        loss = inner(x, y)
+        return {"loss": loss, "value": loss.item(), "half": 0.5, "none": None,
+                "list": [loss, "tag", 3], "pair": Result(loss, (None,))}
+    compiled = tl.compile(step)
+    for x, y in data(3):
+        want, got = eager(x, y).item(), compiled(x, y)
+        assert list(got) == ["loss", "value", "half", "none", "list", "pair"]
+        assert got["value"] == pytest.approx(want, rel=1e-12) and got["loss"].item() == got["value"]
+        assert got["half"] == 0.5 and type(got["half"]) is float and got["none"] is None
+        assert type(got["list"]) is list and got["list"][1:] == ["tag", 3] and got["list"][0] is got["loss"]
+        assert type(got["pair"]) is Result and got["pair"].extra == (None,) and got["pair"].loss is got["loss"]
+    assert compiled.traces == 1 and compiled.fallback_reason is None
+
+
+def test_a_step_that_returns_none_returns_none_and_a_pair_stays_a_pair():
+    _, _, inner = linear_step()
+    nothing = tl.compile(lambda x, y: (inner(x, y), None)[1])
+    pair = tl.compile(lambda x, y: (inner(x, y), 0.5))
+    for x, y in data(3):
+        assert nothing(x, y) is None
+        loss, half = pair(x, y)
+        assert isinstance(loss, tl.Tensor) and half == 0.5
+    assert nothing.fallback_reason is None and pair.fallback_reason is None
+
+
+def test_a_number_computed_from_arrays_not_by_item_runs_eagerly_not_stale():
+    _, _, eager = linear_step()
+    _, _, inner = linear_step()
+    compiled = tl.compile(lambda x, y: (inner(x, y), np.float64(x.data.sum())))
+    with pytest.warns(tl.CompileWarning, match="number"):
+        compiled(*data(1)[0])
+    for x, y in data(3, seed=5):
+        eager(x, y)
+        assert compiled(x, y)[1] == np.float64(x.sum())
+
+
+def test_a_number_read_from_a_tensor_and_kept_runs_eagerly_so_the_append_happens():
+    _, _, inner = linear_step()
+    history = []
+
+    def step(x, y):
+        loss = inner(x, y)
+        history.append(loss.item())
+        return loss
+    compiled = tl.compile(step)
+    with pytest.warns(tl.CompileWarning, match="did not return it"):
+        for x, y in data(3):
+            compiled(x, y)
+    line = step.__code__.co_firstlineno + 2  # history.append(loss.item())
+    assert len(history) == 3 and f"test_semantics.py:{line} " in compiled.fallback_reason
+
+
+def test_python_control_flow_on_a_tensor_runs_eagerly_and_takes_each_branch():
+    w = tl.Tensor(np.ones(2), requires_grad=True)
+
+    def step(x):
+        loss = (w * x).sum()
+        if loss > 0:  # bool() of a tensor: the branch depends on the data
+            loss = loss * 2
+        loss.backward()
+        return loss
+    compiled = tl.compile(step)
+    with pytest.warns(tl.CompileWarning, match="did not return"):
+        assert compiled(np.ones(2)).item() == 4.0
+    assert compiled(-np.ones(2)).item() == -2.0
+
+
+def test_flatten_and_rebuild_put_new_tensors_and_numbers_in_the_traced_places():
+    from tinygrad_l2.compiler.results import Unreplayable, flatten, rebuild
+    a, b = tl.Tensor(np.array(1.5)), tl.Tensor(np.ones(2))
+    value = a.item()
+    tensors, template = flatten({"a": a, "n": [value, None, 0.5], "b": (b, a)}, [(a, value, tl.Tensor.item, "here")], [0.5])
+    assert tensors == [a, b]
+    new_a, new_b = tl.Tensor(np.array(7.0)), tl.Tensor(np.zeros(2))
+    got = rebuild(template, [new_a, new_b])
+    assert list(got) == ["a", "n", "b"] and got["a"] is new_a and got["n"] == [7.0, None, 0.5]
+    assert type(got["b"]) is tuple and got["b"][0] is new_b and got["b"][1] is new_a
+    with pytest.raises(Unreplayable, match="0.25"):
+        flatten((a, 0.25), [], [0.5])  # a number that is neither read from a tensor nor a literal
+
+
+# ---- 2. keyword arguments -------------------------------------------------------------------
+
+def test_keyword_arguments_replay_and_are_part_of_the_trace_key():
+    _, _, eager = linear_step()
+    _, _, inner = linear_step()
+    compiled = tl.compile(inner)
+    for i, (x, y) in enumerate(data(6)):
+        got = compiled(x, y=y) if i < 3 else compiled(x=x, y=y)  # then another key
+        assert got.item() == pytest.approx(eager(x, y).item(), rel=1e-12)
+    assert compiled.traces == 2 and compiled.fallback_reason is None
+
+
+# ---- 3. guards --------------------------------------------------------------------------------
+
+def test_a_step_traced_in_eval_mode_applies_dropout_after_train():
+    def build():
+        tl.manual_seed(0)
+        model = tl.nn.Sequential(tl.nn.Linear(4, 3, dtype=np.float64), tl.nn.Dropout(0.5))
+        return model, lambda x: model(x).sum()
+    (eager_model, eager), (model, step) = build(), build()
+    compiled = tl.compile(step)
+    x = data(1)[0][0]
+    for m in (eager_model, model):
+        m.eval()
+    assert compiled(x).item() == pytest.approx(eager(x).item(), rel=1e-12)
+    for m in (eager_model, model):
+        m.train()
+    tl.manual_seed(7)
+    want = eager(x).item()
+    tl.manual_seed(7)
+    with pytest.warns(tl.CompileWarning, match="constant tensor"):  # the mask: eager from now on
+        assert compiled(x).item() == pytest.approx(want, rel=1e-12)
+    assert compiled.traces == 2
+
+
+def test_a_training_flag_read_from_a_closure_model_retraces():
+    model = tl.nn.Linear(4, 3, dtype=np.float64, rng=0)
+
+    def step(x):  # forward() and the functional dropout: no module call to record
+        return tl.nn.functional.dropout(model.forward(x), 0.5, training=model.training).sum()
+    compiled, x = tl.compile(step), data(1)[0][0]
+    model.eval()
+    compiled(x)
+    model.train()
+    tl.manual_seed(3)
+    want = step(x).item()
+    tl.manual_seed(3)
+    with pytest.warns(tl.CompileWarning):  # the dropout mask: eager from now on
+        assert compiled(x).item() == want
+    assert compiled.traces == 2
+
+
+GLOBAL_MODEL = tl.nn.Linear(4, 3, dtype=np.float64, rng=0)
+GLOBAL_OPT = tl.optim.SGD(GLOBAL_MODEL.parameters(), lr=0.1)
+
+
+def global_step(x):
+    GLOBAL_OPT.zero_grad()
+    loss = (GLOBAL_MODEL(x) ** 2).mean()
+    loss.backward()
+    GLOBAL_OPT.step()
+    return loss
+
+
+def test_a_global_optimizer_rebound_to_adam_is_the_one_stepped():
+    global GLOBAL_OPT
+    compiled = tl.compile(global_step)
+    x = data(1)[0][0]
+    compiled(x), compiled(x)
+    GLOBAL_OPT = tl.optim.Adam(GLOBAL_MODEL.parameters(), lr=0.01)
+    compiled(x)
+    assert len(GLOBAL_OPT.state) == 2  # Adam's moments exist: the new optimizer stepped
+    assert compiled.traces == 2
+
+
+def test_a_helper_function_redefined_is_the_one_called():
+    """A notebook cell that redefines the loss: the step must use the new one."""
+    w = tl.Tensor(np.ones(3), requires_grad=True)
+
+    def loss_fn(z):
+        return (z ** 2).sum()
+
+    def step(x):
+        loss = loss_fn(w * x)
+        loss.backward()
+        return loss
+    compiled = tl.compile(step)
+    compiled(np.ones(3))
+
+    def loss_fn(z):  # noqa: F811 - redefined, as a re-run cell does
+        return z.sum()
+    assert compiled(np.ones(3)).item() == 3.0 and compiled.traces == 2
+
+
+def test_a_closure_optimizer_rebound_is_the_one_stepped():
+    model = tl.nn.Linear(4, 3, dtype=np.float64, rng=0)
+    opt = tl.optim.SGD(model.parameters(), lr=0.1)
+
+    def step(x):
+        opt.zero_grad()
+        loss = (model(x) ** 2).mean()
+        loss.backward()
+        opt.step()
+        return loss
+    compiled, x = tl.compile(step), data(1)[0][0]
+    compiled(x), compiled(x)
+    opt = tl.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    compiled(x)
+    assert all("momentum_buffer" in s for s in opt.state.values()) and compiled.traces == 2
+
+
+def test_changed_parameter_groups_and_hyper_parameters_retrace():
+    def run(change):
+        model, opt, step = linear_step()
+        compiled = tl.compile(step)
+        for i, (x, y) in enumerate(data(4)):
+            if i == 2:
+                change(model, opt)
+            compiled(x, y)
+        return model, compiled.traces
+
+    def reference(change):
+        model, opt, step = linear_step()
+        for i, (x, y) in enumerate(data(4)):
+            if i == 2:
+                change(model, opt)
+            step(x, y)
+        return model
+
+    changes = [lambda m, o: o.param_groups[0].update(momentum=0.9),
+               lambda m, o: o.param_groups[0].update(weight_decay=0.1),
+               lambda m, o: o.param_groups[0].update(params=o.param_groups[0]["params"][:2])]
+    for change in changes:
+        model, traces = run(change)
+        want = reference(change)
+        assert traces == 2
+        for a, b in zip(want.parameters(), model.parameters()):
+            np.testing.assert_allclose(b.data, a.data, rtol=1e-12)
+
+
+def test_a_frozen_parameter_retraces_and_stays_frozen():
+    model, _, step = linear_step()
+    compiled = tl.compile(step)
+    x, y = data(1)[0]
+    compiled(x, y)
+    model[0].weight.requires_grad = False
+    frozen = model[0].weight.data.copy()
+    with pytest.warns(tl.CompileWarning, match="constant tensor"):  # a frozen weight: eager
+        compiled(x, y), compiled(x, y)
+    np.testing.assert_array_equal(model[0].weight.data, frozen)
+    assert compiled.traces == 2
+
+
+def test_arrays_from_the_enclosing_scope_are_read_each_call_and_compiled():
+    """The usual hand-written cross-entropy, rows and labels from the enclosing scope."""
+    def build():
+        tl.manual_seed(0)
+        model = tl.nn.Linear(4, 3, dtype=np.float64)
+        opt = tl.optim.SGD(model.parameters(), lr=0.1)
+        rows, y = np.arange(6), np.zeros(6, dtype=np.int64)
+
+        def step(x):
+            opt.zero_grad()
+            logp = model(x).log_softmax(-1)
+            loss = -logp[rows, y].mean()
+            loss.backward()
+            opt.step()
+            return loss
+        return model, y, step
+    (eager_model, eager_y, eager), (model, y, step) = build(), build()
+    compiled = tl.compile(step)
+    for i, (x, labels) in enumerate(data(5)):
+        eager_y[:], y[:] = labels, labels  # the same array, changed in place
+        assert compiled(x).item() == pytest.approx(eager(x).item(), rel=1e-12)
+    assert compiled.fallback_reason is None and compiled.traces == 1
+    np.testing.assert_allclose(model.weight.data, eager_model.weight.data, rtol=1e-12)
+
+
+def test_the_array_inputs_interface_reads_closure_cells_and_globals_now():
+    from tinygrad_l2.compiler.guards import array_inputs
+    scale = np.ones(3)
+    labels = tl.Tensor(np.zeros(3))
+
+    def step(x):
+        return x * scale + labels + GLOBAL_ARRAY
+    names = {name: read for name, read in array_inputs(step)}
+    assert set(names) == {"scale", "labels", "GLOBAL_ARRAY"}
+    scale = np.full(3, 2.0)  # noqa: F841 - rebinding the cell the reader reads
+    assert names["scale"]() is scale and names["GLOBAL_ARRAY"]() is GLOBAL_ARRAY
+    assert names["labels"]() is labels
+
+
+GLOBAL_ARRAY = np.arange(3.0)
+
+
+# ---- 4. the fallback is reported once -------------------------------------------------------
+
+def test_a_step_that_cannot_be_compiled_warns_once_naming_reason_and_line():
+    w = tl.Tensor(np.ones(3), requires_grad=True)
+
+    def step(x):
+        loss = (w * x).sum()
+        loss.backward(retain_graph=True)
+        return loss
+    compiled = tl.compile(step)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            compiled(np.ones(3))
+    ours = [w for w in caught if issubclass(w.category, tl.CompileWarning)]
+    assert len(ours) == 1 and issubclass(tl.CompileWarning, UserWarning)
+    message = str(ours[0].message)
+    assert "retain_graph" in message and f"test_semantics.py:{step.__code__.co_firstlineno}" in message
+    assert "retain_graph" in compiled.fallback_reason
+
+
+def test_a_compiled_step_has_no_fallback_reason():
+    _, _, step = linear_step()
+    compiled = tl.compile(step)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", tl.CompileWarning)
+        compiled(*data(1)[0])
+    assert compiled.fallback_reason is None
+
+
+def test_retrace_lets_a_step_that_ran_eagerly_compile_again():
+    _, _, inner = linear_step()
+    options = {"extra": True}
+
+    def step(x, y):
+        loss = inner(x, y)
+        return (loss, np.float64(1.0)) if options["extra"] else (loss, None)
+    compiled = tl.compile(step)
+    with pytest.warns(tl.CompileWarning):
+        compiled(*data(1)[0])
+    options["extra"] = False
+    compiled.retrace()
+    assert compiled.fallback_reason is None
+    compiled(*data(1)[0])
+    assert compiled.fallback_reason is None and compiled.source.startswith("def step")
+
+
+# ---- 5. check=N --------------------------------------------------------------------------------
+
+def mlp_step(dtype, l2, zero_grad_last=True):
+    """The README's kind of network; with zero_grad last and plain SGD the update is written in."""
+    tl.manual_seed(0)
+    model = tl.nn.Sequential(tl.nn.Linear(20, 64, kernel_regularizer=l2, dtype=dtype), tl.nn.ReLU(),
+                             tl.nn.Linear(64, 64, kernel_regularizer=l2, dtype=dtype), tl.nn.ReLU(),
+                             tl.nn.Linear(64, 10, kernel_regularizer=l2, dtype=dtype))
+    opt = tl.optim.SGD(model.parameters(), lr=0.1)
+
+    def step(x, y):
+        if not zero_grad_last:
+            opt.zero_grad()
+        loss = tl.nn.softmax_cross_entropy(model(x), y) + model.regularization_loss()
+        loss.backward()
+        opt.step()
+        if zero_grad_last:
+            opt.zero_grad()
+        return loss
+    return step
+
+
+@pytest.mark.parametrize("batch", [32, 256])
+@pytest.mark.parametrize("zero_grad_last", [True, False])
+def test_check_accepts_a_correct_float32_mlp(batch, zero_grad_last):
+    compiled = tl.compile(mlp_step(np.float32, tl.nn.L2(1e-3), zero_grad_last), check=8)
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        compiled(rng.standard_normal((batch, 20)).astype(np.float32), rng.integers(0, 10, batch))
+    assert compiled.checks_left == 0
+
+
+def test_check_compares_returned_numbers_and_structure_at_the_tensors_dtype():
+    model, opt, _ = linear_step(np.float32)
+    flip = {"extra": False}
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = tl.nn.softmax_cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return {"loss": loss, "value": loss.item(), **({"extra": None} if flip["extra"] else {})}
+    compiled = tl.compile(step, check=8)
+    for x, y in data(3, dtype=np.float32):
+        compiled(x, y)  # float32 loss, its float64 item(): both within float32 rounding
+    flip["extra"] = True  # read from a dict: the replay keeps the traced structure
+    with pytest.raises(tl.CompileCheckError, match="returned structure"):
+        compiled(*data(1, dtype=np.float32)[0])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_check_still_catches_a_change_the_trace_cannot_see(dtype):
+    l2 = tl.nn.L2(1e-3)
+    compiled = tl.compile(mlp_step(dtype, l2), check=8)
+    rng = np.random.default_rng(0)
+    batch = lambda: (rng.standard_normal((32, 20)).astype(dtype), rng.integers(0, 10, 32))  # noqa: E731
+    compiled(*batch()), compiled(*batch())
+    l2.lam = 2e-3  # read from an object: replay keeps the traced 1e-3 (W off by lr·2·1e-3 = 2e-4)
+    with pytest.raises(tl.CompileCheckError, match="differs"):
+        compiled(*batch())
+
+
+def test_check_tolerance_scales_with_the_dtype():
+    from tinygrad_l2.compiler.check import agree
+    want = np.linspace(1, 2, 100)
+    for dtype in (np.float32, np.float64):
+        eps = np.finfo(dtype).eps
+        assert agree(want.astype(dtype) * (1 + eps), want.astype(dtype))
+        assert not agree(want.astype(dtype) * (1 + 1e4 * eps), want.astype(dtype))
+    assert not agree(np.array([1, 2]), np.array([1, 3])) and agree(np.zeros(3), np.zeros(3))

@@ -1,0 +1,143 @@
+"""What a step returns, taken apart and put back: the replay returns the same structure.
+
+    tensors, template = flatten(result, numbers, literals)   # at the trace
+    result = rebuild(template, replayed_tensors)              # at each replay
+
+`flatten` walks tuples, lists, dicts and namedtuples.  A tensor becomes a slot of the replayed
+tensor list (the same tensor twice: one slot, so the replay returns one object twice).  A Python
+number the step got from a tensor (`loss.item()`, `float(loss)`, `int(t)`, `bool(t)`, recorded
+while tracing as (tensor, value, convert)) becomes a slot too: the replay converts the replayed
+tensor the same way, so the number is recomputed each call.  None, Ellipsis, and a number or
+string the function's code writes as a literal (`0.5`, `"loss"`) or reads as a guarded global
+stay constants.  Anything else (a number computed from `.data` with numpy, an f-string of the
+loss, an object) cannot be recomputed: `Unreplayable` says what it is, and the step runs
+eagerly.  Dict keys are part of the structure (kept as traced).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from ..function import TensorBase
+
+Template = tuple  # ("tensor", slot) | ("number", slot, convert) | ("constant", value)
+#                   | ("sequence", type, [templates]) | ("dict", type, [(key, template)])
+Number = tuple[TensorBase, Any, Callable[[Any], Any], str]  # (tensor, the value it gave,
+# convert, the user's "file:line" that read it)
+
+
+class Unreplayable(ValueError):
+    """A returned value the replay could not reproduce (the message says which)."""
+
+
+def flatten(result: Any, numbers: Iterable[Number] = (), literals: Iterable[Any] = ()) -> tuple[list[TensorBase], Template]:
+    """(the tensors replay must compute, the template `rebuild` fills with them).  numbers: the
+    (tensor, value, convert, where) reads recorded while tracing; literals: the values that may be
+    returned as constants (code_literals(fn) and the guarded globals)."""
+    walker = _Walker(list(numbers), literals)
+    template = walker.walk(result, "the returned value")
+    unused = [k for k in walker.reads if k not in walker.used]
+    if unused:  # read from a tensor, used for something else (an if, an append, a print)
+        raise Unreplayable(f"the function read {walker.values[unused[0]]!r} from a tensor at "
+                           f"{walker.where[unused[0]]} (.item(), float(), int(), bool() or an index) "
+                           f"and did not return it: replay cannot redo what it was used for (an if, "
+                           f"a list append, a print)")
+    return walker.tensors, template
+
+
+class _Walker:
+    def __init__(self, numbers, literals):
+        self.literal = {_literal_key(v) for v in literals} - {None}
+        self.values: dict[int, Any] = {}  # id -> a value read from a tensor (`numbers` holds
+        self.reads: dict[int, list] = {}  # them all: no id is reused); id -> (tensor, convert)s
+        self.where: dict[int, str] = {}
+        for tensor, value, convert, where in numbers:
+            self.values[id(value)] = value
+            self.where[id(value)] = where
+            self.reads.setdefault(id(value), []).append((tensor, convert))
+        self.tensors: list[TensorBase] = []
+        self.slots: dict[int, int] = {}
+        self.used: set[int] = set()
+
+    def slot(self, tensor):
+        if id(tensor) not in self.slots:
+            self.slots[id(tensor)] = len(self.tensors)
+            self.tensors.append(tensor)
+        return self.slots[id(tensor)]
+
+    def walk(self, value, where):
+        if isinstance(value, TensorBase):
+            return ("tensor", self.slot(value))
+        if id(value) in self.values and self.values[id(value)] is value:
+            return self.number(value, where)
+        if value is None or value is Ellipsis or _literal_key(value) in self.literal:
+            return ("constant", value)
+        if type(value) in (tuple, list) or _is_namedtuple(value):
+            return ("sequence", type(value), [self.walk(v, f"{where}[{i}]") for i, v in enumerate(value)])
+        if type(value) is dict:
+            return ("dict", dict, [(k, self.walk(v, f"{where}[{k!r}]")) for k, v in value.items()])
+        raise Unreplayable(_why_not(value, where))
+
+    def number(self, value, where):
+        """A number read from a tensor: its slot, if it is clear which read it is."""
+        reads = self.reads[id(value)]
+        if _literal_key(value) in self.literal or len({id(t) for t, _ in reads}) > 1:
+            raise Unreplayable(f"{where} is {value!r}, which more than one tensor or a literal of "
+                               f"the function gave: which one is meant is unclear")
+        self.used.add(id(value))
+        tensor, convert = reads[-1]
+        return ("number", self.slot(tensor), convert)
+
+
+def rebuild(template: Template, tensors: Sequence[TensorBase]) -> Any:
+    """The step's result from the replayed tensors (in `flatten`'s order)."""
+    kind = template[0]
+    if kind == "tensor":
+        return tensors[template[1]]
+    if kind == "number":
+        return template[2](tensors[template[1]])
+    if kind == "constant":
+        return template[1]
+    if kind == "dict":
+        return {k: rebuild(t, tensors) for k, t in template[2]}
+    items = [rebuild(t, tensors) for t in template[2]]
+    return template[1](*items) if template[1] not in (tuple, list) else template[1](items)
+
+
+def code_literals(fn: Callable[..., Any]) -> list[Any]:
+    """The constants the function's code writes (0.5, "loss", None), in nested code too."""
+    code = getattr(getattr(fn, "__func__", fn), "__code__", None)
+    found: list[Any] = []
+    stack = [code] if code is not None else []
+    while stack:
+        for constant in stack.pop().co_consts:
+            if hasattr(constant, "co_consts"):
+                stack.append(constant)
+            elif isinstance(constant, (tuple, frozenset)):
+                found.extend(constant)
+            else:
+                found.append(constant)
+    return found
+
+
+def _literal_key(value):
+    """Equal literals of the same type (1 and 1.0 and True are different constants)."""
+    if isinstance(value, (bool, int, float, complex, str, bytes)):
+        return type(value), value
+    return None
+
+
+def _is_namedtuple(value):
+    return isinstance(value, tuple) and hasattr(type(value), "_fields")
+
+
+def _why_not(value, where):
+    if isinstance(value, (np.generic, np.ndarray)):
+        return (f"{where} is a numpy number or array ({value!r}) computed during the call, not "
+                f"by .item()/float() of a tensor: replay cannot recompute it")
+    if isinstance(value, (int, float, complex, str, bytes)):
+        return (f"{where} is the number or string {value!r}, computed during the call (not "
+                f".item()/float() of a tensor, nor a literal of the function): replay cannot "
+                f"recompute it")
+    return f"{where} is a {type(value).__name__}, which replay cannot reproduce"
