@@ -31,7 +31,9 @@ class IR:
         self.grads: dict[int, Value] = {}
         self.opaque = []  # the Replayer of each op run through its own methods
         self.value_of: dict = {}  # op node -> its output Value
-        self.grad_of: dict = {}  # id(gradient Value) -> the node it is the gradient of
+        # id(gradient Value) -> (the Value, the node it is the gradient of); the Value is kept
+        # so that its id is never another's
+        self.grad_of: dict = {}
         self.decays: list = []  # (factor Value, weight Value): the L2 gradient as a decay
         self.state_names: list = []  # (Value, state key, weight Value): an optimizer's arrays
 
@@ -177,7 +179,7 @@ def _backward(ir, root, values, replicas):
         g = sums.pop(node, None)
         if g is None:
             continue
-        ir.grad_of.setdefault(id(g), node)
+        ir.grad_of.setdefault(id(g), (g, node))
         if node.is_leaf:
             ir.grads[id(node.tensor())] = g
             continue

@@ -78,7 +78,8 @@ def name_values(ir, args, arg_names, captured, nodes, outputs):
             names.twin(factor, f"k{names[id(weight)]}")
     for instr in ir.instrs:
         out = instr.out
-        node = ir.grad_of.get(id(out)) if out is not None else None
+        held, node = ir.grad_of.get(id(out), (None, None)) if out is not None else (None, None)
+        node = node if held is out else None
         if node is not None and id(out) not in names and node in ir.value_of or (
                 node is not None and node.is_leaf):
             base = names.get(id(ir.value_of.get(node))) or _param_name(ir, node, names)
