@@ -128,15 +128,15 @@ def test_decay_prints_the_fraction_the_conversions_and_agreeing_weights(capsys):
     assert main(["decay", "--eta", "0.5", "--lambd", "5", "--n", "100", "--batch-size", "10"]) == 0
     out = capsys.readouterr().out
     assert "f = ηλ/n = 0.025" in out and "PyTorch SGD weight_decay  0.05" in out
-    differences = [float(line.split()[-1]) for line in out.splitlines()
+    differences = [line.split("  ")[-1].strip() for line in out.splitlines()
                    if line.startswith(("SGD weight_decay", "plain step", "Nielsen's own"))]
-    assert len(differences) == 3 and max(differences) < 1e-12
+    assert len(differences) == 3 and all(d.endswith("(rounding)") for d in differences)
 
 
 def test_loss_or_update_gives_identical_trajectories(capsys):
     assert main(["loss-or-update", "--steps", "3"]) == 0
     out = capsys.readouterr().out
-    assert "two trajectories are identical" in out or "differ by at most" in out
+    assert "two trajectories agree to rounding (every difference ≤ 1e-" in out
     assert "0 output  activation  0" in out
 
 

@@ -30,7 +30,7 @@ def explain(args):
     if not np.isfinite(result.max_difference()):
         raise Diverged("the gradients overflowed to inf/nan: nothing to compare")
     print(result)
-    print(f"\nautodiff and manual backprop agree to {result.max_difference():.1e}; "
+    print(f"\nautodiff and manual backprop agree {result.agreement()}; "
           f"L2 changed only: {', '.join(result.changed_by_l2()) or 'nothing (λ = 0)'}\n")
     graph = result.graph  # built once: compared, traced and drawn
     terms = {"data": graph["cost"]} | ({"l2": graph["penalty"]} if graph["penalty"] is not None else {})
