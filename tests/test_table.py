@@ -28,3 +28,8 @@ def test_a_rounding_cell_keeps_its_float_value_in_rows():
 def test_how_close_says_rounding_only_when_every_difference_is():
     assert how_close([Rounding(1e-16, 1.0), Rounding(1e-17, 0.01)]) == "to rounding (every difference ≤ 1e-13)"
     assert how_close([Rounding(1e-16, 1.0), Rounding(1e-6, 1.0)]) == "only to 1.0e-06"
+
+
+def test_a_non_finite_difference_is_never_called_rounding():
+    for value, scale in ((float("nan"), 1.0), (0.0, float("inf")), (1e-300, float("nan"))):
+        assert not Rounding(value, scale).is_rounding and "rounding" not in str(Rounding(value, scale))

@@ -16,7 +16,9 @@ ROUNDING_ULPS = 64
 def rounding_bound(scale: float, eps: float = sys.float_info.epsilon) -> float:
     """The power of ten just above ROUNDING_ULPS·eps·scale: the size below which a difference
     between two computations of values up to `scale` is rounding (its digits depend on the BLAS
-    kernel the CPU runs and on the order of the sums, not on the maths)."""
+    kernel the CPU runs and on the order of the sums, not on the maths); nan for a non-finite scale."""
+    if not math.isfinite(scale):
+        return math.nan
     return 10.0 ** math.ceil(math.log10(ROUNDING_ULPS * eps * max(scale, sys.float_info.min)))
 
 

@@ -176,3 +176,16 @@ def test_explain_show_code_prints_the_generated_backprop(tmp_path):
     code = result.stdout.split("The backprop tl.compile writes", 1)[1]
     assert "def step(" in code and "dW1 = W1 * (2 * " in code
     compile(code.split(":\n\n", 1)[1].split("\ngraph (")[0], "<explain>", "exec")  # valid Python
+
+
+@pytest.mark.parametrize("args", [["decay", "--lambd", "1e308"], ["explain", "--lambd", "1e308"],
+                                  ["loss-or-update", "--lr", "1e308", "--steps", "2"],
+                                  ["train", "--optimizer", "sgd", "--lr", "1e6", "--steps", "30",
+                                   "--layers", "2,16,1", "--quiet"]])
+def test_an_overflowing_run_says_so_with_exit_1_no_verdict_and_no_numpy_warning(args, tmp_path):
+    result = run(*args, cwd=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "overflowed to inf/nan" in result.stderr or "diverged" in result.stderr
+    assert "Warning" not in result.stderr and len(result.stderr.splitlines()) == 1
+    for verdict in ("same weights", "agree", "identical", "did not help", "rose", "fell", "nan", "inf"):
+        assert verdict not in result.stdout

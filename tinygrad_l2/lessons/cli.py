@@ -9,7 +9,10 @@ import argparse
 import math
 import os
 import sys
+import warnings
 from pathlib import Path
+
+import numpy as np
 
 from . import commands
 from .costs import COSTS
@@ -179,7 +182,10 @@ def main(argv=None):
     run = {"explain": commands.explain, "compare": commands.compare, "train": commands.train,
            "dcda": commands.dcda, "decay": commands.decay, "loss-or-update": commands.loss_or_update}
     try:
-        return run[args.command](args)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            # overflow is checked by each command, which says so in words (exit 1): no numpy warning
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return run[args.command](args)
     except commands.RUN_TIME_ERRORS as err:
         return commands.report(err)
     except BrokenPipeError:  # output piped into `head`: stop quietly

@@ -217,6 +217,7 @@ class LossOrUpdate(Result):
     lr: float
     contributions: list  # (tensor, kind, L2's gradient norm, fitted κ or None, residual)
     trajectory: float  # max |θ_loss − θ_update| over every step and parameter
+    worst_loss: float = 0.0  # the largest loss of either run (inf/nan: the run overflowed)
 
     columns = ["tensor", "kind", "‖L2's gradient‖", "L2's gradient = κ·tensor, κ =", "max |Δ − κ·tensor|"]
 
@@ -253,19 +254,21 @@ def loss_or_update(lam, steps=10, lr=0.1, seed=0):
     kernels, biases = weights_and_biases(in_update)
     sgd_loss = SGD(in_loss.parameters(), lr=lr)
     sgd_update = SGD([{"params": kernels, "weight_decay": lam.kappa}, {"params": biases}], lr=lr)
-    contributions, worst, scale = None, 0.0, 0.0
+    contributions, worst, scale, losses = None, 0.0, 0.0, []
     for x, y in batches:
         for model, opt in ((in_loss, sgd_loss), (in_update, sgd_update)):
             opt.zero_grad()
             cost, penalty = softmax_cross_entropy(model(Tensor(x)), y), model.regularization_loss()
             if contributions is None and model is in_loss:
                 contributions = _term_rows(model, penalty, x, lam.kappa)
-            (cost + penalty).backward()
+            loss = cost + penalty
+            loss.backward()
             opt.step()
+            losses.append(loss.item())
         worst = max(worst, max(float(np.abs(p.data - q.data).max())
                                for p, q in zip(in_loss.parameters(), in_update.parameters())))
         scale = max(scale, max(float(np.abs(p.data).max()) for p in in_loss.parameters()))
-    return LossOrUpdate(lam, steps, lr, contributions, Rounding(worst, scale))
+    return LossOrUpdate(lam, steps, lr, contributions, Rounding(worst, scale), float(np.max(losses)))
 
 
 def _term_rows(model, penalty, x, kappa):
