@@ -189,3 +189,12 @@ def test_an_overflowing_run_says_so_with_exit_1_no_verdict_and_no_numpy_warning(
     assert "Warning" not in result.stderr and len(result.stderr.splitlines()) == 1
     for verdict in ("same weights", "agree", "identical", "did not help", "rose", "fell", "nan", "inf"):
         assert verdict not in result.stdout
+
+
+@pytest.mark.parametrize("command", ["explain", "compare"])
+def test_an_m_beyond_the_built_in_examples_is_refused_not_silently_cut(command, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit:
+        main([command, "--m", "500"])
+    assert exit.value.code == 2
+    assert "--m 500: the built-in dataset has 200 training examples" in capsys.readouterr().err
+    assert main(["explain", "--m", "200", "--layers", "2,3,1", "--out", str(tmp_path)]) == 0

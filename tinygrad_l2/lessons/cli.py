@@ -16,6 +16,7 @@ import numpy as np
 
 from . import commands
 from .costs import COSTS
+from .datasets import make_dataset
 from .lam import CONVENTIONS
 from .training import OPTIMIZERS
 
@@ -152,6 +153,10 @@ def check(args, parser):
                              f"not {args.convention}")
             if convention == args.convention and given is None:
                 setattr(args, name, value)
+    examples = len(make_dataset(seed=0).y_train)
+    if args.command in ("explain", "compare") and (getattr(args, "m", None) or 0) > examples:
+        parser.error(f"--m {args.m}: the built-in dataset has {examples} training examples, so m can be "
+                     f"at most {examples}")
     if args.command == "decay" and args.batch_size > args.n:
         parser.error(f"--batch-size {args.batch_size} is larger than --n {args.n}")
     if getattr(args, "plot", False):
