@@ -91,7 +91,85 @@ OUTPUTS = [command for command, _ in _quoted_outputs().blocks()]
 def test_every_quoted_output_is_what_the_command_prints_now(command):
     update_readme = _quoted_outputs()
     quoted = dict(update_readme.blocks())[command]
-    assert update_readme.run(command) == quoted, f"stale: run python docs/update_readme.py ({command})"
+    found = update_readme.differences(quoted, update_readme.run(command), command)
+    assert not found, f"stale: run python docs/update_readme.py ({command}): {found}"
+
+
+TRAIN_OUTPUT = """\
+run          data loss  train accuracy  gap    ‖W_l‖ per layer
+-----------  ---------  --------------  -----  ---------------
+without L2   0.02203    0.995           0.163  14.1 77.4 9.24
+
+L2 made the kernels 0.15× as large, and test accuracy rose from 0.832 to 0.865.
+"""
+
+
+def _differences(quoted, printed, command="tinygrad-l2 train --quiet"):
+    return _quoted_outputs().differences(quoted, printed, command)
+
+
+def test_a_trained_output_matches_within_each_quantitys_tolerance():
+    other_kernel = (TRAIN_OUTPUT.replace("0.02203", "0.01859").replace("0.995    ", "0.98     ")
+                    .replace("77.4", "73.8").replace("0.865", "0.857"))
+    assert _differences(TRAIN_OUTPUT, other_kernel) == []
+
+
+@pytest.mark.parametrize("old, new", [("0.995", "0.970"), ("0.865", "0.89"), ("0.02203", "0.03"),
+                                      ("77.4", "40.1"), ("0.163", "0.2")])
+def test_a_trained_quantity_beyond_its_tolerance_is_stale(old, new):
+    assert len(_differences(TRAIN_OUTPUT, TRAIN_OUTPUT.replace(old, new))) == 1
+
+
+def test_text_and_numbers_outside_training_runs_compare_exactly():
+    assert _differences(TRAIN_OUTPUT, TRAIN_OUTPUT.replace("rose", "fell"))
+    assert _differences(TRAIN_OUTPUT, TRAIN_OUTPUT.replace("0.832", "0.831"), "tinygrad-l2 explain")
+    assert _differences("3000 adam steps\n", "3001 adam steps\n")
+    assert _differences("≤ 1e-13 (rounding)\n", "≤ 1e-14 (rounding)\n")
+
+
+def test_a_wider_number_moving_the_columns_is_not_a_difference():
+    wider = TRAIN_OUTPUT.replace("0.02203    ", "0.0220312  ").replace("-----------  ---------", "-----------  -----------")
+    assert _differences(TRAIN_OUTPUT, wider) == []
+
+
+CORETYPE_PROBE = """\
+import ctypes, numpy
+numpy.ones((2, 2)) @ numpy.ones((2, 2))
+for path in {line.split()[-1] for line in open("/proc/self/maps") if "openblas" in line.lower()}:
+    for name in ("openblas_get_corename", "openblas_get_corename64_", "scipy_openblas_get_corename64_"):
+        function = getattr(ctypes.CDLL(path), name, None)
+        if function is not None:
+            function.restype = ctypes.c_char_p
+            print(function().decode())
+"""
+
+
+def _kernel_under(coretype=None):
+    """The OpenBLAS kernel numpy runs with OPENBLAS_CORETYPE=coretype ('' if none is found)."""
+    import os
+    import subprocess
+    import sys
+    env = {key: value for key, value in os.environ.items() if key != "OPENBLAS_CORETYPE"}
+    env |= {"OPENBLAS_CORETYPE": coretype} if coretype else {}
+    probe = subprocess.run([sys.executable, "-c", CORETYPE_PROBE], capture_output=True, text=True, env=env)
+    return probe.stdout.strip().splitlines()[-1] if probe.returncode == 0 and probe.stdout.strip() else ""
+
+
+@pytest.mark.parametrize("coretype", ["Haswell", "Sandybridge", "Prescott"])
+def test_the_quoted_outputs_hold_under_every_x86_blas_kernel(coretype):
+    """BLAS kernels round differently (the order of the sums); the README's check must not care."""
+    import os
+    import subprocess
+    import sys
+    kernel, default = _kernel_under(coretype), _kernel_under()
+    if not kernel:
+        pytest.skip("numpy's BLAS here is not an OpenBLAS that says which kernel it runs")
+    if kernel == default:  # on ARM, or the CPU's own kernel: the in-process test above is this one
+        pytest.skip(f"OPENBLAS_CORETYPE={coretype} has no effect here: numpy runs {default} with or without it")
+    env = {**os.environ, "OPENBLAS_CORETYPE": coretype, "OPENBLAS_NUM_THREADS": "1"}
+    check = subprocess.run([sys.executable, "docs/update_readme.py", "--check"], cwd=README.parent,
+                           capture_output=True, text=True, env=env)
+    assert check.returncode == 0, check.stdout + check.stderr
 
 
 def test_the_readme_quotes_an_output_for_every_question_command():

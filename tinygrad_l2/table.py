@@ -5,12 +5,55 @@ from __future__ import annotations
 import abc
 import html
 import math
+import sys
 from typing import Any, Iterable, Sequence
+
+
+ROUNDING_ULPS = 64
+"""A difference within this many units in the last place of the values compared is rounding."""
+
+
+def rounding_bound(scale: float, eps: float = sys.float_info.epsilon) -> float:
+    """The power of ten just above ROUNDING_ULPS·eps·scale: the size below which a difference
+    between two computations of values up to `scale` is rounding (its digits depend on the BLAS
+    kernel the CPU runs and on the order of the sums, not on the maths); nan for a non-finite scale."""
+    if not math.isfinite(scale):
+        return math.nan
+    return 10.0 ** math.ceil(math.log10(ROUNDING_ULPS * eps * max(scale, sys.float_info.min)))
+
+
+class Rounding(float):
+    """max |a − b| for two computations of the same values, up to `scale` in size.  It prints as
+    "≤ 1e-N (rounding)" when it is within rounding_bound(scale) (0 included: whether a kernel
+    rounds the same way twice is luck), and as a number otherwise."""
+
+    bound: float
+
+    def __new__(cls, value: float, scale: float, eps: float = sys.float_info.epsilon) -> "Rounding":
+        self = super().__new__(cls, value)
+        self.bound = rounding_bound(scale, eps)
+        return self
+
+    @property
+    def is_rounding(self) -> bool:
+        return abs(self) <= self.bound
+
+    def __str__(self) -> str:
+        return f"≤ {self.bound:.0e} (rounding)".replace("e-0", "e-") if self.is_rounding else _cell(float(self))
+
+
+def how_close(differences: Sequence[Rounding]) -> str:
+    """In words: 'to rounding (every difference ≤ 1e-N)', or 'only to' the largest difference."""
+    if all(d.is_rounding for d in differences):
+        return f"to rounding (every difference ≤ {max(d.bound for d in differences):.0e})".replace("e-0", "e-")
+    return f"only to {max(float(d) for d in differences):.1e}"
 
 
 def _cell(value):
     if value is None:
         return "—"
+    if isinstance(value, Rounding):
+        return str(value)
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):

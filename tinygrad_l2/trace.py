@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .engine import grad, node_of, topological_order
-from .table import Result
+from .table import Result, Rounding
 from .tensor import Tensor
 
 
@@ -112,7 +112,8 @@ class WithWithout(Result):
             delta = a.astype(np.float64) - b
             changed = not np.array_equal(a, b)
             kappa = kappa_fit(delta, self.values[name]) if changed else None
-            residual = None if kappa is None else float(np.abs(delta - kappa * self.values[name]).max())
+            residual = None if kappa is None else Rounding(np.abs(delta - kappa * self.values[name]).max(),
+                                                           max(np.abs(a).max(), np.abs(b).max()))
             rows.append([name, kind, changed, float(np.abs(delta).max(initial=0)), kappa, residual])
         return rows
 

@@ -9,10 +9,14 @@ import argparse
 import math
 import os
 import sys
+import warnings
 from pathlib import Path
+
+import numpy as np
 
 from . import commands
 from .costs import COSTS
+from .datasets import make_dataset
 from .lam import CONVENTIONS
 from .training import OPTIMIZERS
 
@@ -149,6 +153,10 @@ def check(args, parser):
                              f"not {args.convention}")
             if convention == args.convention and given is None:
                 setattr(args, name, value)
+    examples = len(make_dataset(seed=0).y_train)
+    if args.command in ("explain", "compare") and (getattr(args, "m", None) or 0) > examples:
+        parser.error(f"--m {args.m}: the built-in dataset has {examples} training examples, so m can be "
+                     f"at most {examples}")
     if args.command == "decay" and args.batch_size > args.n:
         parser.error(f"--batch-size {args.batch_size} is larger than --n {args.n}")
     if getattr(args, "plot", False):
@@ -179,7 +187,10 @@ def main(argv=None):
     run = {"explain": commands.explain, "compare": commands.compare, "train": commands.train,
            "dcda": commands.dcda, "decay": commands.decay, "loss-or-update": commands.loss_or_update}
     try:
-        return run[args.command](args)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            # overflow is checked by each command, which says so in words (exit 1): no numpy warning
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return run[args.command](args)
     except commands.RUN_TIME_ERRORS as err:
         return commands.report(err)
     except BrokenPipeError:  # output piped into `head`: stop quietly

@@ -21,20 +21,33 @@ class Diverged(Exception):
     """Training overflowed: the comparison has nothing to compare."""
 
 
+def require_finite(what, *values):
+    """Raise Diverged unless every value (numbers, arrays, lists of them, and every number in a
+    result's tables) is finite: a verdict is printed only over finite numbers."""
+    for value in values:
+        if hasattr(value, "tables"):
+            value = [cell for table in value.tables() for row in table.rows for cell in row
+                     if isinstance(cell, (float, np.floating))]
+        items = value if isinstance(value, (list, tuple)) else [value]
+        if not all(np.all(np.isfinite(np.asarray(v, dtype=np.float64))) for v in items):
+            raise Diverged(f"{what} overflowed to inf/nan, so there is nothing to compare; try a smaller value")
+
+
 def explain(args):
     lam = Lambda(args.convention, args.lambd, args.m)
     X, Y = make_dataset(seed=0).column_major(args.m)
     result = comparison.compare_dlai(args.layers, X, Y, lambd=lam.to("dlai", args.m).value, seed=args.seed,
                                      cost=args.cost)
     print(lam.describe() + "\n")
-    if not np.isfinite(result.max_difference()):
-        raise Diverged("the gradients overflowed to inf/nan: nothing to compare")
-    print(result)
-    print(f"\nautodiff and manual backprop agree to {result.max_difference():.1e}; "
-          f"L2 changed only: {', '.join(result.changed_by_l2()) or 'nothing (λ = 0)'}\n")
     graph = result.graph  # built once: compared, traced and drawn
     terms = {"data": graph["cost"]} | ({"l2": graph["penalty"]} if graph["penalty"] is not None else {})
     traced = trace.trace_terms(terms, graph["tensors"])
+    require_finite(f"at λ = {args.lambd:g} (κ = {lam.kappa:g}) the loss or a gradient",
+                   list(result.manual.values()), list(result.autodiff.values()), graph["loss"].data,
+                   result, traced)
+    print(result)
+    print(f"\nautodiff and manual backprop agree {result.agreement()}; "
+          f"L2 changed only: {', '.join(result.changed_by_l2()) or 'nothing (λ = 0)'}\n")
     print(traced)
     if "l2" in terms:
         print()
@@ -107,6 +120,10 @@ def train(args):
     lam = Lambda(args.convention, args.lambd, n)
     result = train_pair(args.layers, lam, args.steps, args.lr, args.seed, optimizer=args.optimizer,
                         progress=not args.quiet)
+    diverged = [f"the run {r.label} diverged: {r.diverged}" for r in result.runs if r.diverged]
+    if diverged:
+        raise Diverged("; ".join(diverged) + f", so there is nothing to compare (try a smaller --lr "
+                       f"than {args.lr:g})")
     print(result)
     print("\n" + result.verdict())
     if args.plot:
@@ -117,7 +134,9 @@ def train(args):
 
 
 def dcda(args):
-    result = questions.output_gradient(Lambda(args.convention, args.lambd, args.m), m=args.m, seed=args.seed)
+    lam = Lambda(args.convention, args.lambd, args.m)
+    result = questions.output_gradient(lam, m=args.m, seed=args.seed)
+    require_finite(f"at λ = {args.lambd:g} (κ = {lam.kappa:g}) dC/da or δᴸ", result)
     print(result)
     print("\n" + result.answer())
     return 0
@@ -129,13 +148,18 @@ def decay(args):
         print(given.describe() + "\n")
     lam = given.to("nielsen", args.n)
     result = questions.decay(lam, args.eta, args.batch_size, args.steps, seed=args.seed)
+    require_finite(f"at λ = {args.lambd:g}, η = {args.eta:g} (fraction f = {result.fraction:g}) the weights",
+                   result, result.fraction)
     print(result)
     print("\n" + result.answer())
     return 0
 
 
 def loss_or_update(args):
-    result = questions.loss_or_update(Lambda(args.convention, args.lambd, 16), args.steps, args.lr, args.seed)
+    lam = Lambda(args.convention, args.lambd, 16)
+    result = questions.loss_or_update(lam, args.steps, args.lr, args.seed)
+    require_finite(f"at λ = {args.lambd:g}, lr = {args.lr:g} the L2 gradient or the weights",
+                   result, result.trajectory, result.trajectory.bound, result.worst_loss)
     print(result)
     print("\n" + result.answer())
     return 0

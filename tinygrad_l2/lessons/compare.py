@@ -10,7 +10,7 @@ from .datasets import make_dataset
 from ..nn.losses import binary_cross_entropy, quadratic_cost
 from ..nn.regularizers import L2
 from ..optim import SGD
-from ..table import Result
+from ..table import Result, Rounding, how_close
 from ..tensor import Tensor
 from ..trace import kappa_fit
 from .costs import check_cost
@@ -93,11 +93,17 @@ class DlaiComparison(Result):
         return rows
 
     def difference(self, key):
-        return float(np.abs(self.autodiff[key] - self.manual[key]).max())
+        """max |autodiff − manual| for one gradient, printed as rounding when it is."""
+        return Rounding(np.abs(self.autodiff[key] - self.manual[key]).max(),
+                        np.abs(self.manual[key]).max(initial=0))
+
+    def agreement(self):
+        """In words: 'to rounding (every difference ≤ 1e-N)', or the largest difference."""
+        return how_close([self.difference(key) for key in self.manual])
 
     def max_difference(self):
         """The largest |autodiff − manual|; nan if any value is nan (never a false agreement)."""
-        return float(np.max([self.difference(key) for key in self.manual]))
+        return float(np.max([float(self.difference(key)) for key in self.manual]))
 
     def changed_by_l2(self):
         return [row[0] for row in self.rows() if row[3]]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..nn import L2, binary_cross_entropy, quadratic_cost
-from ..table import Result
+from ..table import Result, Rounding, how_close
 from ..tensor import Tensor
 from ..trace import trace_terms
 from . import manual
@@ -48,9 +48,8 @@ class OutputGradient(Result):
                 for cost, lam, da, dz, delta, reach in self.measured]
 
     def answer(self):
-        worst = max(max(r[2], r[3]) for r in self.measured)
-        return (f"With L2, dC/da is the cost's own derivative, unchanged: the formulas hold to "
-                f"{worst:.1e} with λ = 0 and with λ = {self.lam.value:g}, and adding L2 changes dC/da "
+        return (f"With L2, dC/da is the cost's own derivative, unchanged: the formulas hold "
+                f"{how_close([d for r in self.measured for d in r[2:4]])} with λ = 0 and with λ = {self.lam.value:g}, and adding L2 changes dC/da "
                 f"by exactly 0. The L2 term contributes 0 to dC/da because it has no path from a: "
                 f"it is computed from the weights alone, so reverse mode sends its gradient only "
                 f"to W (dW gains κ·W), never to a, z or b. With cross-entropy and a sigmoid output, "
@@ -68,10 +67,15 @@ def output_gradient(lam, sizes=(2, 8, 1), m=64, seed=0):
             a, z, da, dz, reach = _output_grads(weights, biases, X, Y, cost, kappa)
             formula_da, formula_dz = _output_formulas(cost, a, z, Y)
             grads[kappa] = da
-            measured.append([cost, lam.value if kappa else 0.0, float(np.abs(da - formula_da).max()),
-                             float(np.abs(dz - formula_dz).max()), 0.0, reach])
+            measured.append([cost, lam.value if kappa else 0.0, _difference(da, formula_da),
+                             _difference(dz, formula_dz), 0.0, reach])
         measured[-1][4] = float(np.abs(grads[lam.kappa] - grads[0.0]).max())
     return OutputGradient(tuple(sizes), X.shape[1], lam, [tuple(r) for r in measured])
+
+
+def _difference(measured, reference):
+    """max |measured − reference|, shown as rounding when it is."""
+    return Rounding(np.abs(measured - reference).max(), np.abs(reference).max(initial=0))
 
 
 def _output_grads(weights, biases, X, Y, cost, kappa):
@@ -142,12 +146,11 @@ class Decay(Result):
         return [held, conversions, self.table()]
 
     def answer(self):
-        worst = max(d for _, d in self.agreement)
         return (f"Each step removes the fraction f = ηλ/n = {self.fraction:.6g} of every weight (biases "
                 f"untouched); that is L2 in the loss with κ = λ/n. An implementation that subtracts "
                 f"a fixed fraction has no λ of its own: its λ is f·n/η, so it changes whenever η or "
                 f"n does. Applied to the weights before the step, the fraction gives the same "
-                f"weights as L2 in the loss (largest difference {worst:.1e}).")
+                f"weights as L2 in the loss {how_close([d for _, d in self.agreement])}.")
 
 
 def decay(lam, eta, batch_size=10, steps=20, sizes=(2, 8, 1), seed=0):
@@ -158,7 +161,8 @@ def decay(lam, eta, batch_size=10, steps=20, sizes=(2, 8, 1), seed=0):
             for name in ("L2 in the loss", "SGD weight_decay = κ on the weights",
                          "plain step, then w −= f·w (w before the step)", "Nielsen's own update")}
     reference = runs.pop("L2 in the loss")
-    agreement = [(name, max(float(np.abs(a - b).max()) for a, b in zip(reference, got)))
+    scale = max(np.abs(a).max() for a in reference)
+    agreement = [(name, Rounding(max(np.abs(a - b).max() for a, b in zip(reference, got)), scale))
                  for name, got in runs.items()]
     return Decay(lam, eta, batch_size, steps, agreement)
 
@@ -213,6 +217,7 @@ class LossOrUpdate(Result):
     lr: float
     contributions: list  # (tensor, kind, L2's gradient norm, fitted κ or None, residual)
     trajectory: float  # max |θ_loss − θ_update| over every step and parameter
+    worst_loss: float = 0.0  # the largest loss of either run (inf/nan: the run overflowed)
 
     columns = ["tensor", "kind", "‖L2's gradient‖", "L2's gradient = κ·tensor, κ =", "max |Δ − κ·tensor|"]
 
@@ -230,7 +235,7 @@ class LossOrUpdate(Result):
                 f"(κ = {self.lam.kappa:g}) and 0 on biases and activations, is what reaches the "
                 f"update. SGD with weight_decay = κ on the kernels only adds the same κ·W inside "
                 f"the update instead: over {self.steps} steps of lr {self.lr:g} the two trajectories "
-                f"{'are identical' if self.trajectory == 0 else f'differ by at most {self.trajectory:.1e}'}. The same identity does not hold for "
+                f"agree {how_close([self.trajectory])}. The same identity does not hold for "
                 f"Adam (use AdamW for a decoupled decay).")
 
 
@@ -249,18 +254,21 @@ def loss_or_update(lam, steps=10, lr=0.1, seed=0):
     kernels, biases = weights_and_biases(in_update)
     sgd_loss = SGD(in_loss.parameters(), lr=lr)
     sgd_update = SGD([{"params": kernels, "weight_decay": lam.kappa}, {"params": biases}], lr=lr)
-    contributions, worst = None, 0.0
+    contributions, worst, scale, losses = None, 0.0, 0.0, []
     for x, y in batches:
         for model, opt in ((in_loss, sgd_loss), (in_update, sgd_update)):
             opt.zero_grad()
             cost, penalty = softmax_cross_entropy(model(Tensor(x)), y), model.regularization_loss()
             if contributions is None and model is in_loss:
                 contributions = _term_rows(model, penalty, x, lam.kappa)
-            (cost + penalty).backward()
+            loss = cost + penalty
+            loss.backward()
             opt.step()
+            losses.append(loss.item())
         worst = max(worst, max(float(np.abs(p.data - q.data).max())
                                for p, q in zip(in_loss.parameters(), in_update.parameters())))
-    return LossOrUpdate(lam, steps, lr, contributions, worst)
+        scale = max(scale, max(float(np.abs(p.data).max()) for p in in_loss.parameters()))
+    return LossOrUpdate(lam, steps, lr, contributions, Rounding(worst, scale), float(np.max(losses)))
 
 
 def _term_rows(model, penalty, x, kappa):
@@ -278,5 +286,5 @@ def _term_rows(model, penalty, x, kappa):
         fit = kappa_fit(g, t.data) if np.any(g) else None
         kind = "kernel" if id(t) in kernels else "bias" if name in named else "activation"
         rows.append((name, kind, float(np.linalg.norm(g)), fit,
-                     None if fit is None else float(np.abs(g - fit * t.data).max())))
+                     None if fit is None else Rounding(np.abs(g - fit * t.data).max(), np.abs(g).max())))
     return rows

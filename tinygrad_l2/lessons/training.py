@@ -50,6 +50,7 @@ class Run:
     penalty: float
     train: float
     test: float
+    diverged: str = ""  # why the run is not a trained model ("" if it is)
 
     @property
     def kernel_norms(self):
@@ -104,19 +105,36 @@ def train_pair(sizes, lam, steps, lr, seed, optimizer="adam", progress=True):
     for label, kappa in (("without L2", 0.0), (f"with L2 (κ = {lam.kappa:g})", lam.kappa)):
         model = build_classifier(sizes, kappa / 2 if optimizer != "adamw" else 0.0, seed)
         step = _stepper(optimizer, model, lr, kappa, data)
+        decoupled = kappa if optimizer == "adamw" else 0.0
+        initial, diverged = _losses(model, data, decoupled)[0], ""
         curve, start = [], time.perf_counter()
         for i in range(1, steps + 1):
             step()
             if i % max(1, steps // 50) == 0 or i == steps:
-                curve.append((i, *_losses(model, data, kappa if optimizer == "adamw" else 0.0),
-                              accuracy(model, data.X_train, data.y_train),
+                curve.append((i, *_losses(model, data, decoupled), accuracy(model, data.X_train, data.y_train),
                               accuracy(model, data.X_test, data.y_test)))
+                diverged = _divergence(model, curve[-1], initial)
             if progress:
                 _progress(f"{label:>18}", i, steps, start)
+            if diverged:
+                break
         _, data_loss, penalty, train, test = curve[-1]
-        runs.append(Run(label, model, curve, data_loss, penalty, train, test))
+        runs.append(Run(label, model, curve, data_loss, penalty, train, test, diverged))
     return TrainingComparison(tuple(sizes), optimizer, steps, lr, lam, len(data.y_train),
                               len(data.y_test), runs)
+
+
+def _divergence(model, point, initial_loss):
+    """Why the run at `point` (step, data loss, penalty, ...) diverged, or "": a loss or weight
+    that overflowed to inf/nan, or a data loss above twice the untrained network's."""
+    step, data_loss, penalty = point[:3]
+    if not all(np.isfinite(x) for x in (data_loss, penalty)) or not all(
+            np.all(np.isfinite(p.data)) for p in model.parameters()):
+        return f"its loss or weights overflowed to inf/nan by step {step}"
+    if data_loss > 2 * initial_loss:
+        return (f"its data loss grew from {initial_loss:.3g} (untrained) to {data_loss:.3g} by step "
+                f"{step}")
+    return ""
 
 
 def _losses(model, data, decoupled_kappa):
