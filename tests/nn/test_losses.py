@@ -138,3 +138,10 @@ def test_quadratic_cost_gradient_is_a_minus_y_over_m_at_a_equals_y():
     a = Tensor(np.array([[0.5, 1.0], [0.0, 0.25]]), requires_grad=True)
     quadratic_cost(a, a.data.copy()).backward()
     np.testing.assert_array_equal(a.grad, np.zeros((2, 2)))
+
+
+@pytest.mark.parametrize("a, y", [([np.nan, 0.5], [1.0, 0.0]), ([0.4, 0.5], [np.nan, 0.0])],
+                         ids=["NaN probability", "NaN target"])
+def test_binary_cross_entropy_refuses_nan_as_pytorch(a, y):
+    with pytest.raises(ValueError, match="binary_cross_entropy: .* must lie in \\[0, 1\\], not NaN"):
+        binary_cross_entropy(Tensor(np.array(a)), Tensor(np.array(y)))

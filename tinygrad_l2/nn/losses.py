@@ -99,11 +99,11 @@ def binary_cross_entropy(a: Tensor, y: Operand, reduction: str = "mean") -> Tens
     """Binary cross-entropy on probabilities `a` in [0, 1] (deeplearning.ai's cost).  A target
     Tensor of `a`'s dtype is used as it is (so its name shows in the graph)."""
     target = _labels("binary_cross_entropy", y, a)
-    if np.any((a.data < 0) | (a.data > 1)):
-        raise ValueError("binary_cross_entropy: predictions must lie in [0, 1] (use "
+    if not np.all((a.data >= 0) & (a.data <= 1)):  # written so that NaN fails it (PyTorch)
+        raise ValueError("binary_cross_entropy: predictions must lie in [0, 1], not NaN (use "
                          "binary_cross_entropy_with_logits for logits)")
-    if np.any((target < 0) | (target > 1)):
-        raise ValueError("binary_cross_entropy: targets must lie in [0, 1]")
+    if not np.all((target >= 0) & (target <= 1)):
+        raise ValueError("binary_cross_entropy: targets must lie in [0, 1], not NaN")
     return BinaryCrossEntropy.apply(a, _target(y, target),
                                     reduction=_reduction("binary_cross_entropy", reduction))
 
