@@ -65,8 +65,10 @@ def _one_of(op, axis, dim, default=None):
 
 
 def _axis(op, axis, ndim):
+    """`axis` in 0..ndim-1, or numpy's AxisError: an IndexError (PyTorch's "Dimension out of
+    range") that is also a ValueError (numpy's)."""
     if not isinstance(axis, (int, np.integer)) or not -max(ndim, 1) <= axis < max(ndim, 1):
-        raise ValueError(f"{op}: dim {axis!r} is out of range for {ndim} dimensions")
+        raise np.exceptions.AxisError(f"{op}: dim {axis!r} is out of range for {ndim} dimensions")
     return int(axis) % max(ndim, 1)
 
 

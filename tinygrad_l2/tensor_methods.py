@@ -82,7 +82,7 @@ class TensorMethods:
         try:
             found = pick(self._data, axis=axis, keepdims=keepdims)
         except (TypeError, np.exceptions.AxisError):
-            raise ValueError(f"{op}: axis {axis!r} is out of range for a tensor of shape "
+            raise np.exceptions.AxisError(f"{op}: axis {axis!r} is out of range for a tensor of shape "
                              f"{self.shape}") from None
         return type(self)._make(np.asarray(found, dtype=np.int64), None)
 

@@ -81,6 +81,9 @@ class Linear(_Regularized):
 def _init_parameters(layer, shape, fan_in, bias, kernel_regularizer, bias_regularizer, dtype, rng):
     """PyTorch's default initialization for Linear and Conv2d: weight of `shape` and bias of
     (shape[0],) from U(−1/√fan_in, 1/√fan_in); Keras-style regularizers per parameter."""
+    if np.dtype(dtype).kind != "f":
+        raise TypeError(f"{type(layer).__name__}: dtype must be a floating-point dtype (its "
+                        f"parameters need gradients), got {np.dtype(dtype)}")
     rng = as_generator(rng)
     bound = 1.0 / np.sqrt(fan_in)
     layer.weight = Tensor(rng.uniform(-bound, bound, shape).astype(dtype), requires_grad=True)
@@ -209,13 +212,7 @@ class Flatten(Module):
         self.start_dim, self.end_dim = start_dim, end_dim
 
     def forward(self, x: Tensor) -> Tensor:
-        shape = x.shape
-        start, end = (d % len(shape) if len(shape) else 0 for d in (self.start_dim, self.end_dim))
-        if start > end:
-            raise ValueError(f"Flatten: start_dim {self.start_dim} comes after end_dim "
-                             f"{self.end_dim} for an input of shape {shape}")
-        merged = int(np.prod(shape[start:end + 1]))
-        return x.reshape(shape[:start] + (merged,) + shape[end + 1:])
+        return x.flatten(self.start_dim, self.end_dim)  # out-of-range dims: IndexError (PyTorch)
 
 
 class Dropout(Module):
@@ -225,9 +222,7 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
-        if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0 <= p <= 1:
-            raise ValueError(f"Dropout: p must be a probability in [0, 1], got {p!r}")
-        self.p = float(p)
+        self.p = _probability("Dropout", p)
 
     def forward(self, x: Tensor) -> Tensor:
         return dropout(x, self.p, self.training)
@@ -238,12 +233,19 @@ class Dropout(Module):
 
 def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     """PyTorch's F.dropout: x · mask / (1 − p) with mask ~ Bernoulli(1 − p), when training."""
+    p = _probability("dropout", p)
     if not training or p == 0:
         return x
     if p == 1:
         return x * 0.0
     keep = default_generator().random(x.shape) >= p
     return x * Tensor((keep / (1 - p)).astype(x.dtype))
+
+
+def _probability(op, p):
+    if not isinstance(p, (int, float, np.floating)) or isinstance(p, bool) or not 0 <= p <= 1:
+        raise ValueError(f"{op}: p must be a probability in [0, 1], got {p!r}")
+    return float(p)
 
 
 class ModuleList(Module):
