@@ -18,6 +18,7 @@ class Optimizer:
 
     def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], defaults: dict[str, Any]) -> None:
         self.defaults = dict(defaults)
+        _refuse_a_module_or_a_tensor(type(self).__name__, params)
         given: list[Any] = list(params)
         if not given:
             raise ValueError(f"{type(self).__name__}: got an empty parameter list")
@@ -35,9 +36,9 @@ class Optimizer:
             if not isinstance(p, Tensor):
                 raise TypeError(f"{type(self).__name__}: parameters must be Tensors, got "
                                 f"{type(p).__name__}")
-            if not p.requires_grad or not p.is_leaf:
-                raise ValueError(f"{type(self).__name__}: can't optimize a tensor that is not a "
-                                 f"leaf requiring grad (shape {p.shape})")
+            if not p.is_leaf:  # a frozen leaf (requires_grad=False) is kept and skipped (PyTorch)
+                raise ValueError(f"{type(self).__name__}: can't optimize a non-leaf tensor (shape "
+                                 f"{p.shape}): it is computed from others, not a parameter")
         _refuse_duplicates(type(self).__name__, group["params"], self.param_groups)
         for key, value in self.defaults.items():
             group.setdefault(key, value)
@@ -131,6 +132,16 @@ class Optimizer:
         for saved, mine in zip(groups, self.param_groups):
             mine.update({k: v for k, v in saved.items() if k != "params"})
         self.state = {by_index[i]: _copy(s) for i, s in state_dict["state"].items()}
+
+
+def _refuse_a_module_or_a_tensor(owner, params):
+    """`SGD(model)` or `SGD(w)`: say what to pass instead of failing on iteration."""
+    if callable(getattr(params, "parameters", None)):
+        raise TypeError(f"{owner}: got the module {type(params).__name__} itself; pass its "
+                        f"parameters: {owner}(model.parameters(), ...)")
+    if isinstance(params, Tensor):
+        raise TypeError(f"{owner}: params must be an iterable of Tensors or of parameter-group "
+                        f"dicts, got a single Tensor of shape {params.shape}; pass [tensor]")
 
 
 def _refuse_duplicates(owner, params, groups):
