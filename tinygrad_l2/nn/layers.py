@@ -9,7 +9,7 @@ import numpy.typing as npt
 
 from ..random import as_generator, default_generator
 from ..tensor import Tensor
-from . import conv
+from . import conv, regularizers
 from .module import Module
 
 
@@ -24,15 +24,17 @@ class _Regularized(Module):
         return self.regularizers["weight"]
 
     @kernel_regularizer.setter
-    def kernel_regularizer(self, regularizer: Callable[[Tensor], Tensor] | None) -> None:
-        self.regularizers["weight"] = regularizer
+    def kernel_regularizer(self, regularizer: Callable[[Tensor], Tensor] | str | None) -> None:
+        self.regularizers["weight"] = regularizers.get(
+            regularizer, f"{type(self).__name__}: kernel_regularizer")
 
     @property
     def bias_regularizer(self) -> Callable[[Tensor], Tensor] | None:
         return self.regularizers["bias"]
 
     @bias_regularizer.setter
-    def bias_regularizer(self, regularizer: Callable[[Tensor], Tensor] | None) -> None:
+    def bias_regularizer(self, regularizer: Callable[[Tensor], Tensor] | str | None) -> None:
+        regularizer = regularizers.get(regularizer, f"{type(self).__name__}: bias_regularizer")
         if regularizer is not None and self.bias is None:
             raise ValueError(f"{type(self).__name__}: bias_regularizer given but the layer has no bias")
         self.regularizers["bias"] = regularizer
@@ -45,11 +47,12 @@ class Linear(_Regularized):
     from `rng` (a numpy Generator or an int seed) or else the generator `tl.manual_seed` sets.
 
     `kernel_regularizer` / `bias_regularizer` (Keras' names): any callable Tensor -> scalar
-    Tensor, such as `tl.nn.L2(0.01)`.  Biases are not regularized unless asked.
+    Tensor, such as `tl.nn.L2(0.01)`, or Keras' names "l2", "l1", "l1_l2" (default
+    coefficients); anything else is refused here.  Biases are not regularized unless asked.
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
-                 kernel_regularizer: Callable[[Tensor], Tensor] | None = None, bias_regularizer: Callable[[Tensor], Tensor] | None = None,
+                 kernel_regularizer: Callable[[Tensor], Tensor] | str | None = None, bias_regularizer: Callable[[Tensor], Tensor] | str | None = None,
                  dtype: npt.DTypeLike = np.float32, rng: np.random.Generator | int | None = None) -> None:
         super().__init__()
         for what, n in (("in_features", in_features), ("out_features", out_features)):
@@ -89,7 +92,9 @@ def _init_parameters(layer, shape, fan_in, bias, kernel_regularizer, bias_regula
     layer.weight = Tensor(rng.uniform(-bound, bound, shape).astype(dtype), requires_grad=True)
     layer.bias = (Tensor(rng.uniform(-bound, bound, (shape[0],)).astype(dtype), requires_grad=True)
                   if bias else None)
-    layer.regularizers = {"weight": kernel_regularizer, "bias": bias_regularizer}
+    name = type(layer).__name__
+    layer.regularizers = {"weight": regularizers.get(kernel_regularizer, f"{name}: kernel_regularizer"),
+                          "bias": regularizers.get(bias_regularizer, f"{name}: bias_regularizer")}
 
 
 class Sequential(Module):
@@ -148,8 +153,8 @@ class Conv2d(_Regularized):
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] = 1,
-                 padding: int | tuple[int, int] | str = 0, bias: bool = True, kernel_regularizer: Callable[[Tensor], Tensor] | None = None,
-                 bias_regularizer: Callable[[Tensor], Tensor] | None = None, dtype: npt.DTypeLike = np.float32,
+                 padding: int | tuple[int, int] | str = 0, bias: bool = True, kernel_regularizer: Callable[[Tensor], Tensor] | str | None = None,
+                 bias_regularizer: Callable[[Tensor], Tensor] | str | None = None, dtype: npt.DTypeLike = np.float32,
                  rng: np.random.Generator | int | None = None) -> None:
         super().__init__()
         for what, n in (("in_channels", in_channels), ("out_channels", out_channels)):

@@ -109,6 +109,10 @@ class Module:
             for param_name, regularizer in module.__dict__.get("regularizers", {}).items():
                 if regularizer is None:
                     continue
+                if not callable(regularizer):
+                    raise TypeError(f"{type(module).__name__}.regularizers[{param_name!r}] is "
+                                    f"{regularizer!r}, not a callable W -> scalar Tensor (such "
+                                    f"as tl.nn.L2(0.01))")
                 param = getattr(module, param_name)
                 if param is None:
                     continue

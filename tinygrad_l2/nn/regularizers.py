@@ -7,7 +7,7 @@ the other conventions (see `tinygrad_l2.conventions`).
 from __future__ import annotations
 
 import numbers
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable
 
 from .. import conventions
 
@@ -73,3 +73,26 @@ class L1L2:
 
     def __repr__(self) -> str:
         return f"L1L2(l1={self.l1.lam!r}, l2={self.l2.lam!r})"
+
+
+l1, l2, l1_l2 = L1, L2, L1L2  # Keras' lower-case spellings: regularizers.l2(0.01)
+_BY_NAME = {"l1": L1, "l2": L2, "l1_l2": L1L2, "l1l2": L1L2}
+
+
+def get(identifier: Any, argument: str = "regularizer") -> Callable[[Tensor], Tensor] | None:
+    """Keras' `regularizers.get`: None, any callable W -> scalar Tensor (`L2(0.01)`, your
+    own), or a name — "l2", "l1", "l1_l2" in any case — for that class with its default
+    coefficient (L2() is 0.01·ΣW², as Keras' "l2").  Anything else is refused here, naming
+    `argument`, rather than failing at the first forward."""
+    if isinstance(identifier, str) and identifier.lower() in _BY_NAME:
+        return _BY_NAME[identifier.lower()]()
+    if identifier is None or (callable(identifier) and not isinstance(identifier, type)):
+        return identifier
+    if isinstance(identifier, type):
+        hint = f"the class {identifier.__name__}; write {identifier.__name__}(0.01)"
+    elif isinstance(identifier, numbers.Real) and not isinstance(identifier, bool):
+        hint = f"the number {identifier!r}; write tl.nn.L2({identifier!r}) for {identifier!r}·ΣW²"
+    else:
+        hint = f"{type(identifier).__name__} {identifier!r}"
+    raise ValueError(f"{argument}: expected None, a regularizer such as tl.nn.L2(0.01) (any "
+                     f"callable W -> scalar Tensor) or one of 'l2', 'l1', 'l1_l2'; got {hint}")
