@@ -163,7 +163,7 @@ def _gradients(root, tensors):
     """d(root)/d(t) for each named tensor that requires grad; zeros where root does not depend
     on it, None for tensors without gradients (inputs).  Leaves' .grad are left alone."""
     wanted = [t for t in tensors.values() if t.requires_grad]
-    found = dict(zip(wanted, grad(root, wanted, retain_graph=True))) if root.requires_grad else {}
+    found = dict(zip(wanted, grad(root, wanted, retain_graph=True, allow_unused=True))) if root.requires_grad else {}
     out = {}
     for name, t in tensors.items():
         if not t.requires_grad:
