@@ -63,8 +63,8 @@ class TensorBase:
     # ---- gradient ------------------------------------------------------------------------
     @property
     def grad(self) -> np.ndarray | None:
-        """d(root)/d(self) summed over backward calls (a numpy array), or None.  A non-leaf
-        keeps no gradient unless `retain_grad()` was called: reading it warns, as in PyTorch."""
+        """d(root)/d(self) summed over backward calls (a numpy array), or None (a non-leaf's,
+        unless it called `retain_grad()`: reading it then warns, as in PyTorch)."""
         if self._ctx is not None and not self._ctx.retains_grad:
             warnings.warn(_NON_LEAF_GRAD, UserWarning, stacklevel=2)
         return self._grad
@@ -127,12 +127,10 @@ class TensorBase:
         return self._ctx is not None and self._ctx.retains_grad
 
 
-_NON_LEAF_GRAD = (
-    "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its .grad "
-    "attribute won't be populated during backward(). If you indeed want the .grad field to be "
-    "populated for a non-leaf Tensor, use .retain_grad() on the non-leaf Tensor. If you access "
-    "the non-leaf Tensor by mistake, make sure you access the leaf Tensor instead.")
-
+_NON_LEAF_GRAD = ("The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its .grad "
+                  "attribute won't be populated during backward(). If you indeed want the .grad field "
+                  "to be populated for a non-leaf Tensor, use .retain_grad() on the non-leaf Tensor. If "
+                  "you access the non-leaf Tensor by mistake, make sure you access the leaf Tensor instead.")
 
 # ---- leaves ----------------------------------------------------------------------------------
 
