@@ -13,7 +13,8 @@ import numpy as np
 import numpy.typing as npt
 
 from . import engine, ops
-from .arrays import DEFAULT_DTYPE, _describe, _exponent, _shape_error_for, result_type, to_array
+from .arrays import (DEFAULT_DTYPE, _axis, _describe, _exponent, _shape_error_for, result_type,
+                     to_array)
 from .function import TensorBase
 from .tensor_methods import TensorMethods
 
@@ -63,8 +64,18 @@ class Tensor(TensorMethods, TensorBase):
         return self._data.ndim
 
     @property
-    def size(self) -> int:
+    def size(self) -> Size:
+        """PyTorch's `t.size()` (the shape) and `t.size(dim)` (one dimension); uncalled, the
+        number of elements as numpy's `.size` (an int that can be called: see `Size`)."""
+        return Size(self._data.shape)
+
+    def numel(self) -> int:
+        """The number of elements (PyTorch's numel, numpy's size)."""
         return self._data.size
+
+    def dim(self) -> int:
+        """The number of dimensions (PyTorch's dim, numpy's ndim)."""
+        return self._data.ndim
 
     @property
     def dtype(self) -> np.dtype:
@@ -206,6 +217,27 @@ class Tensor(TensorMethods, TensorBase):
         elif isinstance(index, TensorBase):  # a Tensor of indices
             index = index._data
         return ops.Index.apply(self, index=index)
+
+
+class Size(int):
+    """A tensor's number of elements, callable as PyTorch's `size`: `t.size()` is the shape,
+    `t.size(dim)` one dimension (negative counts from the end; out of range, IndexError).
+    Both spellings stay unambiguous: called, it is always PyTorch's; uncalled, numpy's int."""
+
+    shape: tuple[int, ...]
+
+    def __new__(cls, shape: tuple[int, ...]) -> Size:
+        size = super().__new__(cls, int(np.prod(shape, dtype=np.int64)))
+        size.shape = shape
+        return size
+
+    def __call__(self, dim: int | None = None) -> Any:
+        if dim is None:
+            return self.shape
+        if not self.shape:
+            raise np.exceptions.AxisError(f"size: dimension {dim} requested of a 0-d tensor, "
+                                          f"which has no dimensions")
+        return self.shape[_axis("size", dim, len(self.shape))]
 
 
 _add, _sub, _mul, _div = ops.Add.apply, ops.Sub.apply, ops.Mul.apply, ops.Div.apply  # hot path

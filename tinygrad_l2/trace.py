@@ -75,7 +75,7 @@ def trace_terms(terms: Mapping[str, Tensor], tensors: Mapping[str, Tensor]) -> G
     terms, tensors = _named("trace_terms", terms), _named("trace_terms", tensors)
     reach, contributions = {}, {}
     for name, term in terms.items():
-        if term.size != 1:
+        if term.numel() != 1:
             raise ValueError(f"trace_terms: term {name!r} has shape {term.shape}; each term must "
                              f"be a scalar")
         _check_not_released("trace_terms", name, term)
