@@ -91,3 +91,33 @@ def test_cat_and_stack_split_the_gradient_back():
         tl.cat([a, tl.zeros(2, 2)])
     with pytest.raises(ValueError, match="stack: cannot stack shapes"):
         tl.stack([a, b])
+
+
+@pytest.mark.parametrize("data, dtype", [([1, 2, 3], np.int64), ([1.0, 2.0], np.float32), (3, np.int64),
+                                         ([1, 2.5], np.float32), (np.array([1, 2], dtype=np.int32), np.int32),
+                                         (np.float64(2.0), np.float64), (np.arange(3, dtype=np.uint8), np.uint8)])
+def test_tensor_infers_the_dtype_as_torch_tensor_does(data, dtype):
+    """Integer labels stay int64 (a loss takes them); the Tensor constructor still makes float32."""
+    assert tl.tensor(data).dtype == dtype
+    assert tl.tensor(data, dtype=np.float64).dtype == np.float64
+
+
+def test_tensor_of_integer_labels_feeds_cross_entropy():
+    logits = tl.tensor([[2.0, 0.5], [0.1, 1.0]], requires_grad=True)
+    labels = tl.tensor([0, 1])
+    tl.nn.functional.cross_entropy(logits, labels).backward()
+    assert labels.dtype == np.int64 and logits.grad.shape == (2, 2)
+
+
+def test_tensor_dtypes_are_torchs():
+    torch = pytest.importorskip("torch")
+    names = {torch.int64: np.int64, torch.float32: np.float32, torch.float64: np.float64,
+             torch.int32: np.int32}
+    for data in ([1, 2, 3], [1.5, 2.0], 7, 2.5, np.array([1, 2], dtype=np.int32), np.float64(2.0),
+                 [[1, 2], [3, 4]]):
+        assert tl.tensor(data).dtype == names[torch.tensor(data).dtype], data
+
+
+def test_an_integer_tensor_cannot_require_grad_as_in_torch():
+    with pytest.raises(TypeError, match="only float tensors can require gradients"):
+        tl.tensor([1, 2], requires_grad=True)

@@ -82,7 +82,8 @@ def test_only_leaves_keep_grad_unless_retain_grad():
     k = x * 4
     k.retain_grad()
     (h * k).sum().backward()
-    assert h.grad is None
+    with pytest.warns(UserWarning, match=r"not a leaf Tensor .* use \.retain_grad\(\)"):
+        assert h.grad is None
     np.testing.assert_array_equal(k.grad, h.data)
     np.testing.assert_array_equal(x.grad, 2 * 12 * x.data)
 
@@ -221,3 +222,40 @@ def test_data_replaced_by_another_shape_before_backward_is_an_error_and_writes_n
     with pytest.raises(RuntimeError, match=r"replaced by one of shape \(3,\) after the graph was built with shape \(2,\)"):
         loss.backward()
     assert w.grad is None and v.grad is None
+
+
+def test_reading_a_non_leafs_grad_warns_as_pytorch_and_retained_or_leaf_grads_do_not(recwarn):
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    h, k = x * 3, x * 4
+    k.retain_grad()
+    (h * k).sum().backward()
+    x.grad, k.grad
+    assert not recwarn.list
+    with pytest.warns(UserWarning, match="won't be populated during backward") as caught:
+        h.grad
+    assert caught[0].filename == __file__  # points at the user's line, not the library's
+
+
+def test_the_non_leaf_grad_warning_is_torchs():
+    torch = pytest.importorskip("torch")
+    h = torch.ones(2, requires_grad=True) * 3
+    with pytest.warns(UserWarning) as theirs:
+        h.grad
+    with pytest.warns(UserWarning) as ours:
+        (Tensor([1.0, 2.0], requires_grad=True) * 3).grad
+    first_sentence = str(theirs[0].message).split(". ")[0]
+    assert str(ours[0].message).startswith(first_sentence + ". ")
+
+
+def test_grad_of_an_unused_input_is_an_error_unless_allowed_as_torch():
+    x, unused = Tensor([1.0], requires_grad=True), Tensor([5.0, 6.0], requires_grad=True)
+    loss = (x * 2).sum()
+    with pytest.raises(RuntimeError, match="Tensor at index 1 appears to not have been used .* "
+                                           "allow_unused=True"):
+        tl.grad(loss, [x, unused], retain_graph=True)
+    gx, gu = tl.grad(loss, [x, unused], retain_graph=True, allow_unused=True)
+    assert gx.tolist() == [2.0] and gu is None
+    gx, gu = tl.grad(loss, [x, unused], materialize_grads=True)
+    assert gu.tolist() == [0.0, 0.0] and gu.dtype == unused.dtype
+    with pytest.raises(ValueError, match="materialize_grads=True requires allow_unused"):
+        tl.grad((x * 2).sum(), [x], allow_unused=False, materialize_grads=True)

@@ -298,3 +298,61 @@ def test_a_write_through_the_foreign_buffer_itself_is_caught_by_detect_anomaly()
         buffer[:8] = np.float64(50.0).tobytes()
         with pytest.raises(tl.AnomalyError, match="Pow saved for its backward"):
             loss.backward()
+
+
+# ---- memory numpy cannot make writable again (a torch tensor's .numpy()) ----------------------
+
+class _ForeignMemory:
+    """Another library's memory as numpy sees a torch tensor's `.numpy()`: an
+    `__array_interface__` and no buffer protocol, so numpy cannot set WRITEABLE back to True."""
+
+    def __init__(self, owner):
+        self.__array_interface__ = owner.__array_interface__
+        self.owner = owner
+
+
+def foreign_array():
+    array = np.asarray(_ForeignMemory(np.arange(1.0, 4.0)))
+    assert array.base is not None and not array.flags.owndata  # numpy's own view of the object
+    return array
+
+
+@pytest.mark.parametrize("view", [lambda a: a, lambda a: a[1:]], ids=["array", "view of it"])
+def test_backward_over_foreign_memory_neither_crashes_nor_leaves_it_locked(view):
+    data = view(foreign_array())
+    w = Tensor(data, requires_grad=True)
+    loss = (w * w).sum()
+    assert memory.is_held(data)  # counted as held: an optimizer copies instead of writing in
+    loss.backward()
+    np.testing.assert_array_equal(w.grad, 2 * data)
+    assert data.flags.writeable and memory.held_count() == 0
+
+
+def test_a_dropped_graph_over_foreign_memory_leaves_it_writable():
+    data = foreign_array()
+    w = Tensor(data, requires_grad=True)
+    loss = (w * w).sum()
+    del loss
+    gc.collect()
+    assert data.flags.writeable and memory.held_count() == 0
+
+
+def test_an_optimizer_step_between_forward_and_backward_keeps_the_gradient_over_foreign_memory():
+    data = foreign_array()
+    w = Tensor(data, requires_grad=True)
+    w.grad = np.ones(3)
+    loss = (w * w).sum()
+    tl.optim.SGD([w], lr=1.0).step()  # must not write into the memory the graph saved
+    loss.backward()
+    np.testing.assert_array_equal(w.grad, 1 + 2 * np.arange(1.0, 4.0))
+
+
+def test_backward_over_a_torch_tensors_numpy_memory():
+    torch = pytest.importorskip("torch")
+    source = torch.arange(1.0, 4.0, dtype=torch.float64)
+    data = source.numpy()
+    w = Tensor(data, requires_grad=True)
+    (w ** 3).sum().backward()
+    np.testing.assert_array_equal(w.grad, 3 * data ** 2)
+    data[0] = 7.0  # still writable, and still the torch tensor's memory
+    assert source[0].item() == 7.0

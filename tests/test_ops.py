@@ -213,6 +213,29 @@ def test_elementwise_gradients_at_zero_follow_pytorch(op, expected):
     assert x.grad[0] == expected
 
 
+NAN_GRADIENTS = {"relu": (lambda t: t.relu(), [1.0, 1.0, 0.0]),
+                 "abs": (lambda t: t.abs(), [0.0, 1.0, -1.0])}
+
+
+@pytest.mark.parametrize("op, expected", NAN_GRADIENTS.values(), ids=NAN_GRADIENTS.keys())
+def test_gradients_at_nan_follow_pytorch(op, expected):
+    """relu passes the gradient at NaN (threshold_backward: NaN <= 0 is false); abs' is
+    sgn(NaN) = 0.  The other elements keep their ordinary gradients."""
+    x = Tensor(np.array([np.nan, 2.0, -3.0]), requires_grad=True)
+    op(x).sum().backward()
+    np.testing.assert_array_equal(x.grad, expected)
+
+
+@pytest.mark.parametrize("name", NAN_GRADIENTS)
+def test_gradients_at_nan_are_torchs(name):
+    torch = pytest.importorskip("torch")
+    x = torch.tensor([float("nan"), 2.0, -3.0, 0.0], dtype=torch.float64, requires_grad=True)
+    getattr(torch, name)(x).sum().backward()
+    ours = Tensor(np.array([np.nan, 2.0, -3.0, 0.0]), requires_grad=True)
+    NAN_GRADIENTS[name][0](ours).sum().backward()
+    np.testing.assert_array_equal(ours.grad, x.grad.numpy())
+
+
 def test_float16_ops_stay_float16_with_constants_in_range():
     x = Tensor(np.full(4, 2.0, np.float16), requires_grad=True)
     loss = ((x * 3.0 + 1.0) / 2.0 - 0.5).sigmoid().mean() + (x ** 2).sum() * 1e-3

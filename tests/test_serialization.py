@@ -1,4 +1,5 @@
 """Checkpoints: validated before writing, written atomically, any string key, clear errors."""
+import os
 import zipfile
 
 import numpy as np
@@ -60,3 +61,25 @@ def test_load_names_the_file_and_what_is_wrong(tmp_path):
         assert str(path) in str(err.value)
     with pytest.raises(FileNotFoundError, match="no such file"):
         tl.load(tmp_path / "missing.npz")
+
+
+def test_save_into_a_missing_folder_names_the_target_not_a_temporary_file(tmp_path):
+    target = tmp_path / "no-such-folder" / "model.npz"
+    with pytest.raises(FileNotFoundError) as caught:
+        tl.save({"w": np.ones(2)}, target)
+    message = str(caught.value)
+    assert str(target) in message and "does not exist" in message and ".tmp-" not in message
+    assert not target.parent.exists()
+
+
+def test_save_into_a_read_only_folder_names_the_target(tmp_path):
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        if os.access(folder, os.W_OK):  # root ignores the mode bits
+            pytest.skip("this user can write into a read-only folder")
+        with pytest.raises(PermissionError, match=f"save: cannot write {folder / 'm.npz'}"):
+            tl.save({"w": np.ones(2)}, folder / "m.npz")
+    finally:
+        folder.chmod(0o700)

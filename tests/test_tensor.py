@@ -1,7 +1,10 @@
 """The Tensor contract: construction, dtypes, attributes and operator sugar."""
+import operator
+
 import numpy as np
 import pytest
 
+import tinygrad_l2 as tl
 from tinygrad_l2 import Tensor
 
 
@@ -206,3 +209,100 @@ def test_a_read_only_assigned_grad_is_replaced_not_written():
     (w * 2.0).sum().backward()
     np.testing.assert_array_equal(w.grad, [3.0, 3.0])
     np.testing.assert_array_equal(fixed, [1.0, 1.0])
+
+
+# ---- dtype promotion: PyTorch's rules, not numpy's --------------------------------------------
+
+def _ones(dtype, shape=(2,)):
+    return Tensor(np.ones(shape, dtype=dtype), dtype=dtype)
+
+
+PROMOTIONS = [  # (left, right, result): tensors of (dtype, shape), or a scalar
+    ((np.int64, (2,)), (np.float32, (2,)), np.float32),
+    ((np.int32, (2,)), (np.float64, (2,)), np.float64),
+    ((np.float32, (2,)), (np.float64, ()), np.float32),   # a 0-d tensor does not upcast
+    ((np.float64, ()), (np.float32, (2,)), np.float32),
+    ((np.int64, (2,)), (np.float64, ()), np.float64),     # ... unless its category is higher
+    ((np.float32, (2,)), (np.float64, (2,)), np.float64),
+    ((np.float32, ()), (np.float64, ()), np.float64),
+    ((np.float32, (2,)), np.float64(0.1), np.float32),    # a numpy scalar is weak
+    ((np.float32, (2,)), np.array(0.1), np.float32),
+    ((np.float16, (2,)), 0.1, np.float16),
+    ((np.int64, (2,)), 0.5, np.float32),                  # an int tensor and a float: float32
+    ((np.int64, (2,)), np.float64(0.5), np.float32),
+    ((np.int64, (2,)), 3, np.int64),
+    ((np.int32, (2,)), np.int64(3), np.int32),
+]
+
+
+def _operand(spec):
+    return _ones(*spec) if isinstance(spec, tuple) else spec
+
+
+@pytest.mark.parametrize("left, right, result", PROMOTIONS)
+@pytest.mark.parametrize("op", [operator.add, operator.sub, operator.mul], ids=["add", "sub", "mul"])
+def test_binary_ops_promote_dtypes_as_pytorch_on_either_side(left, right, result, op):
+    a, b = _operand(left), _operand(right)
+    assert op(a, b).dtype == result and op(b, a).dtype == result
+
+
+@pytest.mark.parametrize("left, right, result", PROMOTIONS)
+@pytest.mark.parametrize("op", ["add", "sub", "mul", "truediv"])
+def test_the_promotion_table_is_torchs(left, right, result, op):
+    torch = pytest.importorskip("torch")
+
+    def theirs(spec):
+        if not isinstance(spec, tuple):
+            return spec.item() if isinstance(spec, np.ndarray) else spec
+        return torch.from_numpy(np.ones(spec[1], dtype=spec[0]))
+    expected = getattr(theirs(left), f"__{op}__")(theirs(right)).dtype
+    ours = getattr(_operand(left), f"__{op}__")(_operand(right)).dtype
+    assert str(expected).removeprefix("torch.") == ours.name
+
+
+def test_integer_true_division_is_float32():
+    assert (_ones(np.int64) / 2).dtype == np.float32 and (1 / _ones(np.int64)).dtype == np.float32
+    assert (_ones(np.int64) / _ones(np.int64)).dtype == np.float32
+
+
+def test_a_float32_model_is_never_upcast_by_numpy_hyper_parameters():
+    lam, scale = np.float64(0.01), np.logspace(-3, -1, 3)[1]  # a sweep's values: numpy float64
+    model = tl.nn.Linear(3, 2, kernel_regularizer=tl.nn.L2(lam), rng=0)
+    x = Tensor(np.ones((4, 3), dtype=np.float32))
+    loss = (model(x) * scale).sum() + lam * (model.weight ** 2).sum() + model.regularization_loss()
+    assert loss.dtype == np.float32
+    loss.backward()
+    assert all(p.grad.dtype == np.float32 for p in model.parameters())
+
+
+def test_a_float64_zero_dim_tensor_requiring_grad_gets_a_float64_gradient_through_a_float32_op():
+    scale = Tensor(np.array(2.0), requires_grad=True)
+    w = Tensor(np.array([1.0, 3.0], dtype=np.float32), requires_grad=True)
+    out = w * scale
+    assert out.dtype == np.float32
+    out.sum().backward()
+    assert scale.grad.dtype == np.float64 and scale.grad == 4.0
+    np.testing.assert_array_equal(w.grad, [2.0, 2.0])
+
+
+def test_an_integer_tensor_times_a_float32_parameter_has_the_parameters_gradient():
+    x = tl.tensor([[1, 2], [3, 4]])
+    w = Tensor(np.array([0.5, -1.0], dtype=np.float32), requires_grad=True)
+    (x * w).sum().backward()
+    assert w.grad.dtype == np.float32
+    np.testing.assert_array_equal(w.grad, [4.0, 6.0])
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda x: x.reshape(-1, -1), r"reshape: invalid shape \(-1, -1\) for a tensor of shape \(2, 3\)"),
+    (lambda x: x.reshape(-2, 3), r"reshape: invalid shape \(-2, 3\) for a tensor of shape \(2, 3\)"),
+    (lambda x: x.reshape(4, 2), r"reshape: cannot reshape a tensor of shape \(2, 3\)"),
+    (lambda x: x * np.array(["a"]), r"mul: expected float or integer numbers, got strings"),
+    (lambda x: x * [[1.0, 2.0], [3.0]], r"mul: data must be a rectangular nested list"),
+    (lambda x: x - [[1, 2], [3]], r"sub: data must be a rectangular nested list"),
+    (lambda x: x * "a", r"mul: unsupported operand str 'a'"),
+    (lambda x: x * Tensor(np.ones((3, 2))), r"mul: shapes \(2, 3\) and \(3, 2\)"),
+])
+def test_errors_name_the_op_and_the_shapes(call, match):
+    with pytest.raises((TypeError, ValueError), match=match):
+        call(Tensor(np.ones((2, 3))))

@@ -97,3 +97,30 @@ def test_comparisons_are_elementwise_masks_outside_the_graph():
 def test_requires_grad_underscore_returns_the_tensor():
     x = Tensor(np.ones(2))
     assert x.requires_grad_() is x and x.requires_grad
+
+
+# ---- size() as PyTorch, numel(), dim() ----------------------------------------------------------
+
+def test_size_called_is_pytorchs_shape_and_dimension():
+    x = tl.zeros(2, 3, 4)
+    assert x.size() == (2, 3, 4) and x.size(0) == 2 and x.size(-1) == 4
+    assert x.numel() == 24 and x.dim() == 3 and tl.tensor(5.0).size() == ()
+
+
+def test_size_uncalled_is_still_numpys_element_count():
+    x = tl.zeros(2, 3)
+    assert x.size == 6 and x.size * 2 == 12 and int(x.size) == 6
+
+
+@pytest.mark.parametrize("shape, dim", [((2, 3), 2), ((2, 3), -3), ((), 0)])
+def test_size_of_a_dimension_out_of_range_is_an_index_error(shape, dim):
+    with pytest.raises(IndexError, match="size: dim"):
+        tl.zeros(*shape).size(dim)
+
+
+def test_size_matches_torch():
+    torch = pytest.importorskip("torch")
+    ours, theirs = tl.zeros(2, 3, 4), torch.zeros(2, 3, 4)
+    assert ours.size() == tuple(theirs.size()) and ours.numel() == theirs.numel()
+    assert [ours.size(d) for d in range(-3, 3)] == [theirs.size(d) for d in range(-3, 3)]
+    assert ours.dim() == theirs.dim()

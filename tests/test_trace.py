@@ -46,7 +46,7 @@ def test_contributions_add_up_to_the_loss_gradient(net):
 def test_tracing_leaves_grads_untouched(net):
     tl.trace_terms(terms(net), net["named"])
     tl.with_without(terms(net), "l2", net["named"])
-    assert all(t.grad is None for t in net["named"].values())
+    assert all(t._grad is None for t in net["named"].values())  # _grad: intermediates too, unwarned
     net["loss"].backward()  # the graph is still usable
 
 

@@ -45,7 +45,7 @@ def test_pow_rejects_non_finite_or_non_numeric_exponents(exponent):
      "some parameters appear in more than one parameter group"),
     (lambda: tl.optim.SGD([], lr=0.1), "empty parameter list"),
     (lambda: tl.optim.SGD([np.ones(2)], lr=0.1), "parameters must be Tensors"),
-    (lambda: tl.optim.SGD([x * 2], lr=0.1), "not a leaf requiring grad"),
+    (lambda: tl.optim.SGD([x * 2], lr=0.1), "can't optimize a non-leaf tensor"),
     (lambda: tl.optim.PSO([x], inertia=float("inf")), "inertia must be a finite number"),
     (lambda: tl.optim.PSO([x], n_particles=1), "n_particles must be at least 2"),
     (lambda: tl.nn.Linear(0, 3), "in_features must be a positive integer"),

@@ -20,11 +20,13 @@ def _describe(value):
     return f"{type(value).__name__} {value!r}"[:120]
 
 
-def to_array(data: Any, dtype: npt.DTypeLike | None = None, what: str = "Tensor") -> np.ndarray:
+def to_array(data: Any, dtype: npt.DTypeLike | None = None, what: str = "Tensor",
+             infer: bool = False) -> np.ndarray:
     """Turn user data into a float or integer ndarray, or raise a clear error.
 
     A float32/float64 array keeps its dtype; ints, bools-free lists and scalars become float32
-    unless `dtype` says otherwise.  Strings, objects, complex numbers, booleans and ragged
+    unless `dtype` says otherwise (torch.Tensor's rule).  With `infer` (torch.tensor's rule)
+    every numpy array keeps its dtype, Python integers become int64 and floats float32.  Strings, objects, complex numbers, booleans and ragged
     lists are refused: they have no gradient a float engine could give them.
     """
     if isinstance(data, TensorBase):
@@ -48,9 +50,35 @@ def to_array(data: Any, dtype: npt.DTypeLike | None = None, what: str = "Tensor"
         if dtype.kind not in "fiu":
             raise TypeError(f"{what}: dtype must be a float or integer dtype, got {dtype}")
         return array.astype(dtype, copy=False)
-    if kind == "f" and isinstance(data, np.ndarray | np.generic):
+    if isinstance(data, np.ndarray | np.generic) and (kind == "f" or infer):
         return array
-    return array.astype(DEFAULT_DTYPE)
+    return array.astype(np.int64 if infer and kind in "iu" else DEFAULT_DTYPE)
+
+
+_CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2}  # PyTorch's categories: bool < integer < float
+
+
+def result_type(a: TensorBase, b: TensorBase | int | float, true_division: bool = False) -> np.dtype:
+    """PyTorch's type promotion for a binary op between tensor `a` and `b` (a tensor, or a
+    Python scalar: numpy scalars and 0-d arrays are passed as Python scalars, "weak" as in
+    PyTorch).  The higher category wins (bool < integer < float: int64 · float32 is float32);
+    within a category a tensor with dimensions beats a 0-d tensor, which beats a scalar, so a
+    hyper-parameter never upcasts a float32 model; equals promote as numpy does.  An integer
+    result of true division is float32 (PyTorch's default dtype)."""
+    dtype = a._data.dtype
+    if isinstance(b, TensorBase):
+        other, (ca, cb) = b._data.dtype, (_CATEGORY[dtype.kind], _CATEGORY[b._data.dtype.kind])
+        if ca != cb:
+            dtype = dtype if ca > cb else other
+        elif (a._data.ndim == 0) != (b._data.ndim == 0):
+            dtype = other if a._data.ndim == 0 else dtype
+        else:
+            dtype = np.promote_types(dtype, other)
+    elif isinstance(b, float) and dtype.kind != "f":
+        dtype = DEFAULT_DTYPE
+    elif dtype.kind == "b":  # a mask times a Python int
+        dtype = np.dtype(np.int64)
+    return DEFAULT_DTYPE if true_division and dtype.kind != "f" else dtype
 
 
 def _axes(op, axis, keepdims, dim, keepdim):
@@ -65,8 +93,10 @@ def _one_of(op, axis, dim, default=None):
 
 
 def _axis(op, axis, ndim):
+    """`axis` in 0..ndim-1, or numpy's AxisError: an IndexError (PyTorch's "Dimension out of
+    range") that is also a ValueError (numpy's)."""
     if not isinstance(axis, (int, np.integer)) or not -max(ndim, 1) <= axis < max(ndim, 1):
-        raise ValueError(f"{op}: dim {axis!r} is out of range for {ndim} dimensions")
+        raise np.exceptions.AxisError(f"{op}: dim {axis!r} is out of range for {ndim} dimensions")
     return int(axis) % max(ndim, 1)
 
 

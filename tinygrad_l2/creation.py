@@ -11,7 +11,8 @@ import numpy.typing as npt
 from . import ops
 from .function import TensorBase
 from .random import default_generator
-from .tensor import DEFAULT_DTYPE, Operand, Tensor, _operand
+from .arrays import to_array
+from .tensor import DEFAULT_DTYPE, Operand, Tensor, promoted
 
 
 def _shape(shape, op):
@@ -30,10 +31,13 @@ def _made(array, dtype, requires_grad, name=None):
 
 def tensor(data: npt.ArrayLike | Tensor, requires_grad: bool = False, dtype: npt.DTypeLike | None = None,
            name: str | None = None) -> Tensor:
-    """A new tensor holding a copy of `data` (torch.tensor: never shares memory)."""
+    """A new tensor holding a copy of `data` (torch.tensor: never shares memory).  Its dtype is
+    torch.tensor's: `dtype` if given, else a numpy array's or a Tensor's own, else int64 for
+    Python integers (class labels) and float32 for Python floats."""
     data = data._data if isinstance(data, TensorBase) else data
     array = np.array(data, copy=True) if isinstance(data, np.ndarray | np.generic) else data
-    return Tensor(array, requires_grad=requires_grad, dtype=dtype, name=name)
+    array = to_array(array, dtype, what="tensor", infer=True)
+    return Tensor(array, requires_grad=requires_grad, name=name, dtype=array.dtype)
 
 
 def zeros(*shape: int | tuple[int, ...] | list[int], dtype: npt.DTypeLike | None = None, requires_grad: bool = False) -> Tensor:
@@ -89,12 +93,13 @@ def ones_like(t: Tensor | np.ndarray, dtype: npt.DTypeLike | None = None, requir
 # ---- functions of several tensors ------------------------------------------------------------
 
 def _pair(a, b, op):
+    """Both operands as Tensors of PyTorch's result type (see `Tensor.promoted`)."""
     if not isinstance(a, TensorBase):
         if not isinstance(b, TensorBase):
             raise TypeError(f"{op}: expected at least one Tensor, got {type(a).__name__} and "
                             f"{type(b).__name__}")
-        return _operand(a, b, op, scalars=False), b
-    return a, _operand(b, a, op, scalars=False)
+        return promoted(b, a, op, scalars=False, reflected=True)
+    return promoted(a, b, op, scalars=False)
 
 
 def maximum(a: Operand, b: Operand) -> Tensor:

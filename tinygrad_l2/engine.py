@@ -114,10 +114,16 @@ def backward(root: TensorBase, grad: npt.ArrayLike | None = None, retain_graph: 
 
 
 def grad(root: TensorBase, inputs: Sequence[TensorBase], grad: npt.ArrayLike | None = None,
-         retain_graph: bool = False) -> list[np.ndarray | None]:
+         retain_graph: bool = False, allow_unused: bool | None = None,
+         materialize_grads: bool = False) -> list[np.ndarray | None]:
     """d(root)/d(t) for each t in `inputs` (tensors, leaves or intermediates, or graph nodes
     from `topological_order`), returned as arrays instead of added to `.grad`
-    (torch.autograd.grad); None where root does not depend on t.  No `.grad` is touched."""
+    (torch.autograd.grad).  An input root does not depend on is an error unless
+    `allow_unused=True` (then its gradient is None) or `materialize_grads=True` (zeros), as in
+    PyTorch.  No `.grad` is touched."""
+    allow_unused = materialize_grads if allow_unused is None else allow_unused
+    if materialize_grads and not allow_unused:
+        raise ValueError("grad: materialize_grads=True requires allow_unused to be True or None")
     nodes = [node_of(t) for t in inputs]
     wanted, found = set(nodes), {}
 
@@ -128,6 +134,13 @@ def grad(root: TensorBase, inputs: Sequence[TensorBase], grad: npt.ArrayLike | N
     seed, owned = _seed(root, grad)
     with collector_paused():
         _sweep(node_of(root), seed, owned, retain_graph, capture, by_node=True)
+    unused = [i for i, n in enumerate(nodes) if n not in found]
+    if unused and not allow_unused:
+        raise RuntimeError(f"grad: the differentiated Tensor at index {unused[0]} appears to not "
+                           f"have been used in the graph. Set allow_unused=True if this is the "
+                           f"desired behavior (its gradient is then None)")
+    if materialize_grads:
+        return [found[n] if n in found else np.zeros(n.out_shape, n.out_dtype) for n in nodes]
     return [found.get(n) for n in nodes]
 
 

@@ -18,6 +18,7 @@ intermediate's array lives exactly as long as the user or a saved array needs it
 """
 from __future__ import annotations
 
+import warnings
 import weakref
 from typing import Any, Sequence
 
@@ -62,7 +63,10 @@ class TensorBase:
     # ---- gradient ------------------------------------------------------------------------
     @property
     def grad(self) -> np.ndarray | None:
-        """d(root)/d(self) summed over backward calls (a numpy array), or None."""
+        """d(root)/d(self) summed over backward calls (a numpy array), or None (a non-leaf's,
+        unless it called `retain_grad()`: reading it then warns, as in PyTorch)."""
+        if self._ctx is not None and not self._ctx.retains_grad:
+            warnings.warn(_NON_LEAF_GRAD, UserWarning, stacklevel=2)
         return self._grad
 
     @grad.setter
@@ -122,6 +126,11 @@ class TensorBase:
     def retains_grad(self) -> bool:
         return self._ctx is not None and self._ctx.retains_grad
 
+
+_NON_LEAF_GRAD = ("The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its .grad "
+                  "attribute won't be populated during backward(). If you indeed want the .grad field "
+                  "to be populated for a non-leaf Tensor, use .retain_grad() on the non-leaf Tensor. If "
+                  "you access the non-leaf Tensor by mistake, make sure you access the leaf Tensor instead.")
 
 # ---- leaves ----------------------------------------------------------------------------------
 

@@ -8,7 +8,10 @@ numpy's writeable flag belongs to each array *object*, not to the memory: lockin
 not lock the views made from it earlier, and locking a view does not lock its base.  So we lock
 the whole chain an array hangs from — the array, its `.base`, that one's `.base`, ... up to the
 array that owns the memory (or a foreign buffer: a bytearray, another library's memory, which
-numpy cannot lock).  Views made *after* the lock inherit it.  Views made *before* it cannot be
+numpy cannot lock).  Memory whose owner offers numpy no writable buffer (a torch tensor's
+`.numpy()`, an `__array_interface__` object) is not locked at all: numpy could lock it but
+never make it writable again.  It is still counted as held (an optimizer copies rather than
+writes into it) and `detect_anomaly()` still compares it.  Views made *after* the lock inherit it.  Views made *before* it cannot be
 reached; `detect_anomaly()` catches writes through those by comparing saved arrays at backward.
 
 Locks are counted (two graphs saving one array unlock it when both are done), restore the
@@ -46,11 +49,15 @@ def lock(arrays):
     """Make every array in `arrays` (and what each is a view of) read-only; counted."""
     with _mutex:
         for array in arrays:
+            protect = _restorable(array)
             while type(array) is np.ndarray or isinstance(array, np.ndarray):  # up the chain
                 entry = _entries.get(id(array))
                 if entry is None:
                     entry = _entries[id(array)] = _Entry(array)
-                    array.flags.writeable = False
+                    if protect:
+                        array.flags.writeable = False
+                    else:
+                        entry.was_writeable = False  # never locked: nothing to restore
                 entry.count += 1
                 array = array.base
 
@@ -70,6 +77,21 @@ def unlock(arrays):
             for entry in reversed(released):  # the memory owner first: views need it writable
                 del _entries[id(entry.array)]
                 _restore(entry)
+
+
+def _restorable(array):
+    """Can numpy make `array`'s chain writable again after we lock it?  Not when the memory's
+    owner is a foreign object without a writable buffer: numpy then refuses ("cannot set
+    WRITEABLE flag to True of this array"), for the array and every view of it."""
+    while isinstance(array, np.ndarray):
+        if array.base is None or array.flags.owndata:
+            return True
+        array = array.base
+    try:
+        with memoryview(array) as view:
+            return not view.readonly
+    except TypeError:  # no buffer protocol at all (a torch tensor)
+        return False
 
 
 class Hold:

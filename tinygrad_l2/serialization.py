@@ -42,7 +42,13 @@ def save(state_dict: Mapping[str, npt.ArrayLike], path: str | os.PathLike[str]) 
     arrays = _arrays(state_dict)
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    descriptor, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=directory)
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"save: cannot write {path}: the folder {directory} does not "
+                                f"exist (create it first, e.g. os.makedirs)")
+    try:  # the temporary file is ours: an error names the target the user gave
+        descriptor, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=directory)
+    except OSError as err:
+        raise type(err)(err.errno, f"save: cannot write {path}: {err.strerror}") from None
     try:
         with os.fdopen(descriptor, "wb") as f:
             with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:

@@ -14,7 +14,8 @@ import numpy as np
 import numpy.typing as npt
 
 from . import context, engine, ops
-from .arrays import DEFAULT_DTYPE, _describe, _exponent, _shape_error_for, to_array
+from .arrays import (DEFAULT_DTYPE, _axis, _describe, _exponent, _shape_error_for, result_type,
+                     to_array)
 from .function import TensorBase
 from .tensor_methods import TensorMethods
 
@@ -64,8 +65,18 @@ class Tensor(TensorMethods, TensorBase):
         return self._data.ndim
 
     @property
-    def size(self) -> int:
+    def size(self) -> Size:
+        """PyTorch's `t.size()` (the shape) and `t.size(dim)` (one dimension); uncalled, the
+        number of elements as numpy's `.size` (an int that can be called: see `Size`)."""
+        return Size(self._data.shape)
+
+    def numel(self) -> int:
+        """The number of elements (PyTorch's numel, numpy's size)."""
         return self._data.size
+
+    def dim(self) -> int:
+        """The number of dimensions (PyTorch's dim, numpy's ndim)."""
+        return self._data.ndim
 
     @property
     def dtype(self) -> np.dtype:
@@ -163,16 +174,18 @@ class Tensor(TensorMethods, TensorBase):
         return out
 
     # ---- ops (each one op from ops.py: the PyTorch-like spellings) ---------------------------
-    def __add__(self, other: Operand) -> Tensor: return _add(self, other if type(other) in _PLAIN else _operand(other, self, "add"))
-    def __radd__(self, other: Scalars) -> Tensor: return _add(self, other if type(other) in _PLAIN else _operand(other, self, "add"))
-    def __sub__(self, other: Operand) -> Tensor: return _sub(self, other if type(other) in _PLAIN else _operand(other, self, "sub"))
-    def __rsub__(self, other: Scalars) -> Tensor: return _sub(_operand(other, self, "sub"), self)
-    def __mul__(self, other: Operand) -> Tensor: return _mul(self, other if type(other) in _PLAIN else _operand(other, self, "mul"))
-    def __rmul__(self, other: Scalars) -> Tensor: return _mul(self, other if type(other) in _PLAIN else _operand(other, self, "mul"))
-    def __truediv__(self, other: Operand) -> Tensor: return _div(self, other if type(other) in _PLAIN else _operand(other, self, "div"))
-    def __rtruediv__(self, other: Scalars) -> Tensor: return _div(_operand(other, self, "div"), self)
-    def __matmul__(self, other: Operand) -> Tensor: return ops.MatMul.apply(self, _operand(other, self, "matmul", scalars=False))
-    def __rmatmul__(self, other: Scalars) -> Tensor: return ops.MatMul.apply(_operand(other, self, "matmul", scalars=False), self)
+    # `_plain(self, other)` is the common case (a float tensor with a Python scalar or a tensor
+    # of its own dtype), passed on as it is; anything else goes through PyTorch's promotion.
+    def __add__(self, other: Operand) -> Tensor: return _add(self, other) if _plain(self, other) else _add(*promoted(self, other, "add"))
+    def __radd__(self, other: Scalars) -> Tensor: return _add(self, other) if _plain(self, other) else _add(*promoted(self, other, "add"))
+    def __sub__(self, other: Operand) -> Tensor: return _sub(self, other) if _plain(self, other) else _sub(*promoted(self, other, "sub"))
+    def __rsub__(self, other: Scalars) -> Tensor: return _sub(*promoted(self, other, "sub", reflected=True))
+    def __mul__(self, other: Operand) -> Tensor: return _mul(self, other) if _plain(self, other) else _mul(*promoted(self, other, "mul"))
+    def __rmul__(self, other: Scalars) -> Tensor: return _mul(self, other) if _plain(self, other) else _mul(*promoted(self, other, "mul"))
+    def __truediv__(self, other: Operand) -> Tensor: return _div(self, other) if _plain(self, other) else _div(*promoted(self, other, "div"))
+    def __rtruediv__(self, other: Scalars) -> Tensor: return _div(*promoted(self, other, "div", reflected=True))
+    def __matmul__(self, other: Operand) -> Tensor: return ops.MatMul.apply(*promoted(self, other, "matmul", scalars=False))
+    def __rmatmul__(self, other: Scalars) -> Tensor: return ops.MatMul.apply(*promoted(self, other, "matmul", scalars=False, reflected=True))
     def __neg__(self) -> Tensor: return ops.Neg.apply(self)
     def __pos__(self) -> Tensor: return self
 
@@ -220,24 +233,71 @@ class Tensor(TensorMethods, TensorBase):
         return ops.Index.apply(self, index=index)
 
 
+class Size(int):
+    """A tensor's number of elements, callable as PyTorch's `size`: `t.size()` is the shape,
+    `t.size(dim)` one dimension (negative counts from the end; out of range, IndexError).
+    Both spellings stay unambiguous: called, it is always PyTorch's; uncalled, numpy's int."""
+
+    shape: tuple[int, ...]
+
+    def __new__(cls, shape: tuple[int, ...]) -> Size:
+        size = super().__new__(cls, int(np.prod(shape, dtype=np.int64)))
+        size.shape = shape
+        return size
+
+    def __call__(self, dim: int | None = None) -> Any:
+        if dim is None:
+            return self.shape
+        if not self.shape:
+            raise np.exceptions.AxisError(f"size: dimension {dim} requested of a 0-d tensor, "
+                                          f"which has no dimensions")
+        return self.shape[_axis("size", dim, len(self.shape))]
+
+
 _add, _sub, _mul, _div = ops.Add.apply, ops.Sub.apply, ops.Mul.apply, ops.Div.apply  # hot path
-_PLAIN = {float, int}  # passed to the op as they are (the common case, checked inline); + Tensor below
+
+
+def _plain(a, b):
+    """Nothing to promote: a float tensor with a Python scalar, or with a tensor of its dtype."""
+    kind = type(b)
+    return (kind is float or kind is int or (kind is Tensor and b._data.dtype is a._data.dtype)) \
+        and a._data.dtype.kind == "f"
+
+
+def promoted(tensor: Tensor, other: Any, op: str, scalars: bool = True,
+             reflected: bool = False) -> tuple[Any, Any]:
+    """The two operands of binary op `op`, converted (`_operand`) and cast to PyTorch's result
+    type (`arrays.result_type`: an int64 tensor times a float32 one is float32, a numpy float64
+    scalar never upcasts a float32 tensor); in the op's order (`reflected`: other first).
+    A tensor that requires grad is cast by a differentiable Cast (its gradient is cast back)."""
+    other = _operand(other, tensor, op, scalars)
+    dtype = result_type(tensor, other, true_division=op == "div")
+    tensor = tensor.astype(dtype)
+    if isinstance(other, Tensor):
+        other = other.astype(dtype)
+    return (other, tensor) if reflected else (tensor, other)
 
 
 def _operand(value, like, op, scalars=True):
     """The other operand of a binary op: a Tensor, or a real Python scalar passed to the op as
     an argument (numpy 2, NEP 50: it takes the tensor's dtype, so it never upcasts a float32
-    tensor and keeps full precision in a float64 one).  Arrays and lists become constant
-    Tensors; numpy values keep their dtype and follow numpy's promotion.  With `scalars=False`
-    (matmul) a scalar becomes a 0-d constant, for the op's own error."""
+    tensor and keeps full precision in a float64 one).  A numpy scalar or 0-d array is such a
+    scalar too (PyTorch's "weak" zero-dim operands).  Arrays become constant Tensors of their
+    own dtype, lists of `like`'s (or, for an integer `like`, of the numbers').  With
+    `scalars=False` (matmul) a scalar becomes a 0-d constant, for the op's own error."""
     if isinstance(value, TensorBase):
         return value
+    if isinstance(value, (np.generic, np.ndarray)) and value.ndim == 0 and value.dtype.kind in "fiu":
+        value = value.item()
     if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_, np.generic)):
         if type(value) is not int:
             value = float(value)  # a Fraction, say: a plain float
         return value if scalars else _constant(value, like)
-    if isinstance(value, (np.ndarray, np.generic, list, tuple)):
-        return Tensor(value, dtype=None if isinstance(value, (np.ndarray, np.generic)) else like.dtype)
+    if isinstance(value, (np.ndarray, list, tuple)):  # errors name the op ("mul: ...")
+        if isinstance(value, np.ndarray) or like.dtype.kind != "f":
+            array = to_array(value, what=op, infer=True)
+            return Tensor(array, dtype=array.dtype)
+        return Tensor(to_array(value, like.dtype, what=op), dtype=like.dtype)
     raise TypeError(f"{op}: unsupported operand {_describe(value)}; expected a Tensor, a numpy "
                     f"array or a real Python scalar")
 
@@ -246,5 +306,3 @@ def _constant(value, like):
     """A Python scalar as a 0-d constant Tensor of `like`'s dtype (for matmul's error)."""
     return Tensor._make(np.asarray(value, dtype=like.dtype), None)
 
-
-_PLAIN.add(Tensor)

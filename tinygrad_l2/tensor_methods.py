@@ -77,12 +77,12 @@ class TensorMethods:
 
     def _arg(self, pick, op, axis, keepdims, dim, keepdim):
         axis, keepdims = _axes(op, axis, keepdims, dim, keepdim)
-        if self.size == 0:
+        if self._data.size == 0:
             raise ValueError(f"{op}: cannot take the {op} of an empty tensor of shape {self.shape}")
         try:
             found = pick(self._data, axis=axis, keepdims=keepdims)
         except (TypeError, np.exceptions.AxisError):
-            raise ValueError(f"{op}: axis {axis!r} is out of range for a tensor of shape "
+            raise np.exceptions.AxisError(f"{op}: axis {axis!r} is out of range for a tensor of shape "
                              f"{self.shape}") from None
         return type(self)._make(np.asarray(found, dtype=np.int64), None)
 
@@ -92,7 +92,7 @@ class TensorMethods:
         N ≤ correction gives nan, as PyTorch)."""
         axis, keepdims = _axes("var", axis, keepdims, dim, keepdim)
         centered = self - self.mean(axis=axis, keepdims=True)
-        count = self.size if axis is None else int(np.prod(
+        count = self._data.size if axis is None else int(np.prod(
             [self.shape[a] for a in np.atleast_1d(np.asarray(axis)) % max(self.ndim, 1)]))
         scale = 1.0 / (count - correction) if count > correction else float("nan")
         return (centered * centered).sum(axis=axis, keepdims=keepdims) * scale

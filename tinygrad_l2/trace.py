@@ -75,7 +75,7 @@ def trace_terms(terms: Mapping[str, Tensor], tensors: Mapping[str, Tensor]) -> G
     terms, tensors = _named("trace_terms", terms), _named("trace_terms", tensors)
     reach, contributions = {}, {}
     for name, term in terms.items():
-        if term.size != 1:
+        if term.numel() != 1:
             raise ValueError(f"trace_terms: term {name!r} has shape {term.shape}; each term must "
                              f"be a scalar")
         _check_not_released("trace_terms", name, term)
@@ -164,7 +164,7 @@ def _gradients(root, tensors):
     """d(root)/d(t) for each named tensor that requires grad; zeros where root does not depend
     on it, None for tensors without gradients (inputs).  Leaves' .grad are left alone."""
     wanted = [t for t in tensors.values() if t.requires_grad]
-    found = dict(zip(wanted, grad(root, wanted, retain_graph=True))) if root.requires_grad else {}
+    found = dict(zip(wanted, grad(root, wanted, retain_graph=True, allow_unused=True))) if root.requires_grad else {}
     out = {}
     for name, t in tensors.items():
         if not t.requires_grad:

@@ -138,3 +138,46 @@ def test_quadratic_cost_gradient_is_a_minus_y_over_m_at_a_equals_y():
     a = Tensor(np.array([[0.5, 1.0], [0.0, 0.25]]), requires_grad=True)
     quadratic_cost(a, a.data.copy()).backward()
     np.testing.assert_array_equal(a.grad, np.zeros((2, 2)))
+
+
+@pytest.mark.parametrize("a, y", [([np.nan, 0.5], [1.0, 0.0]), ([0.4, 0.5], [np.nan, 0.0])],
+                         ids=["NaN probability", "NaN target"])
+def test_binary_cross_entropy_refuses_nan_as_pytorch(a, y):
+    with pytest.raises(ValueError, match="binary_cross_entropy: .* must lie in \\[0, 1\\], not NaN"):
+        binary_cross_entropy(Tensor(np.array(a)), Tensor(np.array(y)))
+
+
+TWO_INPUT_LOSSES = {
+    "mse_loss": tl.nn.functional.mse_loss,
+    "quadratic_cost": tl.nn.quadratic_cost,
+    "binary_cross_entropy": binary_cross_entropy,
+    "binary_cross_entropy_with_logits": binary_cross_entropy_with_logits,
+}
+
+
+@pytest.mark.parametrize("loss", TWO_INPUT_LOSSES.values(), ids=TWO_INPUT_LOSSES.keys())
+def test_every_two_input_loss_differentiates_a_target_that_requires_grad(loss):
+    prediction = Tensor(np.array([[0.2, 0.7], [0.4, 0.9]]), requires_grad=True)
+    target = Tensor(np.array([[0.1, 0.5], [0.8, 0.3]]), requires_grad=True)
+    loss(prediction, target).backward()
+    assert target.grad is not None and prediction.grad is not None
+    assert tl.gradcheck(loss, [prediction, target])
+
+
+def test_a_float32_target_that_requires_grad_gets_a_float32_gradient_through_a_float64_loss():
+    prediction = Tensor(np.array([0.25, 0.5]), requires_grad=True)
+    target = Tensor(np.array([1.0, 0.0], dtype=np.float32), requires_grad=True)
+    tl.nn.functional.mse_loss(prediction, target).backward()
+    assert target.grad.dtype == np.float32
+    np.testing.assert_array_equal(target.grad, [0.75, -0.5])  # −2(p − t)/N, exact in binary
+
+
+@pytest.mark.parametrize("name", ["mse_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits"])
+def test_target_gradients_are_torchs(name):
+    torch = pytest.importorskip("torch")
+    p, t = np.array([0.2, 0.7, 0.4]), np.array([0.1, 0.5, 0.8])
+    ours_t = Tensor(t, requires_grad=True)
+    getattr(tl.nn.functional, name)(Tensor(p), ours_t).backward()
+    theirs_t = torch.tensor(t, requires_grad=True)
+    getattr(torch.nn.functional, name)(torch.tensor(p), theirs_t).backward()
+    np.testing.assert_allclose(ours_t.grad, theirs_t.grad.numpy(), rtol=1e-14, atol=0)

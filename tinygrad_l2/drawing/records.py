@@ -94,8 +94,9 @@ def _tensor_record(node, id_, name, is_root, show_values, show_grads, summary):
     parameter = node.is_leaf and node.requires_grad
     if show_values and t is not None:
         lines.append("value " + _summary(t.data, summary))
-    if show_grads and t is not None and (t.grad is not None or parameter):
-        lines.append("grad " + (_summary(t.grad, summary) if t.grad is not None else "None"))
+    grad = None if t is None else t._grad  # not .grad: an intermediate's would warn
+    if show_grads and t is not None and (grad is not None or parameter):
+        lines.append("grad " + (_summary(grad, summary) if grad is not None else "None"))
     if is_root:
         role = "output"
     elif parameter:

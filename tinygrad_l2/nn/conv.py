@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 
 def pair(value, what, op):
     """An int or a pair of ints -> a pair of positive ints, or the op's clear error."""
-    values = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
-    if len(values) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+    values = (value, value) if isinstance(value, (int, np.integer)) else value
+    if not isinstance(values, (tuple, list)) or len(values) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
                                    and v >= 1 for v in values):
         raise ValueError(f"{op}: {what} must be a positive int or a pair of them, got {value!r}")
     return int(values[0]), int(values[1])
@@ -36,8 +36,9 @@ def padding_of(padding, kernel, stride, op):
             raise ValueError(f"{op}: padding='same' is not supported for strided convolutions "
                              f"(stride {stride}), as in PyTorch")
         return tuple(((k - 1) // 2, k - 1 - (k - 1) // 2) for k in kernel)
-    values = (padding, padding) if isinstance(padding, (int, np.integer)) else tuple(padding)
-    if len(values) != 2 or not all(isinstance(v, (int, np.integer)) and v >= 0 for v in values):
+    values = (padding, padding) if isinstance(padding, (int, np.integer)) else padding
+    if not isinstance(values, (tuple, list)) or len(values) != 2 or not all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 0 for v in values):
         raise ValueError(f"{op}: padding must be an int >= 0, a pair of them, 'valid' or 'same', "
                          f"got {padding!r}")
     return (int(values[0]), int(values[0])), (int(values[1]), int(values[1]))

@@ -9,7 +9,7 @@ import numpy.typing as npt
 
 from ..random import as_generator, default_generator
 from ..tensor import Tensor
-from . import conv
+from . import conv, regularizers
 from .module import Module
 
 
@@ -24,15 +24,17 @@ class _Regularized(Module):
         return self.regularizers["weight"]
 
     @kernel_regularizer.setter
-    def kernel_regularizer(self, regularizer: Callable[[Tensor], Tensor] | None) -> None:
-        self.regularizers["weight"] = regularizer
+    def kernel_regularizer(self, regularizer: Callable[[Tensor], Tensor] | str | None) -> None:
+        self.regularizers["weight"] = regularizers.get(
+            regularizer, f"{type(self).__name__}: kernel_regularizer")
 
     @property
     def bias_regularizer(self) -> Callable[[Tensor], Tensor] | None:
         return self.regularizers["bias"]
 
     @bias_regularizer.setter
-    def bias_regularizer(self, regularizer: Callable[[Tensor], Tensor] | None) -> None:
+    def bias_regularizer(self, regularizer: Callable[[Tensor], Tensor] | str | None) -> None:
+        regularizer = regularizers.get(regularizer, f"{type(self).__name__}: bias_regularizer")
         if regularizer is not None and self.bias is None:
             raise ValueError(f"{type(self).__name__}: bias_regularizer given but the layer has no bias")
         self.regularizers["bias"] = regularizer
@@ -45,11 +47,12 @@ class Linear(_Regularized):
     from `rng` (a numpy Generator or an int seed) or else the generator `tl.manual_seed` sets.
 
     `kernel_regularizer` / `bias_regularizer` (Keras' names): any callable Tensor -> scalar
-    Tensor, such as `tl.nn.L2(0.01)`.  Biases are not regularized unless asked.
+    Tensor, such as `tl.nn.L2(0.01)`, or Keras' names "l2", "l1", "l1_l2" (default
+    coefficients); anything else is refused here.  Biases are not regularized unless asked.
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
-                 kernel_regularizer: Callable[[Tensor], Tensor] | None = None, bias_regularizer: Callable[[Tensor], Tensor] | None = None,
+                 kernel_regularizer: Callable[[Tensor], Tensor] | str | None = None, bias_regularizer: Callable[[Tensor], Tensor] | str | None = None,
                  dtype: npt.DTypeLike = np.float32, rng: np.random.Generator | int | None = None) -> None:
         super().__init__()
         for what, n in (("in_features", in_features), ("out_features", out_features)):
@@ -81,12 +84,17 @@ class Linear(_Regularized):
 def _init_parameters(layer, shape, fan_in, bias, kernel_regularizer, bias_regularizer, dtype, rng):
     """PyTorch's default initialization for Linear and Conv2d: weight of `shape` and bias of
     (shape[0],) from U(−1/√fan_in, 1/√fan_in); Keras-style regularizers per parameter."""
+    if np.dtype(dtype).kind != "f":
+        raise TypeError(f"{type(layer).__name__}: dtype must be a floating-point dtype (its "
+                        f"parameters need gradients), got {np.dtype(dtype)}")
     rng = as_generator(rng)
     bound = 1.0 / np.sqrt(fan_in)
     layer.weight = Tensor(rng.uniform(-bound, bound, shape).astype(dtype), requires_grad=True)
     layer.bias = (Tensor(rng.uniform(-bound, bound, (shape[0],)).astype(dtype), requires_grad=True)
                   if bias else None)
-    layer.regularizers = {"weight": kernel_regularizer, "bias": bias_regularizer}
+    name = type(layer).__name__
+    layer.regularizers = {"weight": regularizers.get(kernel_regularizer, f"{name}: kernel_regularizer"),
+                          "bias": regularizers.get(bias_regularizer, f"{name}: bias_regularizer")}
 
 
 class Sequential(Module):
@@ -145,8 +153,8 @@ class Conv2d(_Regularized):
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] = 1,
-                 padding: int | tuple[int, int] | str = 0, bias: bool = True, kernel_regularizer: Callable[[Tensor], Tensor] | None = None,
-                 bias_regularizer: Callable[[Tensor], Tensor] | None = None, dtype: npt.DTypeLike = np.float32,
+                 padding: int | tuple[int, int] | str = 0, bias: bool = True, kernel_regularizer: Callable[[Tensor], Tensor] | str | None = None,
+                 bias_regularizer: Callable[[Tensor], Tensor] | str | None = None, dtype: npt.DTypeLike = np.float32,
                  rng: np.random.Generator | int | None = None) -> None:
         super().__init__()
         for what, n in (("in_channels", in_channels), ("out_channels", out_channels)):
@@ -209,13 +217,7 @@ class Flatten(Module):
         self.start_dim, self.end_dim = start_dim, end_dim
 
     def forward(self, x: Tensor) -> Tensor:
-        shape = x.shape
-        start, end = (d % len(shape) if len(shape) else 0 for d in (self.start_dim, self.end_dim))
-        if start > end:
-            raise ValueError(f"Flatten: start_dim {self.start_dim} comes after end_dim "
-                             f"{self.end_dim} for an input of shape {shape}")
-        merged = int(np.prod(shape[start:end + 1]))
-        return x.reshape(shape[:start] + (merged,) + shape[end + 1:])
+        return x.flatten(self.start_dim, self.end_dim)  # out-of-range dims: IndexError (PyTorch)
 
 
 class Dropout(Module):
@@ -225,9 +227,7 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
-        if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0 <= p <= 1:
-            raise ValueError(f"Dropout: p must be a probability in [0, 1], got {p!r}")
-        self.p = float(p)
+        self.p = _probability("Dropout", p)
 
     def forward(self, x: Tensor) -> Tensor:
         return dropout(x, self.p, self.training)
@@ -238,12 +238,19 @@ class Dropout(Module):
 
 def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     """PyTorch's F.dropout: x · mask / (1 − p) with mask ~ Bernoulli(1 − p), when training."""
+    p = _probability("dropout", p)
     if not training or p == 0:
         return x
     if p == 1:
         return x * 0.0
     keep = default_generator().random(x.shape) >= p
     return x * Tensor((keep / (1 - p)).astype(x.dtype))
+
+
+def _probability(op, p):
+    if not isinstance(p, (int, float, np.floating)) or isinstance(p, bool) or not 0 <= p <= 1:
+        raise ValueError(f"{op}: p must be a probability in [0, 1], got {p!r}")
+    return float(p)
 
 
 class ModuleList(Module):

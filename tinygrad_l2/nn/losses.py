@@ -25,7 +25,7 @@ def quadratic_cost(a: Tensor, y: Operand, batch_axis: int = 0) -> Tensor:
 
     Built from ordinary ops: Sub -> Square -> Sum -> Mul(×1/2m).
     """
-    y = _labels("quadratic_cost", y, a)
+    y = _target(y, _labels("quadratic_cost", y, a))
     m = a.shape[batch_axis] if a.ndim else 1
     return (0.5 / m) * ((a - y) ** 2).sum()
 
@@ -99,19 +99,22 @@ def binary_cross_entropy(a: Tensor, y: Operand, reduction: str = "mean") -> Tens
     """Binary cross-entropy on probabilities `a` in [0, 1] (deeplearning.ai's cost).  A target
     Tensor of `a`'s dtype is used as it is (so its name shows in the graph)."""
     target = _labels("binary_cross_entropy", y, a)
-    if np.any((a.data < 0) | (a.data > 1)):
-        raise ValueError("binary_cross_entropy: predictions must lie in [0, 1] (use "
+    if not np.all((a.data >= 0) & (a.data <= 1)):  # written so that NaN fails it (PyTorch)
+        raise ValueError("binary_cross_entropy: predictions must lie in [0, 1], not NaN (use "
                          "binary_cross_entropy_with_logits for logits)")
-    if np.any((target < 0) | (target > 1)):
-        raise ValueError("binary_cross_entropy: targets must lie in [0, 1]")
+    if not np.all((target >= 0) & (target <= 1)):
+        raise ValueError("binary_cross_entropy: targets must lie in [0, 1], not NaN")
     return BinaryCrossEntropy.apply(a, _target(y, target),
                                     reduction=_reduction("binary_cross_entropy", reduction))
 
 
 def _target(given, array):
     """The targets as a Tensor: the one given when it is already right (its name shows in the
-    graph, and a target that requires grad gets its gradient), else a constant."""
-    return given if isinstance(given, Tensor) and given.data is array else Tensor(array)
+    graph), a differentiable cast of it when it requires grad (it gets its gradient, as in
+    PyTorch), else a constant."""
+    if isinstance(given, Tensor) and (given.data is array or given.requires_grad):
+        return given.astype(array.dtype)
+    return Tensor(array)
 
 
 def binary_cross_entropy_with_logits(z: Tensor, y: Operand, reduction: str = "mean") -> Tensor:
@@ -151,7 +154,7 @@ def mse_loss(prediction: Tensor, target: Operand, reduction: str = "mean") -> Te
     quadratic_cost is ½·Σ(a − y)²/m with m the batch size, so for an (m, k) output
     quadratic_cost = (k/2)·mse_loss."""
     reduction = _reduction("mse_loss", reduction)
-    target = _labels("mse_loss", target, prediction)
+    target = _target(target, _labels("mse_loss", target, prediction))
     return _reduce((prediction - target) ** 2, reduction)
 
 

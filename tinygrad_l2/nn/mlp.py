@@ -28,7 +28,7 @@ class MLP(Sequential):
     """
 
     def __init__(self, sizes: Sequence[int], activation: str | type[Module] = "relu",
-                 kernel_regularizer: Callable[[Tensor], Tensor] | None = None, bias_regularizer: Callable[[Tensor], Tensor] | None = None,
+                 kernel_regularizer: Callable[[Tensor], Tensor] | str | None = None, bias_regularizer: Callable[[Tensor], Tensor] | str | None = None,
                  output_activation: str | type[Module] | None = None, dtype: npt.DTypeLike = np.float32,
                  rng: np.random.Generator | int | None = None) -> None:
         sizes = tuple(sizes)

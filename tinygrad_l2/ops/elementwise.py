@@ -158,7 +158,8 @@ class Sqrt(Op):
 
 
 class ReLU(Op):
-    """z = max(x, 0);  dz/dx = 1 where x > 0, else 0 (0 at x = 0, as in PyTorch)."""
+    """z = max(x, 0);  dz/dx = 0 where z ≤ 0, else 1: 0 at x = 0, and 1 at x = NaN (z is
+    NaN there, and NaN ≤ 0 is false), as PyTorch's threshold_backward."""
     __slots__ = ()
 
     def forward(self, x):
@@ -167,7 +168,7 @@ class ReLU(Op):
         return out
 
     def backward(self, g):
-        return g * (self.saved_arrays[0] > 0)
+        return np.where(self.saved_arrays[0] <= 0, 0, g)
 
 
 class Sigmoid(Op):
@@ -205,7 +206,7 @@ class Tanh(Op):
 
 
 class Abs(Op):
-    """z = |x|;  dz/dx = sign(x) (0 at 0, as in PyTorch)."""
+    """z = |x|;  dz/dx = sign(x), 0 at 0 and at NaN (PyTorch's sgn)."""
     __slots__ = ()
 
     def forward(self, x):
@@ -213,7 +214,8 @@ class Abs(Op):
         return np.abs(x)
 
     def backward(self, g):
-        return g * np.sign(self.saved_arrays[0])
+        x = self.saved_arrays[0]
+        return g * np.where(np.isnan(x), 0, np.sign(x))
 
 
 # ---- elementwise choices -------------------------------------------------------------------

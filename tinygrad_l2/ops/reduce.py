@@ -15,7 +15,7 @@ class _Reduction(Op):
         try:
             self.axes = (None if self.axis is None else normalize_axis_tuple(self.axis, x.ndim))
         except (ValueError, TypeError, np.exceptions.AxisError):
-            raise ValueError(f"{type(self).__name__.lower()}: axis {self.axis!r} is out of range "
+            raise np.exceptions.AxisError(f"{type(self).__name__.lower()}: axis {self.axis!r} is out of range "
                              f"for a tensor of shape {x.shape} (valid axes: -{x.ndim} .. "
                              f"{x.ndim - 1})") from None
         self.in_shape = x.shape

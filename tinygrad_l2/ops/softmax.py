@@ -47,4 +47,4 @@ class LogSoftmax(Op):
 
 def _check_axis(op, axis, shape):
     if not isinstance(axis, (int, np.integer)) or not -len(shape) <= axis < len(shape):
-        raise ValueError(f"{op}: axis {axis!r} is out of range for a tensor of shape {shape}")
+        raise np.exceptions.AxisError(f"{op}: axis {axis!r} is out of range for a tensor of shape {shape}")

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from typing import Any, Iterable
 
 import numpy as np
 
 from .. import context, memory
+from ..nn.module import forgotten_penalties
 from ..tensor import Tensor
 
 
@@ -18,6 +20,7 @@ class Optimizer:
 
     def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], defaults: dict[str, Any]) -> None:
         self.defaults = dict(defaults)
+        _refuse_a_module_or_a_tensor(type(self).__name__, params)
         given: list[Any] = list(params)
         if not given:
             raise ValueError(f"{type(self).__name__}: got an empty parameter list")
@@ -35,9 +38,9 @@ class Optimizer:
             if not isinstance(p, Tensor):
                 raise TypeError(f"{type(self).__name__}: parameters must be Tensors, got "
                                 f"{type(p).__name__}")
-            if not p.requires_grad or not p.is_leaf:
-                raise ValueError(f"{type(self).__name__}: can't optimize a tensor that is not a "
-                                 f"leaf requiring grad (shape {p.shape})")
+            if not p.is_leaf:  # a frozen leaf (requires_grad=False) is kept and skipped (PyTorch)
+                raise ValueError(f"{type(self).__name__}: can't optimize a non-leaf tensor (shape "
+                                 f"{p.shape}): it is computed from others, not a parameter")
         _refuse_duplicates(type(self).__name__, group["params"], self.param_groups)
         for key, value in self.defaults.items():
             group.setdefault(key, value)
@@ -91,6 +94,8 @@ class Optimizer:
                     p.grad = np.zeros_like(p.grad)
 
     def _params_with_grad(self):
+        if not self.__dict__.get("_penalties_checked"):
+            self._check_penalties()
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
@@ -98,6 +103,21 @@ class Optimizer:
                         raise ValueError(f"{type(self).__name__}: grad of shape {p.grad.shape} "
                                          f"for a parameter of shape {p.shape}")
                     yield group, p, p.grad
+
+    def _check_penalties(self):
+        """Warn once if a parameter with an attached regularizer is stepped although its penalty
+        was never in a loss: `+ model.regularization_loss()` forgotten, so the model would train
+        without L2 in silence.  Checked until a step has gradients, then never again."""
+        stepped = [p for group in self.param_groups for p in group["params"] if p.grad is not None]
+        if not stepped:
+            return
+        self._penalties_checked = True
+        forgotten = forgotten_penalties(stepped)
+        if forgotten:
+            warnings.warn(f"{type(self).__name__}.step(): the regularizer on {', '.join(forgotten)} "
+                          f"never entered the loss, so the model trains without its penalty. Add "
+                          f"it before backward(): loss = data_loss + model.regularization_loss()",
+                          UserWarning, stacklevel=4)
 
     @staticmethod
     def _data_to_update(p):
@@ -131,6 +151,16 @@ class Optimizer:
         for saved, mine in zip(groups, self.param_groups):
             mine.update({k: v for k, v in saved.items() if k != "params"})
         self.state = {by_index[i]: _copy(s) for i, s in state_dict["state"].items()}
+
+
+def _refuse_a_module_or_a_tensor(owner, params):
+    """`SGD(model)` or `SGD(w)`: say what to pass instead of failing on iteration."""
+    if callable(getattr(params, "parameters", None)):
+        raise TypeError(f"{owner}: got the module {type(params).__name__} itself; pass its "
+                        f"parameters: {owner}(model.parameters(), ...)")
+    if isinstance(params, Tensor):
+        raise TypeError(f"{owner}: params must be an iterable of Tensors or of parameter-group "
+                        f"dicts, got a single Tensor of shape {params.shape}; pass [tensor]")
 
 
 def _refuse_duplicates(owner, params, groups):

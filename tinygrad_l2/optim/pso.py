@@ -52,8 +52,8 @@ class PSO:
     def _assign(self, vector):
         offset = 0
         for p in self.params:
-            p.data = vector[offset:offset + p.size].reshape(p.shape).astype(p.dtype)
-            offset += p.size
+            p.data = vector[offset:offset + p.numel()].reshape(p.shape).astype(p.dtype)
+            offset += p.numel()
 
     def _evaluate(self, closure, vector):
         self._assign(vector)
