@@ -115,8 +115,7 @@ class _BatchNorm(Module):
         self.running_mean = Tensor(((1 - m) * old_mean.data + m * mean).astype(dtype))
         unbiased = var * (count / (count - 1))
         self.running_var = Tensor(((1 - m) * old_var.data + m * unbiased).astype(dtype))
-        if context.state.recorder is not None:  # tl.compile: this side effect is not replayable
-            context.state.recorder.append(("step", _RunningStatistics(self)))
+        context.record_unreplayable(f"{type(self).__name__}'s running statistics update")
 
     def _check(self, x):
         name = type(self).__name__
@@ -133,18 +132,6 @@ class _BatchNorm(Module):
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
                 f"affine={self.affine}, track_running_stats={self.track_running_stats}")
-
-
-class _RunningStatistics:
-    """What tl.compile sees of a training-mode BatchNorm: an update outside the graph.  It is
-    an event without parameter groups, which tl.compile never replays (the step then runs
-    eagerly every call), so the running statistics are always updated."""
-
-    def __init__(self, module: Module) -> None:
-        self.module = module
-
-    def step(self) -> None:
-        raise RuntimeError("BatchNorm's running statistics are updated by its forward only")
 
 
 class BatchNorm1d(_BatchNorm):

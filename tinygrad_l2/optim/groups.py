@@ -45,7 +45,8 @@ def param_groups(model: Module, weight_decay: float, no_decay: Iterable[str] = (
     exempt_names = set(no_decay) if not isinstance(no_decay, str) else {no_decay}
     in_norm_layer = {id(p) for _, module in model.named_modules() if isinstance(module, tuple(norm_layers))
                      for p in module.parameters()}
-    decayed, exempt = [], []
+    decayed: list[Tensor] = []
+    exempt: list[Tensor] = []
     for name, p in model.named_parameters():
         skip = id(p) in in_norm_layer or name in exempt_names or name.rpartition(".")[2] in exempt_names
         (exempt if skip else decayed).append(p)
@@ -62,7 +63,7 @@ def decay_penalty(groups: Optimizer | Sequence[dict[str, Any]]) -> Tensor | None
     if getattr(groups, "decoupled", False):
         raise ValueError(f"decay_penalty: {type(groups).__name__}'s decoupled weight decay shrinks "
                          f"θ outside the gradient; no loss term is equivalent to it")
-    group_list = getattr(groups, "param_groups", groups)
+    group_list = groups if isinstance(groups, Sequence) else groups.param_groups
     terms = [(group["weight_decay"] / 2) * (p * p).sum() for group in group_list
              for p in group["params"] if group.get("weight_decay", 0)]
     if not terms:
