@@ -52,6 +52,7 @@ SCHEDULES = {
     "SequentialLR": lambda o: lr_scheduler.SequentialLR(
         o, [lr_scheduler.LinearLR(o, 0.5, total_iters=2), lr_scheduler.CosineAnnealingLR(o, 4)], [3]),
     "ReduceLROnPlateau": lambda o: lr_scheduler.ReduceLROnPlateau(o, factor=0.5, patience=0, cooldown=1),
+    "OneCycleLR": lambda o: lr_scheduler.OneCycleLR(o, max_lr=1.0, total_steps=10, three_phase=True),
 }
 METRICS = [1.0, 0.9, 0.95, 0.97, 0.8, 0.85, 0.9, 0.7, 0.75, 0.8]
 
@@ -74,6 +75,7 @@ def test_a_resumed_schedule_continues_exactly_where_it_stopped(name, tmp_path):
     for epoch in range(10):
         advance(scheduler, epoch)
         uninterrupted.append(scheduler.get_last_lr())
+    uninterrupted_momentum = opt.param_groups[0]["momentum"]  # OneCycleLR cycles it
     opt, scheduler = fresh()
     resumed = []
     for epoch in range(4):
@@ -89,6 +91,7 @@ def test_a_resumed_schedule_continues_exactly_where_it_stopped(name, tmp_path):
         advance(scheduler, epoch)
         resumed.append(scheduler.get_last_lr())
     assert resumed == uninterrupted  # bit for bit
+    assert opt.param_groups[0]["momentum"] == uninterrupted_momentum
     assert len(set(map(tuple, uninterrupted))) > 2  # the schedule did change the lr
 
 
@@ -144,3 +147,14 @@ def test_a_compiled_step_calling_reduce_lr_on_plateau_runs_eagerly_and_reduces_t
     for _ in range(4):
         compiled(tl.Tensor([1.0]))
     assert opt.param_groups[0]["lr"] == 0.1 * 0.5 ** 3
+
+
+def test_one_cycle_lr_refuses_a_step_past_total_steps_and_changes_nothing():
+    opt = tl.optim.SGD([tl.Tensor([1.0], requires_grad=True)], lr=0.1, momentum=0.9)
+    scheduler = lr_scheduler.OneCycleLR(opt, max_lr=1.0, total_steps=3)
+    for _ in range(3):
+        scheduler.step()
+    before = (scheduler.state_dict(), dict(opt.param_groups[0]))
+    with pytest.raises(ValueError, match="tried to step 4 times; the specified number of total steps is 3"):
+        scheduler.step()
+    assert (scheduler.state_dict(), dict(opt.param_groups[0])) == before

@@ -16,6 +16,9 @@ SCHEDULES = {  # name: (make(lib, optimizer), metric-driven)
     "LinearLR": lambda lib, o: lib.LinearLR(o, start_factor=0.1, total_iters=4),
     "CosineAnnealingLR": lambda lib, o: lib.CosineAnnealingLR(o, 6, eta_min=0.001),
     "LambdaLR": lambda lib, o: lib.LambdaLR(o, [lambda e: 1 / (1 + e), lambda e: 0.95 ** e]),
+    "OneCycleLR": lambda lib, o: lib.OneCycleLR(o, max_lr=[0.5, 0.2], total_steps=14),
+    "OneCycleLR three phases": lambda lib, o: lib.OneCycleLR(o, 0.4, epochs=2, steps_per_epoch=8, pct_start=0.25,
+                                                             anneal_strategy="linear", three_phase=True),
     "SequentialLR": lambda lib, o: lib.SequentialLR(
         o, [lib.LinearLR(o, start_factor=0.25, total_iters=3), lib.ExponentialLR(o, 0.8),
             lib.CosineAnnealingLR(o, 4)], milestones=[3, 7]),
@@ -36,6 +39,8 @@ def test_schedule_matches_torch(name):
     a, b = SCHEDULES[name](ours, mine), SCHEDULES[name](theirs, reference)
     for _ in range(14):
         np.testing.assert_allclose(a.get_last_lr(), b.get_last_lr(), rtol=1e-12, atol=0)
+        np.testing.assert_allclose([g["momentum"] for g in mine.param_groups],
+                                   [g["momentum"] for g in reference.param_groups], rtol=1e-12, atol=0)
         mine.step(), reference.step()
         a.step(), b.step()
     assert a.last_epoch == b.last_epoch == 14
@@ -60,3 +65,17 @@ def test_the_state_dict_has_torchs_keys_for_the_values_we_keep():
         ours_state, torch_state = make(ours, mine).state_dict(), make(theirs, reference).state_dict()
         assert set(ours_state) <= set(torch_state), (name, set(ours_state) - set(torch_state))
         assert ours_state["last_epoch"] == torch_state["last_epoch"]
+
+
+def test_one_cycle_lr_cycles_adams_beta1_like_torch():
+    mine = tl.optim.Adam([tl.Tensor([1.0], requires_grad=True)], lr=0.1)
+    reference = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=0.1)
+    a = ours.OneCycleLR(mine, max_lr=0.01, total_steps=10, pct_start=0.4)
+    b = theirs.OneCycleLR(reference, max_lr=0.01, total_steps=10, pct_start=0.4)
+    for _ in range(10):
+        np.testing.assert_allclose(a.get_last_lr(), b.get_last_lr(), rtol=1e-12, atol=0)
+        np.testing.assert_allclose(mine.param_groups[0]["betas"], reference.param_groups[0]["betas"], rtol=1e-12)
+        mine.step(), reference.step()
+        a.step(), b.step()
+    with pytest.raises(ValueError, match="OneCycleLR: tried to step 11 times; the specified number of total steps is 10"):
+        a.step()
