@@ -100,3 +100,25 @@ def test_the_rendered_picture_has_no_penalty_edge_to_gamma_or_beta(how, tmp_path
     for name, _ in model.named_parameters():
         expected = {"data", "l2"} if name in ("0.weight", "5.weight") else {"data"}
         assert leaving[name] == expected, name
+
+
+def test_a_users_own_normalization_layer_is_exempt_when_its_class_says_so():
+    class RMSNorm(tl.nn.Module):
+        normalization = True
+
+        def __init__(self):
+            super().__init__()
+            self.weight = Tensor(np.ones(3), requires_grad=True)
+
+        def forward(self, x):
+            return x / (x * x).mean(axis=-1, keepdims=True).sqrt() * self.weight
+
+    model = tl.nn.Sequential(tl.nn.Linear(3, 3, rng=0), RMSNorm())
+    groups = tl.optim.param_groups(model, 0.1)
+    assert groups[0]["params"] == [model[0].weight] and any(p is model[1].weight for p in groups[1]["params"])
+
+
+def test_weights_and_biases_leaves_gamma_and_beta_out_of_the_kernels():
+    model = convnet()
+    weights, biases = tl.nn.weights_and_biases(model)
+    assert weights == [model[0].weight, model[5].weight] and biases == [model[0].bias, model[5].bias]

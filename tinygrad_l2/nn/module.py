@@ -27,6 +27,7 @@ class Module:
     """
 
     training = True  # until train()/eval() say otherwise
+    normalization = False  # True for BatchNorm/LayerNorm: their γ, β are not kernels (no decay)
     _parameters: OrderedDict[str, Tensor]
     _modules: OrderedDict[str, Module]
     _buffers: OrderedDict[str, Tensor | None]
@@ -237,11 +238,16 @@ def _as_buffer(owner, name, value):
 def weights_and_biases(module: Module) -> tuple[list[Tensor], list[Tensor]]:
     """([weights], [biases]) of a module tree: the parameters a layer calls `weight` (the
     kernels, which L2 and weight decay are meant for) and those it calls `bias`; any other
-    parameter is in neither list.  For parameter groups such as
-    `[{"params": weights, "weight_decay": 1e-2}, {"params": biases, "weight_decay": 0}]`."""
+    parameter, and every parameter of a normalization layer (its γ is called `weight` too), is
+    in neither list.  For parameter groups such as
+    `[{"params": weights, "weight_decay": 1e-2}, {"params": biases, "weight_decay": 0}]`
+    (`tl.optim.param_groups(model, 1e-2)` builds these, γ and β with the biases)."""
     weights, biases = [], []
+    normalizing = {id(p) for _, m in module.named_modules() if m.normalization for p in m.parameters()}
     for name, p in module.named_parameters():
         leaf = name.rpartition(".")[2]
+        if id(p) in normalizing:
+            continue
         if leaf == "weight":
             weights.append(p)
         elif leaf == "bias":

@@ -51,6 +51,7 @@ def _normalize(x, axes, eps):
 
 class _BatchNorm(Module):
     """The shared body of BatchNorm1d and BatchNorm2d (they differ in the input ranks)."""
+    normalization = True
     ranks: tuple[int, ...]
     weight: Tensor | None
     bias: Tensor | None
@@ -147,6 +148,7 @@ class BatchNorm2d(_BatchNorm):
 class LayerNorm(Module):
     """Layer normalization over the last len(normalized_shape) dims of each example
     (torch.nn.LayerNorm): the same statistics in training and eval, no running state."""
+    normalization = True
 
     def __init__(self, normalized_shape: int | Sequence[int], eps: float = 1e-5,
                  elementwise_affine: bool = True, bias: bool = True,

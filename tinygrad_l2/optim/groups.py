@@ -21,29 +21,26 @@ import operator
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from ..nn.module import Module
-from ..nn.normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 from ..tensor import Tensor
 
 if TYPE_CHECKING:
     from .optimizer import Optimizer
 
-NORMALIZATION_LAYERS: tuple[type[Module], ...] = (BatchNorm1d, BatchNorm2d, LayerNorm)
 
-
-def param_groups(model: Module, weight_decay: float, no_decay: Iterable[str] = ("bias",),
-                 norm_layers: Sequence[type[Module]] = NORMALIZATION_LAYERS) -> list[dict[str, Any]]:
+def param_groups(model: Module, weight_decay: float, no_decay: Iterable[str] = ("bias",)) -> list[dict[str, Any]]:
     """Two torch-style parameter groups:
 
         [{"params": decayed, "weight_decay": weight_decay},
          {"params": exempt,  "weight_decay": 0.0}]
 
-    exempt: every parameter of a `norm_layers` module (γ, β of BatchNorm and LayerNorm), and
-    every parameter whose name, or whose last name part, is in `no_decay` (biases by default;
-    add full names such as "head.weight").  Parameters keep the model's order; an empty group
+    exempt: every parameter of a normalization layer (γ, β of BatchNorm and LayerNorm: a
+    module whose class sets `normalization = True`, as your own can), and every parameter
+    whose name, or whose last name part, is in `no_decay` (biases by default; add full names
+    such as "head.weight").  Parameters keep the model's order; an empty group
     is left out.  Pass the list to any optimizer: `SGD(param_groups(model, 1e-4), lr=0.1)`.
     """
     exempt_names = set(no_decay) if not isinstance(no_decay, str) else {no_decay}
-    in_norm_layer = {id(p) for _, module in model.named_modules() if isinstance(module, tuple(norm_layers))
+    in_norm_layer = {id(p) for _, module in model.named_modules() if module.normalization
                      for p in module.parameters()}
     decayed: list[Tensor] = []
     exempt: list[Tensor] = []
@@ -69,5 +66,5 @@ def decay_penalty(groups: Optimizer | Sequence[dict[str, Any]]) -> Tensor | None
     if not terms:
         return None
     penalty = functools.reduce(operator.add, terms)
-    penalty.name = "weight decay as L2"
+    penalty.name = "decay penalty"
     return penalty
