@@ -113,3 +113,31 @@ def test_batchnorm_in_a_convnet_trains_like_torch():
         torch.nn.functional.cross_entropy(theirs(torch.tensor(x)), torch.tensor(y)).backward()
         opt_t.step()
     same_state(ours, theirs)
+
+
+def test_functional_batch_norm_and_layer_norm_match_torch():
+    rng = np.random.default_rng(13)
+    x, w, b = rng.standard_normal((5, 3, 4)), rng.standard_normal(3), rng.standard_normal(3)
+    mean, var = rng.standard_normal(3), rng.random(3) + 0.5
+    ours_stats = [tl.Tensor(mean.copy()), tl.Tensor(var.copy())]
+    torch_stats = [torch.tensor(mean), torch.tensor(var)]
+    for training in (True, False):
+        run_both_functional(lambda x, w, b: tl.nn.functional.batch_norm(x, *ours_stats, w, b, training, 0.2, 1e-3),
+                            lambda x, w, b: torch.nn.functional.batch_norm(x, *torch_stats, w, b, training, 0.2, 1e-3),
+                            [x, w, b], rng)
+        close(ours_stats[0].data, torch_stats[0]), close(ours_stats[1].data, torch_stats[1])
+    run_both_functional(lambda x, w, b: tl.nn.functional.layer_norm(x, (4,), w, b),
+                        lambda x, w, b: torch.nn.functional.layer_norm(x, (4,), w, b),
+                        [x, rng.standard_normal(4), rng.standard_normal(4)], rng)
+
+
+def run_both_functional(ours, theirs, arrays, rng):
+    mine = [tl.Tensor(a.copy(), requires_grad=True) for a in arrays]
+    ref = [torch.tensor(a, requires_grad=True) for a in arrays]
+    y, yr = ours(*mine), theirs(*ref)
+    close(y.data, yr)
+    upstream = rng.standard_normal(y.shape)
+    (y * tl.Tensor(upstream)).sum().backward()
+    (yr * torch.tensor(upstream)).sum().backward()
+    for m, r in zip(mine, ref):
+        close(m.grad, r.grad)

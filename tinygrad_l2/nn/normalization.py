@@ -49,6 +49,52 @@ def _normalize(x, axes, eps):
     return centered / (var + eps).sqrt(), mean, var
 
 
+def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
+               weight: Tensor | None = None, bias: Tensor | None = None, training: bool = False,
+               momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """PyTorch's F.batch_norm over axis 1 of an (N, C, ...) input.  Training: the batch's
+    statistics, and the running ones (if given) updated with `momentum` (their arrays are
+    replaced, not written in place: a graph that read the old ones keeps them).  Otherwise the
+    running statistics, which must be given."""
+    axes = (0,) + tuple(range(2, x.ndim))
+    shape = (1, -1) + (1,) * (x.ndim - 2)  # γ, β and the statistics broadcast per channel
+    if training:
+        count = x.size // x.shape[1]
+        if count <= 1:
+            raise ValueError(f"batch_norm: expected more than 1 value per channel when training, "
+                             f"got input of shape {x.shape}")
+        x_hat, mean, var = _normalize(x, axes, eps)
+        if running_mean is not None and running_var is not None:
+            _update(running_mean, mean.data.reshape(-1), momentum)
+            _update(running_var, var.data.reshape(-1) * (count / (count - 1)), momentum)  # unbiased
+            context.record_unreplayable("batch_norm's running statistics update")
+    elif running_mean is None or running_var is None:
+        raise ValueError("batch_norm: running_mean and running_var are needed when not training")
+    else:
+        x_hat = (x - running_mean.reshape(shape)) / (running_var.reshape(shape) + eps).sqrt()
+    if weight is not None:
+        x_hat = x_hat * weight.reshape(shape)
+    return x_hat + bias.reshape(shape) if bias is not None else x_hat
+
+
+def _update(running, batch, momentum):
+    """running ← (1 − m)·running + m·batch, as a new array of the running statistic's dtype."""
+    running.data = ((1 - momentum) * running.data + momentum * batch).astype(running.dtype)
+
+
+def layer_norm(x: Tensor, normalized_shape: Sequence[int], weight: Tensor | None = None,
+               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """PyTorch's F.layer_norm: normalize over the last len(normalized_shape) dims."""
+    n = len(normalized_shape)
+    if not isinstance(x, Tensor) or x.ndim < n or x.shape[x.ndim - n:] != tuple(normalized_shape):
+        raise ValueError(f"layer_norm: expected an input whose last dims are "
+                         f"{tuple(normalized_shape)}, got shape {getattr(x, 'shape', type(x).__name__)}")
+    x_hat, _, _ = _normalize(x, tuple(range(x.ndim - n, x.ndim)), eps)
+    if weight is not None:
+        x_hat = x_hat * weight
+    return x_hat + bias if bias is not None else x_hat
+
+
 class _BatchNorm(Module):
     """The shared body of BatchNorm1d and BatchNorm2d (they differ in the input ranks)."""
     normalization = True
@@ -87,36 +133,13 @@ class _BatchNorm(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         self._check(x)
-        axes = (0,) + tuple(range(2, x.ndim))
-        shape = (1, -1) + (1,) * (x.ndim - 2)  # γ, β and the statistics broadcast per channel
-        running_mean, running_var = self.running_mean, self.running_var
-        if self.training or running_mean is None or running_var is None:
-            count = x.size // x.shape[1]
-            if self.training and count <= 1:
-                raise ValueError(f"{type(self).__name__}: expected more than 1 value per channel "
-                                 f"when training, got input of shape {x.shape}")
-            x_hat, mean, var = _normalize(x, axes, self.eps)
-            if self.training and running_mean is not None:
-                self._update_running_stats(mean.data.reshape(-1), var.data.reshape(-1), count)
-        else:
-            mean, var = running_mean.reshape(shape), running_var.reshape(shape)
-            x_hat = (x - mean) / (var + self.eps).sqrt()
-        if self.weight is None or self.bias is None:
-            return x_hat
-        return x_hat * self.weight.reshape(shape) + self.bias.reshape(shape)
-
-    def _update_running_stats(self, mean, var, count):
-        """The running averages (torch's formula; not part of the graph).  New arrays, not in
-        place: a graph that read the old statistics in eval mode keeps them."""
-        tracked, old_mean, old_var = self.num_batches_tracked, self.running_mean, self.running_var
-        assert tracked is not None and old_mean is not None and old_var is not None
-        self.num_batches_tracked = Tensor(tracked.data + 1, dtype=np.int64)
-        m = 1.0 / int(tracked.data + 1) if self.momentum is None else self.momentum
-        dtype = old_mean.dtype
-        self.running_mean = Tensor(((1 - m) * old_mean.data + m * mean).astype(dtype))
-        unbiased = var * (count / (count - 1))
-        self.running_var = Tensor(((1 - m) * old_var.data + m * unbiased).astype(dtype))
-        context.record_unreplayable(f"{type(self).__name__}'s running statistics update")
+        factor = 0.0
+        if self.training and self.num_batches_tracked is not None:
+            self.num_batches_tracked.data = self.num_batches_tracked.data + 1
+            factor = 1.0 / int(self.num_batches_tracked.data) if self.momentum is None else self.momentum
+        training = self.training or self.running_mean is None
+        return batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, training,
+                          factor, self.eps)
 
     def _check(self, x):
         name = type(self).__name__
@@ -170,14 +193,7 @@ class LayerNorm(Module):
         self.regularizers = {"weight": None, "bias": None}
 
     def forward(self, x: Tensor) -> Tensor:
-        n = len(self.normalized_shape)
-        if not isinstance(x, Tensor) or x.shape[x.ndim - n:] != self.normalized_shape or x.ndim < n:
-            raise ValueError(f"LayerNorm: expected an input whose last dims are "
-                             f"{self.normalized_shape}, got shape {getattr(x, 'shape', type(x).__name__)}")
-        x_hat, _, _ = _normalize(x, tuple(range(x.ndim - n, x.ndim)), self.eps)
-        if self.weight is not None:
-            x_hat = x_hat * self.weight
-        return x_hat + self.bias if self.bias is not None else x_hat
+        return layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
 
     def extra_repr(self) -> str:
         return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
