@@ -1,6 +1,7 @@
 """Convolution and pooling: against direct loops, finite differences and PyTorch's semantics."""
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import tinygrad_l2 as tl
 from helpers import assert_machine_equal
@@ -181,3 +182,18 @@ def test_depthwise_conv2d_keeps_channels_apart():
 def test_conv2d_refuses_bad_groups_dilation_and_padding_modes(make, error, message):
     with pytest.raises(error, match=message):
         make()
+
+
+@settings(max_examples=40, deadline=None)
+@given(groups=st.integers(1, 3), per_group=st.integers(1, 2), out_per_group=st.integers(1, 2),
+       kernel=st.tuples(st.integers(1, 3), st.integers(1, 3)), stride=st.integers(1, 2),
+       dilation=st.integers(1, 3), extra=st.tuples(st.integers(0, 3), st.integers(0, 3)), seed=st.integers(0, 99))
+def test_any_grouped_dilated_strided_conv_equals_the_loops(groups, per_group, out_per_group, kernel, stride,
+                                                           dilation, extra, seed):
+    """Every shape the loops can take: input just large enough for the dilated kernel, plus extra."""
+    r = np.random.default_rng(seed)
+    h, w = (dilation * (k - 1) + 1 + e for k, e in zip(kernel, extra))
+    x = r.standard_normal((2, groups * per_group, h, w))
+    weight = r.standard_normal((groups * out_per_group, per_group) + kernel)
+    out = F.conv2d(Tensor(x), Tensor(weight), stride=stride, dilation=dilation, groups=groups)
+    assert_machine_equal(out.data, grouped_dilated_loops(x, weight, stride, dilation, groups), ulps=16)

@@ -2,6 +2,7 @@
 pooling: gradients against finite differences, window sizes by hand, clear errors."""
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import tinygrad_l2 as tl
 from tinygrad_l2 import Tensor
@@ -67,3 +68,26 @@ def test_global_average_pooling_is_the_spatial_mean():
 def test_bad_pooling_arguments_get_a_clear_error(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def max_pool_loops(x, k, s, p, ceil_mode):
+    """Max pooling as loops over the output size PyTorch's formula gives (square geometry)."""
+    n = x.shape[2]
+    out = (n + 2 * p - k + (s - 1 if ceil_mode else 0)) // s + 1
+    if ceil_mode and (out - 1) * s >= n + p:
+        out -= 1
+    result = np.empty(x.shape[:2] + (out, out))
+    for i in range(out):
+        for j in range(out):
+            r0, c0 = max(i * s - p, 0), max(j * s - p, 0)
+            result[:, :, i, j] = x[:, :, r0:i * s - p + k, c0:j * s - p + k].max(axis=(2, 3))
+    return result
+
+
+@settings(max_examples=40, deadline=None)
+@given(k=st.integers(1, 4), s=st.integers(1, 3), data=st.data(), ceil_mode=st.booleans(), n=st.integers(4, 8))
+def test_any_max_pool_geometry_equals_the_loops(k, s, data, ceil_mode, n):
+    p = data.draw(st.integers(0, k // 2))
+    x = no_ties((1, 2, n, n))
+    out = F.max_pool2d(Tensor(x), k, s, p, ceil_mode=ceil_mode)
+    np.testing.assert_array_equal(out.data, max_pool_loops(x, k, s, p, ceil_mode))
