@@ -1,4 +1,4 @@
-"""Module: parameters, sub-modules, regularization_loss and state dicts (PyTorch-shaped)."""
+"""Module: parameters, buffers, sub-modules, regularization_loss and state dicts (PyTorch-shaped)."""
 from __future__ import annotations
 
 import functools
@@ -177,8 +177,8 @@ class Module:
         return OrderedDict((name, t.data.copy()) for name, t in self._named_state())
 
     def load_state_dict(self, state_dict: Mapping[str, npt.ArrayLike]) -> None:
-        """Copy arrays into the parameters; validates everything first, so an error leaves the
-        model unchanged."""
+        """Copy arrays into the parameters and buffers (each keeps its dtype: an integer count
+        stays an integer); validates everything first, so an error leaves the model unchanged."""
         params = OrderedDict(self._named_state())
         missing = [k for k in params if k not in state_dict]
         unexpected = [k for k in state_dict if k not in params]
