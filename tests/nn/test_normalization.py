@@ -116,6 +116,15 @@ def test_bad_inputs_get_a_clear_error(make, x, message):
         make()(Tensor(x))
 
 
+def test_a_refused_batch_changes_no_statistic():
+    layer = tl.nn.BatchNorm1d(3, dtype=np.float64)
+    before = layer.state_dict()
+    with pytest.raises(ValueError, match="expected more than 1 value per channel"):
+        layer(Tensor(np.ones((1, 3))))
+    for name, value in layer.state_dict().items():
+        assert np.array_equal(value, before[name]), name
+
+
 def test_non_float_dtypes_are_refused():
     with pytest.raises(TypeError, match="BatchNorm2d: dtype must be a floating-point type, got int64"):
         tl.nn.BatchNorm2d(3, dtype=np.int64)

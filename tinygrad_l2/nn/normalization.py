@@ -133,13 +133,15 @@ class _BatchNorm(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         self._check(x)
-        factor = 0.0
-        if self.training and self.num_batches_tracked is not None:
-            self.num_batches_tracked.data = self.num_batches_tracked.data + 1
-            factor = 1.0 / int(self.num_batches_tracked.data) if self.momentum is None else self.momentum
+        tracked, factor = self.num_batches_tracked if self.training else None, 0.0
+        if tracked is not None:  # momentum None: the cumulative average, 1/(batches seen)
+            factor = 1.0 / (int(tracked.data) + 1) if self.momentum is None else self.momentum
         training = self.training or self.running_mean is None
-        return batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, training,
-                          factor, self.eps)
+        out = batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, training,
+                         factor, self.eps)
+        if tracked is not None:  # counted once the batch went through (an error counts nothing)
+            tracked.data = tracked.data + 1
+        return out
 
     def _check(self, x):
         name = type(self).__name__
