@@ -111,6 +111,18 @@ def test_load_state_dict_refuses_another_schedules_state_and_changes_nothing():
     assert step_lr.state_dict() == before
 
 
+def test_sequential_lr_loads_all_of_its_schedules_or_none():
+    opt = tl.optim.SGD([tl.Tensor([1.0], requires_grad=True)], lr=0.1)
+    sequence = lr_scheduler.SequentialLR(opt, [lr_scheduler.StepLR(opt, 2), lr_scheduler.ExponentialLR(opt, 0.5)], [2])
+    state = sequence.state_dict()
+    state["_schedulers"][0]["last_epoch"] = 7
+    del state["_schedulers"][1]["gamma"]
+    before = sequence.state_dict()
+    with pytest.raises(ValueError, match=r"ExponentialLR.load_state_dict: .*missing \['gamma'\]"):
+        sequence.load_state_dict(state)
+    assert sequence.state_dict() == before
+
+
 def test_sequential_lr_validates_its_parts():
     opt = tl.optim.SGD([tl.Tensor([1.0], requires_grad=True)], lr=0.1)
     other = tl.optim.SGD([tl.Tensor([1.0], requires_grad=True)], lr=0.1)

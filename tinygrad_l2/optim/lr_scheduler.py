@@ -159,8 +159,14 @@ class SequentialLR(LRScheduler):
                 or len(states) != len(self._schedulers)):
             raise ValueError(f"SequentialLR.load_state_dict: expected last_epoch, _milestones and "
                              f"the states of {len(self._schedulers)} schedulers")
-        for scheduler, state in zip(self._schedulers, states):
-            scheduler.load_state_dict(state)
+        before = [scheduler.state_dict() for scheduler in self._schedulers]
+        try:
+            for scheduler, state in zip(self._schedulers, states):
+                scheduler.load_state_dict(state)
+        except BaseException:  # a later schedule's state did not fit: none changes
+            for scheduler, state in zip(self._schedulers, before):
+                scheduler.load_state_dict(state)
+            raise
         self.last_epoch, self._milestones = state_dict["last_epoch"], list(state_dict["_milestones"])
 
 
