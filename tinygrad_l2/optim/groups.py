@@ -11,7 +11,7 @@ Does L2 / weight decay apply to BatchNorm's γ and β?  It depends on who you as
 
       opt = tl.optim.SGD(tl.optim.param_groups(model, weight_decay=5e-4), lr=0.1, momentum=0.9)
 
-  (the same groups work in torch.optim).  Decay pulls γ towards 0, not towards its
+  (groups shaped as torch.optim takes them).  Decay pulls γ towards 0, not towards its
   initial value 1: it shrinks the normalized activations' scale rather than the weights'.
 """
 from __future__ import annotations
