@@ -67,15 +67,21 @@ def test_06_convnet_l2(tmp_path):
         return
     assert result.returncode == 0, result.stderr
     rows = [line for line in result.stdout.splitlines() if "test accuracy" in line]
-    assert [r.split("  ")[0].strip() for r in rows] == ["no regularization", "L2 reg=0.001", "Dropout p=0.3"]
-    svg = ET.parse(tmp_path / "convnet_l2.svg").getroot()
+    assert [r.split("  ")[0].strip() for r in rows] == ["no regularization", "L2 reg=0.001", "Dropout p=0.3",
+                                                         "BatchNorm, wd=0.002"]
+    assert penalized(tmp_path / "convnet_l2.svg", "l2") == {"0.weight", "3.weight", "7.weight"}  # kernels only
+    assert penalized(tmp_path / "convnet_bn_decay.svg", "decay") == {"0.weight", "4.weight", "8.weight"}  # not γ, β
+
+
+def penalized(svg_path, term):
+    """The parameters the edges of `term`'s gradient leave, in a rendered SVG."""
+    svg = ET.parse(svg_path).getroot()
     tag = "{http://www.w3.org/2000/svg}"
     label = {g.find(tag + "title").text: " ".join(t.text or "" for t in g.iter(tag + "text"))
              for g in svg.iter(tag + "g") if g.get("class") == "node"}
     tails = {g.find(tag + "title").text.split("->")[0] for g in svg.iter(tag + "g")
-             if "term-l2" in (g.get("class") or "")}
-    parameters = {label[t].split()[0] for t in tails if label.get(t, "").split()[0].endswith(("weight", "bias"))}
-    assert parameters == {"0.weight", "3.weight", "7.weight"}  # kernels only, never a bias
+             if f"term-{term}" in (g.get("class") or "").split()}
+    return {label[t].split()[0] for t in tails if label.get(t, "").split()[0].endswith(("weight", "bias"))}
 
 
 def test_07_compiled_step(tmp_path):

@@ -83,3 +83,85 @@ def test_save_into_a_read_only_folder_names_the_target(tmp_path):
             tl.save({"w": np.ones(2)}, folder / "m.npz")
     finally:
         folder.chmod(0o700)
+
+
+# ---- nested checkpoints: model + optimizer + scheduler ---------------------------------------
+
+def test_a_nested_checkpoint_keeps_every_type_and_value(tmp_path):
+    state = {"model": {"0.weight": np.arange(6.0).reshape(2, 3), "n": np.array(3, np.int64)},
+             "optimizer": {"state": {0: {"step": 7, "exp_avg": np.ones(2, np.float32)}, 1: {}},
+                           "param_groups": [{"lr": 0.1 + 0.2, "betas": (0.9, 0.999), "params": [0, 1],
+                                             "amsgrad": False, "maximize": None, "mode": "min",
+                                             "best": float("inf"), "scale": np.float64(1 / 3)}]}}
+    tl.save(state, tmp_path / "ckpt.npz")
+    loaded = tl.load(tmp_path / "ckpt.npz")
+    group = loaded["optimizer"]["param_groups"][0]
+    assert group["lr"] == 0.1 + 0.2 and type(group["betas"]) is tuple and group["maximize"] is None
+    assert group["best"] == float("inf") and group["amsgrad"] is False and group["params"] == [0, 1]
+    assert type(group["scale"]) is np.float64 and group["scale"] == 1 / 3
+    assert list(loaded["optimizer"]["state"]) == [0, 1] and loaded["optimizer"]["state"][0]["step"] == 7
+    exp_avg = loaded["optimizer"]["state"][0]["exp_avg"]
+    assert exp_avg.dtype == np.float32 and np.array_equal(exp_avg, np.ones(2))
+    assert loaded["model"]["n"].dtype == np.int64 and np.array_equal(loaded["model"]["0.weight"], state["model"]["0.weight"])
+
+
+def test_a_nested_checkpoint_refuses_what_it_cannot_hold_and_keeps_the_old_file(tmp_path):
+    path = tmp_path / "ckpt.npz"
+    tl.save({"w": np.arange(4.0)}, path)
+    before = path.read_bytes()
+    for bad, message in (({"a": {1.5: 0}}, "keys must be strings"), ({"a": {"f": print}}, "'a/f' is a builtin_function_or_method"),
+                         ({"a": {}, 3: 1}, "keys must be strings")):
+        with pytest.raises(TypeError, match=message):
+            tl.save(bad, path)
+        assert path.read_bytes() == before
+
+
+def test_a_corrupt_structure_is_named(tmp_path):
+    path = tmp_path / "ckpt.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("__structure__.json", '{"dict": [["w", {"array": "missing"}]]}')
+    with pytest.raises(ValueError, match=r"__structure__.json is corrupt \(KeyError"):
+        tl.load(path)
+
+
+def test_model_optimizer_and_scheduler_resume_bit_exactly(tmp_path):
+    """Six Adam steps on a model with BatchNorm under a warm-up-then-cosine schedule, against
+    three steps, a checkpoint, fresh objects (other initial weights) and three more steps."""
+    rng = np.random.default_rng(0)
+    batches = [(tl.Tensor(rng.standard_normal((8, 4))), rng.integers(0, 3, 8)) for _ in range(6)]
+
+    def fresh(seed):
+        model = tl.nn.Sequential(tl.nn.Linear(4, 8, dtype=np.float64, rng=seed), tl.nn.BatchNorm1d(8, dtype=np.float64),
+                                 tl.nn.ReLU(), tl.nn.Linear(8, 3, dtype=np.float64, rng=seed + 1))
+        opt = tl.optim.Adam(tl.optim.param_groups(model, weight_decay=1e-2), lr=0.05)
+        sched = tl.optim.lr_scheduler.SequentialLR(opt, [tl.optim.lr_scheduler.LinearLR(opt, 0.1, total_iters=2),
+                                                         tl.optim.lr_scheduler.CosineAnnealingLR(opt, 4)], [2])
+        return model, opt, sched
+
+    def train(model, opt, sched, batches):
+        for x, y in batches:
+            opt.zero_grad()
+            tl.nn.softmax_cross_entropy(model(x), y).backward()
+            opt.step()
+            sched.step()
+
+    reference = fresh(0)
+    train(*reference, batches)
+    first = fresh(0)
+    train(*first, batches[:3])
+    model, opt, sched = first
+    tl.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict()},
+            tmp_path / "ckpt.npz")
+    model, opt, sched = fresh(5)
+    checkpoint = tl.load(tmp_path / "ckpt.npz")
+    model.load_state_dict(checkpoint["model"])
+    opt.load_state_dict(checkpoint["optimizer"])
+    sched.load_state_dict(checkpoint["scheduler"])
+    train(model, opt, sched, batches[3:])
+    expected = reference[0].state_dict()
+    assert list(model.state_dict()) == list(expected)
+    for name, value in model.state_dict().items():
+        assert value.dtype == expected[name].dtype and np.array_equal(value, expected[name]), name
+    assert opt.param_groups[0]["lr"] == reference[1].param_groups[0]["lr"]
+    for a, b in zip(opt.state.values(), reference[1].state.values()):
+        assert a["step"] == b["step"] and np.array_equal(a["exp_avg_sq"], b["exp_avg_sq"])

@@ -36,6 +36,25 @@ _PACKAGE = os.path.dirname(os.path.abspath(__file__))
 state = _State()  # read directly on the hot path (Function.apply, Tensor._make)
 
 
+class _Unreplayable:
+    """A recorded event for an effect outside the graph (see `record_unreplayable`)."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def step(self) -> None:
+        raise RuntimeError(f"{self.what} cannot be replayed; tl.compile runs this step eagerly")
+
+
+def record_unreplayable(what: str) -> None:
+    """Tell a tracing tl.compile that this call has an effect the graph does not hold (a
+    BatchNorm's running statistics, a scheduler fed a measured metric): recorded as a "step"
+    of something without parameter groups, which tl.compile never replays, so the whole step
+    runs eagerly every call and the effect happens each time.  Nothing when not tracing."""
+    if state.recorder is not None:
+        state.recorder.append(("step", _Unreplayable(what)))
+
+
 def is_grad_enabled() -> bool:
     """True unless this thread is inside `no_grad()` (or `set_grad_enabled(False)`)."""
     return state.grad_enabled

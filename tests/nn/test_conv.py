@@ -1,6 +1,7 @@
 """Convolution and pooling: against direct loops, finite differences and PyTorch's semantics."""
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import tinygrad_l2 as tl
 from helpers import assert_machine_equal
@@ -129,3 +130,70 @@ def test_a_convnet_draws_each_conv_as_a_cluster_with_its_kernel_feeding_l2():
                   if " [label=" in line and "->" not in line)
     names = {labels[t].strip('"').split("\\n")[0] for t in l2_tails if t in labels}
     assert {"0.weight", "4.weight"} <= names and not names & {"0.bias", "4.bias"}
+
+
+def grouped_dilated_loops(x, w, stride, dilation, groups):
+    """Grouped, dilated cross-correlation as loops (no padding): the definition."""
+    n, c, h, wd = x.shape
+    o, cg, kh, kw = w.shape
+    rows = (h - dilation * (kh - 1) - 1) // stride + 1
+    cols = (wd - dilation * (kw - 1) - 1) // stride + 1
+    out = np.zeros((n, o, rows, cols))
+    for k in range(o):
+        g = k // (o // groups)
+        for p in range(rows):
+            for q in range(cols):
+                patch = x[:, g * cg:(g + 1) * cg, p * stride:p * stride + dilation * (kh - 1) + 1:dilation,
+                          q * stride:q * stride + dilation * (kw - 1) + 1:dilation]
+                out[:, k, p, q] = (patch * w[k]).sum(axis=(1, 2, 3))
+    return out
+
+
+@pytest.mark.parametrize("xs, ws, stride, dilation, groups", [
+    ((2, 4, 9, 8), (6, 2, 3, 2), 1, 2, 2), ((1, 3, 8, 8), (3, 1, 3, 3), 2, 1, 3), ((1, 2, 9, 9), (4, 2, 2, 3), 1, 3, 1)])
+def test_grouped_dilated_conv2d_equals_the_loops_and_finite_differences(xs, ws, stride, dilation, groups):
+    x, w = rng.standard_normal(xs), rng.standard_normal(ws)
+    out = F.conv2d(Tensor(x), Tensor(w), stride=stride, dilation=dilation, groups=groups)
+    assert_machine_equal(out.data, grouped_dilated_loops(x, w, stride, dilation, groups), ulps=16)
+    assert tl.gradcheck(lambda x, w: F.conv2d(x, w, stride=stride, padding=1, dilation=dilation, groups=groups),
+                        [Tensor(x, requires_grad=True), Tensor(w, requires_grad=True)])
+
+
+def test_depthwise_conv2d_keeps_channels_apart():
+    x = np.zeros((1, 3, 4, 4))
+    x[0, 1] = 1.0  # only channel 1 is non-zero
+    layer = tl.nn.Conv2d(3, 3, 3, groups=3, bias=False, dtype=np.float64, rng=0)
+    out = layer(Tensor(x)).data
+    assert layer.weight.shape == (3, 1, 3, 3)
+    assert np.all(out[0, [0, 2]] == 0) and np.all(out[0, 1] != 0)
+
+
+@pytest.mark.parametrize("make, error, message", [
+    (lambda: tl.nn.Conv2d(4, 6, 3, groups=4), ValueError, "out_channels must be divisible by groups, got out_channels=6 and groups=4"),
+    (lambda: tl.nn.Conv2d(3, 6, 3, groups=2), ValueError, "in_channels must be divisible by groups"),
+    (lambda: tl.nn.Conv2d(3, 6, 3, padding_mode="reflect"), ValueError, "padding_mode='reflect' is not supported: only 'zeros'"),
+    (lambda: tl.nn.Conv2d(3, 6, 3, padding_mode="mirror"), ValueError, "PyTorch accepts 'zeros' or"),
+    (lambda: tl.nn.Conv2d(3, 6, 3, dilation=0), ValueError, "Conv2d: dilation must be a positive int"),
+    (lambda: F.conv2d(Tensor(np.zeros((1, 4, 5, 5))), Tensor(np.zeros((4, 4, 3, 3))), groups=2), ValueError,
+     r"conv2d: weight of shape \(4, 4, 3, 3\) does not fit an input with 4 channels and groups=2 \(expected \(out, 2, kh, kw\)"),
+    (lambda: F.conv2d(Tensor(np.zeros((1, 1, 5, 5))), Tensor(np.zeros((1, 1, 3, 3))), dilation=3), ValueError,
+     r"conv2d: kernel \(3, 3\) \(dilation \(3, 3\): spanning \(7, 7\)\) is larger than the padded input \(5, 5\)"),
+])
+def test_conv2d_refuses_bad_groups_dilation_and_padding_modes(make, error, message):
+    with pytest.raises(error, match=message):
+        make()
+
+
+@settings(max_examples=40, deadline=None)
+@given(groups=st.integers(1, 3), per_group=st.integers(1, 2), out_per_group=st.integers(1, 2),
+       kernel=st.tuples(st.integers(1, 3), st.integers(1, 3)), stride=st.integers(1, 2),
+       dilation=st.integers(1, 3), extra=st.tuples(st.integers(0, 3), st.integers(0, 3)), seed=st.integers(0, 99))
+def test_any_grouped_dilated_strided_conv_equals_the_loops(groups, per_group, out_per_group, kernel, stride,
+                                                           dilation, extra, seed):
+    """Every shape the loops can take: input just large enough for the dilated kernel, plus extra."""
+    r = np.random.default_rng(seed)
+    h, w = (dilation * (k - 1) + 1 + e for k, e in zip(kernel, extra))
+    x = r.standard_normal((2, groups * per_group, h, w))
+    weight = r.standard_normal((groups * out_per_group, per_group) + kernel)
+    out = F.conv2d(Tensor(x), Tensor(weight), stride=stride, dilation=dilation, groups=groups)
+    assert_machine_equal(out.data, grouped_dilated_loops(x, weight, stride, dilation, groups), ulps=16)

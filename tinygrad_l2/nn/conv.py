@@ -1,8 +1,10 @@
-"""Convolution and pooling ops (NCHW, PyTorch's semantics), forward and backward side by side.
+"""Convolution (NCHW, PyTorch's semantics), forward and backward side by side, and the window
+helpers pooling shares (pooling.py).
 
-Every op looks at the input through `sliding_window_view`: for output position (p, q) the window
-is x[..., p·sh : p·sh + kh, q·sw : q·sw + kw].  The backward of such a gather is a scatter-add,
-done once per kernel offset (i, j) over all positions at once: kh·kw vectorised steps.
+Every op looks at the input through `sliding_window_view`: for output position (p, q) and
+kernel offset (i, j) the window reads x[..., p·sh + i·dh, q·sw + j·dw] (stride s, dilation d).
+The backward of such a gather is a scatter-add, done once per kernel offset (i, j) over all
+positions at once: kh·kw vectorised steps.
 """
 from __future__ import annotations
 
@@ -26,16 +28,17 @@ def pair(value, what, op):
     return int(values[0]), int(values[1])
 
 
-def padding_of(padding, kernel, stride, op):
+def padding_of(padding, kernel, stride, op, dilation=(1, 1)):
     """((top, bottom), (left, right)) from an int, a pair, "valid" or "same".  "same" needs
-    stride 1; for an even kernel the extra row/column goes to the bottom/right (PyTorch)."""
+    stride 1 and pads d·(k − 1) in all; when that is odd the extra row/column goes to the
+    bottom/right (PyTorch)."""
     if padding == "valid":
         return (0, 0), (0, 0)
     if padding == "same":
         if stride != (1, 1):
             raise ValueError(f"{op}: padding='same' is not supported for strided convolutions "
                              f"(stride {stride}), as in PyTorch")
-        return tuple(((k - 1) // 2, k - 1 - (k - 1) // 2) for k in kernel)
+        return tuple((d * (k - 1) // 2, d * (k - 1) - d * (k - 1) // 2) for k, d in zip(kernel, dilation))
     values = (padding, padding) if isinstance(padding, (int, np.integer)) else padding
     if not isinstance(values, (tuple, list)) or len(values) != 2 or not all(
             isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 0 for v in values):
@@ -44,19 +47,26 @@ def padding_of(padding, kernel, stride, op):
     return (int(values[0]), int(values[0])), (int(values[1]), int(values[1]))
 
 
-def windows(x, kernel, stride):
+def extent(kernel, dilation):
+    """The rows and columns a dilated kernel spans: d·(k − 1) + 1 each."""
+    return tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
+
+
+def windows(x, kernel, stride, dilation=(1, 1)):
     """x (N, C, H, W) -> a view (N, C, H', W', kh, kw) of every window (no copy)."""
-    return sliding_window_view(x, kernel, axis=(2, 3))[:, :, ::stride[0], ::stride[1]]
+    view = sliding_window_view(x, extent(kernel, dilation), axis=(2, 3))
+    return view[:, :, ::stride[0], ::stride[1], ::dilation[0], ::dilation[1]]
 
 
-def scatter_windows(grad_windows, in_shape, kernel, stride):
+def scatter_windows(grad_windows, in_shape, kernel, stride, dilation=(1, 1)):
     """The adjoint of `windows`: add each window's gradient (N, C, H', W', kh, kw) back where
     the window came from, in an array of `in_shape`."""
     out = np.zeros(in_shape, dtype=grad_windows.dtype)
     rows, cols = grad_windows.shape[2], grad_windows.shape[3]
+    (sh, sw), (dh, dw) = stride, dilation
     for i in range(kernel[0]):
         for j in range(kernel[1]):
-            out[:, :, i:i + stride[0] * rows:stride[0], j:j + stride[1] * cols:stride[1]] += \
+            out[:, :, i * dh:i * dh + sh * rows:sh, j * dw:j * dw + sw * cols:sw] += \
                 grad_windows[:, :, :, :, i, j]
     return out
 
@@ -71,46 +81,67 @@ def _check_input(op, x, kernel=None):
 
 
 class Conv2d(Op):
-    """z[n, o, p, q] = Σ_c,i,j x_pad[n, c, p·sh + i, q·sw + j] · w[o, c, i, j]  (+ b[o])
+    """z[n, o, p, q] = Σ_c,i,j x_pad[n, c, p·sh + i·dh, q·sw + j·dw] · w[o, c, i, j]  (+ b[o])
 
-        dz/dw[o, c, i, j] = Σ_n,p,q g[n, o, p, q] · x_pad[n, c, p·sh + i, q·sw + j]
-        dz/dx_pad[n, c, p·sh + i, q·sw + j] += Σ_o g[n, o, p, q] · w[o, c, i, j]
+        dz/dw[o, c, i, j] = Σ_n,p,q g[n, o, p, q] · x_pad[n, c, p·sh + i·dh, q·sw + j·dw]
+        dz/dx_pad[n, c, p·sh + i·dh, q·sw + j·dw] += Σ_o g[n, o, p, q] · w[o, c, i, j]
         dz/db[o] = Σ_n,p,q g[n, o, p, q]
+
+    With G groups, c runs over the C/G input channels of output o's group only: each group is
+    the convolution above on its slice of the channels (G = C: depthwise).
     """
-    __slots__ = ("stride", "padding", "in_shape")
+    __slots__ = ("stride", "padding", "dilation", "groups", "in_shape")
 
     def forward(self, x, w, b=None):
         _check_input("conv2d", x)
-        if w.ndim != 4 or w.shape[1] != x.shape[1]:
-            raise ValueError(f"conv2d: weight of shape {w.shape} does not fit an input with "
-                             f"{x.shape[1]} channels (expected (out, {x.shape[1]}, kh, kw))")
-        if b is not None and b.shape != (w.shape[0],):
-            raise ValueError(f"conv2d: bias of shape {b.shape}, expected ({w.shape[0]},)")
+        self._check_weight(x, w, b)
         (top, bottom), (left, right) = self.padding
         xp = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right))) if any(
             self.padding[0] + self.padding[1]) else x
-        if xp.shape[2] < w.shape[2] or xp.shape[3] < w.shape[3]:
-            raise ValueError(f"conv2d: kernel {w.shape[2:]} is larger than the padded input "
-                             f"{xp.shape[2:]}")
+        span = extent(w.shape[2:], self.dilation)
+        if xp.shape[2] < span[0] or xp.shape[3] < span[1]:
+            raise ValueError(f"conv2d: kernel {w.shape[2:]} (dilation {self.dilation}: spanning "
+                             f"{span}) is larger than the padded input {xp.shape[2:]}")
         self.in_shape = x.shape
         self.save_for_backward(xp, w)
-        out = np.tensordot(windows(xp, w.shape[2:], self.stride), w, axes=([1, 4, 5], [1, 2, 3]))
-        out = out.transpose(0, 3, 1, 2)  # (N, H', W', O) -> (N, O, H', W')
+        view = windows(xp, w.shape[2:], self.stride, self.dilation)
+        outs = [np.tensordot(v, k, axes=([1, 4, 5], [1, 2, 3]))  # (N, H', W', O/G) per group
+                for v, k in zip(self._split(view, 1), self._split(w, 0))]
+        out = (outs[0] if len(outs) == 1 else np.concatenate(outs, axis=3)).transpose(0, 3, 1, 2)
         if b is not None:
             out = out + b[:, None, None]
         return np.ascontiguousarray(out)
+
+    def _split(self, array, axis):
+        """The group slices of `array` along `axis` (the array itself when groups == 1)."""
+        return [array] if self.groups == 1 else np.split(array, self.groups, axis=axis)
+
+    def _check_weight(self, x, w, b):
+        groups, channels = self.groups, x.shape[1]
+        if channels % groups or w.ndim != 4 or w.shape[0] % groups or w.shape[1] * groups != channels:
+            per_group = f"{channels // groups}" if channels % groups == 0 else f"{channels}/{groups}"
+            raise ValueError(f"conv2d: weight of shape {w.shape} does not fit an input with "
+                             f"{channels} channels and groups={groups} (expected (out, {per_group}, "
+                             f"kh, kw) with out and {channels} divisible by {groups})")
+        if b is not None and b.shape != (w.shape[0],):
+            raise ValueError(f"conv2d: bias of shape {b.shape}, expected ({w.shape[0]},)")
 
     def backward(self, g):
         xp, w = self.saved_arrays
         need_x, need_w = self.needs_input_grad[:2]
         grad_x = grad_w = grad_b = None
+        kernel, g_groups = w.shape[2:], self._split(g, 1)
         if need_w:
-            grad_w = np.tensordot(g, windows(xp, w.shape[2:], self.stride),
-                                  axes=([0, 2, 3], [0, 2, 3]))
+            view = windows(xp, kernel, self.stride, self.dilation)
+            grads = [np.tensordot(gg, v, axes=([0, 2, 3], [0, 2, 3]))
+                     for gg, v in zip(g_groups, self._split(view, 1))]
+            grad_w = grads[0] if len(grads) == 1 else np.concatenate(grads, axis=0)
         if need_x:
-            per_window = np.tensordot(g, w, axes=([1], [0]))  # (N, H', W', C, kh, kw)
+            per_window = [np.tensordot(gg, k, axes=([1], [0]))  # (N, H', W', C/G, kh, kw)
+                          for gg, k in zip(g_groups, self._split(w, 0))]
+            per_window = per_window[0] if len(per_window) == 1 else np.concatenate(per_window, axis=3)
             grad_xp = scatter_windows(per_window.transpose(0, 3, 1, 2, 4, 5), xp.shape,
-                                      w.shape[2:], self.stride)
+                                      kernel, self.stride, self.dilation)
             (top, _), (left, _) = self.padding
             h, wd = self.in_shape[2:]
             grad_x = grad_xp[:, :, top:top + h, left:left + wd]
@@ -122,62 +153,20 @@ class Conv2d(Op):
         return "Conv2d"
 
 
-class MaxPool2d(Op):
-    """z[n, c, p, q] = max of the window at (p, q);  the gradient goes to the window's maximum
-    (on ties, to the first in row-major order, as PyTorch's CPU kernel picks it)."""
-    __slots__ = ("kernel", "stride", "in_shape")
-
-    def forward(self, x):
-        _check_input("max_pool2d", x, self.kernel)
-        view = windows(x, self.kernel, self.stride)
-        flat = view.reshape(view.shape[:4] + (-1,))
-        self.in_shape = x.shape
-        choice = flat.argmax(axis=-1)
-        self.save_for_backward(choice)
-        return np.take_along_axis(flat, choice[..., None], axis=-1)[..., 0]
-
-    def backward(self, g):
-        (choice,) = self.saved_arrays
-        kh, kw = self.kernel
-        one_hot = np.zeros(choice.shape + (kh * kw,), dtype=g.dtype)
-        np.put_along_axis(one_hot, choice[..., None], g[..., None], axis=-1)
-        return scatter_windows(one_hot.reshape(choice.shape + (kh, kw)), self.in_shape,
-                               self.kernel, self.stride)
-
-
-class AvgPool2d(Op):
-    """z[n, c, p, q] = mean of the window at (p, q);  each window element gets g / (kh·kw)."""
-    __slots__ = ("kernel", "stride", "in_shape")
-
-    def forward(self, x):
-        _check_input("avg_pool2d", x, self.kernel)
-        self.in_shape = x.shape
-        return windows(x, self.kernel, self.stride).mean(axis=(-2, -1))
-
-    def backward(self, g):
-        kh, kw = self.kernel
-        share = np.broadcast_to((g / (kh * kw))[..., None, None], g.shape + (kh, kw))
-        return scatter_windows(share, self.in_shape, self.kernel, self.stride)
-
-
 def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int | tuple[int, int] = 1,
-           padding: int | tuple[int, int] | str = 0) -> Tensor:
-    """PyTorch's F.conv2d: NCHW input, weight (out, in, kh, kw), optional bias (out,)."""
+           padding: int | tuple[int, int] | str = 0, dilation: int | tuple[int, int] = 1,
+           groups: int = 1) -> Tensor:
+    """PyTorch's F.conv2d: NCHW input, weight (out, in/groups, kh, kw), optional bias (out,)."""
     stride = pair(stride, "stride", "conv2d")
-    padding = padding_of(padding, weight.shape[2:], stride, "conv2d")
+    dilation = pair(dilation, "dilation", "conv2d")
+    groups = positive_int(groups, "groups", "conv2d")
+    padding = padding_of(padding, weight.shape[2:], stride, "conv2d", dilation)
     args = (x, weight) if bias is None else (x, weight, bias)
-    return Conv2d.apply(*args, stride=stride, padding=padding)
+    return Conv2d.apply(*args, stride=stride, padding=padding, dilation=dilation, groups=groups)
 
 
-def max_pool2d(x: Tensor, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None) -> Tensor:
-    """PyTorch's F.max_pool2d (no padding): stride defaults to the kernel size."""
-    kernel = pair(kernel_size, "kernel_size", "max_pool2d")
-    stride = kernel if stride is None else pair(stride, "stride", "max_pool2d")
-    return MaxPool2d.apply(x, kernel=kernel, stride=stride)
-
-
-def avg_pool2d(x: Tensor, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None) -> Tensor:
-    """PyTorch's F.avg_pool2d (no padding): stride defaults to the kernel size."""
-    kernel = pair(kernel_size, "kernel_size", "avg_pool2d")
-    stride = kernel if stride is None else pair(stride, "stride", "avg_pool2d")
-    return AvgPool2d.apply(x, kernel=kernel, stride=stride)
+def positive_int(value, what, op):
+    """A positive int, or the op's clear error."""
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{op}: {what} must be a positive int, got {value!r}")
+    return int(value)

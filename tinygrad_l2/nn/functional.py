@@ -7,12 +7,15 @@ output, quadratic_cost = (k/2)·mse_loss.  `softmax_cross_entropy` is `cross_ent
 from __future__ import annotations
 
 from ..tensor import Tensor
-from .conv import avg_pool2d, conv2d, max_pool2d
+from .conv import conv2d
 from .layers import dropout
+from .normalization import batch_norm, layer_norm
+from .pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d
 from .losses import (binary_cross_entropy, binary_cross_entropy_with_logits, mse_loss,
                      softmax_cross_entropy as cross_entropy)
 
-__all__ = ["conv2d", "max_pool2d", "avg_pool2d", "dropout", "relu", "sigmoid", "tanh", "softmax",
+__all__ = ["conv2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "batch_norm",
+           "layer_norm", "dropout", "relu", "sigmoid", "tanh", "softmax",
            "log_softmax", "mse_loss", "cross_entropy", "binary_cross_entropy",
            "binary_cross_entropy_with_logits"]
 

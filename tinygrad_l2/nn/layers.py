@@ -153,7 +153,8 @@ class Conv2d(_Regularized):
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] = 1,
-                 padding: int | tuple[int, int] | str = 0, bias: bool = True, kernel_regularizer: Callable[[Tensor], Tensor] | str | None = None,
+                 padding: int | tuple[int, int] | str = 0, dilation: int | tuple[int, int] = 1, groups: int = 1,
+                 bias: bool = True, padding_mode: str = "zeros", kernel_regularizer: Callable[[Tensor], Tensor] | str | None = None,
                  bias_regularizer: Callable[[Tensor], Tensor] | str | None = None, dtype: npt.DTypeLike = np.float32,
                  rng: np.random.Generator | int | None = None) -> None:
         super().__init__()
@@ -164,49 +165,43 @@ class Conv2d(_Regularized):
             raise ValueError("Conv2d: bias_regularizer given but bias=False")
         self.kernel_size = conv.pair(kernel_size, "kernel_size", "Conv2d")
         self.stride = conv.pair(stride, "stride", "Conv2d")
-        self.padding = conv.padding_of(padding, self.kernel_size, self.stride, "Conv2d")
-        self.padding_arg = padding
+        self.dilation = conv.pair(dilation, "dilation", "Conv2d")
+        self.groups = _conv_groups(groups, in_channels, out_channels, padding_mode)
+        self.padding = conv.padding_of(padding, self.kernel_size, self.stride, "Conv2d", self.dilation)
+        self.padding_arg, self.padding_mode = padding, padding_mode
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        _init_parameters(self, (out_channels, in_channels) + self.kernel_size,
-                         in_channels * self.kernel_size[0] * self.kernel_size[1], bias,
+        per_group = in_channels // self.groups
+        _init_parameters(self, (out_channels, per_group) + self.kernel_size,
+                         per_group * self.kernel_size[0] * self.kernel_size[1], bias,
                          kernel_regularizer, bias_regularizer, dtype, rng)
 
     def forward(self, x: Tensor) -> Tensor:
         if not isinstance(x, Tensor):
             x = Tensor(x, dtype=self.weight.dtype)
         args = (x, self.weight) if self.bias is None else (x, self.weight, self.bias)
-        return conv.Conv2d.apply(*args, stride=self.stride, padding=self.padding)
+        return conv.Conv2d.apply(*args, stride=self.stride, padding=self.padding,
+                                 dilation=self.dilation, groups=self.groups)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, padding={self.padding_arg!r}")
+                f"stride={self.stride}, padding={self.padding_arg!r}"
+                + (f", dilation={self.dilation}" if self.dilation != (1, 1) else "")
+                + (f", groups={self.groups}" if self.groups != 1 else ""))
 
 
-class _Pool2d(Module):
-    """A pooling layer: `pool(x, kernel_size, stride)` (stride defaults to the kernel size)."""
-
-    def __init__(self, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None) -> None:
-        super().__init__()
-        conv.pair(kernel_size, "kernel_size", type(self).__name__)
-        self.kernel_size, self.stride = kernel_size, stride
-
-    pool: Callable[..., Tensor]
-
-    def forward(self, x: Tensor) -> Tensor:
-        return type(self).pool(x, self.kernel_size, self.stride)
-
-    def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}"
-
-
-class MaxPool2d(_Pool2d):
-    """The maximum of each kh×kw window."""
-    pool = staticmethod(conv.max_pool2d)
-
-
-class AvgPool2d(_Pool2d):
-    """The mean of each kh×kw window."""
-    pool = staticmethod(conv.avg_pool2d)
+def _conv_groups(groups, in_channels, out_channels, padding_mode):
+    """Conv2d's groups, checked against the channels (PyTorch's messages); only zero padding."""
+    if padding_mode != "zeros":
+        known = ("reflect", "replicate", "circular")
+        raise ValueError(f"Conv2d: padding_mode={padding_mode!r} is not supported: only 'zeros' is"
+                         + (" (PyTorch's 'reflect', 'replicate' and 'circular' are not implemented)"
+                            if padding_mode in known else f"; PyTorch accepts 'zeros' or {known}"))
+    groups = conv.positive_int(groups, "groups", "Conv2d")
+    for what, n in (("in_channels", in_channels), ("out_channels", out_channels)):
+        if n % groups:
+            raise ValueError(f"Conv2d: {what} must be divisible by groups, got {what}={n} and "
+                             f"groups={groups}")
+    return groups
 
 
 class Flatten(Module):

@@ -1,4 +1,4 @@
-"""Module: parameters, sub-modules, regularization_loss and state dicts (PyTorch-shaped)."""
+"""Module: parameters, buffers, sub-modules, regularization_loss and state dicts (PyTorch-shaped)."""
 from __future__ import annotations
 
 import functools
@@ -28,15 +28,22 @@ class Module:
     """
 
     training = True  # until train()/eval() say otherwise
+    normalization = False  # True for BatchNorm/LayerNorm: their γ, β are not kernels (no decay)
     _parameters: OrderedDict[str, Tensor]
     _modules: OrderedDict[str, Module]
+    _buffers: OrderedDict[str, Tensor | None]
     regularizers: dict[str, Any]
 
     def __setattr__(self, name: str, value: Any) -> None:
         if "_parameters" not in self.__dict__:
             object.__setattr__(self, "_parameters", OrderedDict())
             object.__setattr__(self, "_modules", OrderedDict())
+            object.__setattr__(self, "_buffers", OrderedDict())
             object.__setattr__(self, "regularizers", {})
+        if name in self._buffers:  # a buffer stays a buffer (a Tensor without grad, or None)
+            self._buffers[name] = _as_buffer(type(self).__name__, name, value)
+            object.__setattr__(self, name, self._buffers[name])
+            return
         self._parameters.pop(name, None)
         self._modules.pop(name, None)
         if isinstance(value, (list, tuple)) and any(isinstance(v, Module) for v in value):
@@ -59,6 +66,32 @@ class Module:
         yield prefix, self
         for name, child in self.__dict__.get("_modules", {}).items():
             yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def register_buffer(self, name: str, tensor: Tensor | np.ndarray | None) -> None:
+        """Register state that is not a parameter (no gradient, not optimized) but belongs in
+        the state dict, as PyTorch's running_mean/running_var: `self.name` reads it; assigning
+        `self.name = ...` replaces it and it stays a buffer.  None: registered but not saved."""
+        if not isinstance(name, str) or not name or "." in name:
+            raise ValueError(f"register_buffer: name must be a non-empty string without '.', "
+                             f"got {name!r}")
+        if name in self.__dict__ and name not in self.__dict__.get("_buffers", {}):
+            raise KeyError(f"register_buffer: attribute {name!r} already exists on "
+                           f"{type(self).__name__}")
+        buffer = _as_buffer(type(self).__name__, name, tensor)
+        self.__setattr__(name, None)  # creates the registries on a bare Module
+        self._buffers[name] = buffer
+        object.__setattr__(self, name, buffer)
+
+    def named_buffers(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Tensor]]:
+        """(dotted_name, buffer) pairs, e.g. ("1.running_mean", tensor); None buffers skipped."""
+        modules = self.named_modules(prefix) if recurse else [(prefix, self)]
+        for module_name, module in modules:
+            for name, b in module.__dict__.get("_buffers", {}).items():
+                if b is not None:
+                    yield (f"{module_name}.{name}" if module_name else name), b
+
+    def buffers(self) -> list[Tensor]:
+        return [b for _, b in self.named_buffers()]
 
     def children(self) -> list[Module]:
         return list(self.__dict__.get("_modules", {}).values())
@@ -135,14 +168,26 @@ class Module:
         return functools.reduce(operator.add, penalties)
 
     # ---- state -----------------------------------------------------------------------------
+    def _named_state(self):
+        """(dotted_name, Tensor) of every parameter and buffer, in PyTorch's state-dict order:
+        module by module, its parameters then its buffers."""
+        seen = set()
+        for module_name, module in self.named_modules():
+            for name, p in module.named_parameters(module_name, recurse=False):
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    yield name, p
+            yield from module.named_buffers(module_name, recurse=False)
+
     def state_dict(self) -> OrderedDict[str, np.ndarray]:
-        """{dotted_name: a copy of the parameter's array}."""
-        return OrderedDict((name, p.data.copy()) for name, p in self.named_parameters())
+        """{dotted_name: a copy of the array} for every parameter and buffer (running
+        statistics), in PyTorch's order and with PyTorch's names."""
+        return OrderedDict((name, t.data.copy()) for name, t in self._named_state())
 
     def load_state_dict(self, state_dict: Mapping[str, npt.ArrayLike]) -> None:
-        """Copy arrays into the parameters; validates everything first, so an error leaves the
-        model unchanged."""
-        params = OrderedDict(self.named_parameters())
+        """Copy arrays into the parameters and buffers (each keeps its dtype: an integer count
+        stays an integer); validates everything first, so an error leaves the model unchanged."""
+        params = OrderedDict(self._named_state())
         missing = [k for k in params if k not in state_dict]
         unexpected = [k for k in state_dict if k not in params]
         problems = []
@@ -185,14 +230,32 @@ class Module:
         return f"{type(self).__name__}(\n  " + "\n  ".join(lines) + "\n)"
 
 
+def _as_buffer(owner, name, value):
+    """A buffer is a Tensor that needs no gradient (arrays are wrapped), or None."""
+    if value is None:
+        return None
+    if isinstance(value, np.ndarray):
+        return Tensor(value, dtype=value.dtype)  # an integer count stays an integer
+    if not isinstance(value, Tensor) or value.requires_grad:
+        raise TypeError(f"{owner}.{name}: a buffer must be a Tensor without requires_grad, a "
+                        f"numpy array or None, got {type(value).__name__}"
+                        + (" requiring grad" if isinstance(value, Tensor) else ""))
+    return value
+
+
 def weights_and_biases(module: Module) -> tuple[list[Tensor], list[Tensor]]:
     """([weights], [biases]) of a module tree: the parameters a layer calls `weight` (the
     kernels, which L2 and weight decay are meant for) and those it calls `bias`; any other
-    parameter is in neither list.  For parameter groups such as
-    `[{"params": weights, "weight_decay": 1e-2}, {"params": biases, "weight_decay": 0}]`."""
+    parameter, and every parameter of a normalization layer (its γ is called `weight` too), is
+    in neither list.  For parameter groups such as
+    `[{"params": weights, "weight_decay": 1e-2}, {"params": biases, "weight_decay": 0}]`
+    (`tl.optim.param_groups(model, 1e-2)` builds these, γ and β with the biases)."""
     weights, biases = [], []
+    normalizing = {id(p) for _, m in module.named_modules() if m.normalization for p in m.parameters()}
     for name, p in module.named_parameters():
         leaf = name.rpartition(".")[2]
+        if id(p) in normalizing:
+            continue
         if leaf == "weight":
             weights.append(p)
         elif leaf == "bias":

@@ -1,0 +1,152 @@
+"""BatchNorm1d/2d and LayerNorm: gradients from the graph checked by finite differences in
+float64, running statistics by their formula, buffers in the state dict, clear errors."""
+import numpy as np
+import pytest
+
+import tinygrad_l2 as tl
+from tinygrad_l2 import Tensor
+
+rng = np.random.default_rng(5)
+
+
+def with_parameters(layer, x):
+    """fn(x, γ, β) for gradcheck: the layer's output with γ and β swapped in."""
+    def fn(x, weight, bias):
+        layer.weight, layer.bias = weight, bias
+        return layer(x)
+    return fn, [Tensor(x, requires_grad=True), Tensor(rng.standard_normal(layer.weight.shape), requires_grad=True),
+                Tensor(rng.standard_normal(layer.bias.shape), requires_grad=True)]
+
+
+@pytest.mark.parametrize("layer, shape", [(tl.nn.BatchNorm1d(3, dtype=np.float64), (5, 3)),
+                                          (tl.nn.BatchNorm1d(2, dtype=np.float64), (3, 2, 4)),
+                                          (tl.nn.BatchNorm2d(2, dtype=np.float64), (3, 2, 2, 3))])
+@pytest.mark.parametrize("training", [True, False])
+def test_batchnorm_gradients_match_finite_differences(layer, shape, training):
+    layer.train(training)
+    layer.running_mean, layer.running_var = rng.standard_normal(shape[1]), rng.random(shape[1]) + 0.5
+    fn, inputs = with_parameters(layer, rng.standard_normal(shape) * 2 + 1)
+    assert tl.gradcheck(fn, inputs)
+
+
+def test_layernorm_gradients_match_finite_differences():
+    fn, inputs = with_parameters(tl.nn.LayerNorm((3, 4), dtype=np.float64), rng.standard_normal((2, 3, 4)))
+    assert tl.gradcheck(fn, inputs)
+
+
+def test_training_normalizes_each_channel_to_mean_zero_variance_one():
+    x = Tensor(rng.standard_normal((16, 3, 4, 4)) * [[[[5.0]], [[0.1]], [[2.0]]]] + 7.0)
+    y = tl.nn.BatchNorm2d(3, eps=0.0, dtype=np.float64)(x).data
+    np.testing.assert_allclose(y.mean(axis=(0, 2, 3)), 0, atol=1e-13)
+    np.testing.assert_allclose(y.var(axis=(0, 2, 3)), 1, atol=1e-12)
+
+
+def test_running_statistics_follow_momentum_and_the_unbiased_variance():
+    layer = tl.nn.BatchNorm1d(2, momentum=0.25, dtype=np.float64)
+    x = rng.standard_normal((6, 2))
+    layer(Tensor(x))
+    np.testing.assert_allclose(layer.running_mean.data, 0.25 * x.mean(0), rtol=1e-14)
+    np.testing.assert_allclose(layer.running_var.data, 0.75 + 0.25 * x.var(0, ddof=1), rtol=1e-14)
+
+
+def test_momentum_none_is_the_cumulative_average_of_the_batches():
+    layer = tl.nn.BatchNorm1d(2, momentum=None, dtype=np.float64)
+    batches = [rng.standard_normal((4, 2)) + i for i in range(3)]
+    for x in batches:
+        layer(Tensor(x))
+    np.testing.assert_allclose(layer.running_mean.data, np.mean([b.mean(0) for b in batches], 0), rtol=1e-13)
+    np.testing.assert_allclose(layer.running_var.data, np.mean([b.var(0, ddof=1) for b in batches], 0), rtol=1e-13)
+    assert int(layer.num_batches_tracked.data) == 3
+
+
+def test_eval_uses_running_statistics_and_leaves_them_alone():
+    layer = tl.nn.BatchNorm1d(2, dtype=np.float64)
+    layer.running_mean, layer.running_var = np.array([1.0, -2.0]), np.array([4.0, 0.25])
+    x = rng.standard_normal((3, 2))
+    y = layer.eval()(Tensor(x)).data
+    np.testing.assert_allclose(y, (x - [1.0, -2.0]) / np.sqrt(np.array([4.0, 0.25]) + 1e-5), rtol=1e-14)
+    assert int(layer.num_batches_tracked.data) == 0 and list(layer.running_mean.data) == [1.0, -2.0]
+
+
+def test_without_running_statistics_both_modes_use_the_batch():
+    layer = tl.nn.BatchNorm1d(2, track_running_stats=False, dtype=np.float64)
+    x = Tensor(rng.standard_normal((5, 2)))
+    np.testing.assert_array_equal(layer.train()(x).data, layer.eval()(x).data)
+    assert list(layer.state_dict()) == ["weight", "bias"] and layer.running_mean is None
+
+
+def test_running_statistics_are_buffers_not_parameters(tmp_path):
+    model = tl.nn.Sequential(tl.nn.Linear(3, 2, dtype=np.float64, rng=0), tl.nn.BatchNorm1d(2, dtype=np.float64))
+    model(Tensor(rng.standard_normal((4, 3))))
+    assert [n for n, _ in model.named_parameters()] == ["0.weight", "0.bias", "1.weight", "1.bias"]
+    assert [n for n, _ in model.named_buffers()] == ["1.running_mean", "1.running_var", "1.num_batches_tracked"]
+    assert list(model.state_dict()) == ["0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean",
+                                        "1.running_var", "1.num_batches_tracked"]
+    model.save(tmp_path / "bn.npz")
+    fresh = tl.nn.Sequential(tl.nn.Linear(3, 2, dtype=np.float64, rng=1), tl.nn.BatchNorm1d(2, dtype=np.float64))
+    fresh.load(tmp_path / "bn.npz")
+    for (name, a), b in zip(model.state_dict().items(), fresh.state_dict().values()):
+        assert a.dtype == b.dtype and np.array_equal(a, b), name
+    x = Tensor(rng.standard_normal((2, 3)))
+    np.testing.assert_array_equal(fresh.eval()(x).data, model.eval()(x).data)
+
+
+def test_a_buffer_refuses_a_tensor_that_requires_grad():
+    layer = tl.nn.BatchNorm1d(2)
+    with pytest.raises(TypeError, match="BatchNorm1d.running_mean: a buffer must be a Tensor without requires_grad"):
+        layer.running_mean = Tensor(np.zeros(2), requires_grad=True)
+    assert layer.parameters() == [layer.weight, layer.bias]
+
+
+def test_gamma_and_beta_carry_no_penalty_unless_given_one():
+    assert dict(tl.nn.BatchNorm2d(3).named_penalties()) == {}
+    layer = tl.nn.BatchNorm2d(3, gamma_regularizer=tl.nn.L2(0.5), dtype=np.float64)
+    assert [name for name, _ in layer.named_penalties()] == ["weight"]
+    assert layer.regularization_loss().item() == pytest.approx(1.5)  # 0.5·Σ1², three channels
+
+
+@pytest.mark.parametrize("make, x, message", [
+    (lambda: tl.nn.BatchNorm1d(3), np.zeros((1, 3)), "expected more than 1 value per channel when training"),
+    (lambda: tl.nn.BatchNorm1d(3), np.zeros((2, 4)), r"has 4 channels on axis 1, expected num_features=3"),
+    (lambda: tl.nn.BatchNorm2d(3), np.zeros((2, 3, 4)), r"BatchNorm2d: expected 4D input, got 3D input of shape \(2, 3, 4\)"),
+    (lambda: tl.nn.LayerNorm((3, 4)), np.zeros((2, 4, 3)), r"last dims are \(3, 4\), got shape \(2, 4, 3\)"),
+])
+def test_bad_inputs_get_a_clear_error(make, x, message):
+    with pytest.raises(ValueError, match=message):
+        make()(Tensor(x))
+
+
+def test_a_refused_batch_changes_no_statistic():
+    layer = tl.nn.BatchNorm1d(3, dtype=np.float64)
+    before = layer.state_dict()
+    with pytest.raises(ValueError, match="expected more than 1 value per channel"):
+        layer(Tensor(np.ones((1, 3))))
+    for name, value in layer.state_dict().items():
+        assert np.array_equal(value, before[name]), name
+
+
+def test_non_float_dtypes_are_refused():
+    with pytest.raises(TypeError, match="BatchNorm2d: dtype must be a floating-point type, got int64"):
+        tl.nn.BatchNorm2d(3, dtype=np.int64)
+
+
+def test_a_compiled_training_step_still_updates_the_running_statistics():
+    def setup():
+        model = tl.nn.Sequential(tl.nn.Linear(3, 4, dtype=np.float64, rng=0), tl.nn.BatchNorm1d(4, dtype=np.float64))
+        opt = tl.optim.SGD(model.parameters(), lr=0.1)
+
+        def step(x):
+            opt.zero_grad()
+            loss = (model(x) ** 2).mean()
+            loss.backward()
+            opt.step()
+            return loss
+        return model, step
+
+    (eager, eager_step), (compiled, step) = setup(), setup()
+    step = tl.compile(step)
+    for i in range(3):
+        x = Tensor(rng.standard_normal((5, 3)) + i)
+        eager_step(x), step(x)
+    for (name, a), b in zip(eager.state_dict().items(), compiled.state_dict().values()):
+        np.testing.assert_array_equal(a, b, err_msg=name)
