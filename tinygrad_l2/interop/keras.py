@@ -121,7 +121,7 @@ def regularizer_of(layer, keras_regularizer, which):
 
 def array_of(variable):
     """A Keras variable's value as a numpy array of its dtype (a copy)."""
-    return np.array(variable, copy=True)
+    return np.array(variable.numpy(), copy=True)
 
 
 class _Builder:
