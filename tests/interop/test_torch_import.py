@@ -13,6 +13,7 @@ from interop.frameworks import assert_close, need_torch, tl_terms, torch_grads
 torch = need_torch()
 T, F = torch.nn, torch.nn.functional
 WD = 0.02
+pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")
 
 
 def saved_and_loaded(make, tmp_path, dtype):

@@ -171,7 +171,7 @@ def _optimizer(torch, optimizer, torch_params, names, decayed):
     groups = []
     for group in optimizer.param_groups:
         hyper = {key: group[key] for key in HYPER[kind]}
-        parts: dict[float, list] = {}
+        parts = {}  # weight_decay -> the group's tensors that get it
         for p in group["params"]:
             lam = decayed.get(names[id(p)], 0.0)
             parts.setdefault(hyper["weight_decay"] + conventions.keras_to_weight_decay(lam), []).append(p)

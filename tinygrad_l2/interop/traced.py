@@ -45,6 +45,9 @@ def _resolve(value, env):
 
 class Traced(Module):
     """Runs `steps` in order: inputs, sub-module calls, parameter reads, tl functions, output."""
+    steps: list[Step]
+    inputs: list[str]
+    output: Any
 
     def __init__(self, steps: list[Step], inputs: list[str], output: Any) -> None:
         super().__init__()
