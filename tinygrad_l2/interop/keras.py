@@ -57,6 +57,9 @@ def from_keras(model_or_path: Any) -> Chain:
     if not isinstance(model, keras.Model):
         raise TypeError(f"from_keras: expected a keras.Model or a path to a .keras file, got "
                         f"{type(model_or_path).__name__}")
+    if not model.built:
+        raise KerasConversionError(f"from_keras: {model.name} is not built (no weights yet): start "
+                                   f"it with keras.Input(shape) or call it on a batch once")
     builder = _Builder()
     for layer in _layers_in_order(keras, model):
         builder.add(layer)
