@@ -4,6 +4,8 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
+
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -13,8 +15,8 @@ def run(name, *args, cwd):
                           capture_output=True, text=True, timeout=300)
 
 
-def test_examples_directory_holds_the_seven_examples():
-    assert len(list(EXAMPLES.glob("0*.py"))) == 7
+def test_examples_directory_holds_the_eight_examples():
+    assert len(list(EXAMPLES.glob("0*.py"))) == 8
 
 
 def test_01_render_l2_graph(tmp_path):
@@ -90,3 +92,15 @@ def test_07_compiled_step(tmp_path):
     assert result.stdout.startswith("def step(X, y):") and "traced 1 time" in result.stdout
     accuracy = float(result.stdout.split("test accuracy ")[1].split()[0])
     assert accuracy > 0.8
+
+
+def test_08_keras_to_torch(tmp_path):
+    import importlib.util
+    if not (importlib.util.find_spec("torch") and importlib.util.find_spec("keras")):
+        pytest.skip("needs the interop extra (torch, keras): pip install -e '.[interop]'")
+    result = run("08_keras_to_torch.py", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    penalty = result.stdout.split("penalty: Keras sum(model.losses) = ")[1].split(",")[0]
+    assert f"tl regularization_loss() = {penalty}" in result.stdout
+    assert "torch group weight_decay=0.002: conv2d.weight, conv2d_1.weight, dense.weight" in result.stdout
+    assert "parameters agree to < 1e-10" in result.stdout

@@ -19,6 +19,7 @@ from .table import Table
 from .trace import trace_terms, with_without
 from .compiler import CompileCheckError, CompileWarning, compile
 from . import conventions, data, nn, optim
+from .interop import from_keras, from_torch, to_torch
 
 __all__ = ["Tensor", "Function", "AccumulateGrad", "Constant", "no_grad", "detect_anomaly",
            "AnomalyError", "enable_grad", "set_grad_enabled", "is_grad_enabled", "gradcheck",
@@ -26,7 +27,7 @@ __all__ = ["Tensor", "Function", "AccumulateGrad", "Constant", "no_grad", "detec
            "trace_terms", "with_without", "Table", "manual_seed", "save", "load", "nn", "optim", "data",
            "conventions", "tensor", "zeros", "ones", "full", "randn", "rand", "arange", "eye",
            "zeros_like", "ones_like", "maximum", "minimum", "where", "cat", "stack", "compile",
-           "CompileCheckError", "CompileWarning"]
+           "CompileCheckError", "CompileWarning", "from_keras", "from_torch", "to_torch"]
 __version__ = "0.1.0"
 
 

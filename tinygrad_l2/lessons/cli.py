@@ -91,6 +91,8 @@ def _explain(sub):
     _add(p, "--rankdir", choices=["LR", "TB"], default="TB", help="graph layout: top-bottom or left-right")
     p.add_argument("--show-code", action="store_true",
                    help="also print the backprop tl.compile writes (default: off)")
+    _add(p, "--model", help="your own Keras model (a .keras file; needs the interop extra): "
+                            "the same analysis on a synthetic batch of --m examples")
 
 
 def _compare(sub):
@@ -157,6 +159,11 @@ def check(args, parser):
     if args.command in ("explain", "compare") and (getattr(args, "m", None) or 0) > examples:
         parser.error(f"--m {args.m}: the built-in dataset has {examples} training examples, so m can be "
                      f"at most {examples}")
+    if args.command == "explain" and args.model is not None:
+        for name in ("convention", "lambd", "layers", "cost", "show_code"):
+            if getattr(args, name) != parser.get_default(name):
+                parser.error(f"--{name.replace('_', '-')} does not apply with --model (its own "
+                             f"regularizers and layers are used)")
     if args.command == "decay" and args.batch_size > args.n:
         parser.error(f"--batch-size {args.batch_size} is larger than --n {args.n}")
     if getattr(args, "plot", False):
@@ -180,17 +187,33 @@ def _check_writable(out, parser):
         parser.error(f"--out {out}: cannot write there ({err.strerror or err})")
 
 
+def _model_error():
+    """own_model's error class once --model loaded it, else one that never matches."""
+    module = sys.modules.get(f"{__package__}.own_model")
+    return module.ModelError if module is not None else _NoError
+
+
+class _NoError(Exception):
+    pass
+
+
 def main(argv=None):
     parser, sub = make_parser()
     args = parser.parse_args(argv)
     check(args, sub.choices[args.command])
     run = {"explain": commands.explain, "compare": commands.compare, "train": commands.train,
            "dcda": commands.dcda, "decay": commands.decay, "loss-or-update": commands.loss_or_update}
+    if getattr(args, "model", None) is not None:
+        from . import own_model  # imports Keras (and torch) only when asked
+        run["explain"] = own_model.explain_model
     try:
         with np.errstate(all="ignore"), warnings.catch_warnings():
             # overflow is checked by each command, which says so in words (exit 1): no numpy warning
             warnings.simplefilter("ignore", RuntimeWarning)
             return run[args.command](args)
+    except _model_error() as err:
+        print(f"tinygrad-l2 explain: error: {err}", file=sys.stderr)
+        return 2
     except commands.RUN_TIME_ERRORS as err:
         return commands.report(err)
     except BrokenPipeError:  # output piped into `head`: stop quietly
