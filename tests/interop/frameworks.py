@@ -41,7 +41,8 @@ def tl_terms(model, X, loss):
     params = dict(model.named_parameters())
     grads = {}
     for term in (data, penalty):
-        found = tl.grad(term, list(params.values())) if term.requires_grad else [None] * len(params)
+        found = (tl.grad(term, list(params.values()), allow_unused=True) if term.requires_grad
+                 else [None] * len(params))
         for (name, p), g in zip(params.items(), found):
             grads.setdefault(name, []).append(np.zeros_like(p.data) if g is None else g)
     return data.item(), penalty.item(), {k: tuple(v) for k, v in grads.items()}

@@ -78,7 +78,8 @@ class SamePaddedConv2d(Conv2d):
         padding = tuple(same_padding(n, k, s) for n, k, s in
                         zip(x.shape[2:], self.kernel_size, self.stride))
         args = (x, self.weight) if self.bias is None else (x, self.weight, self.bias)
-        return conv.Conv2d.apply(*args, stride=self.stride, padding=padding)
+        return conv.Conv2d.apply(*args, stride=self.stride, padding=padding, dilation=self.dilation,
+                                 groups=self.groups)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "

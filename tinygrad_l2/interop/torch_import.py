@@ -56,9 +56,10 @@ def _layer(torch, name, module):
     if type(module) is T.Linear:
         out = nn.Linear(module.in_features, module.out_features, module.bias is not None, rng=0)
     elif type(module) is T.Conv2d:
-        _refuse_options(name, module, dilation=[(1, 1)], groups=[1], padding_mode=["zeros"])
+        _refuse_options(name, module, padding_mode=["zeros"])
         out = nn.Conv2d(module.in_channels, module.out_channels, module.kernel_size, module.stride,
-                        module.padding, module.bias is not None, rng=0)
+                        module.padding, dilation=module.dilation, groups=module.groups,
+                        bias=module.bias is not None, rng=0)
     elif type(module) in (T.MaxPool2d, T.AvgPool2d):
         _refuse_options(name, module, padding=[0, (0, 0)], ceil_mode=[False])
         if type(module) is T.MaxPool2d:

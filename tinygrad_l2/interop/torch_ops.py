@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import creation
-from ..nn import conv, layers
+from ..nn import conv, layers, pooling
 from ..tensor import Tensor
 
 
@@ -90,8 +90,8 @@ FUNCTIONS: dict[Any, Callable[..., Any]] = {
     torch.sum: _unary("sum"), torch.mean: _unary("mean"), torch.flatten: _flatten,
     F.softmax: _softmax("softmax"), F.log_softmax: _softmax("log_softmax"),
     torch.softmax: _softmax("softmax"), torch.log_softmax: _softmax("log_softmax"),
-    F.max_pool2d: _pool(conv.max_pool2d, "max_pool2d"),
-    F.avg_pool2d: _pool(conv.avg_pool2d, "avg_pool2d"),
+    F.max_pool2d: _pool(pooling.max_pool2d, "max_pool2d"),
+    F.avg_pool2d: _pool(pooling.avg_pool2d, "avg_pool2d"),
     F.linear: _linear, F.conv2d: _conv2d, F.dropout: _dropout, torch.cat: _cat,
     torch.transpose: _transpose, torch.permute: lambda model, x, dims: x.permute(*dims),
     torch.reshape: lambda model, x, shape: x.reshape(shape),
