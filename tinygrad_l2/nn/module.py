@@ -13,6 +13,7 @@ import numpy.typing as npt
 
 from .. import context, serialization
 from ..tensor import Tensor
+from . import regularizers as _regularizers
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -44,6 +45,7 @@ class Module:
                             f"be missed); use tl.nn.ModuleList([...]) or tl.nn.Sequential(...)")
         if isinstance(value, Tensor) and value.requires_grad:
             self._parameters[name] = value
+            _owners.setdefault(value, []).append((weakref.ref(self), name))
         elif isinstance(value, Module):
             self._modules[name] = value
         object.__setattr__(self, name, value)
@@ -117,7 +119,7 @@ class Module:
                 if param is None:
                     continue
                 full = f"{module_name}.{param_name}" if module_name else param_name
-                penalty = regularizer(param)
+                penalty = _regularizers._in_graph(param, regularizer(param))
                 if penalty.name is None:  # named for pictures: "0.weight penalty"
                     penalty.name = f"{full} penalty"
                 yield full, penalty
@@ -194,6 +196,26 @@ def weights_and_biases(module: Module) -> tuple[list[Tensor], list[Tensor]]:
         elif leaf == "bias":
             biases.append(p)
     return weights, biases
+
+
+# ---- the penalty nobody added: which parameters have a regularizer whose penalty was forgotten ----
+
+_owners = _regularizers.TensorMap()  # parameter -> [(module ref, its name there)]
+
+
+def forgotten_penalties(params: list[Tensor]) -> list[str] | None:
+    """For `params` (about to be stepped): "Linear.weight (L2(0.01))" for each one whose attached
+    regularizer's penalty was never part of a graph (`+ model.regularization_loss()` left out);
+    None if none of them has a regularizer (nothing to check)."""
+    attached = [(p, module, name) for p in params for ref, name in _owners.get(p, ())
+                if (module := ref()) is not None
+                and module.__dict__.get("regularizers", {}).get(name) is not None]
+    if not attached:
+        return None
+    described = [f"{type(module).__name__}.{name} ({module.regularizers[name]!r})"
+                 for p, module, name in attached if p not in _regularizers.penalized]
+    counts = {d: described.count(d) for d in described}  # "Linear.weight (L2(0.01)) ×2"
+    return [d + (f" ×{n}" if n > 1 else "") for d, n in counts.items()]
 
 
 # ---- what drawing needs: which module call made which part of the graph ----------------------

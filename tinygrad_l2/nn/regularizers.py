@@ -7,12 +7,46 @@ the other conventions (see `tinygrad_l2.conventions`).
 from __future__ import annotations
 
 import numbers
+import weakref
 from typing import TYPE_CHECKING, Any, Callable
 
 from .. import conventions
 
 if TYPE_CHECKING:
     from ..tensor import Tensor
+
+
+class TensorMap:
+    """{tensor: value} by identity, not keeping the tensors alive.  (weakref's WeakSet and
+    WeakKeyDictionary compare keys with ==, which is elementwise for tensors.)"""
+
+    def __init__(self) -> None:
+        self._entries: dict[int, tuple[weakref.ref, Any]] = {}
+
+    def setdefault(self, tensor: Tensor, value: Any) -> Any:
+        entry = self._entries.get(id(tensor))
+        if entry is None or entry[0]() is not tensor:
+            key, entries = id(tensor), self._entries
+            entry = entries[key] = (weakref.ref(tensor, lambda _: entries.pop(key, None)), value)
+        return entry[1]
+
+    def get(self, tensor: Tensor, default: Any = None) -> Any:
+        entry = self._entries.get(id(tensor))
+        return entry[1] if entry is not None and entry[0]() is tensor else default
+
+    def __contains__(self, tensor: Tensor) -> bool:
+        return self.get(tensor, self) is not self
+
+
+# Parameters whose penalty has been part of a graph at least once: an optimizer that steps a
+# parameter with an attached regularizer not in here warns that the penalty was forgotten.
+penalized = TensorMap()
+
+
+def _in_graph(w, penalty):
+    if penalty.requires_grad:
+        penalized.setdefault(w, True)
+    return penalty
 
 
 def _coefficient(name, value):
@@ -28,7 +62,7 @@ class L2:
         self.lam = _coefficient("L2", lam)
 
     def __call__(self, w: Tensor) -> Tensor:
-        return self.lam * (w ** 2).sum()
+        return _in_graph(w, self.lam * (w ** 2).sum())
 
     @classmethod
     def from_nielsen(cls, lmbda: float, n: int) -> L2:
@@ -56,7 +90,7 @@ class L1:
         self.lam = _coefficient("L1", lam)
 
     def __call__(self, w: Tensor) -> Tensor:
-        return self.lam * w.abs().sum()
+        return _in_graph(w, self.lam * w.abs().sum())
 
     def __repr__(self) -> str:
         return f"L1({self.lam!r})"

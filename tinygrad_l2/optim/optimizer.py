@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from typing import Any, Iterable
 
 import numpy as np
 
 from .. import context, memory
+from ..nn.module import forgotten_penalties
 from ..tensor import Tensor
 
 
@@ -92,6 +94,8 @@ class Optimizer:
                     p.grad = np.zeros_like(p.grad)
 
     def _params_with_grad(self):
+        if not self.__dict__.get("_penalties_checked"):
+            self._check_penalties()
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
@@ -99,6 +103,21 @@ class Optimizer:
                         raise ValueError(f"{type(self).__name__}: grad of shape {p.grad.shape} "
                                          f"for a parameter of shape {p.shape}")
                     yield group, p, p.grad
+
+    def _check_penalties(self):
+        """Warn once if a parameter with an attached regularizer is stepped although its penalty
+        was never in a loss: `+ model.regularization_loss()` forgotten, so the model would train
+        without L2 in silence.  Checked until a step has gradients, then never again."""
+        stepped = [p for group in self.param_groups for p in group["params"] if p.grad is not None]
+        if not stepped:
+            return
+        self._penalties_checked = True
+        forgotten = forgotten_penalties(stepped)
+        if forgotten:
+            warnings.warn(f"{type(self).__name__}.step(): the regularizer on {', '.join(forgotten)} "
+                          f"never entered the loss, so the model trains without its penalty. Add "
+                          f"it before backward(): loss = data_loss + model.regularization_loss()",
+                          UserWarning, stacklevel=4)
 
     @staticmethod
     def _data_to_update(p):
