@@ -291,3 +291,18 @@ def test_an_integer_tensor_times_a_float32_parameter_has_the_parameters_gradient
     (x * w).sum().backward()
     assert w.grad.dtype == np.float32
     np.testing.assert_array_equal(w.grad, [4.0, 6.0])
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda x: x.reshape(-1, -1), r"reshape: invalid shape \(-1, -1\) for a tensor of shape \(2, 3\)"),
+    (lambda x: x.reshape(-2, 3), r"reshape: invalid shape \(-2, 3\) for a tensor of shape \(2, 3\)"),
+    (lambda x: x.reshape(4, 2), r"reshape: cannot reshape a tensor of shape \(2, 3\)"),
+    (lambda x: x * np.array(["a"]), r"mul: expected float or integer numbers, got strings"),
+    (lambda x: x * [[1.0, 2.0], [3.0]], r"mul: data must be a rectangular nested list"),
+    (lambda x: x - [[1, 2], [3]], r"sub: data must be a rectangular nested list"),
+    (lambda x: x * "a", r"mul: unsupported operand str 'a'"),
+    (lambda x: x * Tensor(np.ones((3, 2))), r"mul: shapes \(2, 3\) and \(3, 2\)"),
+])
+def test_errors_name_the_op_and_the_shapes(call, match):
+    with pytest.raises((TypeError, ValueError), match=match):
+        call(Tensor(np.ones((2, 3))))

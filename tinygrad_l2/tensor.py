@@ -279,13 +279,11 @@ def _operand(value, like, op, scalars=True):
         if type(value) is not int:
             value = float(value)  # a Fraction, say: a plain float
         return value if scalars else _constant(value, like)
-    if isinstance(value, np.ndarray):
-        return Tensor(value)
-    if isinstance(value, (list, tuple)):
-        if like.dtype.kind == "f":
-            return Tensor(value, dtype=like.dtype)
-        array = to_array(value, what=op, infer=True)
-        return Tensor(array, dtype=array.dtype)
+    if isinstance(value, (np.ndarray, list, tuple)):  # errors name the op ("mul: ...")
+        if isinstance(value, np.ndarray) or like.dtype.kind != "f":
+            array = to_array(value, what=op, infer=True)
+            return Tensor(array, dtype=array.dtype)
+        return Tensor(to_array(value, like.dtype, what=op), dtype=like.dtype)
     raise TypeError(f"{op}: unsupported operand {_describe(value)}; expected a Tensor, a numpy "
                     f"array or a real Python scalar")
 

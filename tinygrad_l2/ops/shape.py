@@ -17,8 +17,8 @@ class Reshape(Op):
         shape = tuple(self.shape)
         if (not all(isinstance(n, int | np.integer) and n >= -1 for n in shape)
                 or shape.count(-1) > 1):
-            raise ValueError(f"reshape: invalid shape {shape}: each size must be an integer >= 0, "
-                             f"with at most one -1 (inferred)")
+            raise ValueError(f"reshape: invalid shape {shape} for a tensor of shape {x.shape}: "
+                             f"each size must be an integer >= 0, with at most one -1 (inferred)")
         try:
             out = x.reshape(shape)
         except (ValueError, TypeError):
