@@ -54,3 +54,21 @@ def test_frozen_parameters_are_skipped_as_torch_skips_them():
         opt_ours.step(), opt_theirs.step()
     np.testing.assert_allclose(ours.weight.data, theirs.weight.detach().numpy(), rtol=1e-14)
     np.testing.assert_array_equal(ours.bias.data, theirs.bias.detach().numpy())
+
+
+@pytest.mark.parametrize("make", [
+    lambda p, c: tl.optim.SGD(p, lr=c(1e-2), momentum=c(0.9), weight_decay=c(1e-3)),
+    lambda p, c: tl.optim.Adam(p, lr=c(1e-2), betas=(c(0.9), c(0.999)), eps=c(1e-8), weight_decay=c(1e-3)),
+], ids=["SGD", "Adam"])
+def test_numpy_float64_hyper_parameters_update_a_float32_model_exactly_as_python_floats(make):
+    """A sweep's np.logspace values must not make a float32 model's updates compute in float64."""
+    def train(cast):
+        model = tl.nn.Linear(4, 3, rng=0)
+        opt = make(model.parameters(), cast)
+        x = Tensor(np.linspace(-1, 1, 8, dtype=np.float32).reshape(2, 4))
+        for _ in range(5):
+            opt.zero_grad()
+            (model(x) ** 2).sum().backward()
+            opt.step()
+        return model.weight.data
+    np.testing.assert_array_equal(train(np.float64), train(float))

@@ -48,7 +48,9 @@ class Optimizer:
         self.param_groups.append(group)
 
     def _validate(self, group):
-        """PyTorch's checks and messages, plus: every number finite, betas a pair."""
+        """PyTorch's checks and messages, plus: every number finite, betas a pair.  Numbers are
+        kept as Python floats: a numpy float64 (from np.logspace, say) would make the updates of
+        a float32 model compute in float64 (numpy scalars are not weak)."""
         names = {"lr": "learning rate", "eps": "epsilon value"}
         for key in ("lr", "momentum", "weight_decay", "eps", "dampening"):
             if key not in group:
@@ -58,6 +60,7 @@ class Optimizer:
                     math.isfinite(value) and value >= 0):
                 raise ValueError(f"{type(self).__name__}: Invalid {names.get(key, key + ' value')}: "
                                  f"{value!r} (expected a finite number >= 0)")
+            group[key] = float(value)
         if "betas" in group:
             betas = group["betas"]
             if not isinstance(betas, (tuple, list)) or len(betas) != 2:
@@ -67,7 +70,7 @@ class Optimizer:
                 if not isinstance(beta, numbers.Real) or not 0.0 <= beta < 1.0:
                     raise ValueError(f"{type(self).__name__}: Invalid beta parameter at index "
                                      f"{i}: {beta!r} (expected 0 <= beta < 1)")
-            group["betas"] = tuple(betas)
+            group["betas"] = tuple(float(beta) for beta in betas)
 
     def _scratch(self, p):
         """A reusable work array shaped like p (not optimizer state: never saved): updates
