@@ -103,6 +103,10 @@ def test_gamma_and_beta_carry_no_penalty_unless_given_one():
     layer = tl.nn.BatchNorm2d(3, gamma_regularizer=tl.nn.L2(0.5), dtype=np.float64)
     assert [name for name, _ in layer.named_penalties()] == ["weight"]
     assert layer.regularization_loss().item() == pytest.approx(1.5)  # 0.5·Σ1², three channels
+    norm = tl.nn.LayerNorm(4, beta_regularizer=tl.nn.L2(0.5), dtype=np.float64)
+    assert [name for name, _ in norm.named_penalties()] == ["bias"]
+    with pytest.raises(ValueError, match="LayerNorm: a gamma/beta regularizer was given for a parameter"):
+        tl.nn.LayerNorm(4, bias=False, beta_regularizer=tl.nn.L2(0.5))
 
 
 @pytest.mark.parametrize("make, x, message", [

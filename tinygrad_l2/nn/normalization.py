@@ -172,11 +172,14 @@ class BatchNorm2d(_BatchNorm):
 
 class LayerNorm(Module):
     """Layer normalization over the last len(normalized_shape) dims of each example
-    (torch.nn.LayerNorm): the same statistics in training and eval, no running state."""
+    (torch.nn.LayerNorm): the same statistics in training and eval, no running state.
+    gamma_regularizer / beta_regularizer: Keras' LayerNormalization names (None by default)."""
     normalization = True
 
     def __init__(self, normalized_shape: int | Sequence[int], eps: float = 1e-5,
                  elementwise_affine: bool = True, bias: bool = True,
+                 gamma_regularizer: Callable[[Tensor], Tensor] | None = None,
+                 beta_regularizer: Callable[[Tensor], Tensor] | None = None,
                  dtype: npt.DTypeLike = np.float32) -> None:
         super().__init__()
         shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
@@ -186,13 +189,17 @@ class LayerNorm(Module):
                              f"sequence of them, got {normalized_shape!r}")
         if not (isinstance(eps, (int, float)) and eps >= 0):
             raise ValueError(f"LayerNorm: eps must be a number >= 0, got {eps!r}")
+        if (gamma_regularizer is not None and not elementwise_affine) or (
+                beta_regularizer is not None and not (elementwise_affine and bias)):
+            raise ValueError("LayerNorm: a gamma/beta regularizer was given for a parameter the "
+                             "layer does not have (elementwise_affine=False or bias=False)")
         dtype = _float_dtype("LayerNorm", dtype)
         self.normalized_shape, self.eps = tuple(int(n) for n in shape), float(eps)
         self.elementwise_affine = bool(elementwise_affine)
         affine = elementwise_affine
         self.weight = Tensor(np.ones(shape, dtype), requires_grad=True) if affine else None
         self.bias = Tensor(np.zeros(shape, dtype), requires_grad=True) if affine and bias else None
-        self.regularizers = {"weight": None, "bias": None}
+        self.regularizers = {"weight": gamma_regularizer, "bias": beta_regularizer}
 
     def forward(self, x: Tensor) -> Tensor:
         return layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
