@@ -7,6 +7,7 @@ from interop.frameworks import need_keras
 from tinygrad_l2.lessons.cli import main
 
 keras = need_keras()
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 L, R = keras.layers, keras.regularizers
 
 
