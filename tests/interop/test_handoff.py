@@ -8,6 +8,7 @@ from interop.frameworks import assert_close, need_torch
 
 torch = need_torch()
 F = torch.nn.functional
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
 
 def convnet(dtype):

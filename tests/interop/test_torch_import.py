@@ -151,3 +151,12 @@ def test_round_trip_through_torch_gives_back_the_same_model():
     back = tl.from_torch(tl.to_torch(model), torch.randn(2, 4, dtype=torch.float64))
     for (name, p), (name_back, q) in zip(model.named_parameters(), back.named_parameters()):
         assert name == name_back and np.array_equal(p.data, q.data)
+
+
+def test_a_conversion_whose_output_differs_from_torch_is_refused():
+    from tinygrad_l2.interop import torch_import
+    module = T.Linear(3, 2).double()
+    model = tl.from_torch(module, torch.randn(4, 3, dtype=torch.float64))
+    model.weight.data = model.weight.data + 1e-6  # what a wrong conversion would look like
+    with pytest.raises(ValueError, match="output on the example differs from torch's"):
+        torch_import._check_same_output(torch, module, model, torch.randn(4, 3, dtype=torch.float64))

@@ -7,6 +7,7 @@ from interop.frameworks import need_keras
 from tinygrad_l2.lessons.cli import main
 
 keras = need_keras()
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 L, R = keras.layers, keras.regularizers
 
 
@@ -22,8 +23,9 @@ def test_explain_answers_loss_or_update_on_the_users_file(tmp_path, capsys):
                  L.Flatten(name="flat"), L.Dense(4, name="out", kernel_regularizer=R.L2(1e-2)))
     assert main(["explain", "--model", path, "--m", "16", "--out", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
-    keras_sum = out.split("sum(model.losses) = ")[1].split(",")[0]
-    assert f"regularization_loss() = {keras_sum}" in out
+    keras_sum = float(out.split("sum(model.losses) = ")[1].split(",")[0])
+    ours = float(out.split("regularization_loss() = ")[1].split()[0])
+    assert keras_sum > 0 and abs(ours - keras_sum) <= 1e-5 * keras_sum  # float32 model
     assert "L2 reaches only: conv.weight, out.weight\n" in out
     assert "∂(L2)/∂conv.weight = 0.002·conv.weight" in out and "∂(L2)/∂out.weight = 0.02·out.weight" in out
     ET.parse(tmp_path / "out" / "model_graph.svg")

@@ -62,7 +62,7 @@ def explain_model(args):
     kmodel, model = load(args.model)
     X, y = synthetic_batch(kmodel, args.m, args.seed)
     model.eval()
-    data = data_loss(model, model(Tensor(X)), y)
+    data = data_loss(model, model(Tensor(X, name="X")), y)
     penalty = model.regularization_loss()
     params = dict(model.named_parameters())
     print(f"Your model: {args.model} — {len(kmodel.layers)} Keras layers, converted to:\n{model}\n")
@@ -70,8 +70,11 @@ def explain_model(args):
           f"{args.seed}), random labels; data term: cross-entropy\n")
     keras_sum = float(sum(loss.detach().cpu().numpy() if hasattr(loss, "detach") else np.asarray(loss)
                           for loss in kmodel.losses)) if kmodel.losses else 0.0
+    ours = penalty.item()
+    difference = abs(ours - keras_sum) / max(abs(keras_sum), np.finfo(np.float64).tiny)
     print(f"Keras adds its regularizers to the LOSS: sum(model.losses) = {keras_sum:.6g}, "
-          f"the converted model's regularization_loss() = {penalty.item():.6g}\n")
+          f"the converted model's regularization_loss() = {ours:.6g} (relative difference "
+          f"{difference:.0e}, {penalty.dtype} rounding)\n")
     traced = trace.trace_terms({"data": data, "l2": penalty}, params)
     print(traced)
     reached = [name for name in params if np.any(traced.contribution("l2", name))]
