@@ -12,47 +12,70 @@ class _State(threading.local):
     """Per-thread state; class attributes are each new thread's defaults."""
     grad_enabled = True
     anomaly = False
-    recorder = None  # a list while tl.compile traces a step: backward/step/zero_grad events
+    recorder: Trace | None = None  # while tl.compile traces a step: what it is told (Trace)
     hooks = False  # anomaly or recorder: the one flag Function.apply checks for either
-    observed = None  # a list while tl.compile traces: what the step read that replay must
-    # see again, each with the user's "file:line": ("module", m, where) for each module call,
-    # ("number", tensor, value, convert, where) for each item()/float()/int()/bool()/index of a
-    # tensor; unlike the recorder's events, never replayed
+
+
+class Trace:
+    """What a tracing tl.compile is told: the one interface between the library and the
+    compiler.  Every hook below is a no-op (one attribute check) when nothing traces.
+
+    - `events`, replayed in their order (`record`): ("backward", root, grad, retain_graph)
+      from engine.backward; ("zero_grad", owner, set_to_none) from an optimizer or a module;
+      ("step", optimizer); ("schedule", scheduler).
+    - `observed`, what the step read that a replay must see again (`observe`), each with the
+      user's "file:line": ("module", m, where) per module call; ("number", tensor, value,
+      convert, where) per item()/float()/int()/bool()/index of a tensor.
+    - `unreplayable`, effects the graph does not hold (`record_unreplayable`: a BatchNorm's
+      running statistics, a scheduler fed a measured metric), each with the user's line: the
+      step then runs eagerly every call, so the effect happens each time.
+    - each op node (`op`): its non-tensor arguments and how many events came before it.
+    """
+
+    def __init__(self) -> None:
+        self.events: list[tuple] = []
+        self.observed: list[tuple] = []
+        self.unreplayable: list[tuple[str, str]] = []
+
+    def op(self, node: object, arguments: tuple) -> None:
+        node.arguments = arguments  # type: ignore[attr-defined]  # replayed with the same values
+        node.events_before = len(self.events)  # type: ignore[attr-defined]  # ... and in order
+
+
+def record(kind: str, *details: object) -> None:
+    """An event a tracing tl.compile replays in order (see `Trace.events`)."""
+    trace = state.recorder
+    if trace is not None:
+        trace.events.append((kind, *details))
 
 
 def observe(*what: object) -> None:
-    """Tell a tracing tl.compile what the step read (see `_State.observed`); the user's line
-    that led here (the first frame outside this package) is appended."""
-    if state.observed is not None:
-        frame = sys._getframe(1)
-        while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE):
-            frame = frame.f_back
-        state.observed.append((*what, f"{frame.f_code.co_filename}:{frame.f_lineno}"))
+    """Tell a tracing tl.compile what the step read (see `Trace.observed`)."""
+    trace = state.recorder
+    if trace is not None:
+        trace.observed.append((*what, user_line()))
+
+
+def record_unreplayable(what: str) -> None:
+    """Tell a tracing tl.compile that this call has an effect the graph does not hold (see
+    `Trace.unreplayable`).  Nothing when not tracing."""
+    trace = state.recorder
+    if trace is not None:
+        trace.unreplayable.append((what, user_line()))
+
+
+def user_line() -> str:
+    """"file:line" of the first frame outside this package: the user's line that led here."""
+    frame = sys._getframe(1)
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame = frame.f_back
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}"
 
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__))
 
 
 state = _State()  # read directly on the hot path (Function.apply, Tensor._make)
-
-
-class _Unreplayable:
-    """A recorded event for an effect outside the graph (see `record_unreplayable`)."""
-
-    def __init__(self, what: str) -> None:
-        self.what = what
-
-    def step(self) -> None:
-        raise RuntimeError(f"{self.what} cannot be replayed; tl.compile runs this step eagerly")
-
-
-def record_unreplayable(what: str) -> None:
-    """Tell a tracing tl.compile that this call has an effect the graph does not hold (a
-    BatchNorm's running statistics, a scheduler fed a measured metric): recorded as a "step"
-    of something without parameter groups, which tl.compile never replays, so the whole step
-    runs eagerly every call and the effect happens each time.  Nothing when not tracing."""
-    if state.recorder is not None:
-        state.recorder.append(("step", _Unreplayable(what)))
 
 
 def is_grad_enabled() -> bool:

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from . import anomaly
+from . import anomaly, context
 from .context import collector_paused, state
 from .function import Function, Leaf, TensorBase
 
@@ -98,7 +98,7 @@ def backward(root: TensorBase, grad: npt.ArrayLike | None = None, retain_graph: 
     """
     seed, owned = _seed(root, grad)
     if state.recorder is not None:  # tl.compile is tracing a step
-        state.recorder.append(("backward", root, grad, retain_graph))
+        context.record("backward", root, grad, retain_graph)
     writes: list[tuple[Any, np.ndarray, bool]] = []
     with collector_paused():
         _sweep(node_of(root), seed, owned, retain_graph, writes.append)

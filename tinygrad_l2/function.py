@@ -315,9 +315,8 @@ _NUMERIC = ("f", "i", "u", "b")
 def _observe(node, out, args):
     if state.anomaly:
         anomaly.check_forward(node, out, args)
-    if state.recorder is not None:
-        node.arguments = args  # tl.compile replays the op with the same non-tensor arguments
-        node.events_before = len(state.recorder)  # ... and must know if it came after a step()
+    if state.recorder is not None:  # a tracing tl.compile (context.Trace)
+        state.recorder.op(node, args)
 
 
 def _as_output(cls, out):

@@ -59,7 +59,7 @@ from typing import Any, Callable, overload
 
 import numpy as np
 
-from ..context import state
+from ..context import Trace, state
 from ..function import TensorBase
 from ..tensor import Tensor
 from .check import compare, describe, restore, snapshot
@@ -149,14 +149,18 @@ class CompiledStep:
     def _trace(self, args, kwargs):
         self.keywords, self.arrays = tuple(sorted(kwargs)), array_inputs(self.fn)
         arrays = [read() for _, read in self.arrays]  # as the function is about to read them
-        events, observed, previous = [], [], (state.recorder, state.observed, state.hooks)
-        state.recorder, state.observed, state.hooks = events, observed, True
+        trace, previous = Trace(), (state.recorder, state.hooks)
+        state.recorder, state.hooks = trace, True
         try:
             result = self.fn(*args, **kwargs)
         finally:
-            state.recorder, state.observed = previous[0], previous[1]
-            state.hooks = previous[2] or state.anomaly
+            state.recorder, state.hooks = previous[0], previous[1] or state.anomaly
         self.traces += 1
+        events, observed = trace.events, trace.observed
+        if trace.unreplayable:  # an effect outside the graph: it must happen every call
+            what, where = trace.unreplayable[0]
+            return self._fall_back(f"{what} (at {where}) happens outside the graph, so a replay "
+                                   f"would skip it", result)
         inputs = self._inputs(args, kwargs, arrays)
         names = parameter_names(self.fn, len(args)) + list(self.keywords) + [n for n, _ in self.arrays]
         self.guards = Guards(self.fn, modules=[o[1] for o in observed if o[0] == "module"],

@@ -122,8 +122,7 @@ class Module:
 
     def zero_grad(self) -> None:
         """Set every parameter's gradient to None (PyTorch >= 2.0's default)."""
-        if context.state.recorder is not None:  # tl.compile is tracing a step
-            context.state.recorder.append(("zero_grad", self, True))
+        context.record("zero_grad", self, True)  # a tracing tl.compile replays it
         for p in self.parameters():
             p.grad = None
 
@@ -132,7 +131,7 @@ class Module:
         raise TypeError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if context.state.observed is not None:  # tl.compile guards its `training` flags
+        if context.state.recorder is not None:  # tl.compile guards its `training` flags
             context.observe("module", self)
         out = self.forward(*args, **kwargs)
         if context.state.grad_enabled:

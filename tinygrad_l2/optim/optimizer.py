@@ -83,8 +83,7 @@ class Optimizer:
 
     def _record(self, *event):
         """Tell a tracing `tl.compile` about this call (one attribute check otherwise)."""
-        if context.state.recorder is not None:
-            context.state.recorder.append(event)
+        context.record(*event)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Clear every parameter's gradient: None (PyTorch >= 2.0 default) or zeros."""
