@@ -63,7 +63,7 @@ from ..context import Trace, state
 from ..function import TensorBase
 from ..tensor import Tensor
 from .check import compare, describe, restore, snapshot
-from .guards import Guards, array_inputs
+from .guards import Guards, array_inputs, scope_reads
 from .program import Program
 from .naming import parameter_names
 from .results import Unreplayable, code_literals, flatten, rebuild
@@ -170,7 +170,8 @@ class CompiledStep:
                                              code_literals(self.fn) + self.guards.scalars)
         except Unreplayable as error:
             return self._fall_back(str(error), result)
-        self.program = Program(inputs, tensors, events, names)
+        scope = {id(read()): name for _, name, read in scope_reads(self.fn)}
+        self.program = Program(inputs, tensors, events, names, scope)
         if self.program.eager_only:
             return self._fall_back(self.program.eager_only, result)
         self.guards.add_parameters(self.program.params)

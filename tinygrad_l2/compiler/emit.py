@@ -18,8 +18,9 @@ _DEFAULTS = {("axis", None), ("keepdims", False)}  # numpy's own defaults: not p
 class Emitter:
     """Prints instructions; `constants` collects what the code reads by name (K0, OP0, ...)."""
 
-    def __init__(self, ir, names):
+    def __init__(self, ir, names, scope=None):
         self.ir, self.names, self.constants, self.inline = ir, names, {}, {}
+        self.scope = scope or {}  # {id(object): the user's name for it}: `opt`, not OBJ0
 
     def lines(self, instrs):
         """[(phase, line)] for the instructions not written inside another."""
@@ -142,6 +143,12 @@ class Emitter:
         for name, held in self.constants.items():
             if held is value:
                 return name
+        name = self.scope.get(id(value))
+        taken = getattr(self.names, "taken", set(self.names.values()))
+        if name is not None and name.isidentifier() and name not in taken and name not in self.constants:
+            self.constants[name] = value
+            taken.add(name)
+            return name
         name = f"{prefix}{sum(n.startswith(prefix) for n in self.constants)}"
         self.constants[name] = value
         return name

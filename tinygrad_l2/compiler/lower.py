@@ -35,6 +35,7 @@ class IR:
         # so that its id is never another's
         self.grad_of: dict = {}
         self.decays: list = []  # (factor Value, weight Value): the L2 gradient as a decay
+        self.data_grads: list = []  # (Value, weight Value): the rest of a decayed gradient
         self.state_names: list = []  # (Value, state key, weight Value): an optimizer's arrays
 
     def grad_value(self, tensor):
@@ -47,13 +48,12 @@ class IR:
         return instr
 
 
-def lower(nodes, events, args, captured, outputs):
+def lower(nodes, events, args, outputs):
     """The IR of a traced step.  `nodes`: every node, inputs first; `events`: what the step
-    called (("backward", root, ...), ("step", opt), ...); `args`: the call's arguments;
-    `captured`: [(name, array)] read from closures or globals each call; `outputs`: the
-    returned tensors."""
+    called (("backward", root, ...), ("step", opt), ...); `args`: what the program takes each
+    call (arguments, then arrays read from the step's scope); `outputs`: the returned tensors."""
     ir, values = IR(), {}
-    given = _inputs(ir, args, captured)
+    given = _inputs(ir, args)
     for i, node in enumerate(n for n in nodes if n.is_leaf and n.requires_grad):
         tensor = node.tensor()
         value = Value(tensor._data.copy(), role="parameter")
@@ -82,12 +82,12 @@ def lower(nodes, events, args, captured, outputs):
     return ir
 
 
-def _inputs(ir, args, captured):
-    """{id(array): Value} for each argument and captured array (the first name wins for an
-    array passed twice)."""
+def _inputs(ir, args):
+    """{id(array): Value} for each argument that is an array or a tensor (the first name wins
+    for an array passed twice)."""
     given = {}
     items = [(a._data if hasattr(a, "_data") else a) for a in args]
-    for i, array in enumerate([*items, *(a for _, a in captured)]):
+    for i, array in enumerate(items):
         if isinstance(array, np.ndarray):
             value = Value(array.copy(), role="argument")
             ir.add(Instr("input", ("argument", i), out=value), "arguments")

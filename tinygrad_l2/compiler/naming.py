@@ -6,7 +6,9 @@ from __future__ import annotations
 import inspect
 import re
 
-from ..ops import MatMul, ReLU, Sigmoid, Tanh, Transpose
+import numpy as np
+
+from ..ops import LogSoftmax, MatMul, ReLU, Sigmoid, Tanh, Transpose
 from ..ops.elementwise import Add
 
 RESERVED = {"np", "step", "lr", "_accumulate_grads"}
@@ -50,15 +52,17 @@ class Names(dict):
             self[id(value)] = name
 
 
-def name_values(ir, args, arg_names, captured, nodes, outputs):
+def name_values(ir, args, arg_names, nodes, outputs):
+    """Names for every Value the source shows by name (see the module docstring)."""
     names = Names()
-    for value, arg, base in zip(ir.inputs, [*args, *(a for _, a in captured)],
-                                [*arg_names, *(n for n, _ in captured)]):
+    arrays = [(a, n) for a, n in zip(args, arg_names) if isinstance(getattr(a, "_data", a), np.ndarray)]
+    for value, (arg, base) in zip(ir.inputs, arrays):
         names.claim(value, identifier(getattr(arg, "name", None)) or base)
     weights = 0
     for tensor, value in ir.params:
         weights += tensor.ndim >= 2
         names.claim(value, identifier(tensor.name) or (f"W{weights}" if tensor.ndim >= 2 else f"b{weights}"))
+    _name_loss_terms(ir, nodes, outputs, names)
     layer = 0
     for node in nodes:
         value = ir.value_of.get(node)
@@ -76,6 +80,9 @@ def name_values(ir, args, arg_names, captured, nodes, outputs):
     for factor, weight in ir.decays:
         if id(factor) not in names:
             names.twin(factor, f"k{names[id(weight)]}")
+    for data, weight in ir.data_grads:  # the update's data term: dW itself
+        if id(data) not in names:
+            names.twin(data, f"d{names[id(weight)]}")
     for instr in ir.instrs:
         out = instr.out
         held, node = ir.grad_of.get(id(out), (None, None)) if out is not None else (None, None)
@@ -86,6 +93,20 @@ def name_values(ir, args, arg_names, captured, nodes, outputs):
             if base:
                 names.twin(out, f"d{base}")
     return names
+
+
+def _name_loss_terms(ir, nodes, outputs, names):
+    """loss = cost + penalty: the two addends of a returned loss, one of them a penalty term,
+    take the textbook names (unless their tensors have names)."""
+    if len(outputs) != 1 or type(outputs[0]._node()) is not Add:
+        return
+    members = penalty_nodes(nodes)
+    parts = [p for p in outputs[0]._node().parents if p is not None and not p.is_leaf]
+    if len(parts) == 2 and sum(id(p) in members for p in parts) == 1:
+        for part in parts:
+            value, tensor = ir.value_of.get(part), part.tensor()
+            if value is not None and not (tensor is not None and identifier(tensor.name)):
+                names.claim(value, "penalty" if id(part) in members else "cost")
 
 
 def _param_name(ir, node, names):
@@ -107,6 +128,8 @@ def _op_name(node, layer, names, ir, outputs):
         return f"Z{layer}"
     if kind in _ACTIVATIONS:
         return f"A{layer}"
+    if kind is LogSoftmax:
+        return "logp"
     if kind is Transpose and parent is not None and parent.is_leaf and id(ir.value_of.get(parent)) in names:
         return names[id(ir.value_of[parent])] + "_T"
     return None  # a temporary: written inside its reader when read once

@@ -38,12 +38,13 @@ def trace_key(args):
 class Program:
     """A traced step: the graph, the events, the IR and the generated functions."""
 
-    def __init__(self, args, result, events, arg_names, captured=()):
+    def __init__(self, args, result, events, arg_names, scope=None):
+        """scope: {id(object): the name the step's code reads it by} (the optimizer `opt`)."""
         self.key = trace_key(args)
         self.outputs = tensors_in(result)
         self.events = events
         self.roots = self.outputs + [e[1] for e in events if e[0] == "backward"]
-        given = [a for a in (*args, *(c for _, c in captured))]
+        given = list(args)
         self.eager_only = _unsupported(self.roots, events) or _derived_inputs(self.roots, given)
         if self.eager_only:
             self.source = f"# not compiled: {self.eager_only}"
@@ -51,7 +52,7 @@ class Program:
         self.nodes = graph(self.roots)
         self.params = [n.tensor() for n in self.nodes if n.is_leaf and n.requires_grad]
         self.param_shapes = [(p.shape, p.dtype) for p in self.params]
-        build = lambda update=None: _build(self, args, arg_names, captured, update)  # noqa: E731
+        build = lambda update=None: _build(self, args, arg_names, scope or {}, update)  # noqa: E731
         self.source, self.function, self.buffer_arrays, self.names = build()
         self.plain_source = self.source
         self.update = plan(events, self.params, self.nodes)
@@ -83,19 +84,19 @@ class Program:
         return value
 
 
-def _build(program, args, arg_names, captured, update):
+def _build(program, args, arg_names, scope, update):
     """(source, function, buffers, names) of the step, with the SGD update written in when
     `update` is given."""
-    ir = lower(program.nodes, program.events, args, captured, program.outputs)
+    ir = lower(program.nodes, program.events, args, program.outputs)
     passes.simplify(ir)
     if update is not None:
         update.write(ir)
     buffers = passes.allocate(ir)
-    names = name_values(ir, args, arg_names, captured, program.nodes, program.outputs)
+    names = name_values(ir, args, arg_names, program.nodes, program.outputs)
     mark_penalties(ir, program.nodes)
     for name, array in buffers.items():
         names.taken.add(name)
-    emitter = Emitter(ir, names)
+    emitter = Emitter(ir, names, scope)
     source = _source(ir, emitter, names, update)
     namespace = dict(emitter.constants, np=np, _accumulate_grads=_accumulate_grads)
     namespace.update({f"P{i}": t for i, (t, _) in enumerate(ir.params)})
@@ -146,7 +147,7 @@ def _unsupported(roots, events):
     if len(backwards) > 1:
         return "more than one backward() per call"
     for _, root, grad, retain in backwards:
-        if grad is not None or retain or root.size != 1:
+        if grad is not None or retain or root.numel() != 1:
             return "backward() with an explicit gradient or retain_graph, or of a non-scalar"
     if any(e[0] == "step" and not hasattr(e[1], "param_groups") for e in events):
         return "an optimizer without parameter groups (PSO)"

@@ -172,6 +172,8 @@ def _update_lines(ir, weight, g, lr, weight_decay):
         if factor is not None:
             np.multiply(weight, 1 - factor, out=weight)
             rec.instrs[-1].note = "the L2 gradient as weight decay"
+        if len(rest) == 1 and isinstance(rest[0], Value):
+            ir.data_grads.append((rest[0], weight))
         if rest:
             total = rest[0]
             for term in rest[1:]:
