@@ -32,7 +32,9 @@ CASES = {
     ops.Stack: lambda x, w, y: tl.stack([w, x], axis=1),
     ops.Softmax: lambda x, w, y: (x * w).softmax(axis=1),
     ops.LogSoftmax: lambda x, w, y: (x * w).log_softmax(axis=0),
+    ops.PickLabels: lambda x, w, y, labels: tl.nn.softmax_cross_entropy(x * w, labels),
 }
+LABELS = np.array([0, 3, 1])  # read by the step from its globals: an input of every call
 
 
 def test_every_built_in_op_has_a_compiled_check():
@@ -53,7 +55,7 @@ def test_each_op_replays_exactly_as_eager(op, dtype):
 
     def make(w):
         def step(x, y):
-            out = CASES[op](x, w, y)
+            out = CASES[op](x, w, y, LABELS) if op is ops.PickLabels else CASES[op](x, w, y)
             loss = (out * out).sum()
             loss.backward()
             return loss
@@ -113,3 +115,24 @@ def test_a_value_read_into_python_is_not_recordable():
     value = Value(np.ones(3))
     with recording(Recording()), pytest.raises(NotSymbolic):
         bool((value > 0).any())
+
+
+def test_labels_out_of_range_are_refused_on_every_replayed_call_and_nothing_is_updated():
+    model = tl.nn.Linear(4, 3, dtype=np.float64, rng=0)
+    opt = tl.optim.SGD(model.parameters(), lr=0.1)
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = tl.nn.softmax_cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+    compiled = tl.compile(step)
+    x = np.ones((2, 4))
+    compiled(x, np.array([0, 2])), compiled(x, np.array([1, 2]))
+    before = [p.data.copy() for p in model.parameters()]
+    for bad in (np.array([-1, 0]), np.array([0, 3])):
+        with pytest.raises(ValueError, match=r"labels must be in \[0, 2\]"):
+            compiled(x, bad)
+        assert all(np.array_equal(p.data, b) for p, b in zip(model.parameters(), before))
+    assert compiled.traces == 1 and compiled.fallback_reason is None

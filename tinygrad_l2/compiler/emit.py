@@ -46,6 +46,8 @@ class Emitter:
             return f"np.{instr.fn.__name__}.at({self.arguments(instr.args, instr.kwargs)})"
         if kind == "event":
             return self.event(instr)
+        if kind == "check":  # ops.require: the op's check of its input values, every call
+            return f"_check({self.arguments(instr.args, {})}, error={self.constant(instr.fn, 'CHECK')})"
         if kind == "lr":
             self.names[id(instr.out)] = "lr"
             return ""

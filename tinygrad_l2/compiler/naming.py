@@ -11,8 +11,8 @@ import numpy as np
 from ..ops import LogSoftmax, MatMul, ReLU, Sigmoid, Tanh, Transpose
 from ..ops.elementwise import Add
 
-RESERVED = {"np", "step", "lr", "_accumulate_grads"}
-_GENERATED = re.compile(r"^(P|BUF|K|OP|OBJ|t)\d+$")  # the constants' and temporaries' names
+RESERVED = {"np", "step", "lr", "_accumulate_grads", "_check"}
+_GENERATED = re.compile(r"^(P|BUF|K|OP|OBJ|CHECK|t)\d+$")  # the constants' and temporaries' names
 _ACTIVATIONS = (ReLU, Sigmoid, Tanh)
 
 

@@ -119,7 +119,7 @@ def dead_code(ir):
     """Drop instructions whose result nobody reads and that write nothing."""
     while True:
         use = readers(ir)
-        kept = [i for i in ir.instrs if i.kind in ("event", "opaque", "input", "grads") or i.writes is not None
+        kept = [i for i in ir.instrs if i.kind in ("event", "opaque", "input", "grads", "check") or i.writes is not None
                 or i.out is None or id(i.out) in use]
         if len(kept) == len(ir.instrs):
             return

@@ -98,7 +98,7 @@ def _build(program, args, arg_names, scope, update):
         names.taken.add(name)
     emitter = Emitter(ir, names, scope)
     source = _source(ir, emitter, names, update)
-    namespace = dict(emitter.constants, np=np, _accumulate_grads=_accumulate_grads)
+    namespace = dict(emitter.constants, np=np, _accumulate_grads=_accumulate_grads, _check=_check)
     namespace.update({f"P{i}": t for i, (t, _) in enumerate(ir.params)})
     exec(builtins.compile(source, "<tl.compile>", "exec"), namespace)  # noqa: S102 - ours
     named = {id(t): names[id(v)] for t, v in ir.params}
@@ -124,6 +124,12 @@ _TITLES = {"parameters": "parameters", "forward": "forward",
            "backward": "backward (reverse order; a penalty's lines reach only the weights)",
            "update": ""}
 _LR_TITLE = "backward from dloss = lr: every d<name> below is lr·∂loss/∂<name>"
+
+
+def _check(ok, *arrays, error):
+    """An op's check of its input values (ops.require), run on every call."""
+    if not ok:
+        raise error(*arrays)
 
 
 def _accumulate_grads(pairs):

@@ -80,6 +80,10 @@ class Value:
         raise NotSymbolic("the op converts a recorded array with np.asarray or stores it in a "
                           "plain ndarray")
 
+    def record_check(self, error, *arrays):
+        """ops.require on a recorded boolean: a check the compiled step runs every call."""
+        current().instrs.append(Instr("check", error, (self, *arrays)))
+
     def __iter__(self):
         return (self[i] for i in range(len(self)))
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ops import Op, row_indices, sigmoid
+from ..ops import Op, PickLabels, row_indices, sigmoid
 from ..tensor import Operand, Tensor
 from .module import Module
 
@@ -142,10 +142,9 @@ def softmax_cross_entropy(logits: Tensor, labels: Operand, reduction: str = "mea
     if labels.shape != (m,):
         raise ValueError(f"softmax_cross_entropy: labels have shape {labels.shape}, expected "
                          f"({m},) for logits of shape {logits.shape}")
-    if m and (labels.min() < 0 or labels.max() >= classes):
-        raise ValueError(f"softmax_cross_entropy: labels must be in [0, {classes - 1}], got "
-                         f"values from {labels.min()} to {labels.max()}")
-    losses = -logits.log_softmax(axis=1)[row_indices(m), labels]
+    picks = PickLabels.apply(logits.log_softmax(axis=1), index=(row_indices(m), labels),
+                                 op="softmax_cross_entropy")  # checks the labels' range
+    losses = -picks
     return _reduce(losses, reduction)
 
 

@@ -11,6 +11,16 @@ class Op(Function):
     fresh_gradients = True
 
 
+def require(ok, error, *arrays):
+    """Raise `error(*arrays)` unless `ok`, a check of an op's input values (labels in range).
+    On a compiled step's symbolic arrays the check is recorded instead, and runs every call."""
+    record = getattr(ok, "record_check", None)
+    if record is not None:
+        record(error, *arrays)
+    elif not ok:
+        raise error(*arrays)
+
+
 def _shape_error(op, *shapes, expected):
     shown = " and ".join(str(tuple(np.shape(s))) for s in shapes)
     return ValueError(f"{op}: shapes {shown}: {expected}")

@@ -4,7 +4,7 @@ import functools
 import numpy as np
 from numpy.lib.array_utils import normalize_axis_tuple
 
-from .base import Op
+from .base import Op, require
 
 
 # ---- shape ops -------------------------------------------------------------------------------
@@ -77,6 +77,27 @@ class Index(Op):
         else:
             np.add.at(grad, self.index, g)
         return grad
+
+
+class PickLabels(Index):
+    """z = x[arange(m), labels]: each row's entry at its label, the labels checked to be class
+    indices in [0, C) (negative ones would wrap around) — the cross-entropy's pick."""
+    __slots__ = ("op",)
+
+    def forward(self, x):
+        labels, classes = self.index[1], x.shape[1]
+        require((labels >= 0).all() & (labels < classes).all(), _label_error(self.op, classes), labels)
+        return super().forward(x)
+
+    def label(self):
+        return "Index"
+
+
+def _label_error(op, classes):
+    def error(labels):
+        return ValueError(f"{op}: labels must be in [0, {classes - 1}], got values from "
+                          f"{labels.min()} to {labels.max()}")
+    return error
 
 
 @functools.lru_cache(maxsize=64)
