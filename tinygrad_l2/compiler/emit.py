@@ -54,6 +54,8 @@ class Emitter:
         if kind == "grads":
             pairs = ", ".join(f"(P{i}, {self.operand(v)})" for i, v in zip(instr.fn, instr.args))
             return f"_accumulate_grads([{pairs}])  # into .grad, as backward() does"
+        if kind == "call" and instr.writes is not None and instr.out.role == "buffer":
+            return self.expression(instr)  # np.multiply(dW1, lr0, out=SCRATCH0)
         if instr.out is None or (kind == "input" and instr.fn[0] == "argument"):
             return ""
         if (kind == "call" and instr.fn in _INFIX and instr.out is instr.args[0]
@@ -68,7 +70,9 @@ class Emitter:
         if kind == "call" and fn in _PREFIX and not instr.kwargs:
             return f"{_PREFIX[fn]}{self.operand(args[0], True)}"
         if kind == "call":
-            return f"{_numpy_name(fn)}({self.arguments(args, instr.kwargs)})"
+            name = (self.constant(fn, "F", fn.__name__) if getattr(fn, "is_primitive", False)
+                    else _numpy_name(fn))  # an ops.primitive helper, else numpy's own
+            return f"{name}({self.arguments(args, instr.kwargs)})"
         if kind == "method":
             receiver = self.operand(args[0], True)
             if fn == "T":
@@ -141,11 +145,11 @@ class Emitter:
             return f"({inner}{',' if len(value) == 1 else ''})" if isinstance(value, tuple) else f"[{inner}]"
         return self.constant(value)
 
-    def constant(self, value, prefix="K"):
+    def constant(self, value, prefix="K", preferred=None):
         for name, held in self.constants.items():
             if held is value:
                 return name
-        name = self.scope.get(id(value))
+        name = preferred or self.scope.get(id(value))
         taken = getattr(self.names, "taken", set(self.names.values()))
         if name is not None and name.isidentifier() and name not in taken and name not in self.constants:
             self.constants[name] = value

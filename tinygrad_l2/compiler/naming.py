@@ -12,7 +12,7 @@ from ..ops import LogSoftmax, MatMul, ReLU, Sigmoid, Tanh, Transpose
 from ..ops.elementwise import Add
 
 RESERVED = {"np", "step", "lr", "_accumulate_grads", "_check"}
-_GENERATED = re.compile(r"^(P|BUF|K|OP|OBJ|CHECK|t)\d+$")  # the constants' and temporaries' names
+_GENERATED = re.compile(r"^(P|BUF|SCRATCH|K|OP|OBJ|CHECK|t)\d+$")  # the constants' and temporaries' names
 _ACTIVATIONS = (ReLU, Sigmoid, Tanh)
 
 

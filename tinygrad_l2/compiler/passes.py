@@ -132,7 +132,7 @@ def in_place(ir):
         instr = ir.instrs[i]
         if not (_elementwise(instr) and instr.fresh and instr.fn.nout == 1):
             continue
-        alias, = [roots(ir)]
+        alias = roots(ir)
         last = last_reads(ir, alias)
         for operand in instr.args[:2]:
             if _reusable(operand, instr, alias, last, i, ir):

@@ -80,6 +80,10 @@ class Value:
         raise NotSymbolic("the op converts a recorded array with np.asarray or stores it in a "
                           "plain ndarray")
 
+    def record_primitive(self, fn, args, kwargs):
+        """ops.primitive: one instruction calling `fn` (a new array), printed by its name."""
+        return current().record("call", fn, args, kwargs, fn, fresh=True)
+
     def record_check(self, error, *arrays):
         """ops.require on a recorded boolean: a check the compiled step runs every call."""
         current().instrs.append(Instr("check", error, (self, *arrays)))

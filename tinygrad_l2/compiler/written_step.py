@@ -13,6 +13,8 @@ after the step clears them anyway.
 """
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 
 from ..memory import held_count, is_held
@@ -93,9 +95,13 @@ class WrittenStep:
             example = advance(dict(group, lr=self.optimizer.param_groups[k]["lr"]), dict(stored))
             whole = _input(lines, ("advance", self.optimizer, k, index), example)
             scalars = tuple(_piece(lines, whole, i, x) for i, x in enumerate(example))
+        extra = {}
+        if "out" in inspect.signature(self.optimizer.update).parameters:  # SGD's lr·g scratch
+            extra["out"] = Value(np.empty_like(weight.example), role="buffer")
+            extra["out"].name = f"SCRATCH{index}"
         rec = Recording()
         with recording(rec):
-            self.optimizer.update(weight, grad, state, group, *scalars)
+            self.optimizer.update(weight, grad, state, group, *scalars, **extra)
         return lines + rec.instrs
 
 

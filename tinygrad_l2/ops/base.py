@@ -1,4 +1,6 @@
 """The base of every built-in op, and the shape error they share."""
+import functools
+
 import numpy as np
 
 from ..function import Function
@@ -9,6 +11,21 @@ class Op(Function):
     `g` (never a saved array), so the engine may accumulate into them in place."""
     __slots__ = ()
     fresh_gradients = True
+
+
+def primitive(fn):
+    """Mark a numpy helper of the ops (`sigmoid`, `zero_where`) as one step of a compiled
+    program: tl.compile records and prints a call to it, not the numpy calls inside it, so the
+    generated code reads `A1 = sigmoid(Z1)`.  Eagerly it is just `fn`."""
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        for arg in args:
+            record = getattr(arg, "record_primitive", None)
+            if record is not None:  # a compiled step's symbolic array
+                return record(fn, args, kwargs)
+        return fn(*args, **kwargs)
+    fn.is_primitive = True  # what a compiled program calls by name
+    return call
 
 
 def require(ok, error, *arrays):
