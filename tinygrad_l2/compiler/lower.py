@@ -162,9 +162,10 @@ def _opaque_forward(ir, node, values, arguments):
 
 
 def _record(ir, phase, node, fn, args):
+    """One numpy call the engine makes (the sum of two gradients: a ufunc, a new array)."""
     rec = Recording()
     with recording(rec):
-        out = rec.record("call", fn, args, {}, fn)
+        out = rec.record("call", fn, args, {}, fn, fresh=isinstance(fn, np.ufunc))
     for instr in rec.instrs:
         ir.add(instr, phase, node)
     return out
