@@ -166,15 +166,19 @@ def _whole(value):
     return value if instr is not None and instr.fresh else None
 
 
+BUFFERED_BYTES = 64 * 1024  # a new array this large costs page faults each call; smaller ones
+# come from malloc's reused memory
+
+
 def buffers(ir):
-    """{name: array}: each 2-D matrix product writes into a preallocated buffer; products of
-    one shape and dtype share a buffer when the first's memory is dead before the second."""
+    """{name: array}: each 2-D matrix product, and each large elementwise result, writes into
+    an array allocated once; results of one shape and dtype share one when the first's
+    memory is dead before the second is made."""
     alias = roots(ir)
     last = last_reads(ir, alias)
     owned, free_at = {}, {}  # buffer name -> array; -> index after which it is free
     for i, instr in enumerate(ir.instrs):
-        if not (instr.kind == "call" and instr.fn is np.matmul and instr.fresh and not instr.kwargs
-                and instr.out.ndim == 2):
+        if not _bufferable(instr):
             continue
         end = last.get(id(instr.out), i)
         if end >= len(ir.instrs):
@@ -190,6 +194,15 @@ def buffers(ir):
         instr.kwargs["out"], instr.fresh = buffer, False
         instr.writes = None  # the product is a new Value living in the buffer's memory
     return owned
+
+
+def _bufferable(instr):
+    if not (instr.kind == "call" and instr.fresh and not instr.kwargs and isinstance(instr.out, Value)):
+        return False
+    if instr.fn is np.matmul:
+        return instr.out.ndim == 2
+    return (isinstance(instr.fn, np.ufunc) and instr.fn.nout == 1 and instr.out.ndim > 0
+            and np.asarray(instr.out.example).nbytes >= BUFFERED_BYTES)
 
 
 def protect_parameters(ir):
