@@ -29,7 +29,9 @@ class Trace:
     - `unreplayable`, effects the graph does not hold (`record_unreplayable`: a BatchNorm's
       running statistics, a scheduler fed a measured metric), each with the user's line: the
       step then runs eagerly every call, so the effect happens each time.
-    - each op node (`op`): its non-tensor arguments and how many events came before it.
+    - each op node (`op`): what it was given (its non-tensor arguments and apply's keyword
+      arguments: a replay must not hold stale arrays among them) and how many events came
+      before it.
     """
 
     def __init__(self) -> None:
@@ -37,8 +39,9 @@ class Trace:
         self.observed: list[tuple] = []
         self.unreplayable: list[tuple[str, str]] = []
 
-    def op(self, node: object, arguments: tuple) -> None:
+    def op(self, node: object, arguments: tuple, given: dict) -> None:
         node.arguments = arguments  # type: ignore[attr-defined]  # replayed with the same values
+        node.given = given  # type: ignore[attr-defined]  # the keyword arguments of apply()
         node.events_before = len(self.events)  # type: ignore[attr-defined]  # ... and in order
 
 

@@ -262,7 +262,7 @@ class Function:
         if kind not in _NUMERIC:
             out, kind = _as_output(cls, out)
         if state.hooks:  # detect_anomaly() or a tracing tl.compile: off, one check per op
-            _observe(node, out, args)
+            _observe(node, out, args, attributes)
         result = output_type.__new__(output_type)
         result._data, result._grad, result.name, result._leaf = out, None, None, None
         if not record or kind != "f":  # only float outputs carry gradients
@@ -312,11 +312,11 @@ class Function:
 _NUMERIC = ("f", "i", "u", "b")
 
 
-def _observe(node, out, args):
+def _observe(node, out, args, attributes):
     if state.anomaly:
         anomaly.check_forward(node, out, args)
     if state.recorder is not None:  # a tracing tl.compile (context.Trace)
-        state.recorder.op(node, args)
+        state.recorder.op(node, args, attributes)
 
 
 def _as_output(cls, out):

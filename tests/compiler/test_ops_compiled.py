@@ -9,38 +9,54 @@ import pytest
 
 import tinygrad_l2 as tl
 from tinygrad_l2 import ops
+from tinygrad_l2.nn import functional as F
+from tinygrad_l2.nn.conv import Conv2d
+from tinygrad_l2.nn.losses import BinaryCrossEntropy, BinaryCrossEntropyWithLogits
+from tinygrad_l2.nn.pooling import AvgPool, MaxPool
 from tinygrad_l2.compiler.symbolic import NotSymbolic, Recording, Value, recording
 
 # op class -> f(x, w, y) -> a tensor; x, w: (3, 4) tensors (w a parameter), y: a (3, 4) mask
 CASES = {
-    ops.Add: lambda x, w, y: x + w, ops.Sub: lambda x, w, y: x - w, ops.Mul: lambda x, w, y: x * w * 0.5,
-    ops.Div: lambda x, w, y: x / (w * w + 1), ops.Neg: lambda x, w, y: -w,
-    ops.Pow: lambda x, w, y: w ** 3 + w ** 2, ops.Exp: lambda x, w, y: (w * 0.1).exp(),
-    ops.Log: lambda x, w, y: (w * w + 1).log(), ops.Sqrt: lambda x, w, y: (w * w + 1).sqrt(),
-    ops.ReLU: lambda x, w, y: (x * w).relu(), ops.Sigmoid: lambda x, w, y: (x * w).sigmoid(),
-    ops.Tanh: lambda x, w, y: (x * w).tanh(), ops.Abs: lambda x, w, y: (x - w).abs(),
-    ops.Cast: lambda x, w, y: w.astype(np.float64) if hasattr(w, "astype") else w.cast(np.float64),
-    ops.Clamp: lambda x, w, y: w.clamp(-0.3, 0.3),
-    ops.Maximum: lambda x, w, y: tl.maximum(x, w), ops.Minimum: lambda x, w, y: tl.minimum(x, w),
-    ops.Where: lambda x, w, y: tl.where(y, w, x * w),
-    ops.MatMul: lambda x, w, y: x @ w.T, ops.Sum: lambda x, w, y: w.sum(axis=0) * w.sum(),
-    ops.Mean: lambda x, w, y: w.mean(axis=1, keepdims=True) * x,
-    ops.Max: lambda x, w, y: w.max(axis=1), ops.Min: lambda x, w, y: w.min(axis=0),
-    ops.Reshape: lambda x, w, y: w.reshape(4, 3) @ x, ops.Transpose: lambda x, w, y: w.T @ x,
-    ops.Index: lambda x, w, y: w[1:, ::2] * 2 + w[:, 1].sum() + w[..., None][0, 0],
-    ops.Concatenate: lambda x, w, y: tl.cat([w, x * w], axis=0),
-    ops.Stack: lambda x, w, y: tl.stack([w, x], axis=1),
-    ops.Softmax: lambda x, w, y: (x * w).softmax(axis=1),
-    ops.LogSoftmax: lambda x, w, y: (x * w).log_softmax(axis=0),
-    ops.PickLabels: lambda x, w, y, labels: tl.nn.softmax_cross_entropy(x * w, labels),
+    ops.Add: lambda x, w, y, *scope: x + w, ops.Sub: lambda x, w, y, *scope: x - w, ops.Mul: lambda x, w, y, *scope: x * w * 0.5,
+    ops.Div: lambda x, w, y, *scope: x / (w * w + 1), ops.Neg: lambda x, w, y, *scope: -w,
+    ops.Pow: lambda x, w, y, *scope: w ** 3 + w ** 2, ops.Exp: lambda x, w, y, *scope: (w * 0.1).exp(),
+    ops.Log: lambda x, w, y, *scope: (w * w + 1).log(), ops.Sqrt: lambda x, w, y, *scope: (w * w + 1).sqrt(),
+    ops.ReLU: lambda x, w, y, *scope: (x * w).relu(), ops.Sigmoid: lambda x, w, y, *scope: (x * w).sigmoid(),
+    ops.Tanh: lambda x, w, y, *scope: (x * w).tanh(), ops.Abs: lambda x, w, y, *scope: (x - w).abs(),
+    ops.Cast: lambda x, w, y, *scope: w.astype(np.float64) if hasattr(w, "astype") else w.cast(np.float64),
+    ops.Clamp: lambda x, w, y, *scope: w.clamp(-0.3, 0.3),
+    ops.Maximum: lambda x, w, y, *scope: tl.maximum(x, w), ops.Minimum: lambda x, w, y, *scope: tl.minimum(x, w),
+    ops.Where: lambda x, w, y, *scope: tl.where(y, w, x * w),
+    ops.MatMul: lambda x, w, y, *scope: x @ w.T, ops.Sum: lambda x, w, y, *scope: w.sum(axis=0) * w.sum(),
+    ops.Mean: lambda x, w, y, *scope: w.mean(axis=1, keepdims=True) * x,
+    ops.Max: lambda x, w, y, *scope: w.max(axis=1), ops.Min: lambda x, w, y, *scope: w.min(axis=0),
+    ops.Reshape: lambda x, w, y, *scope: w.reshape(4, 3) @ x, ops.Transpose: lambda x, w, y, *scope: w.T @ x,
+    ops.Index: lambda x, w, y, *scope: w[1:, ::2] * 2 + w[:, 1].sum() + w[..., None][0, 0],
+    ops.Concatenate: lambda x, w, y, *scope: tl.cat([w, x * w], axis=0),
+    ops.Stack: lambda x, w, y, *scope: tl.stack([w, x], axis=1),
+    ops.Softmax: lambda x, w, y, *scope: (x * w).softmax(axis=1),
+    ops.LogSoftmax: lambda x, w, y, *scope: (x * w).log_softmax(axis=0),
+    ops.PickLabels: lambda x, w, y, *scope: tl.nn.softmax_cross_entropy(x * w, scope[0]),
+    Conv2d: lambda x, w, y, *scope: F.conv2d((x * w).reshape(1, 1, 3, 4), w.reshape(3, 1, 2, 2)),
+    MaxPool: lambda x, w, y, *scope: F.max_pool2d((x * w).reshape(1, 1, 3, 4), 2, stride=1),
+    AvgPool: lambda x, w, y, *scope: F.avg_pool2d((x * w).reshape(1, 1, 3, 4), 2, stride=1, padding=1),
+    BinaryCrossEntropy: lambda x, w, y, *scope: F.binary_cross_entropy((x * w).sigmoid(), scope[1]),
+    BinaryCrossEntropyWithLogits: lambda x, w, y, *scope: F.binary_cross_entropy_with_logits(x * w, scope[1]),
 }
-LABELS = np.array([0, 3, 1])  # read by the step from its globals: an input of every call
+LABELS = np.array([0, 3, 1])  # read by the step from its globals: inputs of every call
+TARGETS = np.random.default_rng(2).uniform(0.1, 0.9, (3, 4))
 
 
 def test_every_built_in_op_has_a_compiled_check():
-    built_in = {c for _, c in inspect.getmembers(ops, inspect.isclass)
-                if issubclass(c, ops.Op) and c is not ops.Op}
-    assert built_in - set(CASES) == set()
+    """Every public subclass of ops.Op anywhere in the package (ops, nn's convolution,
+    pooling and losses), found by walking the class tree, not by a list."""
+    def below(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from below(sub)
+    built_in = {c for c in below(ops.Op) if c.__module__.startswith("tinygrad_l2.")
+                and not c.__name__.startswith("_")}
+    assert len(built_in) > 30 and built_in - set(CASES) == set()
 
 
 def weights(dtype):
@@ -52,10 +68,10 @@ def weights(dtype):
 @pytest.mark.parametrize("op", list(CASES), ids=lambda c: c.__name__)
 def test_each_op_replays_exactly_as_eager(op, dtype):
     w_eager, w_compiled = weights(dtype), weights(dtype)
-
+    targets = TARGETS.astype(dtype)  # a closure variable: read each call
     def make(w):
         def step(x, y):
-            out = CASES[op](x, w, y, LABELS) if op is ops.PickLabels else CASES[op](x, w, y)
+            out = CASES[op](x, w, y, LABELS, targets)
             loss = (out * out).sum()
             loss.backward()
             return loss

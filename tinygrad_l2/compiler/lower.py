@@ -122,6 +122,9 @@ def _forward(ir, node, values, given):
     arguments = [values[p] if p is not None else _substitute(a, given)
                  for p, a in zip(node.parents, node.arguments)]
     if not _symbolic(node, arguments, given):  # the op replays its own methods (always correct)
+        if _substitute(tuple(getattr(node, "given", {}).values()), given) != tuple(getattr(node, "given", {}).values()):
+            raise Refused(f"the op {type(node).__name__} has no symbolic form and holds an argument's "
+                          f"array as a keyword argument (its own methods would replay the traced one)")
         return _opaque_forward(ir, node, values, arguments)
     replica = _replica(node, given)
     rec = Recording()
@@ -151,7 +154,11 @@ def _symbolic(node, arguments, given):
         return False
 
 
-def _opaque_forward(ir, node, values, arguments):
+class Refused(Exception):
+    """The step cannot be lowered (the reason says why); it runs eagerly."""
+
+
+def _opaque_forward(ir, node, values, arguments, given=None):
     replayer = Replayer(node)
     ir.opaque.append(replayer)
     examples = [a.example if isinstance(a, Value) else a for a in arguments]

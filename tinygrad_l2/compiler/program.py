@@ -13,8 +13,7 @@ from ..ops import row_indices
 from ..tensor import Tensor
 from . import passes
 from .emit import Emitter
-from .lower import lower
-from .replay import attributes as _attributes
+from .lower import Refused, lower
 from .naming import mark_penalties, name_values
 from .update import plan
 
@@ -53,7 +52,11 @@ class Program:
         self.params = [n.tensor() for n in self.nodes if n.is_leaf and n.requires_grad]
         self.param_shapes = [(p.shape, p.dtype) for p in self.params]
         build = lambda update=None: _build(self, args, arg_names, scope or {}, update)  # noqa: E731
-        self.source, self.function, self.buffer_arrays, self.names = build()
+        try:
+            self.source, self.function, self.buffer_arrays, self.names = build()
+        except Refused as reason:
+            self.eager_only, self.source = str(reason), f"# not compiled: {reason}"
+            return
         self.plain_source = self.source
         self.update = plan(events, self.params, self.nodes)
         if self.update is not None:  # the step most calls run: .source shows it
@@ -181,7 +184,7 @@ def _derived_inputs(roots, given):
                 return ("a constant tensor that is not an argument (a mask such as x > 0, or data "
                         "the function captures by attribute) would be replayed with its traced values")
             continue
-        held = [*_attributes(node).values(), *getattr(node, "arguments", ())]
+        held = [*getattr(node, "given", {}).values(), *getattr(node, "arguments", ())]
         for array in _arrays_in(held):
             if id(array) not in arrays and not (array.ndim == 1 and array is row_indices(len(array))):
                 return (f"an array the op {type(node).__name__} holds (an index, a where() condition, "

@@ -3,7 +3,7 @@ backward has no symbolic form (it reads values into Python, or writes into plain
 import numpy as np
 
 _ENGINE_ATTRIBUTES = {"parents", "saved_arrays", "out_shape", "out_dtype", "output", "hold",
-                      "arguments", "created_at", "anomaly_snapshot", "retains_grad",
+                      "arguments", "given", "created_at", "anomaly_snapshot", "retains_grad",
                       "events_before", "__weakref__", "__dict__"}
 
 
