@@ -67,6 +67,16 @@ def record_unreplayable(what: str) -> None:
         trace.unreplayable.append((what, user_line()))
 
 
+def record_user_access(what: str) -> None:
+    """While tracing, a read or write of a tensor's `.grad` or a write of its `.data` made by
+    the user's own code (not by the library: the caller's caller is outside this package) is
+    an effect a replay cannot repeat: the step runs eagerly (gradient clipping by hand, an
+    update written by hand)."""
+    trace = state.recorder
+    if trace is not None and not sys._getframe(2).f_code.co_filename.startswith(_PACKAGE):
+        trace.unreplayable.append((what, user_line()))
+
+
 def user_line() -> str:
     """"file:line" of the first frame outside this package: the user's line that led here."""
     frame = sys._getframe(1)

@@ -121,6 +121,8 @@ def grad(root: TensorBase, inputs: Sequence[TensorBase], grad: npt.ArrayLike | N
     (torch.autograd.grad).  An input root does not depend on is an error unless
     `allow_unused=True` (then its gradient is None) or `materialize_grads=True` (zeros), as in
     PyTorch.  No `.grad` is touched."""
+    if state.recorder is not None:  # tl.compile: arrays handed to Python mid-step
+        context.record_unreplayable("tl.grad() inside the step (its gradients go to Python)")
     allow_unused = materialize_grads if allow_unused is None else allow_unused
     if materialize_grads and not allow_unused:
         raise ValueError("grad: materialize_grads=True requires allow_unused to be True or None")

@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import anomaly, memory
-from .context import state
+from .context import record_user_access, state
 
 
 class TensorBase:
@@ -67,12 +67,16 @@ class TensorBase:
         unless it called `retain_grad()`: reading it then warns, as in PyTorch)."""
         if self._ctx is not None and not self._ctx.retains_grad:
             warnings.warn(_NON_LEAF_GRAD, UserWarning, stacklevel=2)
+        if state.recorder is not None:
+            record_user_access("the step reads a tensor's .grad")
         return self._grad
 
     @grad.setter
     def grad(self, value: npt.ArrayLike | None) -> None:
         """Like PyTorch: None, or a numeric array of exactly this tensor's shape (converted to
         its dtype).  Checked here so that a later backward never broadcasts into a wrong one."""
+        if state.recorder is not None:
+            record_user_access("the step assigns a tensor's .grad")
         if value is not None:
             value = getattr(value, "_data", value)
             if not isinstance(value, np.ndarray | np.generic) or value.dtype.kind not in "fiu":

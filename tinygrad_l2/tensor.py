@@ -50,6 +50,8 @@ class Tensor(TensorMethods, TensorBase):
 
     @data.setter
     def data(self, value: Any) -> None:
+        if context.state.recorder is not None:
+            context.record_user_access("the step assigns a tensor's .data (an update by hand)")
         keep_dtype = not (isinstance(value, np.ndarray) and value.dtype.kind == "f")
         value = to_array(value, dtype=self._data.dtype if keep_dtype else None, what="Tensor.data")
         if value.shape != self._data.shape or value.dtype != self._data.dtype:
@@ -287,7 +289,12 @@ def _operand(value, like, op, scalars=True):
     `scalars=False` (matmul) a scalar becomes a 0-d constant, for the op's own error."""
     if isinstance(value, TensorBase):
         return value
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype == like.dtype and scalars:
+        return Tensor._make(value, None)  # same dtype: no promotion question, and a compiled
+        # step reads this array each call (as a number, its traced value would be replayed)
     if isinstance(value, (np.generic, np.ndarray)) and value.ndim == 0 and value.dtype.kind in "fiu":
+        if isinstance(value, np.ndarray):  # its value, taken now: a trace would keep it
+            context.record_unreplayable(f"a 0-d {value.dtype} array used as a number by {op}")
         value = value.item()
     if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_, np.generic)):
         if type(value) is not int:

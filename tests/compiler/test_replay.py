@@ -117,7 +117,7 @@ def test_check_mode_names_what_data_dependent_control_flow_changed():
 
     def step(x):
         opt.zero_grad()
-        scale = 2.0 if float(x.data.sum()) > 0 else -3.0  # Python control flow on data
+        scale = 2.0 if float(x.sum()) > 0 else -3.0  # Python control flow on data (numpy x)
         loss = (w * x).sum() * scale
         loss.backward()
         return loss

@@ -98,7 +98,7 @@ def test_a_step_that_returns_none_returns_none_and_a_pair_stays_a_pair():
 def test_a_number_computed_from_arrays_not_by_item_runs_eagerly_not_stale():
     _, _, eager = linear_step()
     _, _, inner = linear_step()
-    compiled = tl.compile(lambda x, y: (inner(x, y), np.float64(x.data.sum())))
+    compiled = tl.compile(lambda x, y: (inner(x, y), np.float64(x.sum())))  # x: a numpy array
     with pytest.warns(tl.CompileWarning, match="number"):
         compiled(*data(1)[0])
     for x, y in data(3, seed=5):

@@ -125,8 +125,6 @@ class CompiledStep:
             raise RuntimeError(f"compile: {self.fn.__name__} is already running in another thread; "
                                f"a compiled step is not re-entrant (it reuses its buffers)")
         try:
-            args = tuple(_as_input(a) for a in args)
-            kwargs = {k: _as_input(v) for k, v in kwargs.items()}
             if self.fallback_reason is not None:
                 return self.fn(*args, **kwargs)  # a step replay cannot reproduce: always eager
             if self.program is None or tuple(sorted(kwargs)) != self.keywords or self.guards.changed():
@@ -149,6 +147,7 @@ class CompiledStep:
     def _trace(self, args, kwargs):
         self.keywords, self.arrays = tuple(sorted(kwargs)), array_inputs(self.fn)
         arrays = [read() for _, read in self.arrays]  # as the function is about to read them
+        before = _scope_numbers(self.fn)
         trace, previous = Trace(), (state.recorder, state.hooks)
         state.recorder, state.hooks = trace, True
         try:
@@ -157,6 +156,10 @@ class CompiledStep:
             state.recorder, state.hooks = previous[0], previous[1] or state.anomaly
         self.traces += 1
         events, observed = trace.events, trace.observed
+        changed = next((name for name, value in _scope_numbers(self.fn).items()
+                        if name in before and before[name] is not value), None)
+        if changed is not None:  # the step itself changes a number of its scope: a side effect
+            trace.unreplayable.append((f"the step changes its {changed}", "the step's own code"))
         if trace.unreplayable:  # an effect outside the graph: it must happen every call
             what, where = trace.unreplayable[0]
             return self._fall_back(f"{what} (at {where}) happens outside the graph, so a replay "
@@ -164,7 +167,8 @@ class CompiledStep:
         inputs = self._inputs(args, kwargs, arrays)
         names = parameter_names(self.fn, len(args)) + list(self.keywords) + [n for n, _ in self.arrays]
         self.guards = Guards(self.fn, modules=[o[1] for o in observed if o[0] == "module"],
-                             optimizers=[e[1] for e in events if e[0] in ("step", "zero_grad")])
+                             optimizers=[e[1] for e in events if e[0] in ("step", "zero_grad")
+                                         and hasattr(e[1], "param_groups")])  # not a model
         try:
             tensors, self.template = flatten(result, [o[1:] for o in observed if o[0] == "number"],
                                              code_literals(self.fn) + self.guards.scalars)
@@ -205,7 +209,15 @@ class CompiledStep:
         return eager
 
 
-def _as_input(value):
-    if isinstance(value, TensorBase) or not isinstance(value, np.ndarray):
-        return value
-    return Tensor(value) if value.dtype.kind == "f" else value
+def _scope_numbers(fn):
+    """{"global x" / "closure variable x": value} for the numbers and strings the function
+    reads from its scope: one the call itself rebinds (a counter) is a side effect."""
+    found = {}
+    for kind, name, read in scope_reads(fn):
+        try:
+            value = read()
+        except (KeyError, ValueError):
+            continue
+        if isinstance(value, (int, float, complex, str, np.generic)):
+            found[f"{kind} {name}"] = value
+    return found

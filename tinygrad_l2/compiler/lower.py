@@ -14,7 +14,7 @@ import numpy as np
 from ..engine import topological_order, unbroadcast
 from ..function import Function
 from .replay import Replayer, attributes as _attributes
-from .symbolic import Instr, NotSymbolic, Recording, Value, recording
+from .symbolic import Instr, NotSymbolic, Recording, Value, _walk, recording
 
 
 
@@ -121,7 +121,8 @@ def _forward(ir, node, values, given):
     """Record `node`'s forward; returns the replica that holds what it saved."""
     arguments = [values[p] if p is not None else _substitute(a, given)
                  for p, a in zip(node.parents, node.arguments)]
-    if not _symbolic(node, arguments, given):  # the op replays its own methods (always correct)
+    constants = _symbolic(node, arguments, given)
+    if constants is None:  # the op replays its own methods (always correct)
         if _substitute(tuple(getattr(node, "given", {}).values()), given) != tuple(getattr(node, "given", {}).values()):
             raise Refused(f"the op {type(node).__name__} has no symbolic form and holds an argument's "
                           f"array as a keyword argument (its own methods would replay the traced one)")
@@ -130,6 +131,8 @@ def _forward(ir, node, values, given):
     rec = Recording()
     with recording(rec):
         out = replica.forward(*arguments)
+    if not _same_constants(_constants(rec.instrs), constants):
+        return _opaque_forward(ir, node, values, arguments)  # it draws random numbers: not a constant
     for instr in rec.instrs:
         ir.add(instr, "forward", node)
     values[node] = out
@@ -137,25 +140,39 @@ def _forward(ir, node, values, given):
 
 
 def _symbolic(node, arguments, given):
-    """Do the op's forward and backward both run on Values?  (A trial on a replica of its
-    own, recorded nowhere.)"""
-    replica = _replica(node, given)
+    """The plain arrays the op's forward used if its forward and backward both run on Values
+    (a trial on a replica of its own, recorded nowhere), else None."""
+    replica, trial = _replica(node, given), Recording()
     try:
-        with recording(Recording()):
+        with recording(trial):
             out = replica.forward(*arguments)
             if not isinstance(out, Value):
-                return False
+                return None
             g = Value(np.ones(np.shape(out.example), out.example.dtype), role="argument")
             grads = replica.backward(g)
         grads = grads if isinstance(grads, (tuple, list)) else (grads,)
-        return len(grads) == len(node.parents) and all(
+        ok = len(grads) == len(node.parents) and all(
             x is None or isinstance(x, (Value, np.ndarray, np.generic)) for x in grads)
+        return _constants(trial.instrs[:trial.instrs.index(out.instr) + 1]) if ok else None
     except Exception:  # noqa: BLE001 - any failure means: no symbolic form
-        return False
+        return None
 
 
 class Refused(Exception):
     """The step cannot be lowered (the reason says why); it runs eagerly."""
+
+
+def _constants(instrs):
+    """The plain arrays a recorded forward used: made from shapes alone, the same each run
+    (else the op draws random numbers and must run its own forward every call)."""
+    return [a for instr in instrs for a in _walk((instr.args, instr.kwargs))
+            if isinstance(a, np.ndarray | np.generic)]
+
+
+def _same_constants(first, second):
+    return second is not None and len(first) == len(second) and all(
+        a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True)
+        for a, b in zip(first, second))
 
 
 def _opaque_forward(ir, node, values, arguments, given=None):

@@ -3,7 +3,8 @@
 - `fold_transposes`: x.T.T is x (a transpose's backward of a transposed product);
 - `scalars_unbroadcast`: a 0-d gradient broadcast to W's shape and multiplied elementwise
   is multiplied as the 0-d value (numpy broadcasts it the same way);
-- `sum_of_squares`: (x²).sum() read once becomes np.vdot(x, x), no x² array (rounding);
+- `sum_of_squares`: (x²).sum() read once becomes np.vdot(x, x), no x² array (rounding; float64
+  only: a float32 BLAS dot accumulates in float32 and loses digits numpy's pairwise sum keeps);
 - `dead_code`: drop pure instructions nobody reads;
 - `in_place`: an elementwise ufunc writes into its first operand's array when that array is
   the program's own and nothing reads it afterwards (liveness over forward AND backward);
@@ -93,7 +94,10 @@ def _carries_shape(consumer, broadcast):
 
 
 def _elementwise(instr):
-    return instr.kind == "call" and isinstance(instr.fn, np.ufunc) and not instr.kwargs
+    """A plain ufunc call (not a generalized one such as np.matmul, which is no elementwise
+    map: neither a broadcast scalar nor its output's memory may stand in for an operand)."""
+    return (instr.kind == "call" and isinstance(instr.fn, np.ufunc) and instr.fn.signature is None
+            and not instr.kwargs)
 
 
 def sum_of_squares(ir):
@@ -104,6 +108,8 @@ def sum_of_squares(ir):
         if instr.kwargs.get("axis") is not None or instr.kwargs.get("keepdims"):
             continue
         square = instr.args[0].instr
+        if instr.args[0].dtype.itemsize < 8:
+            continue  # BLAS dots accumulate float32 lane by lane (1e-4 off at 10⁵ weights): pairwise sum
         if (square is not None and square.kind == "call" and square.fn is np.square
                 and not square.kwargs and len(use.get(id(square.out), [])) == 1):
             x = square.args[0]

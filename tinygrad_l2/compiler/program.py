@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import builtins
+import contextlib
 
 import numpy as np
 
+from .. import random
 from ..context import is_grad_enabled
 from ..engine import _accumulate, topological_order
 from ..function import TensorBase
@@ -70,7 +72,8 @@ class Program:
     def run(self, args):
         """The generated step: events in their traced order, gradients into `.grad` at the
         backward; the written SGD update when its conditions hold this call (update.py)."""
-        arrays = [a._data if isinstance(a, TensorBase) else a for a in args]
+        arrays = [a._data if isinstance(a, TensorBase) else a for a in args
+                  if isinstance(a, TensorBase | np.ndarray)]  # numbers are in the trace key
         if self.update is not None and self.update.ready():
             outputs = self.updating(*arrays, *self.update.arguments())
         else:
@@ -90,7 +93,8 @@ class Program:
 def _build(program, args, arg_names, scope, update):
     """(source, function, buffers, names) of the step, with the SGD update written in when
     `update` is given."""
-    ir = lower(program.nodes, program.events, args, program.outputs)
+    with _random_state_kept():  # running ops again must not move the user's random streams
+        ir = lower(program.nodes, program.events, args, program.outputs)
     passes.simplify(ir)
     if update is not None:
         update.write(ir)
@@ -106,6 +110,18 @@ def _build(program, args, arg_names, scope, update):
     exec(builtins.compile(source, "<tl.compile>", "exec"), namespace)  # noqa: S102 - ours
     named = {id(t): names[id(v)] for t, v in ir.params}
     return source, namespace["step"], list(buffers.values()), named
+
+
+@contextlib.contextmanager
+def _random_state_kept():
+    """numpy's global random state and tinygrad_l2's generator as they were."""
+    numpy_state, generator = np.random.get_state(), random.default_generator()
+    generator_state = generator.bit_generator.state
+    try:
+        yield
+    finally:
+        np.random.set_state(numpy_state)
+        generator.bit_generator.state = generator_state
 
 
 def _source(ir, emitter, names, update):
@@ -185,6 +201,10 @@ def _derived_inputs(roots, given):
                         "the function captures by attribute) would be replayed with its traced values")
             continue
         held = [*getattr(node, "given", {}).values(), *getattr(node, "arguments", ())]
+        index = getattr(node, "given", {}).get("index")  # x[...]: a list in it may come from data
+        if any(isinstance(part, list) for part in (index if isinstance(index, tuple) else (index,))):
+            return (f"the op {type(node).__name__} was given a Python list or nested tuple (an index "
+                    f"built from data, such as y.tolist()): pass a numpy array, read each call")
         for array in _arrays_in(held):
             if id(array) not in arrays and not (array.ndim == 1 and array is row_indices(len(array))):
                 return (f"an array the op {type(node).__name__} holds (an index, a where() condition, "

@@ -48,7 +48,10 @@ def flatten(result: Any, numbers: Iterable[Number] = (), literals: Iterable[Any]
 
 class _Walker:
     def __init__(self, numbers, literals):
-        self.literal = {_literal_key(v) for v in literals} - {None}
+        # a literal is recognised by identity: a number computed during the call that merely
+        # equals one (0.5) is another object (CPython shares only small ints and bools)
+        self.literals = list(literals)
+        self.literal = {id(v) for v in self.literals if _literal_key(v) is not None}
         self.values: dict[int, Any] = {}  # id -> a value read from a tensor (`numbers` holds
         self.reads: dict[int, list] = {}  # them all: no id is reused); id -> (tensor, convert)s
         self.where: dict[int, str] = {}
@@ -71,7 +74,7 @@ class _Walker:
             return ("tensor", self.slot(value))
         if id(value) in self.values and self.values[id(value)] is value:
             return self.number(value, where)
-        if value is None or value is Ellipsis or _literal_key(value) in self.literal:
+        if value is None or value is Ellipsis or id(value) in self.literal:
             return ("constant", value)
         if type(value) in (tuple, list) or _is_namedtuple(value):
             return ("sequence", type(value), [self.walk(v, f"{where}[{i}]") for i, v in enumerate(value)])
@@ -82,7 +85,7 @@ class _Walker:
     def number(self, value, where):
         """A number read from a tensor: its slot, if it is clear which read it is."""
         reads = self.reads[id(value)]
-        if _literal_key(value) in self.literal or len({id(t) for t, _ in reads}) > 1:
+        if id(value) in self.literal or len({id(t) for t, _ in reads}) > 1:
             raise Unreplayable(f"{where} is {value!r}, which more than one tensor or a literal of "
                                f"the function gave: which one is meant is unclear")
         self.used.add(id(value))

@@ -67,6 +67,19 @@ class FusedUpdate:
                    for p in self.params)
 
 
+def _steps_what_backward_made(kinds):
+    """One backward, then one step, with no zero_grad between them (eager's step would then
+    find no gradient) and no scheduler stepped before the step (it may change any
+    hyper-parameter, which the written update holds as constants): (backward, step) indices,
+    or None."""
+    if kinds.count("backward") != 1 or kinds.count("step") != 1:
+        return None
+    backward, step = kinds.index("backward"), kinds.index("step")
+    if step < backward or "zero_grad" in kinds[backward:step] or "schedule" in kinds[:step]:
+        return None
+    return backward, step
+
+
 def plan(events, params, nodes=()):
     """How this step's update is written in: the learning rate in the seed (plain SGD whose
     gradients die with the call, below), else the optimizer's own update (written_step.py),
@@ -75,12 +88,12 @@ def plan(events, params, nodes=()):
 
 
 def _written(events, params):
-    kinds = [e[0] for e in events]
-    if kinds.count("backward") != 1 or kinds.count("step") != 1:
+    found = _steps_what_backward_made([e[0] for e in events])
+    if found is None:
         return None
-    backward, step = kinds.index("backward"), kinds.index("step")
+    backward, step = found
     optimizer = events[step][1]
-    if step < backward or not hasattr(optimizer, "update") or not hasattr(optimizer, "param_groups"):
+    if not hasattr(optimizer, "update") or not hasattr(optimizer, "param_groups"):
         return None
     everyone = {id(p) for g in optimizer.param_groups for p in g["params"]}
     cleared_before = everyone <= _cleared(events[:backward])
@@ -97,17 +110,13 @@ def _seeded(events, params, nodes=()):
     """A FusedUpdate if this step's events allow one, else None: one backward, then one step of
     a plain SGD with one group holding every traced parameter, then a zero_grad(set_to_none)
     that clears them all."""
-    kinds = [e[0] for e in events]
-    if kinds.count("backward") != 1 or kinds.count("step") != 1:
-        return None
-    if any(not n.is_leaf and not isinstance(n, Op) for n in nodes):
+    found = _steps_what_backward_made([e[0] for e in events])
+    if found is None or any(not n.is_leaf and not isinstance(n, Op) for n in nodes):
         return None  # lr in the seed needs backwards linear in g: a custom Function may clip it
-    backward, step = kinds.index("backward"), kinds.index("step")
+    backward, step = found
     optimizer = events[step][1]
-    if step < backward or type(optimizer) is not SGD or len(optimizer.param_groups) != 1:
+    if type(optimizer) is not SGD or len(optimizer.param_groups) != 1:
         return None
-    if "schedule" in kinds[backward:step]:
-        return None  # the step would use the lr the scheduler set after the seed was made
     group = optimizer.param_groups[0]
     if group["momentum"] != 0 or group["nesterov"]:
         return None
