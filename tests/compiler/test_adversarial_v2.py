@@ -435,3 +435,67 @@ def test_a_large_float32_l2_penalty_keeps_float32_accuracy():
     for _ in range(3):
         W.grad = None
         assert compiled().item() == pytest.approx(exact, rel=1e-5)
+
+
+CALLS = 0  # a global the step below increments
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "a global the step increments (CALLS += 1) and returns: Guards are built after the traced "
+    "call, so they record the incremented value; the replay skips the increment, the guard "
+    "sees no change, and results.flatten returns the traced value as a 'guarded' constant"))
+def test_a_global_counter_the_step_increments_and_returns():
+    global CALLS
+    W = tl.Tensor(np.ones(3), requires_grad=True)
+
+    def step(x):
+        global CALLS
+        CALLS += 1
+        loss = (W * x).sum(); loss.backward()
+        return loss, CALLS
+    CALLS, compiled = 0, tl.compile(step)
+    assert [compiled(tl.Tensor(np.ones(3)))[1] for _ in range(3)] == [1, 2, 3] and CALLS == 3
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "a number computed with numpy (here the share of positive labels) that happens to equal a "
+    "literal of the function at the trace (0.5) is taken for that literal: the replay returns "
+    "0.5 forever instead of falling back"))
+def test_a_numpy_number_equal_to_a_literal_is_not_frozen():
+    W = tl.Tensor(np.ones((2, 2)), requires_grad=True)
+
+    def step(X, y):
+        loss = 0.5 * ((X @ W) ** 2).mean(); loss.backward()
+        return loss, float((y == 1).mean())
+    compiled = tl.compile(step)
+    X = tl.Tensor(np.ones((2, 2)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", tl.CompileWarning)
+        shares = [compiled(X, y)[1] for y in (np.array([0, 1]), np.array([1, 1]), np.array([0, 0]))]
+    assert shares == [0.5, 1.0, 0.0]
+
+
+class GaussianNoise(tl.Function):
+    """y = x + 0.1·ε, with ε drawn afresh at each forward (noise injection)."""
+    def forward(self, x):
+        return x + 0.1 * np.random.standard_normal(x.shape)
+
+    def backward(self, g):
+        return g
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "a custom Function drawing random numbers in forward runs on symbolic arrays, so the "
+    "array it drew at the trace becomes a constant of the IR: every replay adds the same "
+    "noise (eager draws new noise each call) and no fallback is taken"))
+def test_a_custom_op_that_draws_random_numbers_draws_each_call():
+    def make():
+        np.random.seed(0)
+        W = tl.Tensor(np.ones((4, 2)), requires_grad=True)
+        opt = O.SGD([W], lr=0.1)
+
+        def step(X, y):
+            loss = (GaussianNoise.apply(X @ W) ** 2).mean(); loss.backward(); opt.step(); opt.zero_grad()
+            return loss
+        return dict(step=step, data=batch, params=[W], opt=opt)
+    compare(make)
