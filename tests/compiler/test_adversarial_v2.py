@@ -499,3 +499,50 @@ def test_a_custom_op_that_draws_random_numbers_draws_each_call():
             return loss
         return dict(step=step, data=batch, params=[W], opt=opt)
     compare(make)
+
+
+@pytest.mark.parametrize("make_opt", [
+    pytest.param(lambda p: O.SGD(p, lr=0.1, momentum=0.9), id="sgd_momentum"),
+    pytest.param(lambda p: O.Adam(p, lr=0.1), id="adam")])
+@pytest.mark.xfail(strict=True, raises=(AssertionError, KeyError), reason=(
+    "backward(); opt.zero_grad(); opt.step(): eager's step finds no gradient and does nothing; "
+    "the written update (written_step.WrittenStep.write) steps on the backward's gradient "
+    "Values regardless of the zero_grad between them: SGD trains when eager does not, Adam "
+    "raises KeyError 'step' (its state was never made)"))
+def test_zero_grad_between_backward_and_step_leaves_nothing_to_step(make_opt):
+    def make():
+        l1 = lin(4, 3, 0)
+        params = list(l1.parameters())
+        opt = make_opt(params)
+
+        def step(X, y):
+            loss = tl.nn.softmax_cross_entropy(l1(X), y)
+            loss.backward(); opt.zero_grad(); opt.step()
+            return loss
+        return dict(step=step, data=batch, params=params, opt=opt)
+    compare(make)
+
+
+def ordered(order, make_opt):
+    """The step's calls in the given order: b backward, s opt.step(), z zero_grad(),
+    f zero_grad(set_to_none=False)."""
+    def make():
+        l1 = lin(4, 3, 0)
+        params = list(l1.parameters())
+        opt = make_opt(params)
+        calls = {"b": lambda loss: loss.backward(), "s": lambda loss: opt.step(),
+                 "z": lambda loss: opt.zero_grad(), "f": lambda loss: opt.zero_grad(set_to_none=False)}
+
+        def step(X, y):
+            loss = tl.nn.softmax_cross_entropy(l1(X), y)
+            for event in order:
+                calls[event](loss)
+            return loss
+        return dict(step=step, data=batch, params=params, opt=opt)
+    return make
+
+
+@pytest.mark.parametrize("order", ["bfs", "szb", "sbz", "bszs", "zbss", "bsfs", "fbs"])
+@pytest.mark.parametrize("name", ["nesterov_wd", "adamw"])
+def test_events_in_any_order_replay_as_eager(order, name):
+    compare(ordered(order, OPTIMIZERS[name]))
