@@ -546,3 +546,58 @@ def ordered(order, make_opt):
 @pytest.mark.parametrize("name", ["nesterov_wd", "adamw"])
 def test_events_in_any_order_replay_as_eager(order, name):
     compare(ordered(order, OPTIMIZERS[name]))
+
+
+def scheduled(where, make_opt, make_scheduler):
+    """scheduler.step() at the start of the step, or right before opt.step(), or at the end."""
+    def make():
+        l1 = lin(4, 3, 0)
+        params = list(l1.parameters())
+        opt = make_opt(params)
+        scheduler = make_scheduler(opt)
+
+        def step(X, y):
+            if where == "start":
+                scheduler.step()
+            loss = tl.nn.softmax_cross_entropy(l1(X), y)
+            loss.backward()
+            if where == "before_step":
+                scheduler.step()
+            opt.step(); opt.zero_grad()
+            if where == "end":
+                scheduler.step()
+            return loss
+        return dict(step=step, data=batch, params=params, opt=opt)
+    return make
+
+
+STEP_LR = lambda opt: O.lr_scheduler.StepLR(opt, 1, 0.5)  # noqa: E731
+ONE_CYCLE = lambda opt: O.one_cycle.OneCycleLR(opt, max_lr=0.5, total_steps=20)  # noqa: E731
+
+
+@pytest.mark.parametrize("where", ["before_step", "end"])
+@pytest.mark.parametrize("name", ["sgd", "momentum", "adam_l2"])
+def test_an_lr_schedule_inside_the_step_replays_as_eager(name, where):
+    compare(scheduled(where, OPTIMIZERS[name], STEP_LR), calls=5)
+
+
+def test_a_one_cycle_schedule_after_the_step_replays_as_eager():
+    compare(scheduled("end", OPTIMIZERS["adam_l2"], ONE_CYCLE), calls=5)
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "plain SGD with the lr in the seed: program.run reads lr (FusedUpdate.arguments) before the "
+    "step runs, so a scheduler.step() at the start of the step (update._seeded refuses one only "
+    "between backward and opt.step) is replayed after the lr was taken: every update uses the "
+    "previous call's lr"))
+def test_an_lr_schedule_at_the_start_of_a_plain_sgd_step():
+    compare(scheduled("start", OPTIMIZERS["sgd"], STEP_LR), calls=5)
+
+
+@pytest.mark.parametrize("name", ["momentum", "adam_l2"])
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "OneCycleLR cycles the momentum (Adam's beta1) too: stepped before opt.step(), it changes "
+    "them during the replay, after Guards and WrittenStep.ready() looked; the written update "
+    "keeps the traced momentum/betas as constants"))
+def test_a_one_cycle_schedule_before_opt_step(name):
+    compare(scheduled("before_step", OPTIMIZERS[name], ONE_CYCLE), calls=5)
