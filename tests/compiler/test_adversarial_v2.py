@@ -601,3 +601,33 @@ def test_an_lr_schedule_at_the_start_of_a_plain_sgd_step():
     "keeps the traced momentum/betas as constants"))
 def test_a_one_cycle_schedule_before_opt_step(name):
     compare(scheduled("before_step", OPTIMIZERS[name], ONE_CYCLE), calls=5)
+
+
+PENALTIES = {  # Σw² in its many spellings, and terms that are not a decay at all
+    "learned_coefficient": lambda W, b, lam, s: lam * (W ** 2).sum() + (lam - 0.1) ** 2,
+    "coefficient_squared": lambda W, b, lam, s: (lam ** 2) * (W ** 2).sum(),
+    "scaled_rows": lambda W, b, lam, s: 0.1 * (s ** 2).sum() + 0.1 * ((W * s.reshape(3, 1)) ** 2).sum(),
+    "two_terms_one_weight": lambda W, b, lam, s: 0.1 * (W ** 2).sum() + 0.3 * (W ** 2).mean() + 0.2 * (b ** 2).sum(),
+    "rows_of_a_weight": lambda W, b, lam, s: 0.1 * (W[:2] ** 2).sum(),
+    "weight_plus_bias": lambda W, b, lam, s: 0.1 * ((W.T + b) ** 2).sum(),
+    "square_of_sum": lambda W, b, lam, s: 0.1 * W.sum() ** 2,
+    "keras_l1_l2": lambda W, b, lam, s: tl.nn.L1L2(0.01, 0.02)(W) + tl.nn.L2(0.05)(W),
+}
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.05])
+@pytest.mark.parametrize("name", sorted(PENALTIES))
+def test_penalty_terms_with_the_lr_in_the_seed(name, weight_decay):
+    """Plain SGD, zero_grad last: the L2 written as a decay where it is one, else as is."""
+    def make():
+        l1, lam = lin(4, 3, 0), tl.Tensor(np.array(0.1), requires_grad=True)
+        s = tl.Tensor(np.full(3, 0.5), requires_grad=True)
+        params = [*l1.parameters(), lam, s]
+        opt = O.SGD(params, lr=0.3, weight_decay=weight_decay)
+
+        def step(X, y):
+            loss = tl.nn.softmax_cross_entropy(l1(X) * s, y) + PENALTIES[name](l1.weight, l1.bias, lam, s)
+            loss.backward(); opt.step(); opt.zero_grad()
+            return loss
+        return dict(step=step, data=batch, params=params, opt=opt)
+    assert compare(make).fallback_reason is None
