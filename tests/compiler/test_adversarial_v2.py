@@ -631,3 +631,33 @@ def test_penalty_terms_with_the_lr_in_the_seed(name, weight_decay):
             return loss
         return dict(step=step, data=batch, params=params, opt=opt)
     assert compare(make).fallback_reason is None
+
+
+def hand_written_cross_entropy(index):
+    def make():
+        l1 = lin(4, 3, 0)
+        params = list(l1.parameters())
+        opt = O.SGD(params, lr=0.1)
+
+        def step(X, y):
+            logp = l1(X).log_softmax(-1)
+            loss = -logp[index(y)].mean(); loss.backward(); opt.step(); opt.zero_grad()
+            return loss
+        return dict(step=step, data=batch, params=params, opt=opt)
+    return make
+
+
+def test_labels_as_an_array_index_replay_each_call():
+    compare(hand_written_cross_entropy(lambda y: (np.arange(len(y)), y)))
+
+
+@pytest.mark.parametrize("index", [
+    pytest.param(lambda y: (list(range(len(y))), y.tolist()), id="tolist"),
+    pytest.param(lambda y: (tuple(range(len(y))), tuple(y)), id="tuple")])
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "labels turned into Python ints (y.tolist(), tuple(y)) to index the log-probabilities are "
+    "baked into the replay as the traced labels: program._derived_inputs looks only for "
+    "ndarrays among what an op holds, so a list of ints computed from data passes as a "
+    "literal and no fallback is taken"))
+def test_labels_as_a_python_list_index_are_not_frozen(index):
+    compare(hand_written_cross_entropy(index))
