@@ -670,3 +670,58 @@ def test_labels_as_an_array_index_replay_each_call():
     "literal and no fallback is taken"))
 def test_labels_as_a_python_list_index_are_not_frozen(index):
     compare(hand_written_cross_entropy(index))
+
+
+class MaskedRelu(tl.Function):  # backward through np.copyto(..., where=)
+    def forward(self, x):
+        self.mask = x > 0
+        return np.maximum(x, 0)
+
+    def backward(self, g):
+        out = np.zeros_like(g)
+        np.copyto(out, g, where=self.mask)
+        return out
+
+
+class OffDiagonal(tl.Function):  # backward through np.fill_diagonal
+    def forward(self, x):
+        return x * 1.0
+
+    def backward(self, g):
+        out = g.copy()
+        np.fill_diagonal(out, 0.0)
+        return out
+
+
+class PickedCrossEntropy(tl.Function):  # a custom loss: backward through np.put_along_axis
+    def forward(self, z, y):
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        self.y, self.p = y[:, None], e / e.sum(axis=1, keepdims=True)
+        return -np.log(np.take_along_axis(self.p, self.y, axis=1)).mean()
+
+    def backward(self, g):
+        d = self.p.copy()
+        np.put_along_axis(d, self.y, np.take_along_axis(d, self.y, axis=1) - 1, axis=1)
+        return g * d / len(self.y), None
+
+
+CUSTOM_LOSSES = {"copyto": lambda z, y: (MaskedRelu.apply(z) ** 2).mean(),
+                 "fill_diagonal": lambda z, y: (OffDiagonal.apply(z[:3]) ** 2).sum(),
+                 "put_along_axis": lambda z, y: PickedCrossEntropy.apply(z, y)}
+
+
+@pytest.mark.parametrize("name", sorted(CUSTOM_LOSSES))
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "a custom op's backward that writes with np.copyto / np.fill_diagonal / np.put_along_axis "
+    "(in place, no out=) is recorded by symbolic.Recording.call as a pure call returning None; "
+    "passes.dead_code then drops it: the replayed gradient misses the write"))
+def test_a_custom_backward_writing_with_numpy_in_place_functions(name):
+    def make():
+        W = tl.Tensor(np.random.default_rng(0).standard_normal((4, 3)), requires_grad=True)
+        opt = O.SGD([W], lr=0.1)
+
+        def step(X, y):
+            loss = CUSTOM_LOSSES[name](X @ W, y); loss.backward(); opt.step(); opt.zero_grad()
+            return loss
+        return dict(step=step, data=lambda r, c: batch(r, c, n=5), params=[W], opt=opt)
+    compare(make)
