@@ -395,19 +395,23 @@ def test_a_float64_numpy_batch_into_a_float32_model_computes_in_float32():
     compare(make, rtol=1e-5)
 
 
+@pytest.mark.parametrize("extra", [pytest.param(((2.0,), {}), id="number"),
+                                   pytest.param(((), {"scale": 2.0}), id="number_keyword"),
+                                   pytest.param(((2.0,), {"mask": None}), id="none_keyword")])
 @pytest.mark.xfail(strict=True, raises=TypeError, reason=(
-    "a Python number argument (step(X, 2.0) or scale=2.0) is passed on to the generated "
-    "function, which takes only the array arguments: every replay raises TypeError"))
-def test_a_number_argument_replays():
+    "a non-array argument (a number, a bool, None; positional or keyword) is passed on to the "
+    "generated function, which takes only the array arguments (program.run): every replay "
+    "raises TypeError"))
+def test_a_non_array_argument_replays(extra):
     W = tl.Tensor(np.ones((4, 3)), requires_grad=True)
 
-    def step(X, scale):
+    def step(X, scale, mask=None):
         loss = ((X @ W) * scale).mean(); loss.backward()
         return loss
     compiled = tl.compile(step)
     for _ in range(2):
         W.grad = None
-        assert compiled(tl.Tensor(np.ones((2, 4))), 2.0).item() == 8.0
+        assert compiled(tl.Tensor(np.ones((2, 4))), *extra[0], **extra[1]).item() == 8.0
 
 
 @pytest.mark.xfail(strict=True, raises=AttributeError, reason=(
