@@ -729,3 +729,20 @@ def test_a_custom_backward_writing_with_numpy_in_place_functions(name):
             return loss
         return dict(step=step, data=lambda r, c: batch(r, c, n=5), params=[W], opt=opt)
     compare(make)
+
+
+@pytest.mark.parametrize("name", ["lambda", "None", "class"])
+@pytest.mark.xfail(strict=True, raises=SyntaxError, reason=(
+    "a tensor named after a Python keyword (name='lambda', the textbook λ) is used as a "
+    "variable of the generated source (naming.py checks isidentifier(), not keyword.iskeyword): "
+    "the first call raises SyntaxError after its eager run already wrote .grad"))
+def test_a_parameter_named_after_a_python_keyword(name):
+    W = tl.Tensor(np.ones(3), requires_grad=True, name=name)
+
+    def step(x):
+        loss = (W * x).sum(); loss.backward()
+        return loss
+    compiled = tl.compile(step)
+    for _ in range(2):
+        W.grad = None
+        assert compiled(tl.Tensor(np.ones(3))).item() == 3.0 and W.grad.tolist() == [1.0, 1.0, 1.0]
