@@ -746,3 +746,18 @@ def test_a_parameter_named_after_a_python_keyword(name):
     for _ in range(2):
         W.grad = None
         assert compiled(tl.Tensor(np.ones(3))).item() == 3.0 and W.grad.tolist() == [1.0, 1.0, 1.0]
+
+
+@pytest.mark.parametrize("name", ["slice", "Ellipsis"])
+@pytest.mark.xfail(strict=True, raises=(TypeError, IndexError), reason=(
+    "a tensor named after a builtin the generated source calls (slice(None, 3, None), "
+    "Ellipsis in an index) shadows it: the replay of h[:, :3] or h[..., 1:] crashes"))
+def test_a_parameter_named_after_a_builtin_the_source_uses(name):
+    A = tl.Tensor(np.eye(3) * 0.5 + 0.1, requires_grad=True, name=name)
+
+    def step(X):
+        h = (X @ A).tanh()
+        loss = (h[:, :2] ** 2).mean() + (h[..., 1:] ** 2).mean(); loss.backward()
+        return loss
+    compiled, X = tl.compile(step), tl.Tensor(np.arange(6.0).reshape(2, 3) / 6)
+    assert [compiled(X).item() for _ in range(3)] == [step(X).item()] * 3
