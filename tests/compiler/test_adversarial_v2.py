@@ -196,6 +196,25 @@ def convnet():
     return dict(step=step, data=data, params=params, opt=opt)
 
 
+def grouped_convnet():
+    """Grouped, dilated convolutions; average pooling with padding; float32 weights."""
+    f32 = np.float32
+    m = tl.nn.Sequential(tl.nn.Conv2d(4, 4, 3, groups=2, dilation=2, padding=2, dtype=f32, rng=0), tl.nn.ReLU(),
+                         tl.nn.AvgPool2d(3, stride=2, padding=1), tl.nn.Conv2d(4, 3, 3, stride=2, padding=1, dtype=f32, rng=1),
+                         tl.nn.AdaptiveAvgPool2d(1), tl.nn.Flatten())
+    params = list(m.parameters())
+    opt = O.SGD(params, lr=0.1, momentum=0.9)
+
+    def step(X, y):
+        opt.zero_grad()
+        out = m(X)
+        loss = tl.nn.softmax_cross_entropy(out, y) + 1e-2 * sum((p ** 2).sum() for p in params[::2])
+        loss.backward(); opt.step()
+        return loss, out
+    data = lambda r, c: ((tl.Tensor(r.standard_normal((3, 4, 9, 9)).astype(f32)), r.integers(0, 3, 3)), {})  # noqa: E731
+    return dict(step=step, data=data, params=params, opt=opt)
+
+
 def large_activations_kept():
     """Matmul and large elementwise results go to buffers: the returned ones must survive
     the next calls, and an opaque op's saved input must not be overwritten."""
@@ -290,6 +309,10 @@ def interleaved_with_outside_changes():
                          ids=lambda f: f.__name__)
 def test_compiled_step_equals_eager(make):
     assert compare(make, calls=5).fallback_reason is None
+
+
+def test_a_float32_convnet_agrees_to_float32_rounding():
+    assert compare(grouped_convnet, rtol=3e-5).fallback_reason is None
 
 
 # ---- steps replay cannot reproduce: they must fall back, not be wrong -------------------------
