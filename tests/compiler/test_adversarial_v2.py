@@ -4,7 +4,8 @@ each call, and compares the returned values, parameters, `.grad` and optimizer s
 every call (and the returned values again after the last call: no buffer overwrote them).
 Exact in float64 up to a rewrite's rounding; a step that cannot be replayed must fall back.
 
-The xfail(strict=True) tests are known bugs: each fails today and must fail until fixed."""
+The second half holds the cases an adversarial review found replayed wrong (or crashing) and
+that were then fixed: each failed before its fix."""
 import warnings
 
 import numpy as np
@@ -348,7 +349,7 @@ def test_an_unreplayable_step_falls_back_and_equals_eager(body):
     assert compare(falls_back(body)).fallback_reason is not None
 
 
-# ---- known bugs ------------------------------------------------------------------------------
+# ---- found replayed wrong, then fixed ------------------------------------------------------------
 
 def _manual_sgd(X, y, l1, params):
     loss = tl.nn.softmax_cross_entropy(l1(X), y)
@@ -367,10 +368,6 @@ def _functional_sgd(X, y, l1, params):
 
 
 @pytest.mark.parametrize("update", [_manual_sgd, _functional_sgd], ids=lambda f: f.__name__)
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "a hand-written update (p.data -= lr * p.grad, or on tl.grad's arrays) is invisible to the "
-    "trace (neither a .data write nor tl.grad is an event): the replay never updates the "
-    "parameters again, with no fallback and no warning"))
 def test_a_hand_written_sgd_update_is_replayed_or_falls_back(update):
     def make():
         l1 = lin(4, 3, 0)
@@ -379,9 +376,6 @@ def test_a_hand_written_sgd_update_is_replayed_or_falls_back(update):
     compare(make)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "clipping .grad in place between backward() and opt.step() is skipped by the replay "
-    "(documented as unseen, yet the step neither falls back nor warns)"))
 def test_gradient_clipping_by_hand_is_replayed_or_falls_back():
     def make():
         l1 = lin(4, 3, 0)
@@ -399,11 +393,6 @@ def test_gradient_clipping_by_hand_is_replayed_or_falls_back():
     compare(make)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "compile wraps a float numpy argument in a Tensor of its own dtype before calling the "
-    "function, so Linear no longer casts it to the layer's dtype: a float32 model fed float64 "
-    "arrays computes in float64 when compiled (loss dtype float64, not float32), even on the "
-    "tracing call"))
 def test_a_float64_numpy_batch_into_a_float32_model_computes_in_float32():
     def make():
         l1 = lin(4, 3, 0, np.float32)
@@ -421,10 +410,6 @@ def test_a_float64_numpy_batch_into_a_float32_model_computes_in_float32():
 @pytest.mark.parametrize("extra", [pytest.param(((2.0,), {}), id="number"),
                                    pytest.param(((), {"scale": 2.0}), id="number_keyword"),
                                    pytest.param(((2.0,), {"mask": None}), id="none_keyword")])
-@pytest.mark.xfail(strict=True, raises=TypeError, reason=(
-    "a non-array argument (a number, a bool, None; positional or keyword) is passed on to the "
-    "generated function, which takes only the array arguments (program.run): every replay "
-    "raises TypeError"))
 def test_a_non_array_argument_replays(extra):
     W = tl.Tensor(np.ones((4, 3)), requires_grad=True)
 
@@ -437,10 +422,6 @@ def test_a_non_array_argument_replays(extra):
         assert compiled(tl.Tensor(np.ones((2, 4))), *extra[0], **extra[1]).item() == 8.0
 
 
-@pytest.mark.xfail(strict=True, raises=AttributeError, reason=(
-    "model.zero_grad() inside a compiled step: guards.Guards takes every zero_grad event's "
-    "object for an optimizer and reads its param_groups (AttributeError on the tracing call, "
-    "after the eager step has already updated the parameters)"))
 def test_model_zero_grad_in_a_compiled_step():
     def make():
         m = tl.nn.Sequential(lin(4, 5, 0), tl.nn.ReLU(), lin(5, 3, 1))
@@ -455,10 +436,6 @@ def test_model_zero_grad_in_a_compiled_step():
     compare(make)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "sum_of_squares turns float32 (W**2).sum() into np.vdot, whose BLAS kernels accumulate "
-    "in float32 lane by lane: ~1e-4 relative error at 200,000 weights (on every OpenBLAS "
-    "core type), where eager's pairwise sum is ~1e-7; the issue's target is 1e-5"))
 def test_a_large_float32_l2_penalty_keeps_float32_accuracy():
     W = tl.Tensor(np.full(200_000, 0.49997, np.float32), requires_grad=True)
 
@@ -476,10 +453,6 @@ def test_a_large_float32_l2_penalty_keeps_float32_accuracy():
 CALLS = 0  # a global the step below increments
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "a global the step increments (CALLS += 1) and returns: Guards are built after the traced "
-    "call, so they record the incremented value; the replay skips the increment, the guard "
-    "sees no change, and results.flatten returns the traced value as a 'guarded' constant"))
 def test_a_global_counter_the_step_increments_and_returns():
     global CALLS
     W = tl.Tensor(np.ones(3), requires_grad=True)
@@ -493,10 +466,6 @@ def test_a_global_counter_the_step_increments_and_returns():
     assert [compiled(tl.Tensor(np.ones(3)))[1] for _ in range(3)] == [1, 2, 3] and CALLS == 3
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "a number computed with numpy (here the share of positive labels) that happens to equal a "
-    "literal of the function at the trace (0.5) is taken for that literal: the replay returns "
-    "0.5 forever instead of falling back"))
 def test_a_numpy_number_equal_to_a_literal_is_not_frozen():
     W = tl.Tensor(np.ones((2, 2)), requires_grad=True)
 
@@ -520,10 +489,6 @@ class GaussianNoise(tl.Function):
         return g
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "a custom Function drawing random numbers in forward runs on symbolic arrays, so the "
-    "array it drew at the trace becomes a constant of the IR: every replay adds the same "
-    "noise (eager draws new noise each call) and no fallback is taken"))
 def test_a_custom_op_that_draws_random_numbers_draws_each_call():
     def make():
         np.random.seed(0)
@@ -540,11 +505,6 @@ def test_a_custom_op_that_draws_random_numbers_draws_each_call():
 @pytest.mark.parametrize("make_opt", [
     pytest.param(lambda p: O.SGD(p, lr=0.1, momentum=0.9), id="sgd_momentum"),
     pytest.param(lambda p: O.Adam(p, lr=0.1), id="adam")])
-@pytest.mark.xfail(strict=True, raises=(AssertionError, KeyError), reason=(
-    "backward(); opt.zero_grad(); opt.step(): eager's step finds no gradient and does nothing; "
-    "the written update (written_step.WrittenStep.write) steps on the backward's gradient "
-    "Values regardless of the zero_grad between them: SGD trains when eager does not, Adam "
-    "raises KeyError 'step' (its state was never made)"))
 def test_zero_grad_between_backward_and_step_leaves_nothing_to_step(make_opt):
     def make():
         l1 = lin(4, 3, 0)
@@ -621,20 +581,11 @@ def test_a_one_cycle_schedule_after_the_step_replays_as_eager():
     compare(scheduled("end", OPTIMIZERS["adam_l2"], ONE_CYCLE), calls=5)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "plain SGD with the lr in the seed: program.run reads lr (FusedUpdate.arguments) before the "
-    "step runs, so a scheduler.step() at the start of the step (update._seeded refuses one only "
-    "between backward and opt.step) is replayed after the lr was taken: every update uses the "
-    "previous call's lr"))
 def test_an_lr_schedule_at_the_start_of_a_plain_sgd_step():
     compare(scheduled("start", OPTIMIZERS["sgd"], STEP_LR), calls=5)
 
 
 @pytest.mark.parametrize("name", ["momentum", "adam_l2"])
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "OneCycleLR cycles the momentum (Adam's beta1) too: stepped before opt.step(), it changes "
-    "them during the replay, after Guards and WrittenStep.ready() looked; the written update "
-    "keeps the traced momentum/betas as constants"))
 def test_a_one_cycle_schedule_before_opt_step(name):
     compare(scheduled("before_step", OPTIMIZERS[name], ONE_CYCLE), calls=5)
 
@@ -690,11 +641,6 @@ def test_labels_as_an_array_index_replay_each_call():
 @pytest.mark.parametrize("index", [
     pytest.param(lambda y: (list(range(len(y))), y.tolist()), id="tolist"),
     pytest.param(lambda y: (tuple(range(len(y))), tuple(y)), id="tuple")])
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "labels turned into Python ints (y.tolist(), tuple(y)) to index the log-probabilities are "
-    "baked into the replay as the traced labels: program._derived_inputs looks only for "
-    "ndarrays among what an op holds, so a list of ints computed from data passes as a "
-    "literal and no fallback is taken"))
 def test_labels_as_a_python_list_index_are_not_frozen(index):
     compare(hand_written_cross_entropy(index))
 
@@ -738,10 +684,6 @@ CUSTOM_LOSSES = {"copyto": lambda z, y: (MaskedRelu.apply(z) ** 2).mean(),
 
 
 @pytest.mark.parametrize("name", sorted(CUSTOM_LOSSES))
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "a custom op's backward that writes with np.copyto / np.fill_diagonal / np.put_along_axis "
-    "(in place, no out=) is recorded by symbolic.Recording.call as a pure call returning None; "
-    "passes.dead_code then drops it: the replayed gradient misses the write"))
 def test_a_custom_backward_writing_with_numpy_in_place_functions(name):
     def make():
         W = tl.Tensor(np.random.default_rng(0).standard_normal((4, 3)), requires_grad=True)
@@ -755,10 +697,6 @@ def test_a_custom_backward_writing_with_numpy_in_place_functions(name):
 
 
 @pytest.mark.parametrize("name", ["lambda", "None", "class"])
-@pytest.mark.xfail(strict=True, raises=SyntaxError, reason=(
-    "a tensor named after a Python keyword (name='lambda', the textbook λ) is used as a "
-    "variable of the generated source (naming.py checks isidentifier(), not keyword.iskeyword): "
-    "the first call raises SyntaxError after its eager run already wrote .grad"))
 def test_a_parameter_named_after_a_python_keyword(name):
     W = tl.Tensor(np.ones(3), requires_grad=True, name=name)
 
@@ -772,9 +710,6 @@ def test_a_parameter_named_after_a_python_keyword(name):
 
 
 @pytest.mark.parametrize("name", ["slice", "Ellipsis"])
-@pytest.mark.xfail(strict=True, raises=(TypeError, IndexError), reason=(
-    "a tensor named after a builtin the generated source calls (slice(None, 3, None), "
-    "Ellipsis in an index) shadows it: the replay of h[:, :3] or h[..., 1:] crashes"))
 def test_a_parameter_named_after_a_builtin_the_source_uses(name):
     A = tl.Tensor(np.eye(3) * 0.5 + 0.1, requires_grad=True, name=name)
 
@@ -786,10 +721,6 @@ def test_a_parameter_named_after_a_builtin_the_source_uses(name):
     assert [compiled(X).item() for _ in range(3)] == [step(X).item()] * 3
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "under tl.detect_anomaly() eager raises AnomalyError at a NaN forward and updates nothing; "
-    "the replay ignores anomaly mode (neither trace_key nor Guards include it): it returns NaN "
-    "and steps the parameters"))
 def test_detect_anomaly_is_honoured_by_the_replay():
     W = tl.Tensor(np.ones(3), requires_grad=True)
     opt = O.SGD([W], lr=0.1)

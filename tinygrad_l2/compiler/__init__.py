@@ -125,8 +125,8 @@ class CompiledStep:
             raise RuntimeError(f"compile: {self.fn.__name__} is already running in another thread; "
                                f"a compiled step is not re-entrant (it reuses its buffers)")
         try:
-            if self.fallback_reason is not None:
-                return self.fn(*args, **kwargs)  # a step replay cannot reproduce: always eager
+            if self.fallback_reason is not None or state.anomaly:  # detect_anomaly(): eager checks
+                return self.fn(*args, **kwargs)  # each op; a step replay cannot reproduce: eager
             if self.program is None or tuple(sorted(kwargs)) != self.keywords or self.guards.changed():
                 return self._trace(args, kwargs)
             inputs = self._inputs(args, kwargs, [read() for _, read in self.arrays])

@@ -54,8 +54,8 @@ class Emitter:
         if kind == "grads":
             pairs = ", ".join(f"(P{i}, {self.operand(v)})" for i, v in zip(instr.fn, instr.args))
             return f"_accumulate_grads([{pairs}])  # into .grad, as backward() does"
-        if kind == "call" and instr.writes is not None and instr.out.role == "buffer":
-            return self.expression(instr)  # np.multiply(dW1, lr0, out=SCRATCH0)
+        if kind == "call" and instr.writes is not None and (instr.out is None or instr.out.role == "buffer"):
+            return self.expression(instr)  # np.fill_diagonal(t3, 0.0); np.multiply(.., out=SCRATCH0)
         if instr.out is None or (kind == "input" and instr.fn[0] == "argument"):
             return ""
         if (kind == "call" and instr.fn in _INFIX and instr.out is instr.args[0]

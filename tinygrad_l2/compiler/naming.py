@@ -3,7 +3,9 @@ tensors' names (or W1, b1, ...) for parameters, Z/A/M names for a layer's tensor
 and d<name> for the gradient of <name>.  Every name is claimed once."""
 from __future__ import annotations
 
+import builtins
 import inspect
+import keyword
 import re
 
 import numpy as np
@@ -27,7 +29,11 @@ def parameter_names(fn, n):
 
 
 def identifier(name):
-    return name if isinstance(name, str) and name.isidentifier() and name not in RESERVED else None
+    """`name` if the generated code may use it as a variable: an identifier that is no Python
+    keyword ("lambda" is a natural tensor name here) and shadows no builtin (slice, Ellipsis)."""
+    usable = (isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name)
+              and name not in RESERVED and not hasattr(builtins, name))
+    return name if usable else None
 
 
 class Names(dict):

@@ -194,14 +194,18 @@ class Recording:
         """Compute the example result on the traced arrays, append the instruction, and
         return the result as a Value (or Values, for a function returning several)."""
         result = compute(*_examples(args), **_examples(kwargs))
+        if result is None and kind == "call" and writes is None:  # np.copyto, np.fill_diagonal:
+            if not isinstance(args[0] if args else None, Value):  # numpy's in-place functions
+                raise NotSymbolic(f"the op writes into a plain array ({getattr(fn, '__name__', fn)})")
+            writes = args[0]
         instr = Instr(kind, fn if kind in ("call", "ufunc_at", "method") else compute, args, kwargs,
                       writes=writes, fresh=fresh)
         if kind in ("getitem", "setitem"):
             instr.fn = kind
         self.instrs.append(instr)
         if writes is not None:
-            instr.out = writes if kind == "call" else None
-            return writes
+            instr.out = writes if kind == "call" and result is not None else None
+            return writes if result is not None else None
         if isinstance(result, (tuple, list)):  # np.split: a Value per piece
             whole = instr.out = Value(result, instr)
             return type(result)(self.record("getitem", None, (whole, i), {}, operator.getitem)
