@@ -224,3 +224,32 @@ def tl_mlp():
     from tinygrad_l2.nn import MLP
     return MLP([2, 4, 1])
 
+
+def test_explain_out_naming_a_graph_file_writes_that_file_not_a_folder(tmp_path):
+    assert main(["explain", "--layers", "2,3,1", "--m", "20", "--out", str(tmp_path / "mygraph.png")]) == 0
+    assert (tmp_path / "mygraph.png").is_file()
+    assert (tmp_path / "mygraph.png").read_bytes()[:4] == b"\x89PNG"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mygraph.png"]
+
+
+def test_train_plot_out_naming_a_file_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["train", "--plot", "--out", str(tmp_path / "plots.png")])
+    assert exit.value.code == 2 and "names the directory for the plots" in capsys.readouterr().err
+    assert not (tmp_path / "plots.png").exists()
+
+
+def test_no_arguments_prints_the_usage_and_the_commands(capsys):
+    assert main([]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: tinygrad-l2") and "loss-or-update" in err and "--help" in err
+
+
+@pytest.mark.parametrize("args, said", [(["train", "--steps", "1e11"], "at most 100,000"),
+                                        (["train", "--layers", "2,100000,1"], "at most 4096 units"),
+                                        (["decay", "--n", "10000000000"], "at most 100,000"),
+                                        (["loss-or-update", "--steps", "5000"], "at most 1,000")])
+def test_absurd_sizes_are_refused_before_running(args, said, capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(args)
+    assert exit.value.code == 2 and said in capsys.readouterr().err

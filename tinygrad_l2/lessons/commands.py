@@ -58,12 +58,23 @@ def explain(args):
         print(_generated_backprop(result.parameters, X, Y, lam.to("dlai", args.m).value, args.cost))
     title = (f"{lam.describe().split(':')[0]}: the L2 nodes Mul(×{lam.kappa / 2:.6g}) carry κ/2; "
              f"each dW gains κ·W, κ = {lam.kappa:.6g}")
-    written = [render(graph["loss"], Path(args.out) / f"l2_graph{suffix}", terms=terms, show_grads=True,
-                      rankdir=args.rankdir, show_intermediates=False, title=title)
-               for suffix in (".svg", ".png")]
+    written = [render(graph["loss"], target, terms=terms, show_grads=True, rankdir=args.rankdir,
+                      show_intermediates=False, title=title) for target in graph_files(args.out)]
     print("graph (edges coloured by the loss term whose gradient travels them): "
           + ", ".join(str(p) for p in written))
     return 0
+
+
+GRAPH_SUFFIXES = (".svg", ".png", ".pdf", ".dot", ".gv")
+
+
+def graph_files(out):
+    """explain's --out: a file name with a graph suffix is that one file; anything else is the
+    directory for l2_graph.svg and l2_graph.png."""
+    out = Path(out)
+    if out.suffix.lower() in GRAPH_SUFFIXES:
+        return [out]
+    return [out / "l2_graph.svg", out / "l2_graph.png"]
 
 
 def _l2_derivatives(traced, tensors, lam):
