@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from . import commands
+from .console import readable_streams
 from .costs import COSTS
 from .datasets import make_dataset
 from .lam import CONVENTIONS
@@ -204,8 +205,12 @@ def _check_writable(out, parser):
 
 
 def main(argv=None):
+    with readable_streams():
+        return _main(sys.argv[1:] if argv is None else list(argv))
+
+
+def _main(argv):
     parser, sub = make_parser()
-    argv = sys.argv[1:] if argv is None else list(argv)
     if not argv:  # no command: say how to call it, and what each command answers
         commands_help = "\n".join(f"  {name:15} {action.help}" for action in sub._choices_actions
                                   for name in [action.dest])

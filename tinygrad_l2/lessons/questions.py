@@ -35,8 +35,9 @@ class OutputGradient(Result):
     lam: Lambda
     measured: list  # (cost, λ, |dC/da − formula|, |δ − formula|, |dC/da(λ) − dC/da(0)|, L2 reaches a)
 
-    columns = ["cost", "λ", "dC/da formula", "max |dC/da − formula|", "δᴸ formula",
-               "max |δᴸ − formula|", "max |Δ dC/da from L2|", "L2 reaches a"]
+    columns = ["cost", "λ", "dC/da formula", "max |dC/da − formula|", "max |Δ dC/da from L2|",
+               "L2 reaches a", "δᴸ formula", "max |δᴸ − formula|"]
+    keys = 2
 
     @property
     def title(self):
@@ -44,7 +45,7 @@ class OutputGradient(Result):
                 f"network, m = {self.m} examples, C = cost + L2")
 
     def rows(self):
-        return [[cost, lam, FORMULAS[cost][0], da, FORMULAS[cost][1], dz, delta, reach]
+        return [[cost, lam, FORMULAS[cost][0], da, delta, reach, FORMULAS[cost][1], dz]
                 for cost, lam, da, dz, delta, reach in self.measured]
 
     def answer(self):

@@ -116,7 +116,7 @@ def train_pair(sizes, lam, steps, lr, seed, optimizer="adam", progress=True):
         raise ValueError(f"train_pair: optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
     data = make_dataset(seed=0)
     runs = []
-    labels = (("without decay", f"with AdamW decay (wd = {lam.kappa:g})") if optimizer == "adamw" else
+    labels = (("without decay", f"with AdamW wd = {lam.kappa:g}") if optimizer == "adamw" else
               ("without L2", f"with L2 (κ = {lam.kappa:g})"))
     for label, kappa in zip(labels, (0.0, lam.kappa)):
         model = build_classifier(sizes, kappa / 2 if optimizer != "adamw" else 0.0, seed)
