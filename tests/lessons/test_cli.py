@@ -279,3 +279,20 @@ def test_a_console_without_greek_gets_ascii_spellings_not_a_crash(args, tmp_path
     assert "UnicodeEncodeError" not in err and "Traceback" not in err
     assert result.returncode == (2 if "0" in args else 0), err
     assert "λ" not in out + err and ("lambda" in out or "--n" in err)
+
+
+@pytest.mark.parametrize("convention, term", [("keras", "λ·Σw²"), ("nielsen", "(λ/2n)·Σw²"), ("torch", "(λ/2)·Σw²"),
+                                              ("dlai", "(1/m)(λ/2)·Σ‖W‖²")])
+def test_explains_why_paragraph_speaks_the_chosen_convention(convention, term, capsys, tmp_path):
+    assert main(["explain", "--convention", convention, "--lambd", "0.5", "--layers", "2,3,1", "--m", "20",
+                 "--out", str(tmp_path)]) == 0
+    why = " ".join(capsys.readouterr().out.split("Why does L2 change only dW?")[1].split("graph (")[0].split())
+    assert f"The L2 term, {term}" in why and "with λ = 0.5" in why
+    if convention != "dlai":
+        assert "λ/2m" not in why and "(λ/m)" not in why
+
+
+def test_a_pso_run_prints_no_learning_rate_it_ignores(capsys):
+    assert main(["train", "--optimizer", "pso", "--steps", "2", "--layers", "2,4,1", "--quiet"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "lr" not in out.replace("no lr", "") and "30 particles, no gradient" in out

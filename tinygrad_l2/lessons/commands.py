@@ -11,7 +11,7 @@ from ..compiler import compile as compile_step
 from ..drawing import RendererNotFound, render
 from . import compare as comparison
 from . import questions
-from .answers import ANSWER
+from .answers import why_only_dw
 from .console import fit
 from .datasets import make_dataset
 from .lam import Lambda
@@ -59,7 +59,7 @@ def explain(args):
         say()
         say(trace.with_without(terms, "l2", graph["tensors"]))
         say("\n" + _l2_derivatives(traced, graph["tensors"], lam))
-    say("\n" + ANSWER)
+    say("\n" + why_only_dw(lam))
     if args.show_code:
         print(_generated_backprop(result.parameters, X, Y, lam.to("dlai", args.m).value, args.cost))
     title = (f"{lam.describe().split(':')[0]}: the L2 nodes Mul(×{lam.kappa / 2:.6g}) carry κ/2; "

@@ -75,8 +75,9 @@ class TrainingComparison(Result):
 
     @property
     def title(self):
+        how = "a swarm of 30 particles, no gradient, no lr" if self.optimizer == "pso" else f"lr {self.lr:g}"
         return (f"{self.lam.describe()}\n{list(self.sizes)} network, {self.steps} {self.optimizer} steps "
-                f"(lr {self.lr:g}) on {self.n_train} noisy two-moons points, tested on {self.n_test}")
+                f"({how}) on {self.n_train} noisy two-moons points, tested on {self.n_test}")
 
     def rows(self):
         return [[r.label, r.data_loss, r.penalty, r.train, r.test, r.train - r.test,
