@@ -296,3 +296,28 @@ def test_a_pso_run_prints_no_learning_rate_it_ignores(capsys):
     assert main(["train", "--optimizer", "pso", "--steps", "2", "--layers", "2,4,1", "--quiet"]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "lr" not in out.replace("no lr", "") and "30 particles, no gradient" in out
+
+
+def _kappa_in_header(out):
+    import re
+    return re.search(r"κ = ([0-9.e+-]+),", out).group(1)
+
+
+def test_every_converted_value_comes_with_a_command_that_gives_its_kappa_back(capsys):
+    assert main(["decay", "--lambd", "3", "--n", "120", "--eta", "0.4"]) == 0
+    out = capsys.readouterr().out
+    kappa = _kappa_in_header(out)
+    commands = [line.strip() for line in out.splitlines() if line.startswith("  tinygrad-l2 decay")]
+    assert {c.split("--convention ")[1].split()[0] for c in commands} == {"nielsen", "keras", "torch", "dlai"}
+    for command in commands:
+        assert main(command.split()[1:]) == 0
+        assert _kappa_in_header(capsys.readouterr().out) == kappa == "0.025", command
+
+
+def test_decay_shows_the_bias_update_bit_identical_with_and_without_l2(capsys):
+    assert main(["decay", "--eta", "0.5", "--lambd", "5", "--n", "200"]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line[:2] in ("w1", "w2", "b1", "b2")}
+    assert rows["b1"] == rows["b2"] == ["1", "yes"] and rows["w1"] == rows["w2"] == ["0.9875", "no"]
+    assert "A bias's update is bit-identical with and without L2 (factor exactly 1)" in " ".join(out.split())
+    assert "every parameter in its group" in out and "(weights only)" not in out
