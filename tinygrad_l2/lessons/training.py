@@ -102,8 +102,7 @@ class TrainingComparison(Result):
         change, noise = with_l2.test - without.test, self.noise()
         if abs(change) <= noise:
             return (f"{sizes}; test accuracy went from {without.test:.3f} to {with_l2.test:.3f}, within "
-                    f"the noise of {self.n_test} test points (±{noise:.3f}): a tie, {self.regularizer} "
-                    f"made no measurable difference on this run.")
+                    f"the noise of {self.n_test} test points (±{noise:.3f}): on test accuracy, a tie.")
         if change > 0:
             return f"{sizes}, and test accuracy rose from {without.test:.3f} to {with_l2.test:.3f}."
         return (f"{sizes}, but test accuracy fell from {without.test:.3f} to {with_l2.test:.3f}: "
