@@ -321,3 +321,11 @@ def test_decay_shows_the_bias_update_bit_identical_with_and_without_l2(capsys):
     assert rows["b1"] == rows["b2"] == ["1", "yes"] and rows["w1"] == rows["w2"] == ["0.9875", "no"]
     assert "A bias's update is bit-identical with and without L2 (factor exactly 1)" in " ".join(out.split())
     assert "every parameter in its group" in out and "(weights only)" not in out
+
+
+def test_a_loss_spike_on_the_way_is_not_a_divergence_but_a_worse_end_is():
+    from tinygrad_l2.lessons.training import _divergence
+    model = tl_mlp()
+    assert _divergence(model, (100, 1.5, 0.0), 0.69, final=False) == ""
+    assert "grew from 0.69 (untrained) to 1.5" in _divergence(model, (3000, 1.5, 0.0), 0.69, final=True)
+    assert "overflowed" in _divergence(model, (100, float("nan"), 0.0), 0.69, final=False)

@@ -129,7 +129,7 @@ def train_pair(sizes, lam, steps, lr, seed, optimizer="adam", progress=True):
             if i % max(1, steps // 50) == 0 or i == steps:
                 curve.append((i, *_losses(model, data, decoupled), accuracy(model, data.X_train, data.y_train),
                               accuracy(model, data.X_test, data.y_test)))
-                diverged = _divergence(model, curve[-1], initial)
+                diverged = _divergence(model, curve[-1], initial, final=i == steps)
             if progress:
                 _progress(f"{label:>18}", i, steps, start)
             if diverged:
@@ -140,16 +140,17 @@ def train_pair(sizes, lam, steps, lr, seed, optimizer="adam", progress=True):
                               len(data.y_test), runs)
 
 
-def _divergence(model, point, initial_loss):
+def _divergence(model, point, initial_loss, final):
     """Why the run at `point` (step, data loss, penalty, ...) diverged, or "": a loss or weight
-    that overflowed to inf/nan, or a data loss above twice the untrained network's."""
+    that overflowed to inf/nan, or a final data loss above twice the untrained network's (a
+    spike on the way, which Adam often recovers from, is not a divergence)."""
     step, data_loss, penalty = point[:3]
     if not all(np.isfinite(x) for x in (data_loss, penalty)) or not all(
             np.all(np.isfinite(p.data)) for p in model.parameters()):
         return f"its loss or weights overflowed to inf/nan by step {step}"
-    if data_loss > 2 * initial_loss:
-        return (f"its data loss grew from {initial_loss:.3g} (untrained) to {data_loss:.3g} by step "
-                f"{step}")
+    if final and data_loss > 2 * initial_loss:
+        return (f"its data loss grew from {initial_loss:.3g} (untrained) to {data_loss:.3g} at the end "
+                f"(step {step})")
     return ""
 
 
