@@ -33,3 +33,14 @@ def test_how_close_says_rounding_only_when_every_difference_is():
 def test_a_non_finite_difference_is_never_called_rounding():
     for value, scale in ((float("nan"), 1.0), (0.0, float("inf")), (1e-300, float("nan"))):
         assert not Rounding(value, scale).is_rounding and "rounding" not in str(Rounding(value, scale))
+
+
+def test_a_table_wider_than_100_columns_prints_in_parts_led_by_its_key_columns():
+    columns = ["name", "kind"] + [f"a long column header {i}" for i in range(8)]
+    table = Table(columns, [["W1", "weight"] + [float(i) for i in range(8)]], keys=2)
+    lines = str(table).splitlines()
+    assert max(len(line) for line in lines) <= 100
+    headers = [line for line in lines if line.startswith("name")]
+    assert len(headers) >= 2 and all(h.split()[:2] == ["name", "kind"] for h in headers)
+    assert sum(line.split()[:2] == ["W1", "weight"] for line in lines) == len(headers)
+    assert all(c in str(table) for c in columns)

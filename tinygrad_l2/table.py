@@ -67,11 +67,29 @@ def _cell(value):
     return str(value)
 
 
+WIDTH = 100
+"""Columns of text a table may take: a wider one prints as several, each led by the key columns."""
+
+
+def _column_groups(widths: Sequence[int], width: int, keys: int = 1) -> list[list[int]]:
+    """Column indices in groups whose printed width fits `width`, each led by the `keys` first."""
+    lead = list(range(min(keys, len(widths))))
+    groups: list[list[int]] = [list(lead)]
+    for i in range(len(lead), len(widths)):
+        used = sum(widths[j] + 2 for j in groups[-1])
+        if len(groups[-1]) > len(lead) and used + widths[i] > width:
+            groups.append(list(lead))
+        groups[-1].append(i)
+    return groups
+
+
 class Table:
     """Printable result: `str(table)` is aligned text, `table.to_rows()` a list of dicts."""
 
-    def __init__(self, columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None) -> None:
+    def __init__(self, columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None,
+                 keys: int = 1) -> None:
         self.columns = list(columns)
+        self.keys = keys  # the leading columns that name a row, repeated when the table is split
         self.rows = [list(r) for r in rows]
         self.title = title
         for row in self.rows:
@@ -91,9 +109,12 @@ class Table:
     def __str__(self) -> str:
         cells = [self.columns] + [[_cell(v) for v in row] for row in self.rows]
         widths = [max(len(r[i]) for r in cells) for i in range(len(self.columns))]
-        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
-        lines.insert(1, "  ".join("-" * w for w in widths))
-        return "\n".join(([self.title] if self.title else []) + lines)
+        blocks = []
+        for group in _column_groups(widths, WIDTH, self.keys):  # too wide: printed in parts
+            lines = ["  ".join(r[i].ljust(widths[i]) for i in group).rstrip() for r in cells]
+            lines.insert(1, "  ".join("-" * widths[i] for i in group))
+            blocks.append("\n".join(lines))
+        return "\n".join(([self.title] if self.title else []) + ["\n\n".join(blocks)])
 
     def __repr__(self) -> str:
         return str(self)
@@ -113,6 +134,7 @@ class Result(abc.ABC):
     notebook shows it as HTML, `to_rows()` gives a list of dicts."""
 
     columns: Sequence[str] = ()
+    keys: int = 1  # the leading columns that name a row
 
     @property
     def title(self) -> str | None:
@@ -123,7 +145,7 @@ class Result(abc.ABC):
         """The table's rows, one list of cells per row, in `columns` order."""
 
     def table(self) -> Table:
-        return Table(self.columns, self.rows(), title=self.title)
+        return Table(self.columns, self.rows(), title=self.title, keys=self.keys)
 
     def tables(self) -> list[Table]:
         """Every table the result shows (one by default)."""

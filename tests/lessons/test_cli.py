@@ -1,4 +1,5 @@
 """The tinygrad-l2 command end to end, in a temporary directory."""
+import os
 import shutil
 import subprocess
 import sys
@@ -17,7 +18,7 @@ def run(*args, cwd):
 def test_explain_prints_tables_and_writes_svg_and_png(tmp_path):
     result = run("explain", "--out", str(tmp_path / "pics"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    out = result.stdout
+    out = " ".join(result.stdout.split())  # prose is wrapped to 100 columns
     assert "autodiff vs manual backprop" in out and "Gradient contribution of each loss term" in out
     assert "L2 changed only: dW3, dW2, dW1" in out
     assert "Why does L2 change only dW?" in out
@@ -112,16 +113,16 @@ def test_every_option_of_every_command_states_its_default():
 @pytest.mark.parametrize("convention", ["dlai", "nielsen", "keras", "torch"])
 def test_every_output_header_gives_the_meaning_of_lambda_and_kappa(convention, capsys):
     assert main(["dcda", "--convention", convention, "--lambd", "0.5", "--m", "20"]) == 0
-    header = capsys.readouterr().out.splitlines()[0]
+    header = " ".join(capsys.readouterr().out.split("\n\n")[0].split("\n")[:2])  # wrapped at 100 columns
     assert f"λ = 0.5 in" in header and "κ = " in header and "κ/2 = " in header
 
 
 def test_dcda_says_l2_adds_nothing_to_dc_da(capsys):
     assert main(["dcda", "--m", "32"]) == 0
     out = capsys.readouterr().out
-    assert "The L2 term contributes 0 to dC/da because it has no path from a" in out
+    assert "The L2 term contributes 0 to dC/da because it has no path from a" in " ".join(out.split())
     rows = [line.split() for line in out.splitlines() if line.startswith(("quadratic", "cross_entropy"))]
-    assert len(rows) == 4 and all(row[-1] == "no" for row in rows)
+    assert len(rows) == 8 and all(row[2] == "no" for row in rows[4:])  # the table printed in two parts
 
 
 def test_decay_prints_the_fraction_the_conversions_and_agreeing_weights(capsys):
@@ -136,7 +137,7 @@ def test_decay_prints_the_fraction_the_conversions_and_agreeing_weights(capsys):
 def test_loss_or_update_gives_identical_trajectories(capsys):
     assert main(["loss-or-update", "--steps", "3"]) == 0
     out = capsys.readouterr().out
-    assert "two trajectories agree to rounding (every difference ≤ 1e-" in out
+    assert "two trajectories agree to rounding (every difference ≤ 1e-" in " ".join(out.split())
     assert "0 output  activation  0" in out
 
 
@@ -145,7 +146,7 @@ def test_train_reports_loss_and_penalty_apart_and_a_verdict(optimizer, capsys):
     assert main(["train", "--optimizer", optimizer, "--steps", "5", "--layers", "2,8,1", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "data loss" in out and "L2 penalty" in out and f"5 {optimizer} steps" in out
-    assert "L2 made the kernels" in out
+    assert "made the kernels" in out
 
 
 def test_output_piped_into_head_ends_without_a_traceback(tmp_path):
@@ -201,3 +202,133 @@ def test_an_m_beyond_the_built_in_examples_is_refused_not_silently_cut(command, 
     assert exit.value.code == 2
     assert "--m 500: the built-in dataset has 200 training examples" in capsys.readouterr().err
     assert main(["explain", "--m", "200", "--layers", "2,3,1", "--out", str(tmp_path)]) == 0
+
+
+def test_adamw_runs_are_named_decoupled_decay_not_l2(capsys):
+    assert main(["train", "--optimizer", "adamw", "--steps", "5", "--layers", "2,8,1", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "with AdamW wd = 0.002" in out and "Decoupled weight decay made the kernels" in out
+    assert "with L2" not in out and "L2 made" not in out
+
+
+def test_a_test_accuracy_change_within_noise_is_called_a_tie():
+    from tinygrad_l2.lessons.lam import Lambda
+    from tinygrad_l2.lessons.training import Run, TrainingComparison
+    model = tl_mlp()
+    runs = [Run("without L2", model, [], 0.1, 0.0, 0.9, 0.832), Run("with L2", model, [], 0.1, 0.0, 0.9, 0.833)]
+    comparison = TrainingComparison((2, 4, 1), "adam", 10, 0.01, Lambda("keras", 1e-3), 200, 1000, runs)
+    assert "a tie" in comparison.verdict() and "rose" not in comparison.verdict()
+    runs[1].test = 0.865
+    assert "rose from 0.832 to 0.865" in comparison.verdict()
+    runs[1].test = 0.80
+    assert "fell from 0.832 to 0.800" in comparison.verdict()
+
+
+def tl_mlp():
+    from tinygrad_l2.nn import MLP
+    return MLP([2, 4, 1])
+
+
+def test_explain_out_naming_a_graph_file_writes_that_file_not_a_folder(tmp_path):
+    assert main(["explain", "--layers", "2,3,1", "--m", "20", "--out", str(tmp_path / "mygraph.png")]) == 0
+    assert (tmp_path / "mygraph.png").is_file()
+    assert (tmp_path / "mygraph.png").read_bytes()[:4] == b"\x89PNG"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mygraph.png"]
+
+
+def test_train_plot_out_naming_a_file_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["train", "--plot", "--out", str(tmp_path / "plots.png")])
+    assert exit.value.code == 2 and "names the directory for the plots" in capsys.readouterr().err
+    assert not (tmp_path / "plots.png").exists()
+
+
+def test_no_arguments_prints_the_usage_and_the_commands(capsys):
+    assert main([]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: tinygrad-l2") and "loss-or-update" in err and "--help" in err
+
+
+@pytest.mark.parametrize("args, said", [(["train", "--steps", "1e11"], "at most 100,000"),
+                                        (["train", "--layers", "2,100000,1"], "at most 4096 units"),
+                                        (["decay", "--n", "10000000000"], "at most 100,000"),
+                                        (["loss-or-update", "--steps", "5000"], "at most 1,000")])
+def test_absurd_sizes_are_refused_before_running(args, said, capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(args)
+    assert exit.value.code == 2 and said in capsys.readouterr().err
+
+
+WIDE_OUTPUTS = [["explain", "--layers", "2,3,1", "--m", "20"], ["dcda"], ["decay"], ["loss-or-update", "--steps", "1"],
+                ["train", "--steps", "5", "--layers", "2,8,1", "--quiet"],
+                ["train", "--optimizer", "adamw", "--steps", "5", "--layers", "2,8,1", "--quiet"],
+                ["compare", "--convention", "nielsen", "--epochs", "1"], ["compare", "--layers", "2,3,1"]]
+
+
+@pytest.mark.parametrize("args", WIDE_OUTPUTS, ids=" ".join)
+def test_every_line_of_every_command_fits_in_100_columns(args, capsys, tmp_path):
+    assert main(args + (["--out", str(tmp_path)] if args[0] == "explain" else [])) == 0
+    wide = [line for line in capsys.readouterr().out.splitlines() if len(line) > 100]
+    assert not wide, wide
+
+
+@pytest.mark.parametrize("args", [["dcda"], ["decay"], ["explain", "--layers", "2,3,1", "--m", "20"],
+                                  ["train", "--steps", "3", "--layers", "2,4,1"], ["decay", "--n", "0"]])
+def test_a_console_without_greek_gets_ascii_spellings_not_a_crash(args, tmp_path):
+    env = {**os.environ, "PYTHONIOENCODING": "cp1252"}
+    result = subprocess.run([sys.executable, "-m", "tinygrad_l2", *args], cwd=tmp_path, capture_output=True,
+                            env=env, timeout=300)
+    out, err = result.stdout.decode("cp1252"), result.stderr.decode("cp1252")
+    assert "UnicodeEncodeError" not in err and "Traceback" not in err
+    assert result.returncode == (2 if "0" in args else 0), err
+    assert "λ" not in out + err and ("lambda" in out or "--n" in err)
+
+
+@pytest.mark.parametrize("convention, term", [("keras", "λ·Σw²"), ("nielsen", "(λ/2n)·Σw²"), ("torch", "(λ/2)·Σw²"),
+                                              ("dlai", "(1/m)(λ/2)·Σ‖W‖²")])
+def test_explains_why_paragraph_speaks_the_chosen_convention(convention, term, capsys, tmp_path):
+    assert main(["explain", "--convention", convention, "--lambd", "0.5", "--layers", "2,3,1", "--m", "20",
+                 "--out", str(tmp_path)]) == 0
+    why = " ".join(capsys.readouterr().out.split("Why does L2 change only dW?")[1].split("graph (")[0].split())
+    assert f"The L2 term, {term}" in why and "with λ = 0.5" in why
+    if convention != "dlai":
+        assert "λ/2m" not in why and "(λ/m)" not in why
+
+
+def test_a_pso_run_prints_no_learning_rate_it_ignores(capsys):
+    assert main(["train", "--optimizer", "pso", "--steps", "2", "--layers", "2,4,1", "--quiet"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "lr" not in out.replace("no lr", "") and "30 particles, no gradient" in out
+
+
+def _kappa_in_header(out):
+    import re
+    return re.search(r"κ = ([0-9.e+-]+),", out).group(1)
+
+
+def test_every_converted_value_comes_with_a_command_that_gives_its_kappa_back(capsys):
+    assert main(["decay", "--lambd", "3", "--n", "120", "--eta", "0.4"]) == 0
+    out = capsys.readouterr().out
+    kappa = _kappa_in_header(out)
+    commands = [line.strip() for line in out.splitlines() if line.startswith("  tinygrad-l2 decay")]
+    assert {c.split("--convention ")[1].split()[0] for c in commands} == {"nielsen", "keras", "torch", "dlai"}
+    for command in commands:
+        assert main(command.split()[1:]) == 0
+        assert _kappa_in_header(capsys.readouterr().out) == kappa == "0.025", command
+
+
+def test_decay_shows_the_bias_update_bit_identical_with_and_without_l2(capsys):
+    assert main(["decay", "--eta", "0.5", "--lambd", "5", "--n", "200"]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line[:2] in ("w1", "w2", "b1", "b2")}
+    assert rows["b1"] == rows["b2"] == ["1", "yes"] and rows["w1"] == rows["w2"] == ["0.9875", "no"]
+    assert "A bias's update is bit-identical with and without L2 (factor exactly 1)" in " ".join(out.split())
+    assert "every parameter in its group" in out and "(weights only)" not in out
+
+
+def test_a_loss_spike_on_the_way_is_not_a_divergence_but_a_worse_end_is():
+    from tinygrad_l2.lessons.training import _divergence
+    model = tl_mlp()
+    assert _divergence(model, (100, 1.5, 0.0), 0.69, final=False) == ""
+    assert "grew from 0.69 (untrained) to 1.5" in _divergence(model, (3000, 1.5, 0.0), 0.69, final=True)
+    assert "overflowed" in _divergence(model, (100, float("nan"), 0.0), 0.69, final=False)

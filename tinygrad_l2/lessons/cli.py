@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from . import commands
+from .console import readable_streams
 from .costs import COSTS
 from .datasets import make_dataset
 from .lam import CONVENTIONS
@@ -39,21 +40,38 @@ def _sizes(text):
         raise argparse.ArgumentTypeError(f"expected comma-separated layer sizes such as 2,20,3,1, got {text!r}")
     if len(sizes) < 2 or min(sizes) < 1:
         raise argparse.ArgumentTypeError(f"need at least two positive layer sizes, got {text!r}")
+    if max(sizes) > MAX_LAYER or len(sizes) > 20:
+        raise argparse.ArgumentTypeError(f"at most 20 layers of at most {MAX_LAYER} units each "
+                                         f"(a lesson, not a benchmark), got {text!r}")
     return sizes
 
 
-def _number(minimum, strict=False, kind=float):
+MAX_LAYER = 4096  # sizes beyond these run for hours or exhaust memory: refused, not attempted
+MAX_STEPS = 100_000
+
+
+def _number(minimum, strict=False, kind=float, maximum=None):
     def parse(text):
         try:
-            value = kind(text)
-        except ValueError:
+            value = kind(text) if kind is float or not _integral(text) else int(float(text))
+        except (ValueError, OverflowError):
             raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
                                              f"got {text!r}") from None
         if not math.isfinite(value) or value < minimum or (strict and value == minimum):
             raise argparse.ArgumentTypeError(f"must be a finite number {'>' if strict else '>='} {minimum}, "
                                              f"got {text}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"at most {maximum:,} here (a lesson, not a benchmark), got {text}")
         return value
     return parse
+
+
+def _integral(text):
+    """'1e5' and '3000.0' are integers to a user."""
+    try:
+        return float(text).is_integer()
+    except (ValueError, OverflowError):
+        return False
 
 
 def _add(p, *flags, **options):
@@ -87,7 +105,8 @@ def _explain(sub):
     p = sub.add_parser("explain", help="the 3-layer network: manual vs autodiff, each term's gradient, the graph")
     _common(p, ("dlai", CONVENTIONS), 0.7, (2, 20, 3, 1), seed=3)
     _add(p, "--m", type=_number(1, kind=int), default=200, help="examples in the batch")
-    _add(p, "--out", default="out", help="directory for l2_graph.svg and .png")
+    _add(p, "--out", default="out", help="directory for l2_graph.svg and .png, or one file: "
+         "graph.svg, .png, .pdf or .dot")
     _add(p, "--rankdir", choices=["LR", "TB"], default="TB", help="graph layout: top-bottom or left-right")
     p.add_argument("--show-code", action="store_true",
                    help="also print the backprop tl.compile writes (default: off)")
@@ -98,10 +117,10 @@ def _explain(sub):
 def _compare(sub):
     p = sub.add_parser("compare", help="manual vs autodiff backprop in the course's or Nielsen's convention")
     _common(p, ("dlai", ("dlai", "nielsen")), 0.7, (2, 20, 3, 1), seed=3)
-    _add(p, "--m", type=_number(1, kind=int), help="dlai only: examples in the batch (200 when not given)")
+    _add(p, "--m", type=_number(1, kind=int, maximum=MAX_STEPS), help="dlai only: examples in the batch (200 when not given)")
     _add(p, "--eta", type=_number(0, strict=True), help="nielsen only: learning rate (0.5 when not given)")
     _add(p, "--batch-size", type=_number(1, kind=int), help="nielsen only: mini-batch size (10 when not given)")
-    _add(p, "--epochs", type=_number(1, kind=int), help="nielsen only: epochs (3 when not given)")
+    _add(p, "--epochs", type=_number(1, kind=int, maximum=1000), help="nielsen only: epochs (3 when not given)")
 
 
 def _train(sub):
@@ -109,7 +128,7 @@ def _train(sub):
     _common(p, ("keras", CONVENTIONS), 1e-3, (2, 128, 64, 1), seed=1, cost=False)
     _add(p, "--optimizer", choices=OPTIMIZERS, default="adam",
          help="the optimizer (pso: particle swarm, no gradient)")
-    _add(p, "--steps", type=_number(1, kind=int), default=3000, help="training steps")
+    _add(p, "--steps", type=_number(1, kind=int, maximum=MAX_STEPS), default=3000, help="training steps")
     _add(p, "--lr", type=_number(0, strict=True), default=0.01, help="learning rate (not used by pso)")
     p.add_argument("--plot", action="store_true",
                    help="write curves and decision boundaries, needs matplotlib (default: off)")
@@ -120,22 +139,23 @@ def _train(sub):
 def _dcda(sub):
     p = sub.add_parser("dcda", help="with L2, is dC/da still a − y? (Nielsen-style sigmoid network)")
     _common(p, ("nielsen", CONVENTIONS), 5.0, cost=False)
-    _add(p, "--m", type=_number(1, kind=int), default=64, help="examples (also Nielsen's n)")
+    _add(p, "--m", type=_number(1, kind=int, maximum=MAX_STEPS), default=64, help="examples (also Nielsen's n)")
 
 
 def _decay(sub):
     p = sub.add_parser("decay", help="update, then subtract a fraction of the weight: what λ is that?")
     _common(p, ("nielsen", CONVENTIONS), 5.0, cost=False)
     _add(p, "--eta", type=_number(0, strict=True), default=0.5, help="learning rate η")
-    _add(p, "--n", type=_number(2, kind=int), default=200, help="training-set size n")
+    _add(p, "--n", type=_number(2, kind=int, maximum=MAX_STEPS), default=200, help="training-set size n")
     _add(p, "--batch-size", type=_number(1, kind=int), default=10, help="mini-batch size")
-    _add(p, "--steps", type=_number(1, kind=int), default=20, help="SGD steps of the agreement run")
+    _add(p, "--steps", type=_number(1, kind=int, maximum=MAX_STEPS), default=20,
+         help="SGD steps of the agreement run")
 
 
 def _loss_or_update(sub):
     p = sub.add_parser("loss-or-update", help="is L2 added to the loss or to the update? (a Conv2D model)")
     _common(p, ("keras", CONVENTIONS), 0.01, cost=False)
-    _add(p, "--steps", type=_number(1, kind=int), default=10, help="SGD steps")
+    _add(p, "--steps", type=_number(1, kind=int, maximum=1000), default=10, help="SGD steps")
     _add(p, "--lr", type=_number(0, strict=True), default=0.1, help="learning rate")
 
 
@@ -166,13 +186,17 @@ def check(args, parser):
                              f"regularizers and layers are used)")
     if args.command == "decay" and args.batch_size > args.n:
         parser.error(f"--batch-size {args.batch_size} is larger than --n {args.n}")
+    if getattr(args, "plot", False) and Path(args.out).suffix:
+        parser.error(f"--out {args.out}: --out names the directory for the plots, not a file")
     if getattr(args, "plot", False):
         try:
             import matplotlib  # noqa: F401
         except ImportError:
             parser.exit(1, "tinygrad-l2 train: --plot needs matplotlib: pip install "
                            "'tinygrad-l2[plot]' (or pip install matplotlib)\n")
-    if getattr(args, "out", None) is not None and (args.command == "explain" or getattr(args, "plot", False)):
+    if args.command == "explain":
+        _check_writable(commands.graph_files(args.out)[0].parent, parser)
+    if getattr(args, "plot", False):
         _check_writable(Path(args.out), parser)
 
 
@@ -198,7 +222,18 @@ class _NoError(Exception):
 
 
 def main(argv=None):
+    with readable_streams():
+        return _main(sys.argv[1:] if argv is None else list(argv))
+
+
+def _main(argv):
     parser, sub = make_parser()
+    if not argv:  # no command: say how to call it, and what each command answers
+        commands_help = "\n".join(f"  {name:15} {action.help}" for action in sub._choices_actions
+                                  for name in [action.dest])
+        print(f"{parser.format_usage()}\ncommands:\n{commands_help}\n\n"
+              f"tinygrad-l2 COMMAND --help gives the options of a command", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     check(args, sub.choices[args.command])
     run = {"explain": commands.explain, "compare": commands.compare, "train": commands.train,

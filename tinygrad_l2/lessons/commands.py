@@ -11,10 +11,16 @@ from ..compiler import compile as compile_step
 from ..drawing import RendererNotFound, render
 from . import compare as comparison
 from . import questions
-from .answers import ANSWER
+from .answers import why_only_dw
+from .console import fit
 from .datasets import make_dataset
 from .lam import Lambda
 from .training import train_pair
+
+
+def say(text=""):
+    """print, with prose wrapped to the console's 100 columns (tables as they are)."""
+    print(fit(str(text)))
 
 
 class Diverged(Exception):
@@ -38,32 +44,43 @@ def explain(args):
     X, Y = make_dataset(seed=0).column_major(args.m)
     result = comparison.compare_dlai(args.layers, X, Y, lambd=lam.to("dlai", args.m).value, seed=args.seed,
                                      cost=args.cost)
-    print(lam.describe() + "\n")
+    say(lam.describe() + "\n")
     graph = result.graph  # built once: compared, traced and drawn
     terms = {"data": graph["cost"]} | ({"l2": graph["penalty"]} if graph["penalty"] is not None else {})
     traced = trace.trace_terms(terms, graph["tensors"])
     require_finite(f"at λ = {args.lambd:g} (κ = {lam.kappa:g}) the loss or a gradient",
                    list(result.manual.values()), list(result.autodiff.values()), graph["loss"].data,
                    result, traced)
-    print(result)
-    print(f"\nautodiff and manual backprop agree {result.agreement()}; "
-          f"L2 changed only: {', '.join(result.changed_by_l2()) or 'nothing (λ = 0)'}\n")
-    print(traced)
+    say(result)
+    say(f"\nautodiff and manual backprop agree {result.agreement()}.\n"
+        f"L2 changed only: {', '.join(result.changed_by_l2()) or 'nothing (λ = 0)'}\n")
+    say(traced)
     if "l2" in terms:
-        print()
-        print(trace.with_without(terms, "l2", graph["tensors"]))
-        print("\n" + _l2_derivatives(traced, graph["tensors"], lam))
-    print("\n" + ANSWER)
+        say()
+        say(trace.with_without(terms, "l2", graph["tensors"]))
+        say("\n" + _l2_derivatives(traced, graph["tensors"], lam))
+    say("\n" + why_only_dw(lam))
     if args.show_code:
         print(_generated_backprop(result.parameters, X, Y, lam.to("dlai", args.m).value, args.cost))
     title = (f"{lam.describe().split(':')[0]}: the L2 nodes Mul(×{lam.kappa / 2:.6g}) carry κ/2; "
              f"each dW gains κ·W, κ = {lam.kappa:.6g}")
-    written = [render(graph["loss"], Path(args.out) / f"l2_graph{suffix}", terms=terms, show_grads=True,
-                      rankdir=args.rankdir, show_intermediates=False, title=title)
-               for suffix in (".svg", ".png")]
-    print("graph (edges coloured by the loss term whose gradient travels them): "
+    written = [render(graph["loss"], target, terms=terms, show_grads=True, rankdir=args.rankdir,
+                      show_intermediates=False, title=title) for target in graph_files(args.out)]
+    say("graph (edges coloured by the loss term whose gradient travels them): "
           + ", ".join(str(p) for p in written))
     return 0
+
+
+GRAPH_SUFFIXES = (".svg", ".png", ".pdf", ".dot", ".gv")
+
+
+def graph_files(out):
+    """explain's --out: a file name with a graph suffix is that one file; anything else is the
+    directory for l2_graph.svg and l2_graph.png."""
+    out = Path(out)
+    if out.suffix.lower() in GRAPH_SUFFIXES:
+        return [out]
+    return [out / "l2_graph.svg", out / "l2_graph.png"]
 
 
 def _l2_derivatives(traced, tensors, lam):
@@ -94,11 +111,11 @@ def _generated_backprop(parameters, X, Y, lambd, cost):
 def compare(args):
     if args.convention == "dlai":
         X, Y = make_dataset(seed=0).column_major(args.m)
-        print(Lambda("dlai", args.lambd, args.m).describe() + "\n")
+        say(Lambda("dlai", args.lambd, args.m).describe() + "\n")
         result = comparison.compare_dlai(args.layers, X, Y, lambd=args.lambd, seed=args.seed, cost=args.cost)
         weights = list(result.autodiff.values()) + list(result.manual.values())
     else:
-        print(Lambda("nielsen", args.lambd, len(make_dataset(seed=0).y_train)).describe() + "\n")
+        say(Lambda("nielsen", args.lambd, len(make_dataset(seed=0).y_train)).describe() + "\n")
         try:
             with np.errstate(over="raise", invalid="raise"):
                 result = comparison.compare_nielsen(args.layers, cost=args.cost, lmbda=args.lambd, eta=args.eta,
@@ -110,8 +127,8 @@ def compare(args):
         weights = result.manual_weights + result.autodiff_weights + result.manual_biases + result.autodiff_biases
     if not all(np.all(np.isfinite(w)) for w in weights):
         raise Diverged("the gradients or weights overflowed to inf/nan: nothing to compare")
-    print(result)
-    print(f"\nlargest difference autodiff vs manual: {result.max_difference():.1e}")
+    say(result)
+    say(f"\nlargest difference autodiff vs manual: {result.max_difference():.1e}")
     return 0 if result.max_difference() < 1e-10 else 1
 
 
@@ -124,12 +141,12 @@ def train(args):
     if diverged:
         raise Diverged("; ".join(diverged) + f", so there is nothing to compare (try a smaller --lr "
                        f"than {args.lr:g})")
-    print(result)
-    print("\n" + result.verdict())
+    say(result)
+    say("\n" + result.verdict())
     if args.plot:
         from .plots import plot_runs
         paths = plot_runs(make_dataset(seed=0), result.runs, Path(args.out))
-        print("plots: " + ", ".join(str(p) for p in paths))
+        say("plots: " + ", ".join(str(p) for p in paths))
     return 0
 
 
@@ -137,21 +154,21 @@ def dcda(args):
     lam = Lambda(args.convention, args.lambd, args.m)
     result = questions.output_gradient(lam, m=args.m, seed=args.seed)
     require_finite(f"at λ = {args.lambd:g} (κ = {lam.kappa:g}) dC/da or δᴸ", result)
-    print(result)
-    print("\n" + result.answer())
+    say(result)
+    say("\n" + result.answer())
     return 0
 
 
 def decay(args):
     given = Lambda(args.convention, args.lambd, args.n)
     if args.convention != "nielsen":  # the user's λ first; the rest speaks Nielsen's
-        print(given.describe() + "\n")
+        say(given.describe() + "\n")
     lam = given.to("nielsen", args.n)
     result = questions.decay(lam, args.eta, args.batch_size, args.steps, seed=args.seed)
     require_finite(f"at λ = {args.lambd:g}, η = {args.eta:g} (fraction f = {result.fraction:g}) the weights",
                    result, result.fraction)
-    print(result)
-    print("\n" + result.answer())
+    say(result)
+    say("\n" + result.answer())
     return 0
 
 
@@ -160,8 +177,8 @@ def loss_or_update(args):
     result = questions.loss_or_update(lam, args.steps, args.lr, args.seed)
     require_finite(f"at λ = {args.lambd:g}, lr = {args.lr:g} the L2 gradient or the weights",
                    result, result.trajectory, result.trajectory.bound, result.worst_loss)
-    print(result)
-    print("\n" + result.answer())
+    say(result)
+    say("\n" + result.answer())
     return 0
 
 

@@ -35,8 +35,9 @@ class OutputGradient(Result):
     lam: Lambda
     measured: list  # (cost, λ, |dC/da − formula|, |δ − formula|, |dC/da(λ) − dC/da(0)|, L2 reaches a)
 
-    columns = ["cost", "λ", "dC/da formula", "max |dC/da − formula|", "δᴸ formula",
-               "max |δᴸ − formula|", "max |Δ dC/da from L2|", "L2 reaches a"]
+    columns = ["cost", "λ", "dC/da formula", "max |dC/da − formula|", "max |Δ dC/da from L2|",
+               "L2 reaches a", "δᴸ formula", "max |δᴸ − formula|"]
+    keys = 2
 
     @property
     def title(self):
@@ -44,7 +45,7 @@ class OutputGradient(Result):
                 f"network, m = {self.m} examples, C = cost + L2")
 
     def rows(self):
-        return [[cost, lam, FORMULAS[cost][0], da, FORMULAS[cost][1], dz, delta, reach]
+        return [[cost, lam, FORMULAS[cost][0], da, delta, reach, FORMULAS[cost][1], dz]
                 for cost, lam, da, dz, delta, reach in self.measured]
 
     def answer(self):
@@ -113,6 +114,7 @@ class Decay(Result):
     batch_size: int
     steps: int
     agreement: list  # (implementation, max |W − W_loss|)
+    one_step: list  # (parameter, factor on its old value, bit-identical without L2)
 
     columns = ["implementation", "max |W − W(L2 in the loss)| after the run"]
 
@@ -136,17 +138,35 @@ class Decay(Result):
         held = Table(["η", "n", "λ (Nielsen) that gives the same fraction"], scaled, title=(
             f"{self.lam.describe()}\nSubtracting the fixed fraction f = ηλ/n = {f:.6g} of w each "
             f"step is λ = f·n/η: change η or n and the same f is another λ"))
-        m = self.batch_size
-        others = [("Keras L2(l2)", self.lam.to("keras").value, "loss l2·Σw² per batch"),
-                  ("PyTorch SGD weight_decay", self.lam.to("torch").value, "g ← g + wd·w (weights only)"),
-                  ("deeplearning.ai lambd", self.lam.to("dlai", m).value, f"(1/m)(λ/2)·Σ‖W‖², m = {m}"),
-                  ("κ (gradient coefficient)", self.lam.kappa, "dW gains κ·W")]
-        conversions = Table(["convention", "value", "meaning"], others,
+        conversions = Table(["convention", "value", "meaning"], [row[:3] for row in self.conversions()],
                             title="The same penalty in the other conventions")
-        return [held, conversions, self.table()]
+        steps = Table(["parameter", "factor on its old value", "update bit-identical without L2"],
+                      self.one_step, title=f"One step of η = {self.eta:g} from the same weights and batch, "
+                      f"with L2 against without: w ← factor·w − η·∇C₀")
+        return [held, conversions, steps, self.table()]
+
+    def conversions(self):
+        """(convention, value, meaning, the command that gives this κ back) per convention."""
+        n, kappa = self.lam.size, self.lam.kappa
+        back = f"tinygrad-l2 decay --n {n} --convention"
+        return [("Nielsen lmbda", self.lam.value, f"(λ/2n)·Σw², n = {n}", f"{back} nielsen --lambd {self.lam.value:g}"),
+                ("Keras L2(l2)", self.lam.to("keras").value, "loss l2·Σw²",
+                 f"{back} keras --lambd {self.lam.to('keras').value:g}"),
+                ("PyTorch SGD weight_decay", self.lam.to("torch").value,
+                 "g ← g + wd·w on every parameter in its group", f"{back} torch --lambd {kappa:g}"),
+                ("deeplearning.ai lambd", self.lam.to("dlai", n).value, f"(1/m)(λ/2)·Σ‖W‖², m = n = {n}",
+                 f"{back} dlai --lambd {self.lam.to('dlai', n).value:g}"),
+                ("κ (gradient coefficient)", kappa, "dW gains κ·W", "")]
 
     def answer(self):
-        return (f"Each step removes the fraction f = ηλ/n = {self.fraction:.6g} of every weight (biases "
+        commands = "\n".join(f"  {row[3]}" for row in self.conversions() if row[3])
+        return (f"Each converted value gives κ = {self.lam.kappa:.6g} back:\n{commands}\n"
+                f"PyTorch's weight_decay decays every parameter of its group, biases too; to decay the "
+                f"weights only, put the biases in a group of their own with weight_decay=0.\n\n"
+                f"A bias's update is bit-identical with and without L2 (factor exactly 1): the penalty "
+                f"(λ/2n)·Σw² has no bias in it, so its gradient with respect to b is 0 and "
+                f"b ← b − η·∂C₀/∂b either way.\n\n"
+                f"Each step removes the fraction f = ηλ/n = {self.fraction:.6g} of every weight (biases "
                 f"untouched); that is L2 in the loss with κ = λ/n. An implementation that subtracts "
                 f"a fixed fraction has no λ of its own: its λ is f·n/η, so it changes whenever η or "
                 f"n does. Applied to the weights before the step, the fraction gives the same "
@@ -164,7 +184,20 @@ def decay(lam, eta, batch_size=10, steps=20, sizes=(2, 8, 1), seed=0):
     scale = max(np.abs(a).max() for a in reference)
     agreement = [(name, Rounding(max(np.abs(a - b).max() for a, b in zip(reference, got)), scale))
                  for name, got in runs.items()]
-    return Decay(lam, eta, batch_size, steps, agreement)
+    return Decay(lam, eta, batch_size, steps, agreement, _one_step(weights, biases, X, Y, lam, eta, batch_size))
+
+
+def _one_step(weights, biases, X, Y, lam, eta, batch_size):
+    """One SGD step with L2 in the loss and one without, from the same weights and batch: the
+    factor on each parameter's old value (1 − ηκ for a weight, 1 for a bias), and whether the
+    two updates are bit-identical."""
+    from ..trace import kappa_fit
+    with_l2 = _decay_run("L2 in the loss", weights, biases, X, Y, lam, eta, batch_size, 1)
+    without = _decay_run("L2 in the loss", weights, biases, X, Y, Lambda("nielsen", 0.0, lam.size), eta,
+                         batch_size, 1)
+    names = [f"w{l}" for l in range(1, len(weights) + 1)] + [f"b{l}" for l in range(1, len(biases) + 1)]
+    return [(name, 1 + (kappa_fit(a - b, old) or 0.0), bool(np.array_equal(a, b)))
+            for name, a, b, old in zip(names, with_l2, without, weights + biases)]
 
 
 def _decay_run(name, weights, biases, X, Y, lam, eta, batch_size, steps):

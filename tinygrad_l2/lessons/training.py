@@ -1,6 +1,7 @@
 """Training runs of the lessons: the same classifier from the same initial weights, without and
 with L2, with a chosen optimizer; the data loss and the penalty reported apart, so that runs
 with and without L2 compare, and what L2 did said in words."""
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -74,25 +75,38 @@ class TrainingComparison(Result):
 
     @property
     def title(self):
+        how = "a swarm of 30 particles, no gradient, no lr" if self.optimizer == "pso" else f"lr {self.lr:g}"
         return (f"{self.lam.describe()}\n{list(self.sizes)} network, {self.steps} {self.optimizer} steps "
-                f"(lr {self.lr:g}) on {self.n_train} noisy two-moons points, tested on {self.n_test}")
+                f"({how}) on {self.n_train} noisy two-moons points, tested on {self.n_test}")
 
     def rows(self):
         return [[r.label, r.data_loss, r.penalty, r.train, r.test, r.train - r.test,
                  " ".join(f"{v:.3g}" for v in r.kernel_norms)] for r in self.runs]
 
+    @property
+    def regularizer(self):
+        """What the second run adds: L2 in the loss, or (AdamW) decoupled weight decay."""
+        return "decoupled weight decay" if self.optimizer == "adamw" else "L2"
+
+    def noise(self):
+        """Two standard errors of a test accuracy p over n_test points, 2·√(p(1−p)/n): a change
+        smaller than this is a tie (another seed or CPU could reverse it)."""
+        p = sum(r.test for r in self.runs) / len(self.runs)
+        return 2 * math.sqrt(p * (1 - p) / self.n_test)
+
     def verdict(self):
-        """What L2 did on this run, in words, including when it did not help."""
+        """What L2 did on this run, in words, including when it did not help or was a tie."""
         without, with_l2 = self.runs
         shrink = sum(with_l2.kernel_norms) / max(sum(without.kernel_norms), 1e-300)
-        sizes = f"L2 made the kernels {shrink:.2f}× as large in total"
-        change = with_l2.test - without.test
+        sizes = f"{self.regularizer[0].upper()}{self.regularizer[1:]} made the kernels {shrink:.2f}× as large in total"
+        change, noise = with_l2.test - without.test, self.noise()
+        if abs(change) <= noise:
+            return (f"{sizes}; test accuracy went from {without.test:.3f} to {with_l2.test:.3f}, within "
+                    f"the noise of {self.n_test} test points (±{noise:.3f}): on test accuracy, a tie.")
         if change > 0:
             return f"{sizes}, and test accuracy rose from {without.test:.3f} to {with_l2.test:.3f}."
-        if change == 0:
-            return f"{sizes}; test accuracy did not change ({with_l2.test:.3f}): L2 did not help on this run."
         return (f"{sizes}, but test accuracy fell from {without.test:.3f} to {with_l2.test:.3f}: "
-                f"L2 did not help on this run (too strong, or the network was not overfitting).")
+                f"{self.regularizer} did not help on this run (too strong, or the network was not overfitting).")
 
 
 def train_pair(sizes, lam, steps, lr, seed, optimizer="adam", progress=True):
@@ -102,7 +116,9 @@ def train_pair(sizes, lam, steps, lr, seed, optimizer="adam", progress=True):
         raise ValueError(f"train_pair: optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
     data = make_dataset(seed=0)
     runs = []
-    for label, kappa in (("without L2", 0.0), (f"with L2 (κ = {lam.kappa:g})", lam.kappa)):
+    labels = (("without decay", f"with AdamW wd = {lam.kappa:g}") if optimizer == "adamw" else
+              ("without L2", f"with L2 (κ = {lam.kappa:g})"))
+    for label, kappa in zip(labels, (0.0, lam.kappa)):
         model = build_classifier(sizes, kappa / 2 if optimizer != "adamw" else 0.0, seed)
         step = _stepper(optimizer, model, lr, kappa, data)
         decoupled = kappa if optimizer == "adamw" else 0.0
@@ -113,7 +129,7 @@ def train_pair(sizes, lam, steps, lr, seed, optimizer="adam", progress=True):
             if i % max(1, steps // 50) == 0 or i == steps:
                 curve.append((i, *_losses(model, data, decoupled), accuracy(model, data.X_train, data.y_train),
                               accuracy(model, data.X_test, data.y_test)))
-                diverged = _divergence(model, curve[-1], initial)
+                diverged = _divergence(model, curve[-1], initial, final=i == steps)
             if progress:
                 _progress(f"{label:>18}", i, steps, start)
             if diverged:
@@ -124,16 +140,17 @@ def train_pair(sizes, lam, steps, lr, seed, optimizer="adam", progress=True):
                               len(data.y_test), runs)
 
 
-def _divergence(model, point, initial_loss):
+def _divergence(model, point, initial_loss, final):
     """Why the run at `point` (step, data loss, penalty, ...) diverged, or "": a loss or weight
-    that overflowed to inf/nan, or a data loss above twice the untrained network's."""
+    that overflowed to inf/nan, or a final data loss above twice the untrained network's (a
+    spike on the way, which Adam often recovers from, is not a divergence)."""
     step, data_loss, penalty = point[:3]
     if not all(np.isfinite(x) for x in (data_loss, penalty)) or not all(
             np.all(np.isfinite(p.data)) for p in model.parameters()):
         return f"its loss or weights overflowed to inf/nan by step {step}"
-    if data_loss > 2 * initial_loss:
-        return (f"its data loss grew from {initial_loss:.3g} (untrained) to {data_loss:.3g} by step "
-                f"{step}")
+    if final and data_loss > 2 * initial_loss:
+        return (f"its data loss grew from {initial_loss:.3g} (untrained) to {data_loss:.3g} at the end "
+                f"(step {step})")
     return ""
 
 
