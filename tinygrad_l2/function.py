@@ -67,16 +67,14 @@ class TensorBase:
         unless it called `retain_grad()`: reading it then warns, as in PyTorch)."""
         if self._ctx is not None and not self._ctx.retains_grad:
             warnings.warn(_NON_LEAF_GRAD, UserWarning, stacklevel=2)
-        if state.recorder is not None:
-            record_user_access("the step reads a tensor's .grad")
+        record_user_access("the step reads a tensor's .grad")  # (only while tl.compile traces)
         return self._grad
 
     @grad.setter
     def grad(self, value: npt.ArrayLike | None) -> None:
         """Like PyTorch: None, or a numeric array of exactly this tensor's shape (converted to
         its dtype).  Checked here so that a later backward never broadcasts into a wrong one."""
-        if state.recorder is not None:
-            record_user_access("the step assigns a tensor's .grad")
+        record_user_access("the step assigns a tensor's .grad")
         if value is not None:
             value = getattr(value, "_data", value)
             if not isinstance(value, np.ndarray | np.generic) or value.dtype.kind not in "fiu":
@@ -132,9 +130,9 @@ class TensorBase:
 
 
 _NON_LEAF_GRAD = ("The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its .grad "
-                  "attribute won't be populated during backward(). If you indeed want the .grad field "
-                  "to be populated for a non-leaf Tensor, use .retain_grad() on the non-leaf Tensor. If "
-                  "you access the non-leaf Tensor by mistake, make sure you access the leaf Tensor instead.")
+                  "attribute won't be populated during backward(). If you indeed want the .grad field to "
+                  "be populated for a non-leaf Tensor, use .retain_grad() on the non-leaf Tensor. If you "
+                  "access the non-leaf Tensor by mistake, make sure you access the leaf Tensor instead.")
 
 # ---- leaves ----------------------------------------------------------------------------------
 
@@ -324,8 +322,7 @@ def _observe(node, out, args, attributes):
 
 
 def _as_output(cls, out):
-    """numpy returns scalars from 0-d arithmetic: make them arrays; refuse anything else.
-    Returns the array and its dtype kind."""
+    """(array, dtype kind) of a forward's result: numpy's 0-d scalars made arrays, non-numbers refused."""
     if isinstance(out, np.ndarray | np.generic) and out.dtype.kind in _NUMERIC:
         out = np.asarray(out)
         return out, out.dtype.kind
