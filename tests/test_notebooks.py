@@ -1,5 +1,6 @@
 """The notebooks under examples/notebooks execute top to bottom, show their tables as HTML and
 their graph as SVG."""
+import re
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,27 @@ def execute(path, tmp_path):
 
 def test_there_are_notebooks():
     assert len(NOTEBOOKS) >= 2
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_uses_only_the_public_api(path):
+    """A learner's notebook imports numpy and tinygrad_l2 and reaches nothing private: no
+    lessons module, no underscore name."""
+    code = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+    imported = re.findall(r"^\s*(?:from|import)\s+([\w.]+)", code, re.M)
+    assert imported and set(imported) <= {"numpy", "tinygrad_l2"}
+    assert "lessons" not in code and not re.search(r"\btl(\.\w+)*\._", code)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_committed_executed(path):
+    """Its outputs are in the file (readable on GitHub): every code cell ran, in order, without
+    error, and the tables and the graph are there."""
+    cells = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+    assert [c.execution_count for c in cells] == list(range(1, len(cells) + 1))
+    outputs = [o for c in cells for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert any("text/html" in o.get("data", {}) for o in outputs)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

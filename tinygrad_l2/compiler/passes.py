@@ -48,7 +48,7 @@ def scalars_unbroadcast(ir):
         scalar = instr.args[0]
         consumers = use.get(id(instr.out), [])
         if (isinstance(scalar, Value) and scalar.ndim == 0 and consumers and all(
-                _carries_shape(c, instr.out) for c in consumers)):
+                _carries_shape(c, instr.out) or _assigns(c, instr.out) for c in consumers)):
             replace_uses(ir, instr.out, scalar)
 
 
@@ -82,6 +82,11 @@ def _broadcast_scalar(value):
             and isinstance(instr.args[0], Value) and instr.args[0].ndim == 0)
 
 
+def _assigns(consumer, broadcast):
+    """x[index] = broadcast: numpy assigns a 0-d value to every selected element alike."""
+    return consumer is not None and consumer.kind == "setitem" and consumer.args[2] is broadcast
+
+
 def _carries_shape(consumer, broadcast):
     """Is `consumer` a binary elementwise op whose other operand has the broadcast's shape
     (so that the 0-d value in its place gives the same result, element for element)?"""
@@ -108,13 +113,20 @@ def sum_of_squares(ir):
         if instr.kwargs.get("axis") is not None or instr.kwargs.get("keepdims"):
             continue
         square = instr.args[0].instr
-        if instr.args[0].dtype.itemsize < 8:
-            continue  # BLAS dots accumulate float32 lane by lane (1e-4 off at 10⁵ weights): pairwise sum
-        if (square is not None and square.kind == "call" and square.fn is np.square
+        if not (square is not None and square.kind == "call" and square.fn is np.square
                 and not square.kwargs and len(use.get(id(square.out), [])) == 1):
-            x = square.args[0]
+            continue
+        x = square.args[0]
+        if x.dtype.itemsize >= 8:
             instr.kind, instr.fn, instr.args, instr.kwargs = "call", np.vdot, (x, x), {}
             instr.note = ("Σ{0}² as one dot product, no {0}² array", x)
+        elif x.ndim == 2 and x.shape[1] <= 4096:  # a float32 BLAS dot sums 10⁵ terms in float32
+            rows = Value(np.vecdot(x.example, x.example))  # (1e-4 off): row dots, then pairwise
+            dots = Instr("call", np.vecdot, (x, x), out=rows, fresh=True)
+            dots.phase, dots.node = instr.phase, instr.node
+            ir.instrs.insert(ir.instrs.index(instr), dots)
+            instr.args = (rows,)
+            instr.note = ("Σ{0}² as a dot product per row, no {0}² array", x)
 
 
 def _label(v):
