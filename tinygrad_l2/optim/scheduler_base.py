@@ -27,7 +27,9 @@ class LRScheduler:
         self._apply()
 
     def lr_at(self, base: float, epoch: int) -> float:
-        raise NotImplementedError
+        """The learning rate at `epoch` of a group whose initial one is `base` (a closed-form
+        schedule defines it; one that keeps state, such as ReduceLROnPlateau, overrides _apply)."""
+        raise TypeError(f"{type(self).__name__} defines neither lr_at(base, epoch) nor _apply()")
 
     def step(self) -> None:
         """Advance one epoch and update every group's learning rate."""
