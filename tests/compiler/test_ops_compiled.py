@@ -152,3 +152,22 @@ def test_labels_out_of_range_are_refused_on_every_replayed_call_and_nothing_is_u
             compiled(x, bad)
         assert all(np.array_equal(p.data, b) for p, b in zip(model.parameters(), before))
     assert compiled.traces == 1 and compiled.fallback_reason is None
+
+
+def test_an_op_without_a_symbolic_form_holding_an_argument_array_runs_eagerly():
+    class ScaleByMax(tl.Function):  # reads a value into Python: no symbolic form
+        def forward(self, x):
+            return x * float(self.weights.max())
+
+        def backward(self, g):
+            return g * float(self.weights.max())
+    w = tl.Tensor(np.ones(3), requires_grad=True)
+
+    def step(scale):
+        loss = ScaleByMax.apply(w, weights=scale).sum()
+        loss.backward()
+        return loss
+    compiled = tl.compile(step)
+    with pytest.warns(tl.CompileWarning, match="holds an argument's array"):
+        compiled(np.array([1.0, 2.0]))
+    assert compiled(np.array([5.0, 1.0])).item() == 15.0  # eager: the new array is read
