@@ -29,7 +29,6 @@ class IR:
         self.params: list[tuple[object, Value]] = []
         self.outputs: list[Value] = []
         self.grads: dict[int, Value] = {}
-        self.opaque = []  # the Replayer of each op run through its own methods
         self.value_of: dict = {}  # op node -> its output Value
         # id(gradient Value) -> (the Value, the node it is the gradient of); the Value is kept
         # so that its id is never another's
@@ -178,7 +177,6 @@ def _same_constants(first, second):
 
 def _opaque_forward(ir, node, values, arguments, given=None):
     replayer = Replayer(node)
-    ir.opaque.append(replayer)
     examples = [a.example if isinstance(a, Value) else a for a in arguments]
     out = Value(np.asarray(replayer.forward(*examples)))
     ir.add(Instr("opaque", replayer.forward, arguments, out=out), "forward", node)

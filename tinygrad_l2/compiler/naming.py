@@ -93,8 +93,7 @@ def name_values(ir, args, arg_names, nodes, outputs):
         out = instr.out
         held, node = ir.grad_of.get(id(out), (None, None)) if out is not None else (None, None)
         node = node if held is out else None
-        if node is not None and id(out) not in names and node in ir.value_of or (
-                node is not None and node.is_leaf):
+        if node is not None and id(out) not in names:  # d<name of the node it is the gradient of>
             base = names.get(id(ir.value_of.get(node))) or _param_name(ir, node, names)
             if base:
                 names.twin(out, f"d{base}")

@@ -134,14 +134,22 @@ def _label(v):
 
 
 def dead_code(ir):
-    """Drop instructions whose result nobody reads and that write nothing."""
+    """Drop instructions whose result nobody reads, and writes into an array the program made
+    that nothing but its own writers reads."""
     while True:
         use = readers(ir)
-        kept = [i for i in ir.instrs if i.kind in ("event", "opaque", "input", "grads", "check") or i.writes is not None
-                or i.out is None or id(i.out) in use]
+        kept = [i for i in ir.instrs if not _dead_write(i, use) and (
+                i.kind in ("event", "opaque", "input", "grads", "check") or i.writes is not None
+                or i.out is None or id(i.out) in use)]
         if len(kept) == len(ir.instrs):
             return
         ir.instrs = kept
+
+
+def _dead_write(instr, use):
+    target = instr.writes
+    return (target is not None and target.role == "temporary" and _whole(target) is target
+            and all(r is not None and r.writes is target for r in use.get(id(target), [])))
 
 
 def in_place(ir):

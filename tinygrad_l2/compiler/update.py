@@ -17,6 +17,9 @@ L2 is not AdamW), momentum (the buffer holds unscaled gradients), several parame
 a gradient that survives the call, or, at a given call, a parameter that already has a
 gradient, is held by another pending graph, or is read-only.
 """
+import functools
+import operator
+
 import numpy as np
 
 from ..memory import held_count, is_held
@@ -167,14 +170,19 @@ def _write_seeded(ir, update):
 
 def _update_lines(ir, weight, g, lr, weight_decay):
     rest, decays = [], []
-    written = {id(i.writes) for i in ir.instrs if i.writes is not None}
-    for term in _terms(g, written):
-        factor = _scale_of(term, weight, written)
-        (rest.append(term) if factor is None else decays.append(factor))
-        if factor is not None and isinstance(factor, Value):
-            ir.decays.append((factor, weight))  # named k<W> in the source
+    writers: dict[int, list] = {}
+    for instr in ir.instrs:
+        if instr.writes is not None:
+            writers.setdefault(id(instr.writes), []).append(instr)
+    for term in _terms(g, writers):
+        factors = _scale_of(term, weight, writers.get(id(term), []))
+        (rest.append(term) if factors is None else decays.append(factors))
     rec = Recording()
     with recording(rec):
+        for i, factors in enumerate(decays):  # W·s·2 (the square's backward): k = s·2
+            decays[i] = functools.reduce(operator.mul, factors)
+            if isinstance(decays[i], Value):
+                ir.decays.append((decays[i], weight))  # named k<W> in the source
         factor = None
         for k in decays + ([lr * weight_decay] if weight_decay else []):
             factor = k if factor is None else factor + k
@@ -191,23 +199,34 @@ def _update_lines(ir, weight, g, lr, weight_decay):
     return rec.instrs
 
 
-def _terms(v, written):
+def _terms(v, writers):
     """The addends of a gradient sum (the engine's accumulation), unless written in place."""
     instr = v.instr
     if (instr is not None and instr.kind == "call" and instr.fn is np.add and not instr.kwargs
-            and id(v) not in written and all(isinstance(a, Value) for a in instr.args)):
-        return _terms(instr.args[0], written) + _terms(instr.args[1], written)
+            and id(v) not in writers and all(isinstance(a, Value) for a in instr.args)):
+        return _terms(instr.args[0], writers) + _terms(instr.args[1], writers)
     return [v]
 
 
-def _scale_of(term, weight, written):
-    """k when `term` is weight·k for a 0-d k (and nothing wrote into it), else None."""
+def _scale_of(term, weight, writes):
+    """[k, c, ...] when `term` is weight·k for a 0-d k, then scaled in place by 0-d numbers
+    c (`writes`: the instructions writing into it, such as the square's `*= 2`), else None."""
     instr = term.instr
     if (instr is None or instr.kind != "call" or instr.fn is not np.multiply or instr.kwargs
-            or id(term) in written or len(instr.args) != 2):
+            or len(instr.args) != 2):
         return None
     a, b = instr.args
     other = b if a is weight else a if b is weight else None
-    if other is None or np.ndim(other.example if isinstance(other, Value) else other) != 0:
+    if other is None or not _scalar(other):
         return None
-    return other
+    factors = [other]
+    for write in writes:
+        if not (write.fn is np.multiply and write.kwargs == {"out": term} and write.args[0] is term
+                and _scalar(write.args[1])):
+            return None
+        factors.append(write.args[1])
+    return factors
+
+
+def _scalar(x):
+    return np.ndim(x.example if isinstance(x, Value) else x) == 0

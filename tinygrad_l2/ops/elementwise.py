@@ -108,8 +108,10 @@ class Pow(Op):
         p = self.exponent
         if p == 0.0:
             return np.zeros_like(g)
-        if p == 2.0:  # the L2 penalty's square: x·(2g), one W-sized pass when g is a scalar
-            return x * (2 * g)
+        if p == 2.0:  # the L2 penalty's square: 2·(g·x), one W-sized array (g is often a
+            grad = g * x  # broadcast 0-d gradient: 2·g first would make a second one)
+            grad *= 2
+            return grad
         grad = x ** (p - 1)
         grad *= p
         grad *= g
