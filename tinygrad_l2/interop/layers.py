@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from ..nn import conv
 from ..nn.layers import Conv2d
 from ..nn.module import Module
 from ..tensor import Tensor
@@ -69,17 +68,13 @@ class SamePaddedConv2d(Conv2d):
     """Conv2d with Keras' padding="same" for any stride: the padding is computed from each
     input's height and width (`same_padding`), so it may differ from side to side."""
 
-    def forward(self, x: Tensor) -> Tensor:
-        if not isinstance(x, Tensor):
-            x = Tensor(x, dtype=self.weight.dtype)
+    def padding_for(self, x: Tensor) -> tuple[tuple[int, int], tuple[int, int]]:
         if x.ndim != 4:
             raise ValueError(f"SamePaddedConv2d: expected an input of shape (batch, channels, "
                              f"height, width), got shape {x.shape}")
-        padding = tuple(same_padding(n, k, s) for n, k, s in
-                        zip(x.shape[2:], self.kernel_size, self.stride))
-        args = (x, self.weight) if self.bias is None else (x, self.weight, self.bias)
-        return conv.Conv2d.apply(*args, stride=self.stride, padding=padding, dilation=self.dilation,
-                                 groups=self.groups)
+        top_bottom, left_right = (same_padding(n, k, s) for n, k, s in
+                                  zip(x.shape[2:], self.kernel_size, self.stride))
+        return top_bottom, left_right
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "

@@ -179,8 +179,12 @@ class Conv2d(_Regularized):
         if not isinstance(x, Tensor):
             x = Tensor(x, dtype=self.weight.dtype)
         args = (x, self.weight) if self.bias is None else (x, self.weight, self.bias)
-        return conv.Conv2d.apply(*args, stride=self.stride, padding=self.padding,
+        return conv.Conv2d.apply(*args, stride=self.stride, padding=self.padding_for(x),
                                  dilation=self.dilation, groups=self.groups)
+
+    def padding_for(self, x: Tensor) -> tuple[tuple[int, int], tuple[int, int]]:
+        """((top, bottom), (left, right)) for this input: the layer's fixed padding."""
+        return self.padding
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
