@@ -293,3 +293,17 @@ def test_min_is_values_only_and_splits_ties():
     np.testing.assert_array_equal(out.data, [1.0, 0.0])
     out.sum().backward()
     np.testing.assert_array_equal(x.grad, [[0.5, 0.5, 0.0], [0.0, 1.0, 0.0]])
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_zero_where_is_np_where_bit_for_bit_for_any_gradient_and_mask(dtype):
+    from tinygrad_l2.ops.elementwise import zero_where
+    g = np.array([1.5, np.inf, np.nan, -2, 3, -0.0, -np.inf, 7], dtype)
+    x = np.array([1, 0, 0, np.nan, -1, 2, -0.0, 5], dtype)
+    cases = [(g, x <= 0), (g.reshape(2, 4)[:, ::2], (x <= 0).reshape(2, 4)[:, 1::2]),
+             (g.reshape(2, 4), np.array([True, False, False, True])), (g[:1].reshape(()), np.True_)]
+    for grad, drop in cases:
+        got = zero_where(grad, drop)
+        want = np.where(drop, 0, grad).astype(dtype)
+        assert got.dtype == dtype and got.shape == want.shape
+        assert np.array_equal(got.view(f"u{got.itemsize}"), want.view(f"u{want.itemsize}"))

@@ -129,3 +129,63 @@ def test_dead_code_drops_unread_results_but_keeps_writes():
     got, source = execute(ir, A, B)
     assert "np.exp" not in source and "+= 1" in source
     np.testing.assert_array_equal(got[0], A + 1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sum_of_squares_of_a_matrix_is_a_dot_product_per_row_in_every_float_dtype(dtype):
+    W = rng.uniform(-0.1, 0.1, (64, 48)).astype(dtype)
+    ir = program(lambda w: np.square(w).sum(), W)
+    passes.sum_of_squares(ir)
+    passes.dead_code(ir)
+    got, source = execute(ir, W)
+    exact = np.sum(W.astype(np.float64) ** 2)
+    assert "np.vecdot(a0, a0)" in source and "np.square" not in source
+    assert got[0].dtype == dtype and abs(got[0] - exact) <= 4 * np.finfo(dtype).eps * exact
+
+
+def test_a_power_of_two_scaling_moves_into_the_scalar_bit_for_bit():
+    def fn(x, g):
+        t = g * x
+        t *= 2           # the square's backward: 2·(g·x)
+        return t
+    x, g = rng.standard_normal((5, 7)).astype(np.float32), np.array(0.3, np.float32)
+    ir = program(fn, x, g)
+    passes.powers_of_two_to_scalars(ir)
+    got, source = execute(ir, x, g)
+    assert "*= 2" not in source and got[0].dtype == np.float32
+    np.testing.assert_array_equal(got[0], fn(x, g))
+
+
+@pytest.mark.parametrize("fn", [
+    lambda x, g: _scaled(g * x, 3),                       # 3 is no power of two: rounding differs
+    lambda x, g: _scaled(g * x, 2, read_before=True),     # t read before it is scaled
+    lambda x, g: _scaled(x * x, 2)])                      # no 0-d factor to take the 2
+def test_a_scaling_that_would_change_a_result_stays_in_place(fn):
+    x, g = rng.standard_normal((5, 7)), np.array(0.3)
+    ir = program(fn, x, g)
+    passes.powers_of_two_to_scalars(ir)
+    got, source = execute(ir, x, g)
+    assert "*= " in source
+    for a, b in zip(got, fn(x, g) if isinstance(fn(x, g), tuple) else [fn(x, g)]):
+        np.testing.assert_array_equal(a, b)
+
+
+def _scaled(t, c, read_before=False):
+    before = t + 1 if read_before else None
+    t *= c
+    return (t, before) if read_before else t
+
+
+def test_a_broadcast_scalar_scattered_or_used_as_a_template_stays_0d():
+    def fn(labels, g):
+        spread = np.broadcast_to(-g, (4,))
+        out = np.zeros_like(spread, shape=(4, 3))
+        np.add.at(out, (np.arange(4), labels), spread)
+        return out
+    labels, g = np.array([0, 2, 2, 1]), np.array(0.25)
+    ir = program(fn, labels, g)
+    passes.scalars_unbroadcast(ir)
+    passes.dead_code(ir)
+    got, source = execute(ir, labels, g)
+    assert "broadcast_to" not in source
+    np.testing.assert_array_equal(got[0], fn(labels, g))

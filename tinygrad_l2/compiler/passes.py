@@ -3,8 +3,10 @@
 - `fold_transposes`: x.T.T is x (a transpose's backward of a transposed product);
 - `scalars_unbroadcast`: a 0-d gradient broadcast to W's shape and multiplied elementwise
   is multiplied as the 0-d value (numpy broadcasts it the same way);
-- `sum_of_squares`: (x²).sum() read once becomes np.vdot(x, x), no x² array (rounding; float64
-  only: a float32 BLAS dot accumulates in float32 and loses digits numpy's pairwise sum keeps);
+- `powers_of_two_to_scalars`: (s·X)·2 becomes X·(2s) for a 0-d s (exact: one X-sized pass);
+- `sum_of_squares`: (x²).sum() read once becomes a dot product per row of a matrix, summed
+  pairwise, or np.vdot(x, x) in float64, no x² array (rounding; a float32 BLAS dot over a whole
+  array accumulates in float32 and loses digits numpy's pairwise sum keeps);
 - `dead_code`: drop pure instructions nobody reads;
 - `in_place`: an elementwise ufunc writes into its first operand's array when that array is
   the program's own and nothing reads it afterwards (liveness over forward AND backward);
@@ -83,8 +85,14 @@ def _broadcast_scalar(value):
 
 
 def _assigns(consumer, broadcast):
-    """x[index] = broadcast: numpy assigns a 0-d value to every selected element alike."""
-    return consumer is not None and consumer.kind == "setitem" and consumer.args[2] is broadcast
+    """x[index] = broadcast, np.add.at(x, index, broadcast): numpy gives a 0-d value to every
+    selected element alike; np.zeros_like(broadcast, shape=s) reads only its dtype."""
+    if consumer is None:
+        return False
+    if consumer.kind in ("setitem", "ufunc_at"):
+        return len(consumer.args) == 3 and consumer.args[2] is broadcast and consumer.args[0] is not broadcast
+    return (consumer.kind == "call" and consumer.fn in (np.zeros_like, np.empty_like, np.ones_like)
+            and consumer.args == (broadcast,) and set(consumer.kwargs) == {"shape"})
 
 
 def _carries_shape(consumer, broadcast):
@@ -117,16 +125,63 @@ def sum_of_squares(ir):
                 and not square.kwargs and len(use.get(id(square.out), [])) == 1):
             continue
         x = square.args[0]
-        if x.dtype.itemsize >= 8:
-            instr.kind, instr.fn, instr.args, instr.kwargs = "call", np.vdot, (x, x), {}
-            instr.note = ("Σ{0}² as one dot product, no {0}² array", x)
-        elif x.ndim == 2 and x.shape[1] <= 4096:  # a float32 BLAS dot sums 10⁵ terms in float32
-            rows = Value(np.vecdot(x.example, x.example))  # (1e-4 off): row dots, then pairwise
+        if x.ndim == 2 and 16 <= x.shape[1] <= 4096:  # pairwise over rows: float32 keeps its digits
+            rows = Value(np.vecdot(x.example, x.example))  # (1e-4 off), and faster than one dot
             dots = Instr("call", np.vecdot, (x, x), out=rows, fresh=True)
             dots.phase, dots.node = instr.phase, instr.node
             ir.instrs.insert(ir.instrs.index(instr), dots)
             instr.args = (rows,)
             instr.note = ("Σ{0}² as a dot product per row, no {0}² array", x)
+        elif x.dtype.itemsize >= 8:
+            instr.kind, instr.fn, instr.args, instr.kwargs = "call", np.vdot, (x, x), {}
+            instr.note = ("Σ{0}² as one dot product, no {0}² array", x)
+
+
+def powers_of_two_to_scalars(ir):
+    """(s·X) *= 2ᵏ  →  X·(s·2ᵏ) for a 0-d s: scaling by a power of two is exact, so the 0-d
+    factor takes it and the X-sized array is written once (the square's backward, 2·(g·x))."""
+    for write in list(ir.instrs):
+        made = _scaled_product(write)
+        if made is None:
+            continue
+        between = ir.instrs[ir.instrs.index(made) + 1:ir.instrs.index(write)]
+        if any(write.writes in i.reads() or i.writes is not None for i in between):
+            continue  # t is read (or may be written through a view) before its scaling
+        k, c = (0 if _scalar(made.args[0]) else 1), write.args[1]
+        s = made.args[k]
+        scaled = Value(np.multiply(s.example, c)) if isinstance(s, Value) else s * c
+        if np.result_type(scaled.example if isinstance(s, Value) else scaled) != write.writes.dtype:
+            continue
+        if isinstance(s, Value):
+            product = Instr("call", np.multiply, (s, c), out=scaled, fresh=True)
+            product.phase, product.node, scaled.instr = made.phase, made.node, product
+            ir.instrs.insert(ir.instrs.index(made), product)
+        made.args = tuple(scaled if j == k else a for j, a in enumerate(made.args))
+        ir.instrs.remove(write)  # its result is t itself: later readers read the scaled t
+
+
+def _scaled_product(write):
+    """The instruction making t when `write` is t *= 2ᵏ (a Python number) and t = s·X for a
+    0-d s and an array X, else None."""
+    t = write.writes
+    if not (write.kind == "call" and write.fn is np.multiply and t is not None and len(write.args) == 2
+            and write.args[0] is t and write.kwargs == {"out": t} and _power_of_two(write.args[1])):
+        return None
+    made = t.instr
+    if (made is None or made.kind != "call" or made.fn is not np.multiply or not made.fresh
+            or made.kwargs or len(made.args) != 2):
+        return None
+    scalars = [_scalar(a) for a in made.args]
+    return made if sorted(scalars) == [False, True] else None
+
+
+def _power_of_two(c):
+    return (isinstance(c, int | float) and not isinstance(c, bool) and c != 0 and np.isfinite(c)
+            and abs(np.frexp(c)[0]) == 0.5)
+
+
+def _scalar(x):
+    return np.ndim(x.example if isinstance(x, Value) else x) == 0
 
 
 def _label(v):
@@ -256,6 +311,7 @@ def simplify(ir):
     """The rewrites that change what is computed (exactly, or rounding aside)."""
     fold_transposes(ir)
     scalars_unbroadcast(ir)
+    powers_of_two_to_scalars(ir)
     sum_of_squares(ir)
     dead_code(ir)
 
