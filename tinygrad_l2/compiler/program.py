@@ -22,7 +22,8 @@ from .update import plan
 
 def _signature(value):
     if isinstance(value, TensorBase):
-        return ("tensor", value.shape, value.dtype, value.requires_grad)
+        data = value._data
+        return ("tensor", data.shape, data.dtype, value._requires_grad)
     if isinstance(value, np.ndarray):
         return ("array", value.shape, value.dtype)
     return ("value", type(value), value)
@@ -32,8 +33,8 @@ def trace_key(args):
     """What a trace depends on: each argument's kind, shape and dtype, which arguments are the
     same object (step(A, A) is traced differently from step(A, B)), and grad mode."""
     first = {}
-    aliases = tuple(first.setdefault(id(a), i) for i, a in enumerate(args))
-    return tuple(_signature(a) for a in args), aliases, is_grad_enabled()
+    aliases = tuple([first.setdefault(id(a), i) for i, a in enumerate(args)])  # (a list: faster
+    return tuple(map(_signature, args)), aliases, is_grad_enabled()          # than a generator)
 
 
 class Program:
@@ -66,8 +67,8 @@ class Program:
             self.buffer_arrays += arrays
 
     def fits(self, args):
-        return trace_key(args) == self.key and all(
-            (p.shape, p.dtype) == s for p, s in zip(self.params, self.param_shapes))
+        return trace_key(args) == self.key and [
+            (p._data.shape, p._data.dtype) for p in self.params] == self.param_shapes
 
     def run(self, args):
         """The generated step: events in their traced order, gradients into `.grad` at the
@@ -83,8 +84,10 @@ class Program:
 
     def _own(self, value):
         """A returned array that may share memory with a buffer the next call overwrites is
-        copied."""
+        copied (an array owning its memory shares none unless it is a buffer)."""
         value = np.asarray(value)
+        if value.base is None and all(value is not b for b in self.buffer_arrays):
+            return value
         if any(np.may_share_memory(value, b) for b in self.buffer_arrays):
             return value.copy()
         return value

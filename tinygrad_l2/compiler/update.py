@@ -35,7 +35,6 @@ class FusedUpdate:
     def __init__(self, optimizer, cleared, params):
         self.optimizer, self.cleared, self.params = optimizer, cleared, params
         group = optimizer.param_groups[0]
-        self.group_params = list(group["params"])
         self.weight_decay = group["weight_decay"]
 
     @property
@@ -52,17 +51,10 @@ class FusedUpdate:
         _write_seeded(ir, self)
 
     def ready(self):
-        """May this call run the written update?  Every hyper-parameter as traced (the
-        learning rate aside), no gradient anywhere to accumulate into or to step on, every
+        """May this call run the written update?  The hyper-parameters are as traced (the
+        step's guards check the optimizer's groups before every replay; the learning rate is
+        read each call); no gradient anywhere to accumulate into or to step on, every
         parameter writable in place."""
-        groups = self.optimizer.param_groups
-        if len(groups) != 1:
-            return False
-        group = groups[0]
-        if (group["momentum"] != 0 or group["nesterov"] or group["weight_decay"] != self.weight_decay
-                or len(group["params"]) != len(self.group_params)
-                or any(p is not q for p, q in zip(group["params"], self.group_params))):
-            return False
         if any(p._grad is not None for p in self.cleared):
             return False
         held = held_count() > 0

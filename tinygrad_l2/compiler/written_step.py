@@ -37,13 +37,10 @@ class WrittenStep:
         self.grads_dead, self.cleared_before = grads_dead, cleared_before
 
     def ready(self):
-        groups = self.optimizer.param_groups
-        if len(groups) != len(self.groups):
-            return False
-        for group, (hyper, params) in zip(groups, self.groups):
-            if _hyper(group) != hyper or len(group["params"]) != len(params) or any(
-                    p is not q for p, q in zip(group["params"], params)):
-                return False
+        """May this call run the written step?  The groups and hyper-parameters are as traced
+        (the step's guards check that before every replay); no gradient is left to accumulate
+        into, the optimizer's state holds the arrays the code reads, every parameter is
+        writable in place."""
         everyone = [p for _, params in self.groups for p in params]
         if not self.cleared_before and any(p._grad is not None for p in everyone):
             return False

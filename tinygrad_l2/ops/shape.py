@@ -86,7 +86,9 @@ class PickLabels(Index):
 
     def forward(self, x):
         labels, classes = self.index[1], x.shape[1]
-        require((labels >= 0).all() & (labels < classes).all(), _label_error(self.op, classes), labels)
+        # as unsigned integers a negative label wraps to a huge one: one max checks both ends
+        require(labels.size == 0 or labels.astype(np.uint64, copy=False).max() < classes,
+                _label_error(self.op, classes), labels)
         return super().forward(x)
 
     def label(self):
