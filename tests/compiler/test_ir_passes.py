@@ -133,7 +133,7 @@ def test_dead_code_drops_unread_results_but_keeps_writes():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_sum_of_squares_of_a_matrix_is_a_dot_product_per_row_in_every_float_dtype(dtype):
-    W = rng.uniform(-0.1, 0.1, (64, 48)).astype(dtype)
+    W = rng.uniform(-0.1, 0.1, (160, 128)).astype(dtype)  # float64: large enough to gain
     ir = program(lambda w: np.square(w).sum(), W)
     passes.sum_of_squares(ir)
     passes.dead_code(ir)
@@ -189,3 +189,34 @@ def test_a_broadcast_scalar_scattered_or_used_as_a_template_stays_0d():
     got, source = execute(ir, labels, g)
     assert "broadcast_to" not in source
     np.testing.assert_array_equal(got[0], fn(labels, g))
+
+
+def test_only_numbers_nobody_can_change_or_keep_are_computed_once():
+    from tinygrad_l2.compiler.invariants import hoist_constants
+    want, _ = execute(_seeded_program()[0], A)
+    ir, (seed, written, scale, returned, product) = _seeded_program()
+    hoist_constants(ir)
+    phase = {id(i.out): i.phase for i in ir.instrs if i.out is not None}
+    assert phase[id(scale)] == phase[id(seed)] == "constants"
+    assert "constants" not in (phase[id(written)], phase[id(returned)], phase[id(product)])
+    assert ir.instrs[0].kind == "seed"
+    got, _ = execute(ir, A)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+
+
+def _seeded_program():
+    ir = program(lambda a: a, A)
+    seed = Value(np.ones(()))
+    ir.add(Instr("seed", None, out=seed), "backward")
+    rec = Recording()
+    with recording(rec):
+        scale = (seed * 1e-4) * 2        # from the seed alone: hoisted
+        written = np.full_like(seed, 3.0)
+        np.add(written, 1, out=written)  # written in place: every call
+        returned = seed * 0.5            # returned: the caller may keep it
+        product = scale * ir.inputs[0] + written
+    for instr in rec.instrs:
+        ir.add(instr, "backward")
+    ir.outputs = [product, returned]
+    return ir, (seed, written, scale, returned, product)

@@ -108,7 +108,7 @@ def test_a_closure_captured_tensor_is_read_each_call_so_a_change_is_seen():
     compiled(np.ones(3))
     captured.data = np.array([5.0, 5.0, 5.0])
     assert compiled(np.ones(3)).item() == 15.0
-    assert compiled.source.startswith("def step(x, captured):") and compiled.traces == 1
+    assert "\ndef step(x, captured):" in compiled.source and compiled.traces == 1
 
 
 def test_check_mode_names_what_data_dependent_control_flow_changed():
@@ -135,7 +135,7 @@ def test_source_compiles_names_the_tensors_and_l2_lines_touch_only_weights():
     compiled(x, y)
     source = compiled.source
     tree = ast.parse(source)
-    assert [f.name for f in tree.body] == ["step"]
+    assert [f.name for f in tree.body if not isinstance(f, ast.Assign)] == ["step"]  # and numbers
     for name in ("W1", "b1", "W2", "b2", "Z1", "A1", "dZ1", "dW1", "db1", "dA1"):
         assert f"    {name} = " in source, name
     assignments = [line.split("#")[0].split(" = ", 1) for line in source.splitlines()

@@ -19,7 +19,7 @@ class Emitter:
     """Prints instructions; `constants` collects what the code reads by name (K0, OP0, ...)."""
 
     def __init__(self, ir, names, scope=None):
-        self.ir, self.names, self.constants, self.inline = ir, names, {}, {}
+        self.ir, self.names, self.constants, self.inline, self.originals = ir, names, {}, {}, {}
         self.scope = scope or {}  # {id(object): the user's name for it}: `opt`, not OBJ0
 
     def lines(self, instrs):
@@ -146,9 +146,17 @@ class Emitter:
         return self.constant(value)
 
     def constant(self, value, prefix="K", preferred=None):
+        """The name the code reads `value` by.  An array is held as a read-only copy: a
+        constant handed on (as a `.grad`, say) and written into would change every later call."""
         for name, held in self.constants.items():
-            if held is value:
+            if held is value or self.originals.get(name) is value:
                 return name
+        if isinstance(value, np.ndarray) and value.flags.writeable:
+            original, value = value, value.copy()
+            value.flags.writeable = False
+            name = self.constant(value, prefix, preferred)
+            self.originals[name] = original
+            return name
         name = preferred or self.scope.get(id(value))
         taken = getattr(self.names, "taken", set(self.names.values()))
         if name is not None and name.isidentifier() and name not in taken and name not in self.constants:
@@ -200,6 +208,8 @@ def _inlined(instrs, ir, names):
         if len(consumers) != 1 or consumers[0] is None or id(consumers[0]) not in position:
             continue
         reader = consumers[0]
+        if reader.phase != instr.phase and "constants" in (reader.phase, instr.phase):
+            continue  # computed once, above the function: read by name
         if reader.kind in ("event", "opaque") or (reader.kind in ("setitem", "ufunc_at") and reader.args[0] is out):
             continue
         if reader.kwargs.get("out") is out:

@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 
 from .analysis import _swap, last_reads, readers, replace_uses, roots
+from .algebra import powers_of_two_to_scalars, sum_of_squares
+from .invariants import hoist_constants
 from .symbolic import Instr, Value
 
 
@@ -111,81 +113,6 @@ def _elementwise(instr):
     map: neither a broadcast scalar nor its output's memory may stand in for an operand)."""
     return (instr.kind == "call" and isinstance(instr.fn, np.ufunc) and instr.fn.signature is None
             and not instr.kwargs)
-
-
-def sum_of_squares(ir):
-    use = readers(ir)
-    for instr in ir.instrs:
-        if not (instr.kind == "method" and instr.fn == "sum" and len(instr.args) == 1):
-            continue
-        if instr.kwargs.get("axis") is not None or instr.kwargs.get("keepdims"):
-            continue
-        square = instr.args[0].instr
-        if not (square is not None and square.kind == "call" and square.fn is np.square
-                and not square.kwargs and len(use.get(id(square.out), [])) == 1):
-            continue
-        x = square.args[0]
-        if x.ndim == 2 and 16 <= x.shape[1] <= 4096:  # pairwise over rows: float32 keeps its digits
-            rows = Value(np.vecdot(x.example, x.example))  # (1e-4 off), and faster than one dot
-            dots = Instr("call", np.vecdot, (x, x), out=rows, fresh=True)
-            dots.phase, dots.node = instr.phase, instr.node
-            ir.instrs.insert(ir.instrs.index(instr), dots)
-            instr.args = (rows,)
-            instr.note = ("Σ{0}² as a dot product per row, no {0}² array", x)
-        elif x.dtype.itemsize >= 8:
-            instr.kind, instr.fn, instr.args, instr.kwargs = "call", np.vdot, (x, x), {}
-            instr.note = ("Σ{0}² as one dot product, no {0}² array", x)
-
-
-def powers_of_two_to_scalars(ir):
-    """(s·X) *= 2ᵏ  →  X·(s·2ᵏ) for a 0-d s: scaling by a power of two is exact, so the 0-d
-    factor takes it and the X-sized array is written once (the square's backward, 2·(g·x))."""
-    for write in list(ir.instrs):
-        made = _scaled_product(write)
-        if made is None:
-            continue
-        between = ir.instrs[ir.instrs.index(made) + 1:ir.instrs.index(write)]
-        if any(write.writes in i.reads() or i.writes is not None for i in between):
-            continue  # t is read (or may be written through a view) before its scaling
-        k, c = (0 if _scalar(made.args[0]) else 1), write.args[1]
-        s = made.args[k]
-        scaled = Value(np.multiply(s.example, c)) if isinstance(s, Value) else s * c
-        if np.result_type(scaled.example if isinstance(s, Value) else scaled) != write.writes.dtype:
-            continue
-        if isinstance(s, Value):
-            product = Instr("call", np.multiply, (s, c), out=scaled, fresh=True)
-            product.phase, product.node, scaled.instr = made.phase, made.node, product
-            ir.instrs.insert(ir.instrs.index(made), product)
-        made.args = tuple(scaled if j == k else a for j, a in enumerate(made.args))
-        ir.instrs.remove(write)  # its result is t itself: later readers read the scaled t
-
-
-def _scaled_product(write):
-    """The instruction making t when `write` is t *= 2ᵏ (a Python number) and t = s·X for a
-    0-d s and an array X, else None."""
-    t = write.writes
-    if not (write.kind == "call" and write.fn is np.multiply and t is not None and len(write.args) == 2
-            and write.args[0] is t and write.kwargs == {"out": t} and _power_of_two(write.args[1])):
-        return None
-    made = t.instr
-    if (made is None or made.kind != "call" or made.fn is not np.multiply or not made.fresh
-            or made.kwargs or len(made.args) != 2):
-        return None
-    scalars = [_scalar(a) for a in made.args]
-    return made if sorted(scalars) == [False, True] else None
-
-
-def _power_of_two(c):
-    return (isinstance(c, int | float) and not isinstance(c, bool) and c != 0 and np.isfinite(c)
-            and abs(np.frexp(c)[0]) == 0.5)
-
-
-def _scalar(x):
-    return np.ndim(x.example if isinstance(x, Value) else x) == 0
-
-
-def _label(v):
-    return v.name or "x"
 
 
 def dead_code(ir):
@@ -318,6 +245,7 @@ def simplify(ir):
 
 def allocate(ir):
     """The rewrites that change where results live; returns the buffers {name: array}."""
+    hoist_constants(ir)
     protect_parameters(ir)
     dead_code(ir)
     in_place(ir)

@@ -130,8 +130,11 @@ def _random_state_kept():
 def _source(ir, emitter, names, update):
     """The function: its arguments, a comment at each phase, the lines, the returned list."""
     arguments = [names[id(v)] for v in ir.inputs] + (["lr"] if update and update.arguments() else [])
-    body, current = [], None
+    body, current, once = [], None, []
     for phase, line in emitter.lines(ir.instrs):
+        if phase == "constants":
+            once.append(line[4:])
+            continue
         if phase != current and phase in _TITLES:
             title = _LR_TITLE if update and update.arguments() and phase == "backward" else _TITLES[phase]
             title = update.title if phase == "update" else title
@@ -139,7 +142,8 @@ def _source(ir, emitter, names, update):
             current = phase
         body.append(line)
     outputs = ", ".join(emitter.operand(v) for v in ir.outputs)
-    return "\n".join([f"def step({', '.join(arguments)}):", *body, f"    return [{outputs}]", ""])
+    once = ["# computed once, when the step was built: numbers that depend on no input", *once, ""] if once else []
+    return "\n".join([*once, f"def step({', '.join(arguments)}):", *body, f"    return [{outputs}]", ""])
 
 
 _TITLES = {"parameters": "parameters", "forward": "forward",
