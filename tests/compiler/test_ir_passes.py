@@ -220,3 +220,33 @@ def _seeded_program():
         ir.add(instr, "backward")
     ir.outputs = [product, returned]
     return ir, (seed, written, scale, returned, product)
+
+
+def _log_softmax_pick_backward(logp, labels, s, rows):
+    g = np.zeros_like(s, shape=logp.shape)
+    g[rows, labels] = s
+    return g - np.exp(logp) * g.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_cross_entropy_backward_becomes_softmax_minus_one_hot_bit_for_bit(dtype):
+    from tinygrad_l2.ops.shape import row_indices
+    z = rng.standard_normal((6, 4)).astype(dtype) * 30  # some probabilities underflow to 0
+    logp = z - np.log(np.exp(z - z.max(1, keepdims=True)).sum(1, keepdims=True)) - z.max(1, keepdims=True)
+    labels, s = np.array([0, 3, 3, 1, 2, 0]), np.array(-0.01 / 6, dtype)
+    fn = lambda lp, y, g: _log_softmax_pick_backward(lp, y, g, row_indices(6))  # noqa: E731
+    ir = program(fn, logp, labels, s)
+    want, _ = execute(ir, logp, labels, s)
+    passes.softmax_cross_entropy(ir)
+    passes.dead_code(ir)
+    got, source = execute(ir, logp, labels, s)
+    assert "zeros_like" not in source and "np.add.at" in source
+    np.testing.assert_array_equal(got[0], want[0])
+
+
+def test_a_pick_with_rows_that_may_repeat_keeps_the_general_backward():
+    rows = np.array([0, 0, 1, 2, 3, 5])  # not one label per row
+    logp = np.log(np.full((6, 4), 0.25))
+    ir = program(lambda lp, y, g: _log_softmax_pick_backward(lp, y, g, rows), logp, np.zeros(6, int), np.array(-0.1))
+    passes.softmax_cross_entropy(ir)
+    assert any(i.fn is np.zeros_like for i in ir.instrs)

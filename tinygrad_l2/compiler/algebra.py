@@ -78,3 +78,65 @@ def _power_of_two(c):
 
 def _scalar(x):
     return np.ndim(x.example if isinstance(x, Value) else x) == 0
+
+
+def softmax_cross_entropy(ir):
+    """The log-softmax backward of a one-label-per-row pick, fused (bit for bit, signed zeros
+    aside).  The backward of -mean(logp[rows, y]) through logp = z − logΣeᶻ is
+        g = zeros;  g[rows, y] = s;  dz = g − eˡᵒᵍᵖ·Σ_row g      (s = −dL/m, Σ_row g = s)
+    and with one label per row (rows = arange(m)) this is the textbook softmax − one-hot:
+        dz = eˡᵒᵍᵖ·(−s);  dz[rows, y] += s
+    no zero matrix, no scatter, no row sums."""
+    use = readers(ir)
+    for instr in list(ir.instrs):
+        found = _log_softmax_backward(instr, use)
+        if found is None:
+            continue
+        zeros, scatter, rowsum, product, exp = found
+        s, index = scatter.args[2], scatter.args[1]
+        minus_s = Value(np.negative(s.example))
+        negate = Instr("call", np.negative, (s,), out=minus_s, fresh=True)
+        dz = instr.out
+        scale = Instr("call", np.multiply, (exp, minus_s), out=dz, fresh=True)
+        place = Instr("ufunc_at", np.add, (dz, index, s), writes=dz)
+        place.note = "softmax − one-hot: the cross-entropy's gradient"
+        for new in (negate, scale, place):
+            new.phase, new.node = instr.phase, instr.node
+        dz.instr = scale
+        at = ir.instrs.index(instr)
+        ir.instrs[at:at + 1] = [negate, scale, place]
+        for dead in (zeros, scatter, rowsum, product):
+            ir.instrs.remove(dead)
+
+
+def _log_softmax_backward(instr, use):
+    """(zeros, scatter, rowsum, product, exp) when `instr` is dz = g − e·g.sum(-1, keepdims)
+    for g = zeros_like(s, shape=(m, C)) with g[arange(m), y] = s (a 0-d s), else None."""
+    if not (instr.kind == "call" and instr.fn is np.subtract and not instr.kwargs and len(instr.args) == 2):
+        return None
+    g, product = instr.args
+    zeros, made = g.instr if isinstance(g, Value) else None, getattr(product, "instr", None)
+    if not (zeros is not None and zeros.kind == "call" and zeros.fn is np.zeros_like and g.ndim == 2
+            and made is not None and made.kind == "call" and made.fn is np.multiply and not made.kwargs):
+        return None
+    readers_of_g = use.get(id(g), [])
+    scatter = next((r for r in readers_of_g if r is not None and r.kind == "setitem"), None)
+    rowsum = next((a.instr for a in made.args if isinstance(a, Value) and a.instr is not None
+                   and a.instr.kind == "method" and a.instr.fn == "sum" and a.instr.args == (g,)), None)
+    if scatter is None or rowsum is None or len(readers_of_g) != 3 or set(map(id, readers_of_g)) != {
+            id(scatter), id(rowsum.out.instr), id(instr)} or len(use.get(id(product), [])) != 1:
+        return None
+    if rowsum.kwargs not in ({"axis": 1, "keepdims": True}, {"axis": -1, "keepdims": True}):
+        return None
+    exp = next(a for a in made.args if a is not rowsum.out)
+    rows, s = scatter.args[1], scatter.args[2]
+    if not (isinstance(rows, tuple) and len(rows) == 2 and _one_label_per_row(rows[0], g.shape)
+            and isinstance(s, Value) and s.ndim == 0 and s.dtype == g.dtype
+            and len(use.get(id(rowsum.out), [])) == 1):
+        return None
+    return zeros, scatter, rowsum, made, exp
+
+
+def _one_label_per_row(rows, shape):
+    from ..ops.shape import row_indices
+    return isinstance(rows, np.ndarray) and rows is row_indices(shape[0])

@@ -3,6 +3,8 @@
 - `fold_transposes`: x.T.T is x (a transpose's backward of a transposed product);
 - `scalars_unbroadcast`: a 0-d gradient broadcast to W's shape and multiplied elementwise
   is multiplied as the 0-d value (numpy broadcasts it the same way);
+- `softmax_cross_entropy`: log-softmax's backward of a one-label-per-row pick becomes
+  softmax − one-hot, as a textbook writes it (exact);
 - `powers_of_two_to_scalars`: (s·X)·2 becomes X·(2s) for a 0-d s (exact: one X-sized pass);
 - `sum_of_squares`: (x²).sum() read once becomes a dot product per row of a matrix, summed
   pairwise, or np.vdot(x, x) in float64, no x² array (rounding; a float32 BLAS dot over a whole
@@ -20,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from .analysis import _swap, last_reads, readers, replace_uses, roots
-from .algebra import powers_of_two_to_scalars, sum_of_squares
+from .algebra import powers_of_two_to_scalars, softmax_cross_entropy, sum_of_squares
 from .invariants import hoist_constants
 from .symbolic import Instr, Value
 
@@ -239,6 +241,7 @@ def simplify(ir):
     fold_transposes(ir)
     scalars_unbroadcast(ir)
     powers_of_two_to_scalars(ir)
+    softmax_cross_entropy(ir)
     sum_of_squares(ir)
     dead_code(ir)
 
