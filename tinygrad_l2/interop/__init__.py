@@ -34,6 +34,10 @@ def from_torch(module: Any, example_input: Any = None, optimizer: Any = None) ->
     `(model, tl_optimizer)`, weight_decay carried as L2; a torch.export ExportedProgram alone,
     checked on its own example input (see `tinygrad_l2.interop.torch_import`)."""
     from . import torch_import
+    if example_input is None and optimizer is None and \
+            isinstance(module, torch_import._torch().export.ExportedProgram):
+        from . import torch_export
+        return torch_export.from_exported(module)
     return torch_import.from_torch(module, example_input, optimizer)
 
 

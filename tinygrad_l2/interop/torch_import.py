@@ -230,8 +230,6 @@ def from_torch(module: Any, example_input: Any = None, optimizer: Any = None) ->
     checked on `example_input`: both must give the same output (float64 1e-10, float32 1e-5,
     relative to the output's scale) or the conversion is refused."""
     torch = _torch()
-    if isinstance(module, torch.export.ExportedProgram) and example_input is None and optimizer is None:
-        return from_exported(module)
     if not isinstance(module, torch.nn.Module):
         raise TypeError(f"from_torch: expected a torch.nn.Module (or a torch.export "
                         f"ExportedProgram, alone), got {type(module).__name__}")
@@ -243,37 +241,6 @@ def from_torch(module: Any, example_input: Any = None, optimizer: Any = None) ->
     if optimizer is None:
         return model
     return model, _optimizer(module, model, optimizer)
-
-
-def from_exported(program: Any) -> Traced:
-    """A `torch.export` ExportedProgram (torch.export.load of a .pt2 file) as a Traced tl model:
-    its ATen graph (`program.module()`) replayed op for op, an op with no tl counterpart
-    refused by name, checked on the program's example input.  The program must have been
-    exported in eval mode (its dropout and batch_norm ops carry the mode as a constant)."""
-    torch = _torch()
-    from . import torch_aten
-    if not isinstance(program, torch.export.ExportedProgram):
-        raise TypeError(f"from_exported: expected a torch.export.ExportedProgram, got "
-                        f"{type(program).__name__}")
-    module = program.module()
-    args, kwargs = program.example_inputs or ((), {})
-    if len(args) != 1 or kwargs or not isinstance(args[0], torch.Tensor):
-        raise TorchConversionError(f"from_torch: the exported program takes {len(args)} "
-                                   f"positional and {len(kwargs)} keyword inputs; only one tensor "
-                                   f"input is supported")
-    for node in module.graph.nodes:
-        if node.target in (torch.ops.aten.batch_norm.default, torch.ops.aten.dropout.default) \
-                and node.args[5 if "batch_norm" in str(node.target) else 2]:
-            raise TorchConversionError(f"from_torch: the program was exported in training mode "
-                                       f"({node.target} with training=True): export it after "
-                                       f"module.eval()")
-    model = _replay(torch, module, module.graph, torch_aten)
-    if len(model.output) != 1:  # the ATen graph returns a tuple of the program's outputs
-        raise TorchConversionError(f"from_torch: the exported program has {len(model.output)} "
-                                   f"outputs; only one is supported")
-    object.__setattr__(model, "output", model.output[0])
-    _check_same_output(torch, module, model, args[0], switch=False)
-    return model
 
 
 def _owner(model, name):

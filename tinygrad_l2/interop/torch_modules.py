@@ -36,7 +36,7 @@ class SamePaddedConv2d(torch.nn.Conv2d):
         return F.conv2d(F.pad(x, (left, right, top, bottom)), self.weight, self.bias, self.stride)
 
 
-class _BiasedRunningVar:
+class _BiasedRunningVar(torch.nn.modules.batchnorm._BatchNorm):
     """torch.nn.BatchNorm*d whose training step stores the biased batch variance in
     running_var (tl's running_var_correction=0, Keras' moving_variance update) where torch
     stores the unbiased one; the output, its gradients and running_mean are torch's own."""
@@ -47,12 +47,13 @@ class _BiasedRunningVar:
             return super().forward(x)
         self._check_input_dim(x)
         out = F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
+        count, running_mean, running_var = self.num_batches_tracked, self.running_mean, self.running_var
+        assert count is not None and running_mean is not None and running_var is not None  # tracked
         with torch.no_grad():
-            self.num_batches_tracked.add_(1)
-            m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+            count.add_(1)
+            m = self.momentum if self.momentum is not None else 1.0 / float(count)
             axes = [0] + list(range(2, x.ndim))  # running ← (1 − m)·running + m·batch
-            for running, batch in ((self.running_mean, x.mean(axes)),
-                                   (self.running_var, x.var(axes, unbiased=False))):
+            for running, batch in ((running_mean, x.mean(axes)), (running_var, x.var(axes, unbiased=False))):
                 running.copy_((1 - m) * running + m * batch)
         return out
 
