@@ -269,7 +269,9 @@ def _batch_normalization(builder, layer):
     μ·moving + (1 − μ)·batch), running_var_correction=0 (Keras stores the biased batch
     variance it normalized with; torch the unbiased), γ/β → weight/bias or None
     (scale/center=False), moving_mean/moving_variance → running_mean/running_var, and
-    gamma_regularizer/beta_regularizer → the same L1/L2/L1L2 on weight/bias."""
+    gamma_regularizer/beta_regularizer → the same L1/L2/L1L2 on weight/bias.  (Keras on torch
+    takes the batch variance as E[x²] − E[x]², tl as E[(x − μ)²]: equal but for rounding,
+    which in float32 grows where |μ| ≫ σ.)"""
     config, rank = layer.get_config(), layer.input_spec.ndim
     if rank not in (2, 4) or config["axis"] not in (-1, rank - 1):
         _refuse(layer, f"axis={config['axis']} on a {rank}D input: only the channels axis (-1) "
