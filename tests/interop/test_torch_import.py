@@ -184,3 +184,13 @@ def test_a_conversion_whose_output_differs_from_torch_is_refused():
     model.weight.data = model.weight.data + 1e-6  # what a wrong conversion would look like
     with pytest.raises(ValueError, match="output on the example differs from torch's"):
         torch_import._check_same_output(torch, module, model, torch.randn(4, 3, dtype=torch.float64))
+
+
+def test_a_keras_batch_norm_handed_to_torch_comes_back_with_its_biased_update():
+    bn = tl.nn.BatchNorm2d(3, eps=1e-3, momentum=0.01, dtype=np.float64, running_var_correction=0)
+    bn.bias = None  # Keras' center=False
+    bn.running_var.data = np.array([0.5, 1.5, 2.0])
+    model = tl.from_torch(tl.to_torch(tl.nn.Sequential(bn)), torch.randn(4, 3, 2, 2, dtype=torch.float64))
+    back = dict(model.named_modules())["0"]
+    assert (back.running_var_correction, back.eps, back.momentum, back.bias) == (0, 1e-3, 0.01, None)
+    assert np.array_equal(back.running_var.data, bn.running_var.data)

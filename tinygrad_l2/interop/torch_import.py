@@ -76,7 +76,7 @@ def _layer(torch, name, module):
         out = Softmax(module.dim)
     elif type(module) in (T.ReLU, T.Sigmoid, T.Tanh):
         out = getattr(nn, type(module).__name__)()
-    elif type(module) in (T.BatchNorm1d, T.BatchNorm2d):
+    elif type(module) in (T.BatchNorm1d, T.BatchNorm2d) or type(module).__name__ in _OWN_LAYERS:
         out = _batch_norm(module)
     else:
         return None
@@ -86,13 +86,19 @@ def _layer(torch, name, module):
 
 
 def _batch_norm(module):
-    """tl.nn.BatchNorm1d/2d: the same eps, momentum, flags, dtype and running statistics."""
-    dtype = module.running_var.dtype if module.running_var is not None else module.weight.dtype
-    out = getattr(nn, type(module).__name__)(module.num_features, module.eps, module.momentum,
-                                              module.affine, module.track_running_stats,
-                                              dtype=str(dtype).replace("torch.", ""))
+    """tl.nn.BatchNorm1d/2d: the same eps, momentum, flags, dtype, running statistics and
+    running-variance update (to_torch's BiasedVarBatchNorm: the biased one); a γ or β that
+    is None stays None."""
+    dtype = next(t.dtype for t in (module.running_var, module.weight, module.bias) if t is not None)
+    cls = nn.BatchNorm2d if type(module).__name__.endswith("2d") else nn.BatchNorm1d
+    out = cls(module.num_features, module.eps, module.momentum, module.affine,
+              module.track_running_stats, dtype=str(dtype).replace("torch.", ""),
+              running_var_correction=getattr(module, "running_var_correction", 1))
     for name, buffer in module.named_buffers(recurse=False):
         setattr(out, name, buffer.detach().cpu().numpy().copy())
+    for name in ("weight", "bias"):
+        if module.affine and getattr(module, name) is None:
+            setattr(out, name, None)
     return out
 
 
@@ -159,10 +165,21 @@ def _step(torch, node, root, modules, ops):
     return Step(node.name, "function", call, args, kwargs, source)
 
 
+_OWN_LAYERS = ("BiasedVarBatchNorm1d", "BiasedVarBatchNorm2d")  # to_torch's, read as layers
+
+
+def _tracer(torch):
+    """torch.fx's tracer, with to_torch's BatchNorm subclasses kept whole like torch.nn's."""
+    class Tracer(torch.fx.Tracer):
+        def is_leaf_module(self, m, qualname):
+            return type(m).__name__ in _OWN_LAYERS or super().is_leaf_module(m, qualname)
+    return Tracer()
+
+
 def _traced(torch, module):
     from . import torch_ops
     try:
-        graph = torch.fx.symbolic_trace(module).graph
+        graph = _tracer(torch).trace(module)
     except Exception as err:  # fx's own errors name the Python construct it can't trace
         raise TorchConversionError(f"from_torch: torch.fx can't trace {type(module).__name__}'s "
                                    f"forward: {err}") from err
