@@ -50,3 +50,12 @@ def test_an_unsupported_layer_in_the_file_is_a_one_line_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "layer 'norm' is a LayerNormalization, which is not supported" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_batch_normalization_gamma_regularizer_shows_in_what_l2_reaches(tmp_path, capsys):
+    path = saved(tmp_path / "bn.keras", L.Conv2D(2, 3, name="conv"), L.BatchNormalization(
+        name="bn", gamma_regularizer=R.L2(0.25)), L.Flatten(name="flat"), L.Dense(3, name="out"))
+    assert main(["explain", "--model", path, "--m", "8", "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "L2 reaches only: bn.weight\n" in out and "∂(L2)/∂bn.weight = 0.5·bn.weight" in out
+    assert "BatchNorm2d(2, eps=0.001, momentum=0.0" in out and "running_var_correction=0" in out
