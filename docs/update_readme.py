@@ -96,6 +96,7 @@ def run(command):
         from tinygrad_l2.lessons.cli import main
         out, here = io.StringIO(), os.getcwd()
         with tempfile.TemporaryDirectory() as scratch, contextlib.redirect_stdout(out):
+            _copy_named_files(words, Path(scratch))
             os.chdir(scratch)
             try:
                 status = main(words[1:])
@@ -108,6 +109,17 @@ def run(command):
         return subprocess.run([sys.executable, *words[1:]], cwd=ROOT, capture_output=True, text=True,
                               check=True).stdout
     raise ValueError(f"update_readme: don't know how to run {command!r}")
+
+
+def _copy_named_files(words, scratch):
+    """A repository file an argument names (examples/my_torch_net.py in
+    `--model examples/my_torch_net.py:model`) copied to the same relative path in the scratch
+    directory the command runs in, so that the printed path is the README's."""
+    for word in words:
+        name = word.split(":")[0]
+        if not Path(name).is_absolute() and (ROOT / name).is_file():
+            (scratch / name).parent.mkdir(parents=True, exist_ok=True)
+            (scratch / name).write_bytes((ROOT / name).read_bytes())
 
 
 SOURCES = {"compiled-source": "--source", "compiled-update": "--update-source"}  # examples/07's code

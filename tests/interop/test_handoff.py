@@ -132,3 +132,43 @@ def test_a_custom_regularizer_is_refused():
     model = tl.nn.Linear(2, 2, kernel_regularizer=lambda w: (w ** 4).sum())
     with pytest.raises(TypeError, match="only tl.nn.L1, L2 and L1L2"):
         tl.to_torch(model)
+
+
+def batch_norm_convnet(dtype, correction):
+    nn = tl.nn
+    bn = nn.BatchNorm2d(3, momentum=0.3, dtype=dtype, running_var_correction=correction,
+                        gamma_regularizer=nn.L2(0.1))
+    bn.running_var.data = np.linspace(0.5, 2, 3).astype(dtype)
+    return nn.Sequential(nn.Conv2d(1, 3, 3, padding=1, kernel_regularizer=nn.L2(0.05), dtype=dtype, rng=0),
+                         bn, nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                         nn.BatchNorm1d(48, dtype=dtype, running_var_correction=correction),
+                         nn.Linear(48, 5, dtype=dtype, rng=1))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("correction", [1, 0])
+def test_batch_norm_trains_the_same_in_torch_running_statistics_included(correction, dtype):
+    """Training mode: torch.nn.BatchNorm*d for torch's unbiased running_var, the subclass that
+    stores the biased one (Keras') for running_var_correction=0; then the same eval output."""
+    model = batch_norm_convnet(dtype, correction)
+    optimizer = tl.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    torch_model, torch_optimizer = tl.to_torch(model, optimizer)
+    train_both(model, optimizer, torch_model, torch_optimizer, 3, dtype)
+    assert_same_parameters(model, torch_model)
+    theirs = dict(torch_model.named_buffers())
+    for name, buffer in model.named_buffers():
+        if name.endswith("num_batches_tracked"):
+            assert int(buffer.data) == int(theirs[name]) == 3
+        else:
+            assert_close(buffer.data, theirs[name].numpy(), name)
+    model.eval(), torch_model.eval()
+    X, _ = batch(dtype, seed=1)
+    assert_close(model(tl.Tensor(X)).data, torch_model(torch.tensor(X)).detach().numpy(), "eval output")
+    assert type(torch_model[1]).__name__ == ("BatchNorm2d" if correction else "BiasedVarBatchNorm2d")
+
+
+def test_batch_norm_without_gamma_keeps_beta_alone_in_torch():
+    bn = tl.nn.BatchNorm1d(3, running_var_correction=0)
+    bn.weight = None  # Keras' scale=False
+    torch_bn = tl.to_torch(tl.nn.Sequential(bn))[0]
+    assert torch_bn.weight is None and torch_bn.bias is not None

@@ -176,12 +176,6 @@ def test_an_unsupported_layer_is_refused_by_name_with_the_supported_list(tmp_pat
         tl.from_keras(kmodel)
 
 
-def test_batch_normalization_is_refused_with_the_reason(tmp_path):
-    kmodel = build("float32", (6,), lambda: [L.Dense(3), L.BatchNormalization()], tmp_path / "m.keras")
-    with pytest.raises(ValueError, match="BatchNormalization: not supported yet"):
-        tl.from_keras(kmodel)
-
-
 @pytest.mark.parametrize("make, message", [
     (lambda: [L.Dense(3, kernel_regularizer=R.OrthogonalRegularizer())], "OrthogonalRegularizer is not supported"),
     (lambda: [L.Dense(3, activity_regularizer=R.L2(0.1))], "activity_regularizer is not supported"),

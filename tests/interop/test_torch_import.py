@@ -134,8 +134,32 @@ def test_an_unsupported_op_is_refused_by_name():
 
 
 def test_an_unsupported_layer_is_refused_by_name_with_the_supported_list():
-    with pytest.raises(ValueError, match=r"1 is a torch.nn.BatchNorm1d \(tl.nn has no normalization.*supported layers: Linear"):
-        tl.from_torch(T.Sequential(T.Linear(3, 4), T.BatchNorm1d(4)), torch.randn(2, 3))
+    with pytest.raises(ValueError, match=r"1 is a torch.nn.LayerNorm, which has no tl.nn counterpart; supported layers: Linear"):
+        tl.from_torch(T.Sequential(T.Linear(3, 4), T.LayerNorm(4)), torch.randn(2, 3))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_batch_norm_trains_as_torch_running_statistics_included(dtype):
+    """torch.nn.BatchNorm1d/2d -> tl's (unbiased running_var, torch's momentum and eps): a
+    training-mode step gives torch's output, gradients and running statistics."""
+    torch.manual_seed(0)
+    module = T.Sequential(T.Conv2d(2, 3, 3), T.BatchNorm2d(3, momentum=0.3, eps=1e-3), T.ReLU(),
+                          T.Flatten(), T.BatchNorm1d(48), T.Linear(48, 4)).to(getattr(torch, dtype))
+    X = torch.randn(5, 2, 6, 6, dtype=module[0].weight.dtype) * 2 + 1
+    module(X)  # running statistics away from 0 and 1 before the conversion
+    model = tl.from_torch(module, X)
+    out, ours = module(X), model(tl.Tensor(X.numpy()))
+    assert_close(ours.data, out.detach().numpy(), "training-mode output")
+    params = dict(module.named_parameters())
+    tl_grads = tl.grad((ours ** 2).mean(), [p for _, p in model.named_parameters()])
+    for (name, g_torch), g in zip(zip(params, torch_grads(torch, (out ** 2).mean(), list(params.values()))), tl_grads):
+        assert_close(g, g_torch, f"{name} gradient")
+    buffers = dict(module.named_buffers())
+    for name, buffer in model.named_buffers():
+        if name.endswith("num_batches_tracked"):
+            assert int(buffer.data) == int(buffers[name]) == 2
+        else:
+            assert_close(buffer.data, buffers[name].numpy(), name)
 
 
 def test_data_dependent_control_flow_is_refused_with_fx_reason():
@@ -160,3 +184,13 @@ def test_a_conversion_whose_output_differs_from_torch_is_refused():
     model.weight.data = model.weight.data + 1e-6  # what a wrong conversion would look like
     with pytest.raises(ValueError, match="output on the example differs from torch's"):
         torch_import._check_same_output(torch, module, model, torch.randn(4, 3, dtype=torch.float64))
+
+
+def test_a_keras_batch_norm_handed_to_torch_comes_back_with_its_biased_update():
+    bn = tl.nn.BatchNorm2d(3, eps=1e-3, momentum=0.01, dtype=np.float64, running_var_correction=0)
+    bn.bias = None  # Keras' center=False
+    bn.running_var.data = np.array([0.5, 1.5, 2.0])
+    model = tl.from_torch(tl.to_torch(tl.nn.Sequential(bn)), torch.randn(4, 3, 2, 2, dtype=torch.float64))
+    back = dict(model.named_modules())["0"]
+    assert (back.running_var_correction, back.eps, back.momentum, back.bias) == (0, 1e-3, 0.01, None)
+    assert np.array_equal(back.running_var.data, bn.running_var.data)

@@ -38,10 +38,10 @@ def test_an_option_that_does_not_apply_with_model_is_refused(tmp_path, capsys):
     assert "--lambd does not apply with --model" in capsys.readouterr().err
 
 
-def test_a_file_that_is_not_a_keras_file_is_a_one_line_error(tmp_path, capsys):
-    assert main(["explain", "--model", str(tmp_path / "weights.h5")]) == 2
+def test_a_file_that_is_not_a_model_file_is_a_one_line_error(tmp_path, capsys):
+    assert main(["explain", "--model", str(tmp_path / "weights.h5"), "--weight-decay", "0"]) == 2
     err = capsys.readouterr().err
-    assert "expected a Keras 3 .keras file" in err and len(err.strip().splitlines()) == 1
+    assert "expected a .keras file, a .pt2 file" in err and len(err.strip().splitlines()) == 1
 
 
 def test_an_unsupported_layer_in_the_file_is_a_one_line_error(tmp_path, capsys):
@@ -50,3 +50,12 @@ def test_an_unsupported_layer_in_the_file_is_a_one_line_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "layer 'norm' is a LayerNormalization, which is not supported" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_batch_normalization_gamma_regularizer_shows_in_what_l2_reaches(tmp_path, capsys):
+    path = saved(tmp_path / "bn.keras", L.Conv2D(2, 3, name="conv"), L.BatchNormalization(
+        name="bn", gamma_regularizer=R.L2(0.25)), L.Flatten(name="flat"), L.Dense(3, name="out"))
+    assert main(["explain", "--model", path, "--m", "8", "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "L2 reaches only: bn.weight\n" in out and "∂(L2)/∂bn.weight = 0.5·bn.weight" in out
+    assert "BatchNorm2d(2, eps=0.001, momentum=0.0" in out and "running_var_correction=0" in out

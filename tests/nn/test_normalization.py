@@ -49,6 +49,20 @@ def test_running_statistics_follow_momentum_and_the_unbiased_variance():
     np.testing.assert_allclose(layer.running_var.data, 0.75 + 0.25 * x.var(0, ddof=1), rtol=1e-14)
 
 
+def test_running_var_correction_0_stores_the_biased_variance_and_leaves_the_output_alone():
+    """Keras' moving_variance update: the σ² the batch was normalized with, not n/(n − 1)·σ²."""
+    x = rng.standard_normal((6, 2))
+    biased = tl.nn.BatchNorm1d(2, momentum=0.25, dtype=np.float64, running_var_correction=0)
+    unbiased = tl.nn.BatchNorm1d(2, momentum=0.25, dtype=np.float64)
+    assert np.array_equal(biased(Tensor(x)).data, unbiased(Tensor(x)).data)
+    np.testing.assert_allclose(biased.running_var.data, 0.75 + 0.25 * x.var(0), rtol=1e-14)
+    assert np.array_equal(biased.running_mean.data, unbiased.running_mean.data)
+    single = tl.nn.BatchNorm1d(2, running_var_correction=0)(Tensor(np.ones((1, 2), np.float32)))
+    assert np.array_equal(single.data, np.zeros((1, 2), np.float32))  # one value: σ² = 0, as Keras
+    with pytest.raises(ValueError, match=r"running_var_correction must be 1 .* or 0 .*, got 2"):
+        tl.nn.BatchNorm2d(2, running_var_correction=2)
+
+
 def test_momentum_none_is_the_cumulative_average_of_the_batches():
     layer = tl.nn.BatchNorm1d(2, momentum=None, dtype=np.float64)
     batches = [rng.standard_normal((4, 2)) + i for i in range(3)]

@@ -2,6 +2,7 @@
 
     tl.from_keras(model_or_path)                       Keras 3 model or .keras file -> tl module
     tl.from_torch(module, example_input, optimizer)    torch.nn.Module (+ optimizer) -> tl
+    tl.from_torch(torch.export.load("net.pt2"))        an exported program (ATen graph) -> tl
     tl.to_torch(model, optimizer, l2_as="penalty")     tl module (+ optimizer) -> torch
 
 torch and keras are optional (the `interop` extra: pip install 'tinygrad-l2[interop]') and are
@@ -28,10 +29,15 @@ def from_keras(model_or_path: Any) -> Chain:
     return keras.from_keras(model_or_path)
 
 
-def from_torch(module: Any, example_input: Any, optimizer: Any = None) -> Any:
+def from_torch(module: Any, example_input: Any = None, optimizer: Any = None) -> Any:
     """A torch.nn.Module as a tl module, checked on `example_input`; with a torch optimizer,
-    `(model, tl_optimizer)`, weight_decay carried as L2 (see `tinygrad_l2.interop.torch_import`)."""
+    `(model, tl_optimizer)`, weight_decay carried as L2; a torch.export ExportedProgram alone,
+    checked on its own example input (see `tinygrad_l2.interop.torch_import`)."""
     from . import torch_import
+    if example_input is None and optimizer is None and \
+            isinstance(module, torch_import._torch().export.ExportedProgram):
+        from . import torch_export
+        return torch_export.from_exported(module)
     return torch_import.from_torch(module, example_input, optimizer)
 
 

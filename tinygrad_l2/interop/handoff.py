@@ -47,9 +47,34 @@ def _convolution(torch, module):
     return out
 
 
+def _batch_norm(torch, module):
+    """torch.nn.BatchNorm1d/2d with the same options, buffers and γ/β (None where tl has none:
+    Keras' center/scale=False); with running_var_correction=0 the torch_modules subclass that
+    updates running_var with the biased variance, as tl (and Keras) do."""
+    from . import torch_modules
+    two_d = isinstance(module, nn.BatchNorm2d)
+    if module.running_var_correction == 0:
+        cls = torch_modules.BiasedVarBatchNorm2d if two_d else torch_modules.BiasedVarBatchNorm1d
+    else:
+        cls = torch.nn.BatchNorm2d if two_d else torch.nn.BatchNorm1d
+    dtype = next((t.dtype for t in (module.running_var, module.weight, module.bias) if t is not None),
+                 np.dtype(np.float32))
+    out = cls(module.num_features, module.eps, module.momentum, module.affine,
+              module.track_running_stats, dtype=getattr(torch, str(dtype)))
+    with torch.no_grad():
+        for name, buffer in module.named_buffers(recurse=False):
+            getattr(out, name).copy_(torch.from_numpy(np.array(buffer.data, copy=True)))
+    for name in ("weight", "bias"):
+        if module.affine and getattr(module, name) is None:
+            setattr(out, name, None)
+    return out
+
+
 def _leaf(torch, module):
     """The torch.nn counterpart of one tl layer (parameters copied by the caller)."""
     from . import torch_modules
+    if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        return _batch_norm(torch, module)
     if isinstance(module, nn.Linear):
         return torch.nn.Linear(module.in_features, module.out_features, bias=module.bias is not None,
                                dtype=getattr(torch, str(module.weight.dtype)))
@@ -73,8 +98,8 @@ def _leaf(torch, module):
 
 
 SUPPORTED = ("Sequential (and MLP)", "interop.Chain", "Linear", "Conv2d", "MaxPool2d",
-             "AvgPool2d", "ReLU", "Sigmoid", "Tanh", "Flatten", "Dropout", "Softmax",
-             "ToChannelsFirst", "ToChannelsLast")
+             "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "ReLU", "Sigmoid", "Tanh", "Flatten",
+             "Dropout", "Softmax", "ToChannelsFirst", "ToChannelsLast")
 
 
 def _module(torch, module, path):

@@ -20,7 +20,7 @@ from .. import nn
 from .layers import Chain, SamePaddedConv2d, Softmax, ToChannelsFirst, ToChannelsLast
 
 SUPPORTED = ("Dense", "Conv2D", "MaxPooling2D", "AveragePooling2D", "Flatten", "Dropout",
-             "Activation", "ReLU", "Softmax", "InputLayer")
+             "BatchNormalization", "Activation", "ReLU", "Softmax", "InputLayer")
 ACTIVATIONS = {"linear": None, "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh,
                "softmax": Softmax}
 REGULARIZERS = ("L1", "L2", "L1L2")
@@ -47,9 +47,11 @@ def from_keras(model_or_path: Any) -> Chain:
     modules are named after the Keras layers ("dense.weight" is Dense "dense"'s kernel, ᵀ).
 
     Supported layers: Dense, Conv2D (padding "valid"/"same", strides), MaxPooling2D and
-    AveragePooling2D ("valid"), Flatten, Dropout, Activation, ReLU, Softmax and the
-    activations linear, relu, sigmoid, tanh, softmax (as layers or `activation=`).
-    Anything else is refused with its name.  Dropout is tl's: the same rate, other masks."""
+    AveragePooling2D ("valid"), Flatten, Dropout, BatchNormalization (on the channels axis,
+    -1), Activation, ReLU, Softmax and the activations linear, relu, sigmoid, tanh, softmax
+    (as layers or `activation=`).  Anything else is refused with its name.  Dropout is tl's:
+    the same rate, other masks.  BatchNormalization becomes tl.nn.BatchNorm1d/2d in Keras'
+    arithmetic (see `_batch_normalization`)."""
     keras = import_keras()
     model = model_or_path
     if isinstance(model_or_path, (str, os.PathLike)):
@@ -155,11 +157,6 @@ class _Builder:
     def add(self, layer):
         kind = type(layer).__name__
         build = BUILDERS.get(kind)
-        if kind == "BatchNormalization":
-            raise KerasConversionError(
-                f"from_keras: layer {layer.name!r} is a BatchNormalization: not supported yet "
-                f"(tl.nn has no normalization layer to carry its statistics exactly); supported "
-                f"layers: {', '.join(SUPPORTED)}")
         if build is None:
             raise KerasConversionError(
                 f"from_keras: layer {layer.name!r} is a {kind}, which is not supported; "
@@ -265,8 +262,45 @@ def _softmax(builder, layer):
     builder.activation(layer, "softmax")
 
 
+def _batch_normalization(builder, layer):
+    """Keras BatchNormalization(axis=-1) -> tl.nn.BatchNorm1d (after Dense: (N, C)) or
+    BatchNorm2d (after Conv2D: the (N, C, H, W) tl holds), with Keras' numbers, not torch's:
+    eps = epsilon (Keras' default 1e-3), momentum m = 1 − Keras' momentum (Keras: moving ←
+    μ·moving + (1 − μ)·batch), running_var_correction=0 (Keras stores the biased batch
+    variance it normalized with; torch the unbiased), γ/β → weight/bias or None
+    (scale/center=False), moving_mean/moving_variance → running_mean/running_var, and
+    gamma_regularizer/beta_regularizer → the same L1/L2/L1L2 on weight/bias.  (Keras on torch
+    takes the batch variance as E[x²] − E[x]², tl as E[(x − μ)²]: equal but for rounding,
+    which in float32 grows where |μ| ≫ σ.)"""
+    config, rank = layer.get_config(), layer.input_spec.ndim
+    if rank not in (2, 4) or config["axis"] not in (-1, rank - 1):
+        _refuse(layer, f"axis={config['axis']} on a {rank}D input: only the channels axis (-1) "
+                       f"of a 2D (after Dense) or 4D channels-last (after Conv2D) input is supported")
+    for option in ("renorm", "gamma_constraint", "beta_constraint"):
+        if config.get(option):
+            _refuse(layer, f"{option} is not supported (it changes training beyond the loss)")
+    if not layer.trainable:
+        _refuse(layer, "trainable=False is not supported (a frozen BatchNormalization normalizes "
+                       "with its moving statistics even in training)")
+    builder.layout(layer, rank == 4)
+    moving_mean = array_of(layer.moving_mean)
+    cls = nn.BatchNorm2d if rank == 4 else nn.BatchNorm1d
+    module = cls(moving_mean.shape[0], eps=config["epsilon"], momentum=1.0 - config["momentum"],
+                 dtype=moving_mean.dtype, running_var_correction=0)
+    module.running_mean.data, module.running_var.data = moving_mean, array_of(layer.moving_variance)
+    for name, keras_name, present in (("weight", "gamma", config["scale"]), ("bias", "beta", config["center"])):
+        if present:
+            getattr(module, name).data = array_of(getattr(layer, keras_name))
+            module.regularizers[name] = regularizer_of(layer, getattr(layer, f"{keras_name}_regularizer"),
+                                                       f"{keras_name}_regularizer")
+        else:
+            setattr(module, name, None)
+    builder.append(layer.name, module)
+
+
 BUILDERS = {"Dense": _dense, "Conv2D": _conv2d, "MaxPooling2D": _pooling,
             "AveragePooling2D": _pooling, "Flatten": _flatten, "Dropout": _dropout,
+            "BatchNormalization": _batch_normalization,
             "ReLU": _relu, "Softmax": _softmax, "InputLayer": lambda builder, layer: None,
             "Activation": lambda builder, layer: builder.activation(
                 layer, _activation_name(layer, layer.get_config()))}

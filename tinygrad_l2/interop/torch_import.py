@@ -23,8 +23,8 @@ from ..tensor import Tensor
 from .layers import Softmax
 from .traced import Container, Ref, Step, Traced
 
-LAYERS = ("Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten", "Dropout", "ReLU",
-          "Sigmoid", "Tanh", "Softmax", "Sequential")
+LAYERS = ("Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Flatten",
+          "Dropout", "ReLU", "Sigmoid", "Tanh", "Softmax", "Sequential")
 
 
 class TorchConversionError(ValueError):
@@ -76,10 +76,29 @@ def _layer(torch, name, module):
         out = Softmax(module.dim)
     elif type(module) in (T.ReLU, T.Sigmoid, T.Tanh):
         out = getattr(nn, type(module).__name__)()
+    elif type(module) in (T.BatchNorm1d, T.BatchNorm2d) or type(module).__name__ in _OWN_LAYERS:
+        out = _batch_norm(module)
     else:
         return None
     for pname, p in module.named_parameters(recurse=False):
         setattr(out, pname, _tensor(p))
+    return out
+
+
+def _batch_norm(module):
+    """tl.nn.BatchNorm1d/2d: the same eps, momentum, flags, dtype, running statistics and
+    running-variance update (to_torch's BiasedVarBatchNorm: the biased one); a γ or β that
+    is None stays None."""
+    dtype = next(t.dtype for t in (module.running_var, module.weight, module.bias) if t is not None)
+    cls = nn.BatchNorm2d if type(module).__name__.endswith("2d") else nn.BatchNorm1d
+    out = cls(module.num_features, module.eps, module.momentum, module.affine,
+              module.track_running_stats, dtype=str(dtype).replace("torch.", ""),
+              running_var_correction=getattr(module, "running_var_correction", 1))
+    for name, buffer in module.named_buffers(recurse=False):
+        setattr(out, name, buffer.detach().cpu().numpy().copy())
+    for name in ("weight", "bias"):
+        if module.affine and getattr(module, name) is None:
+            setattr(out, name, None)
     return out
 
 
@@ -92,8 +111,7 @@ def _tree(torch, module, name=""):
 
 
 def _unsupported_module(name, module):
-    hint = (" (tl.nn has no normalization layer yet)" if "BatchNorm" in type(module).__name__ else "")
-    return TorchConversionError(f"from_torch: {name} is a torch.nn.{type(module).__name__}{hint}, "
+    return TorchConversionError(f"from_torch: {name} is a torch.nn.{type(module).__name__}, "
                                 f"which has no tl.nn counterpart; supported layers: {', '.join(LAYERS)}")
 
 
@@ -120,8 +138,9 @@ def _arguments(value):
     return value
 
 
-def _step(torch, node, root, modules):
-    from . import torch_ops
+def _step(torch, node, root, modules, ops):
+    """One fx node as a Step; `ops` is torch_ops (torch functions of an fx trace) or
+    torch_aten (the ATen ops of an exported program)."""
     args, kwargs = _arguments(node.args), _arguments(dict(node.kwargs))
     if node.op == "call_module":
         module = modules[node.target]
@@ -134,9 +153,10 @@ def _step(torch, node, root, modules):
         value = root_attr = node.target
         return Step(node.name, "parameter", root_attr, (), {}, f"self.{value}")
     if node.op == "call_function":
-        call = torch_ops.function_for(node.target)
-        source = torch_ops.name_of(node.target)
+        call = ops.function_for(node.target)
+        source = ops.name_of(node.target)
     else:
+        from . import torch_ops
         call = torch_ops.METHODS.get(node.target)
         source = f"Tensor.{node.target}"
     if call is None:
@@ -145,12 +165,29 @@ def _step(torch, node, root, modules):
     return Step(node.name, "function", call, args, kwargs, source)
 
 
+_OWN_LAYERS = ("BiasedVarBatchNorm1d", "BiasedVarBatchNorm2d")  # to_torch's, read as layers
+
+
+def _tracer(torch):
+    """torch.fx's tracer, with to_torch's BatchNorm subclasses kept whole like torch.nn's."""
+    class Tracer(torch.fx.Tracer):
+        def is_leaf_module(self, m, qualname):
+            return type(m).__name__ in _OWN_LAYERS or super().is_leaf_module(m, qualname)
+    return Tracer()
+
+
 def _traced(torch, module):
+    from . import torch_ops
     try:
-        graph = torch.fx.symbolic_trace(module).graph
+        graph = _tracer(torch).trace(module)
     except Exception as err:  # fx's own errors name the Python construct it can't trace
         raise TorchConversionError(f"from_torch: torch.fx can't trace {type(module).__name__}'s "
                                    f"forward: {err}") from err
+    return _replay(torch, module, graph, torch_ops)
+
+
+def _replay(torch, module, graph, ops):
+    """A Traced model running `graph` (whose tensors live in `module`) with tl ops."""
     modules = dict(module.named_modules())
     steps, inputs, output, root = [], [], None, Traced([], [], None)
     for node in graph.nodes:
@@ -158,9 +195,9 @@ def _traced(torch, module):
             inputs.append(node.name)
         elif node.op == "output":
             output = _arguments(node.args[0])
-        else:
-            steps.append(_step(torch, node, root, modules))
-    for path in {s.call for s in steps if s.kind == "parameter"}:  # tensors read directly
+        elif node.users or node.op not in ("get_attr", "call_module"):  # unused: the exported
+            steps.append(_step(torch, node, root, modules, ops))      # program's input guard
+    for path in dict.fromkeys(s.call for s in steps if s.kind == "parameter"):  # read directly
         value = module.get_parameter(path) if path in dict(module.named_parameters()) else None
         if value is None:  # a buffer or a plain tensor attribute: a constant
             value = _attribute(module, path)
@@ -180,17 +217,21 @@ def _attribute(module, path):
     return target
 
 
-def _check_same_output(torch, module, model, example_input, tolerance=None):
-    """Run both on the example (in eval mode, so dropout is off) and refuse a mismatch."""
+def _check_same_output(torch, module, model, example_input, tolerance=None, switch=True):
+    """Run both on the example (in eval mode, so dropout is off; an exported program's module
+    can't switch (`switch=False`): its mode is the one it was exported in) and refuse a
+    mismatch."""
     was_training = module.training
-    module.eval()
+    if switch:
+        module.eval()
     model.eval()
     try:
         with torch.no_grad():
             expected = module(example_input).detach().cpu().numpy()
         got = model(Tensor(example_input.detach().cpu().numpy().copy())).data
     finally:
-        module.train(was_training)
+        if switch:
+            module.train(was_training)
         model.train(was_training)
     tolerance = tolerance or (1e-10 if expected.dtype == np.float64 else 1e-5)
     scale = max(1.0, float(np.abs(expected).max(initial=0.0)))
@@ -201,13 +242,14 @@ def _check_same_output(torch, module, model, example_input, tolerance=None):
             f"{np.abs(got - expected).max() if got.shape == expected.shape else 'n/a'})")
 
 
-def from_torch(module: Any, example_input: Any, optimizer: Any = None) -> Any:
+def from_torch(module: Any, example_input: Any = None, optimizer: Any = None) -> Any:
     """The tl model (and, given a torch optimizer, `(model, tl_optimizer)`) for `module`;
     checked on `example_input`: both must give the same output (float64 1e-10, float32 1e-5,
     relative to the output's scale) or the conversion is refused."""
     torch = _torch()
     if not isinstance(module, torch.nn.Module):
-        raise TypeError(f"from_torch: expected a torch.nn.Module, got {type(module).__name__}")
+        raise TypeError(f"from_torch: expected a torch.nn.Module (or a torch.export "
+                        f"ExportedProgram, alone), got {type(module).__name__}")
     model = _tree(torch, module)
     if model is None:
         model = _traced(torch, module)
@@ -227,6 +269,14 @@ def _owner(model, name):
     return owner, leaf
 
 
+def weight_decay_as_l2(model: Module, names: list[str], weight_decay: float) -> None:
+    """Coupled weight_decay wd (g ← g + wd·θ) as the loss term it is the gradient of:
+    tl.nn.L2(wd/2), (wd/2)·Σθ², on each named parameter (biases too, as PyTorch decays them)."""
+    for name in names:
+        owner, leaf = _owner(model, name)
+        owner.regularizers[leaf] = nn.L2(conventions.weight_decay_to_keras(weight_decay))
+
+
 def _optimizer(module, model, optimizer):
     kind = type(optimizer).__name__
     if kind not in ("SGD", "Adam", "AdamW"):
@@ -241,9 +291,7 @@ def _optimizer(module, model, optimizer):
         wd = hyper.get("weight_decay", 0.0)
         if wd and kind != "AdamW":
             hyper["weight_decay"] = 0.0
-            for p in group["params"]:
-                owner, leaf = _owner(model, names[id(p)])
-                owner.regularizers[leaf] = nn.L2(conventions.weight_decay_to_keras(wd))
+            weight_decay_as_l2(model, [names[id(p)] for p in group["params"]], wd)
         elif wd:
             warnings.warn(f"from_torch: AdamW(weight_decay={wd}) is decoupled decay "
                           f"(θ ← θ − lr·wd·θ), not an L2 term: it stays AdamW's, so no penalty "

@@ -36,6 +36,39 @@ class SamePaddedConv2d(torch.nn.Conv2d):
         return F.conv2d(F.pad(x, (left, right, top, bottom)), self.weight, self.bias, self.stride)
 
 
+class _BiasedRunningVar(torch.nn.modules.batchnorm._BatchNorm):
+    """torch.nn.BatchNorm*d whose training step stores the biased batch variance in
+    running_var (tl's running_var_correction=0, Keras' moving_variance update) where torch
+    stores the unbiased one; the output, its gradients and running_mean are torch's own."""
+    running_var_correction = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and self.track_running_stats):
+            return super().forward(x)
+        self._check_input_dim(x)
+        out = F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
+        count, running_mean, running_var = self.num_batches_tracked, self.running_mean, self.running_var
+        assert count is not None and running_mean is not None and running_var is not None  # tracked
+        with torch.no_grad():
+            count.add_(1)
+            m = self.momentum if self.momentum is not None else 1.0 / float(count)
+            axes = [0] + list(range(2, x.ndim))  # running ← (1 − m)·running + m·batch
+            for running, batch in ((running_mean, x.mean(axes)), (running_var, x.var(axes, unbiased=False))):
+                running.copy_((1 - m) * running + m * batch)
+        return out
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + ", running_var_correction=0"
+
+
+class BiasedVarBatchNorm1d(_BiasedRunningVar, torch.nn.BatchNorm1d):
+    """torch.nn.BatchNorm1d with the biased running variance (see _BiasedRunningVar)."""
+
+
+class BiasedVarBatchNorm2d(_BiasedRunningVar, torch.nn.BatchNorm2d):
+    """torch.nn.BatchNorm2d with the biased running variance (see _BiasedRunningVar)."""
+
+
 def penalty_of(kind: str, coefficients: tuple[float, ...], p: torch.Tensor) -> torch.Tensor:
     """The tl.nn regularizers' formulas, op for op: L2 lam·Σp², L1 lam·Σ|p|, L1L2 both."""
     if kind == "L2":

@@ -46,6 +46,16 @@ def _sizes(text):
     return sizes
 
 
+def _shape(text):
+    try:
+        shape = tuple(int(s) for s in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected one example's shape such as 1,28,28, got {text!r}") from None
+    if min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"sizes must be positive, got {text!r}")
+    return shape
+
+
 MAX_LAYER = 4096  # sizes beyond these run for hours or exhaust memory: refused, not attempted
 MAX_STEPS = 100_000
 
@@ -110,8 +120,15 @@ def _explain(sub):
     _add(p, "--rankdir", choices=["LR", "TB"], default="TB", help="graph layout: top-bottom or left-right")
     p.add_argument("--show-code", action="store_true",
                    help="also print the backprop tl.compile writes (default: off)")
-    _add(p, "--model", help="your own Keras model (a .keras file; needs the interop extra): "
-                            "the same analysis on a synthetic batch of --m examples")
+    _add(p, "--model", help="your own model (needs the interop extra): a Keras .keras file, a "
+         "torch.export .pt2 file, or module:attribute (my_net.py:model, pkg.nets:make_model) "
+         "naming a torch.nn.Module or a zero-argument function returning one; the same analysis "
+         "on a synthetic batch of --m examples")
+    _add(p, "--input-shape", type=_shape, help="with --model module:attribute: one example's "
+         "shape, e.g. 1,28,28 (when not given: the module's input_shape attribute)")
+    _add(p, "--weight-decay", type=_number(0), help="with a PyTorch --model, needed: the "
+         "optimizer's weight_decay wd (SGD/Adam, PyTorch's convention g <- g + wd·θ, every "
+         "parameter), carried as the loss term (wd/2)·Σθ²; 0 for none")
 
 
 def _compare(sub):
@@ -179,11 +196,8 @@ def check(args, parser):
     if args.command in ("explain", "compare") and (getattr(args, "m", None) or 0) > examples:
         parser.error(f"--m {args.m}: the built-in dataset has {examples} training examples, so m can be "
                      f"at most {examples}")
-    if args.command == "explain" and args.model is not None:
-        for name in ("convention", "lambd", "layers", "cost", "show_code"):
-            if getattr(args, name) != parser.get_default(name):
-                parser.error(f"--{name.replace('_', '-')} does not apply with --model (its own "
-                             f"regularizers and layers are used)")
+    if args.command == "explain":
+        _check_model_options(args, parser)
     if args.command == "decay" and args.batch_size > args.n:
         parser.error(f"--batch-size {args.batch_size} is larger than --n {args.n}")
     if getattr(args, "plot", False) and Path(args.out).suffix:
@@ -198,6 +212,29 @@ def check(args, parser):
         _check_writable(commands.graph_files(args.out)[0].parent, parser)
     if getattr(args, "plot", False):
         _check_writable(Path(args.out), parser)
+
+
+def _check_model_options(args, parser):
+    """--model's own options, and the built-in network's that don't apply to it."""
+    given = [name for name in ("input_shape", "weight_decay") if getattr(args, name) is not None]
+    if args.model is None:
+        if given:
+            parser.error(f"--{given[0].replace('_', '-')} applies with --model only")
+        return
+    for name in ("convention", "lambd", "layers", "cost", "show_code"):
+        if getattr(args, name) != parser.get_default(name):
+            parser.error(f"--{name.replace('_', '-')} does not apply with --model (its own "
+                         f"layers are used; a PyTorch model's L2 is --weight-decay)")
+    suffix = Path(args.model).suffix
+    fixed = {".keras": ("input_shape", "weight_decay"), ".pt2": ("input_shape", "m")}.get(suffix, ())
+    for name in fixed:
+        if getattr(args, name) != parser.get_default(name):
+            why = ("the file's own regularizers are its L2" if name == "weight_decay" else
+                   "the file fixes the input" + (" (the program's example input)" if suffix == ".pt2" else ""))
+            parser.error(f"--{name.replace('_', '-')} does not apply with a {suffix} model: {why}")
+    if suffix != ".keras" and args.weight_decay is None:
+        parser.error("a PyTorch --model has no regularizer: give its optimizer's --weight-decay "
+                     "(e.g. --weight-decay 5e-4; 0 for none)")
 
 
 def _check_writable(out, parser):

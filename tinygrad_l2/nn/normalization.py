@@ -12,9 +12,13 @@ BatchNorm in training mode normalizes with the batch's statistics and updates th
 ones (no gradient flows through that update), as torch.nn.BatchNorm*d:
 
     running_mean ← (1 − m)·running_mean + m·μ
-    running_var  ← (1 − m)·running_var  + m·σ²·n/(n − 1)   (unbiased, n values per channel)
+    running_var  ← (1 − m)·running_var  + m·σ²·n/(n − c)   (n values per channel)
 
-with m = momentum, or m = 1/num_batches_tracked when momentum is None (a cumulative average).
+with m = momentum, or m = 1/num_batches_tracked when momentum is None (a cumulative average),
+and c = running_var_correction: 1 (torch's default) stores the unbiased variance, 0 the biased
+σ² the layer normalized with, as Keras' BatchNormalization does (its moving_variance update;
+Keras' momentum μ is m = 1 − μ here: moving ← μ·moving + (1 − μ)·batch).  c changes only the
+running statistics, never the training-mode output or its gradients.
 In eval mode it normalizes with the running statistics (constants).  With
 track_running_stats=False there are none: the batch's statistics are used in both modes.
 
@@ -51,22 +55,25 @@ def _normalize(x, axes, eps):
 
 def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
                weight: Tensor | None = None, bias: Tensor | None = None, training: bool = False,
-               momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+               momentum: float = 0.1, eps: float = 1e-5, running_var_correction: int = 1) -> Tensor:
     """PyTorch's F.batch_norm over axis 1 of an (N, C, ...) input.  Training: the batch's
-    statistics, and the running ones (if given) updated with `momentum` (their arrays are
+    statistics, and the running ones (if given) updated with `momentum` and the variance's
+    `running_var_correction` (1: unbiased, torch's; 0: biased, Keras') (their arrays are
     replaced, not written in place: a graph that read the old ones keeps them).  Otherwise the
     running statistics, which must be given."""
     axes = (0,) + tuple(range(2, x.ndim))
     shape = (1, -1) + (1,) * (x.ndim - 2)  # γ, β and the statistics broadcast per channel
     if training:
         count = x.size // x.shape[1]
-        if count <= 1:
-            raise ValueError(f"batch_norm: expected more than 1 value per channel when training, "
-                             f"got input of shape {x.shape}")
+        if count <= running_var_correction or count < 1:  # n/(n − c) needs n > c
+            raise ValueError(f"batch_norm: expected more than {running_var_correction} "
+                             f"value{'' if running_var_correction == 1 else 's'} per channel "
+                             f"when training, got input of shape {x.shape}")
         x_hat, mean, var = _normalize(x, axes, eps)
         if running_mean is not None and running_var is not None:
             _update(running_mean, mean.data.reshape(-1), momentum)
-            _update(running_var, var.data.reshape(-1) * (count / (count - 1)), momentum)  # unbiased
+            _update(running_var, var.data.reshape(-1) * (count / (count - running_var_correction)),
+                    momentum)
             context.record_unreplayable("batch_norm's running statistics update")
     elif running_mean is None or running_var is None:
         raise ValueError("batch_norm: running_mean and running_var are needed when not training")
@@ -109,7 +116,7 @@ class _BatchNorm(Module):
                  affine: bool = True, track_running_stats: bool = True,
                  gamma_regularizer: Callable[[Tensor], Tensor] | None = None,
                  beta_regularizer: Callable[[Tensor], Tensor] | None = None,
-                 dtype: npt.DTypeLike = np.float32) -> None:
+                 dtype: npt.DTypeLike = np.float32, running_var_correction: int = 1) -> None:
         super().__init__()
         name = type(self).__name__
         if not isinstance(num_features, (int, np.integer)) or isinstance(num_features, bool) or num_features < 1:
@@ -118,11 +125,15 @@ class _BatchNorm(Module):
             raise ValueError(f"{name}: eps must be a number >= 0, got {eps!r}")
         if momentum is not None and not (isinstance(momentum, (int, float)) and 0 <= momentum <= 1):
             raise ValueError(f"{name}: momentum must be in [0, 1] or None, got {momentum!r}")
+        if running_var_correction not in (0, 1) or isinstance(running_var_correction, bool):
+            raise ValueError(f"{name}: running_var_correction must be 1 (unbiased running_var, "
+                             f"torch) or 0 (biased, Keras), got {running_var_correction!r}")
         if not affine and (gamma_regularizer is not None or beta_regularizer is not None):
             raise ValueError(f"{name}: a gamma/beta regularizer was given but affine=False")
         dtype = _float_dtype(name, dtype)
         self.num_features, self.eps, self.momentum = int(num_features), float(eps), momentum
         self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
+        self.running_var_correction = int(running_var_correction)
         self.weight = Tensor(np.ones(num_features, dtype), requires_grad=True) if affine else None
         self.bias = Tensor(np.zeros(num_features, dtype), requires_grad=True) if affine else None
         tracked = track_running_stats
@@ -138,7 +149,7 @@ class _BatchNorm(Module):
             factor = 1.0 / (int(tracked.data) + 1) if self.momentum is None else self.momentum
         training = self.training or self.running_mean is None
         out = batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, training,
-                         factor, self.eps)
+                         factor, self.eps, self.running_var_correction)
         if tracked is not None:  # counted once the batch went through (an error counts nothing)
             tracked.data = tracked.data + 1
         return out
@@ -157,7 +168,8 @@ class _BatchNorm(Module):
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+                f"affine={self.affine}, track_running_stats={self.track_running_stats}"
+                + (", running_var_correction=0" if self.running_var_correction == 0 else ""))
 
 
 class BatchNorm1d(_BatchNorm):
