@@ -51,6 +51,7 @@ def folder(tmp_path_factory):
     """A folder with the learner's my_net.py, a package nets/ with it, and net.pt2 exported."""
     folder = tmp_path_factory.mktemp("mine")
     (folder / "my_net.py").write_text(NET)
+    (folder / "shaped.py").write_text(NET + "\nmlp = make_mlp()\ninput_shape = (1, 6, 6)  # the file's own\n")
     (folder / "nets").mkdir()
     (folder / "nets" / "__init__.py").write_text("")
     (folder / "nets" / "small.py").write_text(NET)
@@ -86,7 +87,7 @@ def test_a_pt2_file_shows_weight_decay_reaching_every_parameter(folder, capsys):
     ET.parse(folder / "out" / "model_graph.svg")
 
 
-@pytest.mark.parametrize("spec, extra", [("my_net.py:model", []),
+@pytest.mark.parametrize("spec, extra", [("my_net.py:model", []), ("shaped.py:mlp", []),
                                          ("nets.small:make_mlp", ["--input-shape", "1,6,6"])])
 def test_a_module_attribute_spec_is_imported_and_explained(spec, extra, folder, capsys, monkeypatch):
     monkeypatch.chdir(folder)  # a dotted module is imported from the current directory

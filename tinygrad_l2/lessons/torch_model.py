@@ -40,8 +40,8 @@ def load(spec, input_shape, m, seed):
             example = program.example_inputs[0][0]
             X = rng.standard_normal(tuple(example.shape)).astype(str(example.dtype).replace("torch.", ""))
             return model, X, "a torch.export program (its ATen graph)", rng
-        module = _module(torch, spec)
-        shape = _input_shape(module, input_shape, spec)
+        module, source = _module(torch, spec)
+        shape = _input_shape((module, source), input_shape, spec)
         dtype = next((p.dtype for p in module.parameters()), torch.float32)
         X = rng.standard_normal((m,) + shape).astype(str(dtype).replace("torch.", ""))
         model = torch_import.from_torch(module, torch.from_numpy(X))
@@ -64,7 +64,8 @@ def _program(torch, path):
 
 
 def _module(torch, spec):
-    """The torch.nn.Module a `module:attribute` spec names (calling a zero-argument factory)."""
+    """(the torch.nn.Module a `module:attribute` spec names, calling a zero-argument factory;
+    the Python module it came from)."""
     where, _, attribute = spec.rpartition(":")
     if not where or not attribute.isidentifier():
         raise ModelError(f"--model {spec}: expected a .keras file, a .pt2 file (torch.export.save) "
@@ -82,7 +83,7 @@ def _module(torch, spec):
     if not isinstance(value, torch.nn.Module):
         raise ModelError(f"--model {spec}: {attribute} is a {type(value).__name__}, expected a "
                          f"torch.nn.Module or a zero-argument function returning one")
-    return value
+    return value, python_module
 
 
 @contextmanager
@@ -116,12 +117,16 @@ def _import(where, spec):
                          f"{_first_line(err)}") from None
 
 
-def _input_shape(module, given, spec):
-    """One example's shape: --input-shape, else the module's own `input_shape` attribute."""
-    shape = given if given is not None else getattr(module, "input_shape", None)
+def _input_shape(owners, given, spec):
+    """One example's shape: --input-shape, else an `input_shape` attribute of the nn.Module,
+    else one of the Python module that defines it."""
+    shape = given
+    for owner in owners:
+        shape = getattr(owner, "input_shape", None) if shape is None else shape
     if shape is None:
         raise ModelError(f"--model {spec}: one example's shape is needed: give --input-shape "
-                         f"(e.g. --input-shape 1,28,28) or an input_shape attribute on the module")
+                         f"(e.g. --input-shape 1,28,28), or an input_shape attribute on the model "
+                         f"or in its file")
     try:
         shape = tuple(int(n) for n in shape)
     except (TypeError, ValueError):
