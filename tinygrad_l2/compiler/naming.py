@@ -12,6 +12,7 @@ import numpy as np
 
 from ..ops import LogSoftmax, MatMul, ReLU, Sigmoid, Tanh, Transpose
 from ..ops.elementwise import Add
+from .analysis import readers
 
 RESERVED = {"np", "step", "lr", "_accumulate_grads", "_check"}
 _GENERATED = re.compile(r"^(P|BUF|SCRATCH|K|OP|OBJ|CHECK|t)\d+$")  # the constants' and temporaries' names
@@ -69,6 +70,7 @@ def name_values(ir, args, arg_names, nodes, outputs):
         weights += tensor.ndim >= 2
         names.claim(value, identifier(tensor.name) or (f"W{weights}" if tensor.ndim >= 2 else f"b{weights}"))
     _name_loss_terms(ir, nodes, outputs, names)
+    _name_penalty_scales(ir, nodes, names)
     layer = 0
     for node in nodes:
         value = ir.value_of.get(node)
@@ -112,6 +114,21 @@ def _name_loss_terms(ir, nodes, outputs, names):
             value, tensor = ir.value_of.get(part), part.tensor()
             if value is not None and not (tensor is not None and identifier(tensor.name)):
                 names.claim(value, "penalty" if id(part) in members else "cost")
+
+
+def _name_penalty_scales(ir, nodes, names):
+    """κ: a number computed once that a penalty's backward multiplies a weight by (dW gains
+    κ·W; κ = 2λ for a λ·Σw² term), named as the README and the tables name it."""
+    members, weights = penalty_nodes(nodes), {id(v) for _, v in ir.params}
+    use = readers(ir)
+    for instr in ir.instrs:
+        out = instr.out
+        if instr.phase != "constants" or out is None or instr.node is None or id(instr.node) not in members:
+            continue
+        consumers = use.get(id(out), [])
+        if consumers and all(c is not None and c.fn is np.multiply and any(id(a) in weights for a in c.args)
+                             for c in consumers):
+            names.claim(out, "kappa")
 
 
 def _param_name(ir, node, names):
