@@ -55,7 +55,8 @@ def test_the_penalty_scale_is_computed_once_above_the_step_and_equals_eager():
         return losses, [p.data.copy() for p in model.parameters()], fn
     (want, eager, _), (got, compiled, fn) = run(False), run(True)
     header = fn.source.split("def step")[0]
-    assert "dloss = np.ones((), dtype=np.float64)" in header and "* 2" in header
+    assert "dloss = np.ones((), dtype=np.float64)" in header and "kappa = (dloss * 0.01) * 2" in header
+    assert fn.source.count("kappa * W") == 2  # one κ, shared by both weights: dW gains κ·W
     assert got == want
     for a, b in zip(compiled, eager):
         np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
