@@ -179,8 +179,8 @@ def zero_where(g, drop):
     g's bits ANDed with all ones where kept and all zeros where dropped.  np.where branches on
     every element, about 10× slower than this on a ReLU's random mask."""
     bits = np.dtype(f"u{g.dtype.itemsize}")
-    keep = (~drop).astype(bits) * np.iinfo(bits).max
-    return (g.view(bits) & keep).view(g.dtype)
+    keep = np.asarray(np.subtract(np.asarray(drop, dtype=np.bool_).view(np.uint8), 1, dtype=bits))  # 0 − 1: all ones
+    return np.bitwise_and(g.view(bits), keep, out=keep).view(g.dtype)
 
 
 class Sigmoid(Op):
