@@ -167,10 +167,11 @@ def composed_batch_norm(x, weight, bias, eps):
 
 
 @pytest.mark.parametrize("shape", [(5, 3), (3, 2, 4), (4, 3, 2, 3)])
-@pytest.mark.parametrize("affine", [True, False])
-def test_batch_normalize_has_the_composed_graphs_values_and_gradients(shape, affine):
+@pytest.mark.parametrize("given", [(True, True), (False, False), (True, False), (False, True)])
+def test_batch_normalize_has_the_composed_graphs_values_and_gradients(shape, given):
+    """γ and β each given or not (torch's F.batch_norm takes either alone)."""
     x, g = rng.standard_normal(shape) * 3 + 2, rng.standard_normal(shape)
-    params = [rng.standard_normal(shape[1]), rng.standard_normal(shape[1]) * 2] if affine else [None, None]
+    params = [rng.standard_normal(shape[1]) * (i + 1) if wanted else None for i, wanted in enumerate(given)]
     results = []
     for fn in (lambda *a: tl.nn.functional.batch_norm(a[0], None, None, *a[1:], training=True, eps=1e-3),
                lambda *a: composed_batch_norm(*a, eps=1e-3)):
@@ -179,7 +180,7 @@ def test_batch_normalize_has_the_composed_graphs_values_and_gradients(shape, aff
         out = fn(xt, *ps)
         out.backward(g)
         results.append([out.data, xt.grad] + [p.grad for p in ps if p is not None])
-    assert len(results[0]) == (4 if affine else 2)
+    assert len(results[0]) == 2 + sum(given)
     for ours, composed in zip(*results):
         assert_machine_equal(ours, composed, ulps=64)
 
