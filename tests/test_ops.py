@@ -307,3 +307,15 @@ def test_zero_where_is_np_where_bit_for_bit_for_any_gradient_and_mask(dtype):
         want = np.where(drop, 0, grad).astype(dtype)
         assert got.dtype == dtype and got.shape == want.shape
         assert np.array_equal(got.view(f"u{got.itemsize}"), want.view(f"u{want.itemsize}"))
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_relu_drops_any_gradient_to_plus_zero_and_passes_the_rest_bit_for_bit(dtype):
+    """Where x <= 0 the gradient is +0 even if g is inf, NaN or −0 (np.where's result, not
+    0·g's); elsewhere (x > 0 or NaN) it is g's exact bits."""
+    x = Tensor(np.array([-1.0, 0.0, -2.0, -0.0, 3.0, np.nan, 4.0], dtype), requires_grad=True)
+    g = np.array([np.inf, np.nan, -np.inf, -0.0, np.nan, -7.5, -0.0], dtype)
+    x.relu().backward(g)
+    want = np.where(np.array([True, True, True, True, False, False, False]), dtype(0), g)
+    bits = f"u{np.dtype(dtype).itemsize}"
+    np.testing.assert_array_equal(x.grad.view(bits), want.view(bits))

@@ -186,7 +186,7 @@ class Tensor(TensorMethods, TensorBase):
     def __rmul__(self, other: Scalars) -> Tensor: return _mul(self, other) if _plain(self, other) else _mul(*promoted(self, other, "mul"))
     def __truediv__(self, other: Operand) -> Tensor: return _div(self, other) if _plain(self, other) else _div(*promoted(self, other, "div"))
     def __rtruediv__(self, other: Scalars) -> Tensor: return _div(*promoted(self, other, "div", reflected=True))
-    def __matmul__(self, other: Operand) -> Tensor: return ops.MatMul.apply(*promoted(self, other, "matmul", scalars=False))
+    def __matmul__(self, other: Operand) -> Tensor: return ops.MatMul.apply(self, other) if _same_float(self, other) else ops.MatMul.apply(*promoted(self, other, "matmul", scalars=False))
     def __rmatmul__(self, other: Scalars) -> Tensor: return ops.MatMul.apply(*promoted(self, other, "matmul", scalars=False, reflected=True))
     def __neg__(self) -> Tensor: return ops.Neg.apply(self)
     def __pos__(self) -> Tensor: return self
@@ -264,6 +264,11 @@ def _plain(a, b):
     kind = type(b)
     return (kind is float or kind is int or (kind is Tensor and b._data.dtype is a._data.dtype)) \
         and a._data.dtype.kind == "f"
+
+
+def _same_float(a, b):
+    """Two float tensors of one dtype: nothing to promote (matmul's common case)."""
+    return type(b) is Tensor and b._data.dtype is a._data.dtype and a._data.dtype.kind == "f"
 
 
 def promoted(tensor: Tensor, other: Any, op: str, scalars: bool = True,

@@ -12,6 +12,7 @@ from tinygrad_l2 import ops
 from tinygrad_l2.nn import functional as F
 from tinygrad_l2.nn.conv import Conv2d
 from tinygrad_l2.nn.losses import BinaryCrossEntropy, BinaryCrossEntropyWithLogits
+from tinygrad_l2.nn.normalization import BatchNormalize
 from tinygrad_l2.nn.pooling import AvgPool, MaxPool
 from tinygrad_l2.compiler.symbolic import NotSymbolic, Recording, Value, recording
 
@@ -40,6 +41,7 @@ CASES = {
     Conv2d: lambda x, w, y, *scope: F.conv2d((x * w).reshape(1, 1, 3, 4), w.reshape(3, 1, 2, 2)),
     MaxPool: lambda x, w, y, *scope: F.max_pool2d((x * w).reshape(1, 1, 3, 4), 2, stride=1),
     AvgPool: lambda x, w, y, *scope: F.avg_pool2d((x * w).reshape(1, 1, 3, 4), 2, stride=1, padding=1),
+    BatchNormalize: lambda x, w, y, *scope: F.batch_norm(x * w, None, None, w[0], w[1], training=True),
     BinaryCrossEntropy: lambda x, w, y, *scope: F.binary_cross_entropy((x * w).sigmoid(), scope[1]),
     BinaryCrossEntropyWithLogits: lambda x, w, y, *scope: F.binary_cross_entropy_with_logits(x * w, scope[1]),
 }

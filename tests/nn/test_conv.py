@@ -197,3 +197,66 @@ def test_any_grouped_dilated_strided_conv_equals_the_loops(groups, per_group, ou
     weight = r.standard_normal((groups * out_per_group, per_group) + kernel)
     out = F.conv2d(Tensor(x), Tensor(weight), stride=stride, dilation=dilation, groups=groups)
     assert_machine_equal(out.data, grouped_dilated_loops(x, weight, stride, dilation, groups), ulps=16)
+
+
+def conv_gradients_loops(x, w, g, stride, padding, dilation, groups):
+    """(dx, dw) of Σ g·conv2d(x, w) by the definition: each output position's window, in turn."""
+    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    grad_xp, grad_w = np.zeros_like(xp), np.zeros_like(w)
+    kh, kw = w.shape[2:]
+    cg, og = x.shape[1] // groups, w.shape[0] // groups
+    for p in range(g.shape[2]):
+        for q in range(g.shape[3]):
+            rows = slice(p * stride, p * stride + dilation * (kh - 1) + 1, dilation)
+            cols = slice(q * stride, q * stride + dilation * (kw - 1) + 1, dilation)
+            for k in range(groups):
+                ins, outs = slice(k * cg, (k + 1) * cg), slice(k * og, (k + 1) * og)
+                grad_w[outs] += np.einsum("no,nchw->ochw", g[:, outs, p, q], xp[:, ins, rows, cols])
+                grad_xp[:, ins, rows, cols] += np.einsum("no,ochw->nchw", g[:, outs, p, q], w[outs])
+    return grad_xp[:, :, padding:padding + x.shape[2], padding:padding + x.shape[3]], grad_w
+
+
+@settings(max_examples=40, deadline=None)
+@given(groups=st.integers(1, 2), kernel=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+       stride=st.integers(1, 2), dilation=st.integers(1, 2), padding=st.integers(0, 2),
+       extra=st.tuples(st.integers(0, 3), st.integers(0, 3)), seed=st.integers(0, 99))
+def test_any_conv_geometry_has_the_gradients_of_the_loops(groups, kernel, stride, dilation, padding, extra, seed):
+    """The column-matrix products (stride 1: wide rows with garbage columns) against the definition."""
+    r = np.random.default_rng(seed)
+    h, wd = (max(dilation * (k - 1) + 1 - 2 * padding, 1) + e for k, e in zip(kernel, extra))
+    x = Tensor(r.standard_normal((2, 2 * groups, h, wd)), requires_grad=True)
+    w = Tensor(r.standard_normal((3 * groups, 2) + kernel), requires_grad=True)
+    out = F.conv2d(x, w, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    g = r.standard_normal(out.shape)
+    out.backward(g)
+    want_x, want_w = conv_gradients_loops(x.data, w.data, g, stride, padding, dilation, groups)
+    assert_machine_equal(x.grad, want_x, ulps=16)
+    assert_machine_equal(w.grad, want_w, ulps=16)
+
+
+@pytest.mark.parametrize("where", ["input", "kernel"])
+@pytest.mark.parametrize("value", [np.inf, np.nan])
+def test_an_inf_or_nan_reaches_only_the_gradients_whose_windows_meet_it(where, value):
+    """Stride 1 computes extra "garbage" columns whose gradient is 0: 0·inf must never leak.
+    An inf in the input's first column, or in the kernel's last column, is met by the garbage
+    columns of other rows, but not by the gradient entries the assertions check."""
+    x, w = rng.standard_normal((2, 2, 5, 4)), rng.standard_normal((3, 2, 3, 3))
+    if where == "input":
+        x[1, 0, 2, 0] = value
+    else:
+        w[1, 0, 1, 2] = value
+    xt, wt = Tensor(x, requires_grad=True), Tensor(w, requires_grad=True)
+    out = F.conv2d(xt, wt, padding=1)
+    g = rng.standard_normal(out.shape)
+    out.backward(g)
+    with np.errstate(invalid="ignore"):
+        want_x, want_w = conv_gradients_loops(x, w, g, 1, 1, 1, 1)
+    if where == "input":  # kernel column 2 never meets input column 0
+        assert np.isfinite(want_w[:, :, :, 2]).all() and np.isfinite(wt.grad[:, :, :, 2]).all()
+    else:  # input column 0 never meets kernel column 2
+        assert np.isfinite(want_x[:, :, :, 0]).all() and np.isfinite(xt.grad[:, :, :, 0]).all()
+    finite = np.isfinite(want_x), np.isfinite(want_w)
+    np.testing.assert_array_equal(np.isfinite(xt.grad), finite[0])
+    np.testing.assert_array_equal(np.isfinite(wt.grad), finite[1])
+    assert_machine_equal(xt.grad[finite[0]], want_x[finite[0]], ulps=16)
+    assert_machine_equal(wt.grad[finite[1]], want_w[finite[1]], ulps=16)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import tinygrad_l2 as tl
+from helpers import assert_machine_equal
 from tinygrad_l2 import Tensor
 
 rng = np.random.default_rng(5)
@@ -168,3 +169,55 @@ def test_a_compiled_training_step_still_updates_the_running_statistics():
         eager_step(x), step(x)
     for (name, a), b in zip(eager.state_dict().items(), compiled.state_dict().values()):
         np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+def composed_batch_norm(x, weight, bias, eps):
+    """Training-mode batch norm as a graph of small ops (what BatchNormalize replaced)."""
+    axes, shape = (0,) + tuple(range(2, x.ndim)), (1, -1) + (1,) * (x.ndim - 2)
+    centered = x - x.mean(axis=axes, keepdims=True)
+    out = centered / ((centered * centered).mean(axis=axes, keepdims=True) + eps).sqrt()
+    out = out * weight.reshape(shape) if weight is not None else out
+    return out + bias.reshape(shape) if bias is not None else out
+
+
+@pytest.mark.parametrize("shape", [(5, 3), (3, 2, 4), (4, 3, 2, 3)])
+@pytest.mark.parametrize("given", [(True, True), (False, False), (True, False), (False, True)])
+def test_batch_normalize_has_the_composed_graphs_values_and_gradients(shape, given):
+    """γ and β each given or not (torch's F.batch_norm takes either alone)."""
+    x, g = rng.standard_normal(shape) * 3 + 2, rng.standard_normal(shape)
+    params = [rng.standard_normal(shape[1]) * (i + 1) if wanted else None for i, wanted in enumerate(given)]
+    results = []
+    for fn in (lambda *a: tl.nn.functional.batch_norm(a[0], None, None, *a[1:], training=True, eps=1e-3),
+               lambda *a: composed_batch_norm(*a, eps=1e-3)):
+        xt = Tensor(x, requires_grad=True)
+        ps = [None if p is None else Tensor(p, requires_grad=True) for p in params]
+        out = fn(xt, *ps)
+        out.backward(g)
+        results.append([out.data, xt.grad] + [p.grad for p in ps if p is not None])
+    assert len(results[0]) == 2 + sum(given)
+    for ours, composed in zip(*results):
+        assert_machine_equal(ours, composed, ulps=64)
+
+
+@pytest.mark.parametrize("affine", [True, False])
+def test_batch_normalize_gradients_match_finite_differences_with_or_without_affine(affine):
+    x = Tensor(rng.standard_normal((4, 3, 2, 2)) * 2 - 1, requires_grad=True)
+    params = [Tensor(rng.standard_normal(3), requires_grad=True) for _ in range(2)] if affine else []
+    fn = lambda x, *p: tl.nn.functional.batch_norm(x, None, None, *p, training=True)  # noqa: E731
+    assert tl.gradcheck(fn, [x, *params])
+
+
+def test_running_statistics_are_the_same_whether_or_not_a_graph_is_recorded():
+    x = rng.standard_normal((6, 3, 2, 2)) * 2 + 1
+    layers = [tl.nn.BatchNorm2d(3, momentum=0.3, dtype=np.float64) for _ in range(2)]
+    layers[0](Tensor(x, requires_grad=True))
+    with tl.no_grad():
+        layers[1](Tensor(x))
+    np.testing.assert_array_equal(layers[0].running_mean.data, layers[1].running_mean.data)
+    np.testing.assert_array_equal(layers[0].running_var.data, layers[1].running_var.data)
+    np.testing.assert_allclose(layers[1].running_var.data, 0.7 + 0.3 * x.var(axis=(0, 2, 3), ddof=1), rtol=1e-14)
+
+
+def test_a_weight_that_is_not_one_per_channel_is_refused_by_name():
+    with pytest.raises(ValueError, match=r"batch_norm: weight of shape \(4,\) does not fit an input of shape \(2, 3\)"):
+        tl.nn.functional.batch_norm(Tensor(np.ones((2, 3))), None, None, Tensor(np.ones(4)), training=True)

@@ -91,3 +91,39 @@ def test_any_max_pool_geometry_equals_the_loops(k, s, data, ceil_mode, n):
     x = no_ties((1, 2, n, n))
     out = F.max_pool2d(Tensor(x), k, s, p, ceil_mode=ceil_mode)
     np.testing.assert_array_equal(out.data, max_pool_loops(x, k, s, p, ceil_mode))
+
+
+def max_pool_argmax_loops(x, g, k, s, p, d, rows, cols):
+    """(z, dx) window by window: numpy's argmax of each window of the −∞-padded input (the first
+    maximum in row-major order; a NaN wins, the first one), g sent to it."""
+    pad = (rows - 1) * s + d * (k - 1) + 1 - x.shape[2] - p
+    xp = np.pad(x, ((0, 0), (0, 0), (p, max(p, pad)), (p, max(p, pad))), constant_values=-np.inf)
+    out, grad = np.empty(g.shape), np.zeros(xp.shape)
+    for n in range(x.shape[0]):
+        for c in range(x.shape[1]):
+            for i in range(rows):
+                for j in range(cols):
+                    window = xp[n, c, i * s:i * s + d * (k - 1) + 1:d, j * s:j * s + d * (k - 1) + 1:d]
+                    a, b = np.unravel_index(window.argmax(), window.shape)
+                    out[n, c, i, j] = window[a, b]
+                    grad[n, c, i * s + a * d, j * s + b * d] += g[n, c, i, j]
+    return out, grad[:, :, p:p + x.shape[2], p:p + x.shape[3]]
+
+
+@settings(max_examples=40, deadline=None)
+@given(k=st.integers(1, 3), s=st.integers(1, 3), d=st.integers(1, 2), data=st.data(),
+       ceil_mode=st.booleans(), n=st.integers(5, 7), seed=st.integers(0, 99))
+def test_any_max_pool_geometry_picks_and_differentiates_as_argmax(k, s, d, data, ceil_mode, n, seed):
+    """Ties (values from {−0, 0, 1, 2}), NaNs and overlapping windows included: each window's
+    first maximum in row-major order (the first NaN), its sign of zero kept, g summed there."""
+    p = data.draw(st.integers(0, k // 2))
+    r = np.random.default_rng(seed)
+    x = r.choice(np.array([-0.0, 0.0, 1.0, 2.0, np.nan]), size=(2, 2, n, n), p=[.3, .3, .2, .15, .05])
+    xt = Tensor(x, requires_grad=True)
+    out = F.max_pool2d(xt, k, s, p, dilation=d, ceil_mode=ceil_mode)
+    g = r.standard_normal(out.shape)
+    out.backward(g)
+    want, want_grad = max_pool_argmax_loops(x, g, k, s, p, d, *out.shape[2:])
+    np.testing.assert_array_equal(out.data, want)
+    np.testing.assert_array_equal(np.signbit(out.data), np.signbit(want))
+    np.testing.assert_allclose(xt.grad, want_grad, rtol=1e-12, atol=1e-12)

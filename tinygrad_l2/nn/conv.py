@@ -89,32 +89,71 @@ class Conv2d(Op):
 
     With G groups, c runs over the C/G input channels of output o's group only: each group is
     the convolution above on its slice of the channels (G = C: depthwise).
+
+    As one matrix product per group (im2col): the columns matrix X[(c, i, j), (n, p, q)] holds
+    what kernel offset (i, j) of channel c meets at output (n, p, q), so z = W·X with W the
+    kernel as an (O, C·kh·kw) matrix, G the output gradient as an (O, (p, n, q)) matrix:
+    dW = G·Xᵀ, and dX = Wᵀ·G scattered back (col2im).  Channels come first in X so that groups
+    are consecutive row blocks; the input is laid out as (C, H, N, W) so that, with stride 1,
+    what a kernel offset meets is one contiguous run per channel (see `_window`).
     """
-    __slots__ = ("stride", "padding", "dilation", "groups", "in_shape")
+    __slots__ = ("stride", "padding", "dilation", "groups", "in_shape", "out_size")
 
     def forward(self, x, w, b=None):
         _check_input("conv2d", x)
         self._check_weight(x, w, b)
-        (top, bottom), (left, right) = self.padding
-        xp = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right))) if any(
-            self.padding[0] + self.padding[1]) else x
-        span = extent(w.shape[2:], self.dilation)
-        if xp.shape[2] < span[0] or xp.shape[3] < span[1]:
-            raise ValueError(f"conv2d: kernel {w.shape[2:]} (dilation {self.dilation}: spanning "
-                             f"{span}) is larger than the padded input {xp.shape[2:]}")
-        self.in_shape = x.shape
+        xp = self._padded(x, w.shape[2:])
         self.save_for_backward(xp, w)
-        view = windows(xp, w.shape[2:], self.stride, self.dilation)
-        outs = [np.tensordot(v, k, axes=([1, 4, 5], [1, 2, 3]))  # (N, H', W', O/G) per group
-                for v, k in zip(self._split(view, 1), self._split(w, 0))]
-        out = (outs[0] if len(outs) == 1 else np.concatenate(outs, axis=3)).transpose(0, 3, 1, 2)
-        if b is not None:
-            out = out + b[:, None, None]
-        return np.ascontiguousarray(out)
+        columns = self._columns(xp, w.shape[2:])
+        rows, cols = self.out_size
+        weights = w.reshape(self.groups, w.shape[0] // self.groups, -1)
+        out = np.matmul(weights, columns.reshape(self.groups, weights.shape[2], -1))
+        out = out.reshape(w.shape[0], rows, x.shape[0], -1)
+        if b is not None:  # in place where the dtypes allow: the product is a new array
+            out = np.add(out, b[:, None, None, None], out=out if b.dtype == out.dtype else None)
+        return np.ascontiguousarray(out[..., :cols].transpose(2, 0, 1, 3))
 
-    def _split(self, array, axis):
-        """The group slices of `array` along `axis` (the array itself when groups == 1)."""
-        return [array] if self.groups == 1 else np.split(array, self.groups, axis=axis)
+    @property
+    def _wide(self):
+        """Stride 1: each kernel offset reads one contiguous run of every padded image."""
+        return self.stride == (1, 1)
+
+    def _padded(self, x, kernel):
+        """x (N, C, H, W) -> x_pad laid out as (C, Hp, N, Wp), plus a zero row at the bottom
+        for the wide runs of `_window` to end in."""
+        (top, bottom), (left, right) = self.padding
+        n, c, h, wd = x.shape
+        size, span = (h + top + bottom, wd + left + right), extent(kernel, self.dilation)
+        if size[0] < span[0] or size[1] < span[1]:
+            raise ValueError(f"conv2d: kernel {tuple(kernel)} (dilation {self.dilation}: spanning "
+                             f"{span}) is larger than the padded input {size}")
+        self.in_shape = x.shape
+        self.out_size = tuple((p - e) // s + 1 for p, e, s in zip(size, span, self.stride))
+        xp = np.zeros((c, size[0] + self._wide, n, size[1]), dtype=x.dtype)
+        xp[:, top:top + h, :, left:left + wd] = x.transpose(1, 2, 0, 3)
+        return xp
+
+    def _window(self, xp, i, j):
+        """The view (C, H', N, Wq) of x_pad (laid out (C, Hp, N, Wp)) that kernel offset
+        (i, j) meets: element (c, p, n, q) is x_pad[n, c, p·sh + i·dh, q·sw + j·dw].  With
+        stride 1 it is one run per channel (a fast copy), rows Wq = Wp wide: their last
+        Wp − W' "garbage" columns run on into the next row.  Their outputs are dropped, and
+        their gradients are zero."""
+        (sh, sw), (dh, dw), (rows, cols) = self.stride, self.dilation, self.out_size
+        if not self._wide:
+            return xp[:, i * dh:i * dh + sh * (rows - 1) + 1:sh, :, j * dw:j * dw + sw * (cols - 1) + 1:sw]
+        c, _, n, wp = xp.shape
+        start = i * dh * n * wp + j * dw
+        return xp.reshape(c, -1)[:, start:start + rows * n * wp].reshape(c, rows, n, wp)
+
+    def _columns(self, xp, kernel):
+        """The columns matrix as an array (C, kh, kw, H', N, Wq) (im2col)."""
+        columns = np.empty((xp.shape[0], *kernel, self.out_size[0], xp.shape[2],
+                            xp.shape[3] if self._wide else self.out_size[1]), dtype=xp.dtype)
+        for i in range(kernel[0]):
+            for j in range(kernel[1]):
+                columns[:, i, j] = self._window(xp, i, j)
+        return columns
 
     def _check_weight(self, x, w, b):
         groups, channels = self.groups, x.shape[1]
@@ -129,25 +168,53 @@ class Conv2d(Op):
     def backward(self, g):
         xp, w = self.saved_arrays
         need_x, need_w = self.needs_input_grad[:2]
-        grad_x = grad_w = grad_b = None
-        kernel, g_groups = w.shape[2:], self._split(g, 1)
+        if self._wide:  # exact unless an inf or a NaN met a garbage column (0·inf), or a true one
+            with np.errstate(invalid="ignore"):  # (then redone below)
+                grad_x, grad_w = self._gradients(xp, w, g, need_x, need_w, exact=False)
+            if all(d is None or np.isfinite(d).all() for d in (grad_x, grad_w)):
+                return self._with_bias_gradient(g, grad_x, grad_w)
+        return self._with_bias_gradient(g, *self._gradients(xp, w, g, need_x, need_w, exact=True))
+
+    def _with_bias_gradient(self, g, grad_x, grad_w):
+        if len(self.needs_input_grad) == 2:
+            return grad_x, grad_w
+        return grad_x, grad_w, (g.sum(axis=(0, 2, 3)) if self.needs_input_grad[2] else None)
+
+    def _gradients(self, xp, w, g, need_x, need_w, exact):
+        """(dx, dw) as the products of the docstring.  The garbage columns of the wide form
+        get gradient 0, which adds exactly nothing, as long as it meets only finite numbers
+        (`exact` zeroes the garbage columns first instead: no 0·inf)."""
+        groups, (rows, cols) = self.groups, self.out_size
+        n, out_channels = g.shape[:2]
+        grads = np.zeros((out_channels, rows, n, xp.shape[3] if self._wide else cols), dtype=g.dtype)
+        grads[..., :cols] = g.transpose(1, 2, 0, 3)
+        grads = grads.reshape(groups, out_channels // groups, -1)
+        weights = w.reshape(groups, out_channels // groups, -1)
+        grad_x = grad_w = None
         if need_w:
-            view = windows(xp, kernel, self.stride, self.dilation)
-            grads = [np.tensordot(gg, v, axes=([0, 2, 3], [0, 2, 3]))
-                     for gg, v in zip(g_groups, self._split(view, 1))]
-            grad_w = grads[0] if len(grads) == 1 else np.concatenate(grads, axis=0)
+            columns = self._columns(xp, w.shape[2:])
+            if exact:
+                columns[..., cols:] = 0
+            columns = columns.reshape(groups, weights.shape[2], -1)
+            grad_w = np.matmul(grads, columns.transpose(0, 2, 1)).reshape(w.shape)
         if need_x:
-            per_window = [np.tensordot(gg, k, axes=([1], [0]))  # (N, H', W', C/G, kh, kw)
-                          for gg, k in zip(g_groups, self._split(w, 0))]
-            per_window = per_window[0] if len(per_window) == 1 else np.concatenate(per_window, axis=3)
-            grad_xp = scatter_windows(per_window.transpose(0, 3, 1, 2, 4, 5), xp.shape,
-                                      kernel, self.stride, self.dilation)
-            (top, _), (left, _) = self.padding
-            h, wd = self.in_shape[2:]
-            grad_x = grad_xp[:, :, top:top + h, left:left + wd]
-        if len(self.needs_input_grad) == 3 and self.needs_input_grad[2]:
-            grad_b = g.sum(axis=(0, 2, 3))
-        return (grad_x, grad_w) if len(self.needs_input_grad) == 2 else (grad_x, grad_w, grad_b)
+            per_column = np.matmul(weights.transpose(0, 2, 1), grads)
+            grad_x = self._col2im(per_column.reshape((xp.shape[0], *w.shape[2:], rows, n, -1)),
+                                  xp, exact)
+        return grad_x, grad_w
+
+    def _col2im(self, per_column, xp, exact):
+        """The adjoint of `_columns`: each column's gradient added back where it was read,
+        then the padding cut off: dx as (N, C, H, W)."""
+        if exact:
+            per_column[..., self.out_size[1]:] = 0
+        grad_xp = np.zeros(xp.shape, dtype=per_column.dtype)
+        for i in range(per_column.shape[1]):
+            for j in range(per_column.shape[2]):
+                self._window(grad_xp, i, j)[...] += per_column[:, i, j]
+        (top, _), (left, _) = self.padding
+        h, wd = self.in_shape[2:]
+        return grad_xp[:, top:top + h, :, left:left + wd].transpose(2, 0, 1, 3)
 
     def label(self):
         return "Conv2d"

@@ -44,6 +44,7 @@ class _Pool(Op):
     __slots__ = ("kernel", "stride", "padding", "dilation", "ceil_mode", "in_shape", "out_size")
 
     def _padded(self, x, op, fill):
+        """x padded with `fill` so that every window of the output exists."""
         _check_input(op, x)
         self.in_shape = x.shape
         rows, cols = (output_size(n, k, s, p, d, self.ceil_mode) for n, k, s, p, d in
@@ -56,8 +57,11 @@ class _Pool(Op):
         span = extent(self.kernel, self.dilation)
         pads = [(p, max(p, (n - 1) * s + e - size - p)) for n, s, e, size, p in
                 zip(self.out_size, self.stride, span, x.shape[2:], self.padding)]
-        xp = np.pad(x, [(0, 0), (0, 0)] + pads, constant_values=fill) if np.any(pads) else x
-        return windows(xp, self.kernel, self.stride, self.dilation)[:, :, :rows, :cols], xp.shape
+        return np.pad(x, [(0, 0), (0, 0)] + pads, constant_values=fill) if np.any(pads) else x
+
+    def _windows(self, xp):
+        """The view (N, C, H', W', kh, kw) of every window of the padded input."""
+        return windows(xp, self.kernel, self.stride, self.dilation)[:, :, :self.out_size[0], :self.out_size[1]]
 
     def _scatter(self, grad_windows, padded_shape):
         grad = scatter_windows(grad_windows, padded_shape, self.kernel, self.stride, self.dilation)
@@ -67,23 +71,55 @@ class _Pool(Op):
 
 class MaxPool(_Pool):
     """z[n, c, p, q] = max of the window at (p, q);  the gradient goes to the window's maximum
-    (on ties, to the first in row-major order, as PyTorch's CPU kernel picks it)."""
-    __slots__ = ("choice", "padded_shape")
+    (on ties, to the first in row-major order, as PyTorch's CPU kernel picks it; a NaN is the
+    maximum, the first one if several, as numpy's argmax).
+
+    Computed plane by plane: plane (i, j) is the strided view of what kernel offset (i, j)
+    meets in every window, so finding each window's maximum takes kh·kw elementwise steps on
+    whole arrays.  Forward keeps where each maximum is in the padded input (a flat index);
+    backward puts g there."""
+    __slots__ = ("position", "padded_shape")
 
     def forward(self, x):
         fill = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
-        view, self.padded_shape = self._padded(x, "max_pool2d", fill)
-        flat = view.reshape(view.shape[:4] + (-1,))
-        choice = flat.argmax(axis=-1)
-        self.save_for_backward(choice)
-        return np.take_along_axis(flat, choice[..., None], axis=-1)[..., 0]
+        xp = self._padded(x, "max_pool2d", fill)
+        self.padded_shape = xp.shape
+        (sh, sw), (dh, dw), (rows, cols) = self.stride, self.dilation, self.out_size
+        offsets = [(i, j) for i in range(self.kernel[0]) for j in range(self.kernel[1])]
+        planes = np.empty((len(offsets), *xp.shape[:2], rows, cols), dtype=xp.dtype)
+        for plane, (i, j) in zip(planes, offsets):  # one copy each: the steps run on contiguous arrays
+            plane[...] = xp[:, :, i * dh:i * dh + sh * (rows - 1) + 1:sh, j * dw:j * dw + sw * (cols - 1) + 1:sw]
+        height, width = xp.shape[2:]
+        corner = ((np.arange(xp.shape[0] * xp.shape[1]) * height)[:, None] + np.arange(rows) * sh) * width
+        position = np.take(np.array([i * dh * width + j * dw for i, j in offsets]), self._first_maximum(planes))
+        position += (corner[:, :, None] + np.arange(cols) * sw).reshape(position.shape)
+        self.save_for_backward(position)
+        return np.take(xp, position)
+
+    @staticmethod
+    def _first_maximum(planes):
+        """The index of the first plane holding each element's maximum (or its first NaN):
+        the number of planes before it, counted as the planes that are not it."""
+        top = planes[0]
+        for plane in planes[1:]:
+            top = np.maximum(top, plane)  # NaN wins
+        found = np.zeros(top.shape, dtype=np.bool_)
+        found_before_last = np.zeros(top.shape, dtype=np.intp)
+        for plane in planes[:-1]:
+            found |= (plane == top) | (plane != plane)  # this plane or an earlier one is it
+            found_before_last += found
+        return len(planes) - 1 - found_before_last
 
     def backward(self, g):
-        (choice,) = self.saved_arrays
-        kh, kw = self.kernel
-        one_hot = np.zeros(choice.shape + (kh * kw,), dtype=g.dtype)
-        np.put_along_axis(one_hot, choice[..., None], g[..., None], axis=-1)
-        return self._scatter(one_hot.reshape(choice.shape + (kh, kw)), self.padded_shape)
+        (position,) = self.saved_arrays
+        grad = np.zeros(self.padded_shape, dtype=g.dtype)
+        (sh, sw), span = self.stride, extent(self.kernel, self.dilation)
+        if sh >= span[0] and sw >= span[1]:  # windows do not overlap: one maximum per element
+            np.put(grad, position, g)
+        else:
+            np.add.at(grad.reshape(-1), position, g)
+        (top, left), (h, w) = self.padding, self.in_shape[2:]
+        return grad[:, :, top:top + h, left:left + w]
 
     def label(self):
         return "MaxPool2d"
@@ -95,7 +131,8 @@ class AvgPool(_Pool):
     __slots__ = ("count_include_pad", "divisor_override", "divisor", "padded_shape")
 
     def forward(self, x):
-        view, self.padded_shape = self._padded(x, "avg_pool2d", 0)
+        xp = self._padded(x, "avg_pool2d", 0)
+        view, self.padded_shape = self._windows(xp), xp.shape
         self.divisor = self._divisors().astype(x.dtype)
         return view.sum(axis=(-2, -1)) / self.divisor
 
