@@ -160,21 +160,42 @@ def _kernel_under(coretype=None):
     return probe.stdout.strip().splitlines()[-1] if probe.returncode == 0 and probe.stdout.strip() else ""
 
 
-@pytest.mark.parametrize("coretype", ["Haswell", "Sandybridge", "Prescott"])
-def test_the_quoted_outputs_hold_under_every_x86_blas_kernel(coretype):
-    """BLAS kernels round differently (the order of the sums); the README's check must not care."""
+CORETYPES = ("Haswell", "Sandybridge", "Prescott")
+
+
+@pytest.fixture(scope="module")
+def kernel_checks():
+    """{coretype: the README check running under it, or why it is skipped}: all started at
+    once, side by side (each single-threaded), so the suite waits for the slowest only."""
     import os
     import subprocess
     import sys
-    kernel, default = _kernel_under(coretype), _kernel_under()
-    if not kernel:
-        pytest.skip("numpy's BLAS here is not an OpenBLAS that says which kernel it runs")
-    if kernel == default:  # on ARM, or the CPU's own kernel: the in-process test above is this one
-        pytest.skip(f"OPENBLAS_CORETYPE={coretype} has no effect here: numpy runs {default} with or without it")
-    env = {**os.environ, "OPENBLAS_CORETYPE": coretype, "OPENBLAS_NUM_THREADS": "1"}
-    check = subprocess.run([sys.executable, "docs/update_readme.py", "--check"], cwd=README.parent,
-                           capture_output=True, text=True, env=env)
-    assert check.returncode == 0, check.stdout + check.stderr
+    default, checks = _kernel_under(), {}
+    for coretype in CORETYPES:
+        kernel = _kernel_under(coretype)
+        if not kernel:
+            checks[coretype] = "numpy's BLAS here is not an OpenBLAS that says which kernel it runs"
+        elif kernel == default:  # on ARM, or the CPU's own kernel: the in-process test is this one
+            checks[coretype] = f"OPENBLAS_CORETYPE={coretype} has no effect here: numpy runs {default} with or without it"
+        else:
+            env = {**os.environ, "OPENBLAS_CORETYPE": coretype, "OPENBLAS_NUM_THREADS": "1"}
+            checks[coretype] = subprocess.Popen([sys.executable, "docs/update_readme.py", "--check"],
+                                                cwd=README.parent, stdout=subprocess.PIPE,
+                                                stderr=subprocess.STDOUT, text=True, env=env)
+    yield checks
+    for check in checks.values():
+        if not isinstance(check, str) and check.poll() is None:
+            check.kill()
+
+
+@pytest.mark.parametrize("coretype", CORETYPES)
+def test_the_quoted_outputs_hold_under_every_x86_blas_kernel(coretype, kernel_checks):
+    """BLAS kernels round differently (the order of the sums); the README's check must not care."""
+    check = kernel_checks[coretype]
+    if isinstance(check, str):
+        pytest.skip(check)
+    output, _ = check.communicate()
+    assert check.returncode == 0, output
 
 
 def test_the_readme_quotes_an_output_for_every_question_command():
