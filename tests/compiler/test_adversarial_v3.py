@@ -54,3 +54,39 @@ def test_float32_l2_gradient_is_eager_bit_for_bit_where_lam_times_w_is_subnormal
     W0 = (np.random.default_rng(0).standard_normal((4, 20)) * 1e-36).astype(np.float32)
     (_, want), (_, got) = _run_penalty(W0, 1e-3, False), _run_penalty(W0, 1e-3, True)
     np.testing.assert_array_equal(got, want)
+
+
+SCALES = np.ones(3)  # a global a Function reads: the learner changes it in place between calls
+
+
+class Scaled(tl.Function):
+    def forward(self, x):
+        return x * SCALES
+
+    def backward(self, g):
+        return g * SCALES
+
+
+def _train_with_global_scales(compiled):
+    SCALES[...] = 1.0
+    layer = tl.nn.Linear(4, 3, dtype=np.float64, rng=0)
+    opt = O.SGD(layer.parameters(), lr=0.1)
+
+    def step(X):
+        opt.zero_grad()
+        loss = (Scaled.apply(layer(X)) ** 2).mean()
+        loss.backward()
+        opt.step()
+        return loss
+    run = tl.compile(step) if compiled else step
+    losses = []
+    for call in range(3):
+        losses.append(run(tl.Tensor(np.random.default_rng(call).standard_normal((2, 4)))).item())
+        SCALES[1] = 0.5 * call
+    return losses, layer.weight.data.copy()
+
+
+def test_an_array_a_function_reads_and_the_learner_changes_in_place_is_read_as_it_is_now():
+    (want, w_eager), (got, w_compiled) = _train_with_global_scales(False), _train_with_global_scales(True)
+    assert got == want
+    np.testing.assert_array_equal(w_compiled, w_eager)
