@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import tinygrad_l2 as tl
+from tinygrad_l2.ops import row_indices
 
 O = tl.optim
 
@@ -90,3 +91,37 @@ def test_an_array_a_function_reads_and_the_learner_changes_in_place_is_read_as_i
     (want, w_eager), (got, w_compiled) = _train_with_global_scales(False), _train_with_global_scales(True)
     assert got == want
     np.testing.assert_array_equal(w_compiled, w_eager)
+
+
+@pytest.mark.parametrize("labels", [np.array([[0], [0], [2]]), np.array([[0, 1, 1], [0, 1, 2]])],
+                         ids=["column", "two_rows"])
+def test_picking_by_row_indices_with_several_labels_per_row_accumulates_the_gradient(labels):
+    # rows (m,) and labels (m, 1) or (k, m) pick several entries per row, repeats included:
+    # the backward placed them (one per row assumed) and dropped the repeats
+    x = tl.Tensor(np.random.default_rng(0).standard_normal((3, 4)), requires_grad=True)
+    assert tl.gradcheck(lambda t: t[row_indices(3), labels], [x])
+
+
+def _train_picking(compiled, label_shape):
+    layer = tl.nn.Linear(4, 3, dtype=np.float64, rng=0)
+    opt = O.SGD(layer.parameters(), lr=0.1)
+
+    def step(X, Y):
+        opt.zero_grad()
+        loss = -layer(X).log_softmax()[row_indices(X.shape[0]), Y].mean()
+        loss.backward()
+        opt.step()
+        return loss
+    run = tl.compile(step) if compiled else step
+    grads = []
+    for call in range(3):
+        r = np.random.default_rng(call)
+        run(tl.Tensor(r.standard_normal((4, 4))), r.integers(0, 3, label_shape))
+        grads.append(layer.weight.grad.copy())
+    return grads
+
+
+@pytest.mark.parametrize("label_shape", [(4,), (4, 1), (2, 4)])
+def test_compiled_softmax_minus_one_hot_only_for_one_label_per_row(label_shape):
+    for got, want in zip(_train_picking(True, label_shape), _train_picking(False, label_shape)):
+        np.testing.assert_array_equal(got, want)

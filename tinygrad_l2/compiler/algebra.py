@@ -134,13 +134,15 @@ def _log_softmax_backward(instr, use):
         return None
     exp = next(a for a in made.args if a is not rowsum.out)
     rows, s = scatter.args[1], scatter.args[2]
-    if not (isinstance(rows, tuple) and len(rows) == 2 and _one_label_per_row(rows[0], g.shape)
+    if not (isinstance(rows, tuple) and len(rows) == 2 and _one_label_per_row(rows, g.shape)
             and isinstance(s, Value) and s.ndim == 0 and s.dtype == g.dtype
             and len(use.get(id(rowsum.out), [])) == 1):
         return None
     return zeros, scatter, rowsum, made, exp
 
 
-def _one_label_per_row(rows, shape):
+def _one_label_per_row(index, shape):
     from ..ops.shape import row_indices
-    return isinstance(rows, np.ndarray) and rows is row_indices(shape[0])
+    rows, labels = index
+    return (isinstance(rows, np.ndarray) and rows is row_indices(shape[0])
+            and getattr(labels, "ndim", 2) <= 1)  # (a column of labels picks m per row)
