@@ -38,8 +38,9 @@ def sum_of_squares(ir):
 def powers_of_two_to_scalars(ir):
     """(s·X) *= 2ᵏ  →  X·(s·2ᵏ) for a 0-d s: scaling by a power of two is exact, so the 0-d
     factor takes it and the X-sized array is written once (the square's backward, 2·(g·x)).
-    Exact unless s·X is subnormal (it then rounds at a coarser step than X·(s·2ᵏ)): so never in
-    float16, where λ = 1e-3 times a weight of 0.01 already is (in float32: below 1.2e-38)."""
+    Exact unless s·X or s·2ᵏ is subnormal (it then rounds at a coarser step) or s·2ᵏ overflows:
+    so it is skipped in float16, where λ = 1e-3 times a weight of 0.01 already is subnormal (in float32
+    that takes a product below 1.2e-38, in float64 below 2.2e-308)."""
     for write in list(ir.instrs):
         made = _scaled_product(write)
         if made is None or write.writes.dtype.itemsize < 4:
