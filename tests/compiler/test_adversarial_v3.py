@@ -125,3 +125,27 @@ def _train_picking(compiled, label_shape):
 def test_compiled_softmax_minus_one_hot_only_for_one_label_per_row(label_shape):
     for got, want in zip(_train_picking(True, label_shape), _train_picking(False, label_shape)):
         np.testing.assert_array_equal(got, want)
+
+
+def _train_float32_adam(compiled):
+    layer = tl.nn.Linear(8, 8, dtype=np.float32, rng=0)
+    opt = O.Adam(layer.parameters(), lr=0.01, weight_decay=0.01)
+
+    def step(X):
+        opt.zero_grad()
+        loss = (layer(X) ** 2).mean()
+        loss.backward()
+        opt.step()
+        return loss
+    run = tl.compile(step) if compiled else step
+    for call in range(3):
+        run(tl.Tensor(np.random.default_rng(call).standard_normal((4, 8)).astype(np.float32)))
+        # the same numbers as numpy scalars (from a sweep): Adam now computes in float64
+        opt.param_groups[0].update(betas=(np.float64(0.9), np.float64(0.999)), weight_decay=np.float64(0.01))
+    return layer.weight.data.copy(), run
+
+
+def test_a_hyper_parameter_given_again_as_a_numpy_float64_retraces():
+    (got, compiled), (want, _) = _train_float32_adam(True), _train_float32_adam(False)
+    assert compiled.traces == 2
+    np.testing.assert_array_equal(got, want)
