@@ -149,3 +149,30 @@ def test_a_hyper_parameter_given_again_as_a_numpy_float64_retraces():
     (got, compiled), (want, _) = _train_float32_adam(True), _train_float32_adam(False)
     assert compiled.traces == 2
     np.testing.assert_array_equal(got, want)
+
+
+class SumOfSquaresAs(tl.Function):
+    """Σx² accumulated in a dtype of its own (np.sum's dtype=)."""
+    dtype = np.float32
+
+    def forward(self, x):
+        self.x = x
+        return np.square(x).sum(dtype=self.dtype)
+
+    def backward(self, g):
+        return 2 * g * self.x
+
+
+@pytest.mark.parametrize("shape", [(4, 20), (7,)], ids=["matrix", "vector"])
+def test_a_sum_of_squares_with_its_own_dtype_keeps_it(shape):
+    def energy(compiled):
+        W = tl.Tensor(np.random.default_rng(0).standard_normal(shape) * 1.1, requires_grad=True)
+
+        def step():
+            return SumOfSquaresAs.apply(W)
+        run = tl.compile(step) if compiled else step
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", tl.CompileWarning)
+            return [np.asarray(run().data) for _ in range(2)][-1]
+    got, want = energy(True), energy(False)
+    assert got.dtype == want.dtype == np.float32 and got == want

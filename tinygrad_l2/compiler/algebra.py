@@ -13,8 +13,9 @@ def sum_of_squares(ir):
     for instr in ir.instrs:
         if not (instr.kind == "method" and instr.fn == "sum" and len(instr.args) == 1):
             continue
-        if instr.kwargs.get("axis") is not None or instr.kwargs.get("keepdims"):
-            continue
+        if instr.kwargs.get("axis") is not None or instr.kwargs.get("keepdims") or (
+                set(instr.kwargs) - {"axis", "keepdims"}):
+            continue  # (a dtype=, out=, where= or initial= is the sum's own)
         square = instr.args[0].instr
         if not (square is not None and square.kind == "call" and square.fn is np.square
                 and not square.kwargs and len(use.get(id(square.out), [])) == 1):
