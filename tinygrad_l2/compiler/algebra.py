@@ -13,13 +13,16 @@ def sum_of_squares(ir):
     for instr in ir.instrs:
         if not (instr.kind == "method" and instr.fn == "sum" and len(instr.args) == 1):
             continue
-        if instr.kwargs.get("axis") is not None or instr.kwargs.get("keepdims"):
-            continue
+        if instr.kwargs.get("axis") is not None or instr.kwargs.get("keepdims") or (
+                set(instr.kwargs) - {"axis", "keepdims"}):
+            continue  # (a dtype=, out=, where= or initial= is the sum's own)
         square = instr.args[0].instr
         if not (square is not None and square.kind == "call" and square.fn is np.square
                 and not square.kwargs and len(use.get(id(square.out), [])) == 1):
             continue
         x = square.args[0]
+        if x.dtype.itemsize < 4:
+            continue  # float16: eager's squares round to subnormals (a 3e-4 weight's by 30%)
         if x.ndim == 2 and 16 <= x.shape[1] <= 4096 and (x.dtype.itemsize < 8 or x.size >= 16384):
             # row dots summed pairwise: float32 keeps its digits; a large float64 W is faster
             rows = Value(np.vecdot(x.example, x.example))
@@ -35,10 +38,13 @@ def sum_of_squares(ir):
 
 def powers_of_two_to_scalars(ir):
     """(s·X) *= 2ᵏ  →  X·(s·2ᵏ) for a 0-d s: scaling by a power of two is exact, so the 0-d
-    factor takes it and the X-sized array is written once (the square's backward, 2·(g·x))."""
+    factor takes it and the X-sized array is written once (the square's backward, 2·(g·x)).
+    Exact unless s·X or s·2ᵏ is subnormal (it then rounds at a coarser step) or s·2ᵏ overflows:
+    so it is skipped in float16, where λ = 1e-3 times a weight of 0.01 already is subnormal (in float32
+    that takes a product below 1.2e-38, in float64 below 2.2e-308)."""
     for write in list(ir.instrs):
         made = _scaled_product(write)
-        if made is None:
+        if made is None or write.writes.dtype.itemsize < 4:
             continue
         between = ir.instrs[ir.instrs.index(made) + 1:ir.instrs.index(write)]
         if any(write.writes in i.reads() or i.writes is not None for i in between):
@@ -130,13 +136,15 @@ def _log_softmax_backward(instr, use):
         return None
     exp = next(a for a in made.args if a is not rowsum.out)
     rows, s = scatter.args[1], scatter.args[2]
-    if not (isinstance(rows, tuple) and len(rows) == 2 and _one_label_per_row(rows[0], g.shape)
+    if not (isinstance(rows, tuple) and len(rows) == 2 and _one_label_per_row(rows, g.shape)
             and isinstance(s, Value) and s.ndim == 0 and s.dtype == g.dtype
             and len(use.get(id(rowsum.out), [])) == 1):
         return None
     return zeros, scatter, rowsum, made, exp
 
 
-def _one_label_per_row(rows, shape):
+def _one_label_per_row(index, shape):
     from ..ops.shape import row_indices
-    return isinstance(rows, np.ndarray) and rows is row_indices(shape[0])
+    rows, labels = index
+    return (isinstance(rows, np.ndarray) and rows is row_indices(shape[0])
+            and getattr(labels, "ndim", 2) <= 1)  # (a column of labels picks m per row)

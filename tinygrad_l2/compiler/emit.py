@@ -146,13 +146,14 @@ class Emitter:
         return self.constant(value)
 
     def constant(self, value, prefix="K", preferred=None):
-        """The name the code reads `value` by.  An array is held as a read-only copy: a
-        constant handed on (as a `.grad`, say) and written into would change every later call."""
+        """The name the code reads `value` by.  An array is held as a read-only view: a
+        constant handed on (as a `.grad`, say) and written into would change every later call,
+        while an array the user changes in place (a global a Function reads) is read as it is now."""
         for name, held in self.constants.items():
             if held is value or self.originals.get(name) is value:
                 return name
         if isinstance(value, np.ndarray) and value.flags.writeable:
-            original, value = value, value.copy()
+            original, value = value, value.view()
             value.flags.writeable = False
             name = self.constant(value, prefix, preferred)
             self.originals[name] = original

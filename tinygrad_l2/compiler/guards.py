@@ -100,7 +100,8 @@ def _attributes_unchanged(objects, attribute):
 def _groups_unchanged(optimizer):
     """What the replay assumes of an optimizer: per group, its parameters (by identity) and its
     hyper-parameters (the learning rate aside: the replay reads it each call)."""
-    traced = [(list(group["params"]), {k: v for k, v in group.items() if k not in ("params", "lr")})
+    traced = [(list(group["params"]), {k: list(v) if type(v) is list else v  # (a list may change in place)
+                                        for k, v in group.items() if k not in ("params", "lr")})
               for group in optimizer.param_groups]
 
     def unchanged():
@@ -111,13 +112,23 @@ def _groups_unchanged(optimizer):
             current = group["params"]
             if len(current) != len(params) or any(map(operator.is_not, current, params)):
                 return False
-            if len(group) != len(hyper) + 2 or any(group.get(k, _MISSING) != v for k, v in hyper.items()):
+            if len(group) != len(hyper) + 2 or not all(_same(group.get(k, _MISSING), v) for k, v in hyper.items()):
                 return False
         return True
     return unchanged
 
 
 _MISSING = object()
+
+
+def _same(current, traced):
+    """Equal and of the same type, element by element in a tuple or list: np.float64(0.01)
+    equals 0.01 but makes a float32 update compute in float64."""
+    if type(current) is not type(traced):
+        return False
+    if isinstance(traced, tuple | list):
+        return len(current) == len(traced) and all(map(_same, current, traced))
+    return bool(current == traced)
 
 
 def array_inputs(fn: Callable[..., Any]) -> list[tuple[str, Reader]]:

@@ -5,10 +5,12 @@
   is multiplied as the 0-d value (numpy broadcasts it the same way);
 - `softmax_cross_entropy`: log-softmax's backward of a one-label-per-row pick becomes
   softmax − one-hot, as a textbook writes it (exact);
-- `powers_of_two_to_scalars`: (s·X)·2 becomes X·(2s) for a 0-d s (exact: one X-sized pass);
-- `sum_of_squares`: (x²).sum() read once becomes a dot product per row of a matrix, summed
-  pairwise, or np.vdot(x, x) in float64, no x² array (rounding; a float32 BLAS dot over a whole
-  array accumulates in float32 and loses digits numpy's pairwise sum keeps);
+- `powers_of_two_to_scalars`: (s·X)·2 becomes X·(2s) for a 0-d s (exact unless s·X is
+  subnormal, so not in float16: one X-sized pass);
+- `sum_of_squares`: a plain (x²).sum() read once becomes a dot product per row of a matrix,
+  summed pairwise, or np.vdot(x, x) in float64, no x² array (rounding; a float32 BLAS dot over
+  a whole array accumulates in float32 and loses digits numpy's pairwise sum keeps; not in
+  float16, whose small squares eager rounds to subnormals);
 - `dead_code`: drop pure instructions nobody reads;
 - `in_place`: an elementwise ufunc writes into its first operand's array when that array is
   the program's own and nothing reads it afterwards (liveness over forward AND backward);

@@ -112,9 +112,11 @@ def row_indices(m):
 
 
 def _one_per_row(index, shape):
-    """x[row_indices(m), labels]: one element of each row (the cross-entropy's pick)."""
+    """x[row_indices(m), labels]: one element of each row (the cross-entropy's pick), labels
+    being one per row (a column of labels, shape (m, 1), picks m elements of every row)."""
     return (isinstance(index, tuple) and len(index) == 2 and shape and len(shape) == 2
-            and isinstance(index[0], np.ndarray) and index[0] is row_indices(shape[0]))
+            and isinstance(index[0], np.ndarray) and index[0] is row_indices(shape[0])
+            and getattr(index[1], "ndim", 2) <= 1)
 
 
 def _is_basic_index(index):
