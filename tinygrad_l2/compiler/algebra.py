@@ -23,8 +23,9 @@ def sum_of_squares(ir):
         x = square.args[0]
         if x.dtype.itemsize < 4:
             continue  # float16: eager's squares round to subnormals (a 3e-4 weight's by 30%)
-        if x.ndim == 2 and 16 <= x.shape[1] <= 4096 and (x.dtype.itemsize < 8 or x.size >= 16384):
-            # row dots summed pairwise: float32 keeps its digits; a large float64 W is faster
+        if x.ndim == 2 and 16 <= x.shape[1] <= 4096 and x.dtype.itemsize < 8:
+            # row dots summed pairwise: float32 keeps its digits (float64: one BLAS dot, faster
+            # than row dots once W has left the cache)
             rows = Value(np.vecdot(x.example, x.example))
             dots = Instr("call", np.vecdot, (x, x), out=rows, fresh=True)
             dots.phase, dots.node = instr.phase, instr.node
