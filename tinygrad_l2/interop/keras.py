@@ -195,14 +195,8 @@ def _dense(builder, layer):
     builder.layout(layer, False)
     kernel = array_of(layer.kernel)
     module = nn.Linear(kernel.shape[0], kernel.shape[1], bias=config["use_bias"], rng=0,
-                       dtype=kernel.dtype,
-                       kernel_regularizer=regularizer_of(layer, layer.kernel_regularizer, "kernel_regularizer"),
-                       bias_regularizer=regularizer_of(layer, layer.bias_regularizer, "bias_regularizer"))
-    module.weight.data = np.ascontiguousarray(kernel.T)
-    if config["use_bias"]:
-        module.bias.data = array_of(layer.bias)
-    builder.append(layer.name, module)
-    builder.activation(layer, _activation_name(layer, config))
+                       dtype=kernel.dtype, **_regularizers(layer))
+    _add_with_weights(builder, layer, config, module, np.ascontiguousarray(kernel.T))
 
 
 def _conv2d(builder, layer):
@@ -216,10 +210,19 @@ def _conv2d(builder, layer):
     cls = SamePaddedConv2d if same and strides != (1, 1) else nn.Conv2d
     module = cls(kernel.shape[2], kernel.shape[3], kernel.shape[:2], stride=strides,
                  padding="same" if same and cls is nn.Conv2d else 0, bias=config["use_bias"],
-                 dtype=kernel.dtype, rng=0,
-                 kernel_regularizer=regularizer_of(layer, layer.kernel_regularizer, "kernel_regularizer"),
-                 bias_regularizer=regularizer_of(layer, layer.bias_regularizer, "bias_regularizer"))
-    module.weight.data = np.ascontiguousarray(kernel.transpose(3, 2, 0, 1))
+                 dtype=kernel.dtype, rng=0, **_regularizers(layer))
+    _add_with_weights(builder, layer, config, module, np.ascontiguousarray(kernel.transpose(3, 2, 0, 1)))
+
+
+def _regularizers(layer):
+    """A Dense's or Conv2D's kernel and bias regularizers, with Keras' λ."""
+    return dict(kernel_regularizer=regularizer_of(layer, layer.kernel_regularizer, "kernel_regularizer"),
+                bias_regularizer=regularizer_of(layer, layer.bias_regularizer, "bias_regularizer"))
+
+
+def _add_with_weights(builder, layer, config, module, weight):
+    """The module with the layer's kernel (in tl's layout) and bias, then its activation."""
+    module.weight.data = weight
     if config["use_bias"]:
         module.bias.data = array_of(layer.bias)
     builder.append(layer.name, module)
