@@ -8,9 +8,11 @@
 - `powers_of_two_to_scalars`: (s·X)·2 becomes X·(2s) for a 0-d s (exact unless s·X is
   subnormal, so not in float16: one X-sized pass);
 - `sum_of_squares`: a plain (x²).sum() read once becomes np.vdot(x, x) in float64 and a dot
-  product per row of a float32 matrix, summed pairwise, no x² array (rounding; a float32 BLAS dot over
-  a whole array accumulates in float32 and loses digits numpy's pairwise sum keeps; not in
-  float16, whose small squares eager rounds to subnormals);
+  product per row of a float32 matrix, summed pairwise, no x² array (rounding; a float32 BLAS
+  dot over a whole array accumulates in float32 and loses digits numpy's pairwise sum keeps;
+  not in float16, whose small squares eager rounds to subnormals);
+  (these three: algebra.py)
+- `hoist_constants`: numbers that depend on no input are computed once (invariants.py);
 - `dead_code`: drop pure instructions nobody reads;
 - `in_place`: an elementwise ufunc writes into its first operand's array when that array is
   the program's own and nothing reads it afterwards (liveness over forward AND backward);
