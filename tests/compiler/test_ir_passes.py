@@ -251,3 +251,18 @@ def test_a_pick_with_rows_that_may_repeat_keeps_the_general_backward():
     ir = program(lambda lp, y, g: _log_softmax_pick_backward(lp, y, g, rows), logp, np.zeros(6, int), np.array(-0.1))
     passes.softmax_cross_entropy(ir)
     assert any(i.fn is np.zeros_like for i in ir.instrs)
+
+
+def test_a_scaling_with_unrelated_lines_between_still_moves_into_the_scalar():
+    def fn(x, g):
+        t = g * x
+        other = np.exp(x) + 1   # reads other arrays in between: not t
+        t *= 2
+        return t, other
+    x, g = rng.standard_normal((5, 7)), np.array(0.3)
+    ir = program(fn, x, g)
+    passes.powers_of_two_to_scalars(ir)
+    got, source = execute(ir, x, g)
+    assert "*= 2" not in source
+    for a, b in zip(got, fn(x, g)):
+        np.testing.assert_array_equal(a, b)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .analysis import readers
+from ..ops import one_per_row
+from .analysis import insert_before, readers
 from .symbolic import Instr, Value
 
 
@@ -27,9 +28,7 @@ def sum_of_squares(ir):
             # row dots summed pairwise: float32 keeps its digits (float64: one BLAS dot, faster
             # than row dots once W has left the cache)
             rows = Value(np.vecdot(x.example, x.example))
-            dots = Instr("call", np.vecdot, (x, x), out=rows, fresh=True)
-            dots.phase, dots.node = instr.phase, instr.node
-            ir.instrs.insert(ir.instrs.index(instr), dots)
+            insert_before(ir, instr, Instr("call", np.vecdot, (x, x), out=rows, fresh=True))
             instr.args = (rows,)
             instr.note = ("Σ{0}² as a dot product per row, no {0}² array", x)
         elif x.dtype.itemsize >= 8:
@@ -48,17 +47,17 @@ def powers_of_two_to_scalars(ir):
         if made is None or write.writes.dtype.itemsize < 4:
             continue
         between = ir.instrs[ir.instrs.index(made) + 1:ir.instrs.index(write)]
-        if any(write.writes in i.reads() or i.writes is not None for i in between):
+        if any(i.writes is not None or any(v is write.writes for v in i.reads()) for i in between):
             continue  # t is read (or may be written through a view) before its scaling
         k, c = (0 if _scalar(made.args[0]) else 1), write.args[1]
         s = made.args[k]
-        scaled = Value(np.multiply(s.example, c)) if isinstance(s, Value) else s * c
-        if np.result_type(scaled.example if isinstance(s, Value) else scaled) != write.writes.dtype:
-            continue
+        factor = np.multiply(s.example, c) if isinstance(s, Value) else s * c
+        if np.result_type(factor, made.args[1 - k].dtype) != write.writes.dtype:
+            continue  # (a strong factor would change the product's dtype)
+        scaled = Value(factor) if isinstance(s, Value) else factor
         if isinstance(s, Value):
-            product = Instr("call", np.multiply, (s, c), out=scaled, fresh=True)
-            product.phase, product.node, scaled.instr = made.phase, made.node, product
-            ir.instrs.insert(ir.instrs.index(made), product)
+            scaled.instr = Instr("call", np.multiply, (s, c), out=scaled, fresh=True)
+            insert_before(ir, made, scaled.instr)
         made.args = tuple(scaled if j == k else a for j, a in enumerate(made.args))
         ir.instrs.remove(write)  # its result is t itself: later readers read the scaled t
 
@@ -107,12 +106,9 @@ def softmax_cross_entropy(ir):
         scale = Instr("call", np.multiply, (exp, minus_s), out=dz, fresh=True)
         place = Instr("ufunc_at", np.add, (dz, index, s), writes=dz)
         place.note = "softmax − one-hot: the cross-entropy's gradient"
-        for new in (negate, scale, place):
-            new.phase, new.node = instr.phase, instr.node
         dz.instr = scale
-        at = ir.instrs.index(instr)
-        ir.instrs[at:at + 1] = [negate, scale, place]
-        for dead in (zeros, scatter, rowsum, product):
+        insert_before(ir, instr, negate, scale, place)
+        for dead in (instr, zeros, scatter, rowsum, product):
             ir.instrs.remove(dead)
 
 
@@ -131,21 +127,15 @@ def _log_softmax_backward(instr, use):
     rowsum = next((a.instr for a in made.args if isinstance(a, Value) and a.instr is not None
                    and a.instr.kind == "method" and a.instr.fn == "sum" and a.instr.args == (g,)), None)
     if scatter is None or rowsum is None or len(readers_of_g) != 3 or set(map(id, readers_of_g)) != {
-            id(scatter), id(rowsum.out.instr), id(instr)} or len(use.get(id(product), [])) != 1:
+            id(scatter), id(rowsum), id(instr)} or len(use.get(id(product), [])) != 1:
         return None
     if rowsum.kwargs not in ({"axis": 1, "keepdims": True}, {"axis": -1, "keepdims": True}):
         return None
     exp = next(a for a in made.args if a is not rowsum.out)
     rows, s = scatter.args[1], scatter.args[2]
-    if not (isinstance(rows, tuple) and len(rows) == 2 and _one_label_per_row(rows, g.shape)
+    if not (isinstance(rows, tuple) and len(rows) == 2 and one_per_row(rows, g.shape)
             and isinstance(s, Value) and s.ndim == 0 and s.dtype == g.dtype
             and len(use.get(id(rowsum.out), [])) == 1):
         return None
     return zeros, scatter, rowsum, made, exp
 
-
-def _one_label_per_row(index, shape):
-    from ..ops.shape import row_indices
-    rows, labels = index
-    return (isinstance(rows, np.ndarray) and rows is row_indices(shape[0])
-            and getattr(labels, "ndim", 2) <= 1)  # (a column of labels picks m per row)

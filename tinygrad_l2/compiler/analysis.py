@@ -53,6 +53,14 @@ def readers(ir):
     return found
 
 
+def insert_before(ir, anchor, *instrs):
+    """Put new instructions just before `anchor`, in its phase and for its node."""
+    for instr in instrs:
+        instr.phase, instr.node = anchor.phase, anchor.node
+    at = ir.instrs.index(anchor)
+    ir.instrs[at:at] = instrs
+
+
 def replace_uses(ir, old, new):
     """Every read of `old` reads `new` instead."""
     for instr in ir.instrs:

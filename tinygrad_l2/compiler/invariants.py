@@ -40,7 +40,7 @@ def _shared(ir, hoisted):
     first, kept = {}, []
     for instr in hoisted:
         args = tuple(("value", id(a)) if isinstance(a, Value) else (type(a), repr(a)) for a in instr.args)
-        key = (instr.kind, instr.fn, args, str(np.result_type(instr.out.example)))
+        key = (instr.fn, args)
         if key in first and instr.kind == "call":  # (constants and the seed stay apart)
             replace_uses(ir, instr.out, first[key])
             continue

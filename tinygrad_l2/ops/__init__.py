@@ -12,10 +12,10 @@ from .elementwise import (Abs, Add, Cast, Clamp, Div, Exp, Log, Maximum, Minimum
                           ReLU, Sigmoid, Sqrt, Sub, Tanh, Where, sigmoid)
 from .matmul import MatMul
 from .reduce import Max, Mean, Min, Sum
-from .shape import Concatenate, Index, PickLabels, Reshape, Stack, Transpose, row_indices
+from .shape import Concatenate, Index, PickLabels, Reshape, Stack, Transpose, one_per_row, row_indices
 from .softmax import LogSoftmax, Softmax
 
 __all__ = ["Op", "Add", "Sub", "Mul", "Div", "Neg", "Pow", "Exp", "Log", "Sqrt", "ReLU", "Sigmoid",
            "sigmoid", "Tanh", "Abs", "Cast", "Clamp", "Maximum", "Minimum", "Where", "MatMul", "Sum",
            "Mean", "Max", "Min", "Reshape", "Transpose", "Index", "PickLabels", "Concatenate", "Stack",
-           "row_indices", "Softmax", "LogSoftmax"]
+           "row_indices", "one_per_row", "Softmax", "LogSoftmax"]

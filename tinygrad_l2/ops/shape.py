@@ -72,7 +72,7 @@ class Index(Op):
 
     def backward(self, g):
         grad = np.zeros_like(g, shape=self.in_shape)
-        if _is_basic_index(self.index) or _one_per_row(self.index, self.in_shape):
+        if _is_basic_index(self.index) or one_per_row(self.index, self.in_shape):
             grad[self.index] = g  # each element selected at most once: placed, not summed
         else:
             np.add.at(grad, self.index, g)
@@ -111,7 +111,7 @@ def row_indices(m):
     return rows
 
 
-def _one_per_row(index, shape):
+def one_per_row(index, shape):
     """x[row_indices(m), labels]: one element of each row (the cross-entropy's pick), labels
     being one per row (a column of labels, shape (m, 1), picks m elements of every row)."""
     return (isinstance(index, tuple) and len(index) == 2 and shape and len(shape) == 2
