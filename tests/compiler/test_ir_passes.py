@@ -253,6 +253,33 @@ def test_a_pick_with_rows_that_may_repeat_keeps_the_general_backward():
     assert any(i.fn is np.zeros_like for i in ir.instrs)
 
 
+def _log_softmax_scatter_backward(logp, labels, s, rows):
+    g = np.zeros_like(s, shape=logp.shape)
+    np.add.at(g, (rows, labels), s)
+    return g - np.exp(logp) * g.sum(axis=1, keepdims=True)
+
+
+def test_input_rows_equal_to_arange_are_fused_and_listed_for_the_per_call_check():
+    logp = np.log(np.full((5, 4), 0.25))
+    args = (logp, np.array([0, 3, 3, 1, 2]), np.array(-0.2), np.arange(5))
+    ir = program(_log_softmax_scatter_backward, *args)
+    want, _ = execute(ir, *args)
+    passes.softmax_cross_entropy(ir)
+    passes.dead_code(ir)
+    got, source = execute(ir, *args)
+    assert "zeros_like" not in source and ir.arange_inputs == [ir.inputs[3]]
+    np.testing.assert_array_equal(got[0], want[0])
+
+
+@pytest.mark.parametrize("rows", [np.array([0, 1, 2, 3, 3]), np.arange(5.0), np.arange(5)[::-1]])
+def test_input_rows_not_arange_or_not_integers_keep_the_general_backward(rows):
+    args = (np.log(np.full((5, 4), 0.25)), np.zeros(5, int), np.array(-0.2), rows)
+    ir = program(lambda lp, y, s, r: _log_softmax_scatter_backward(lp, y, s, r.astype(int)) if r.dtype.kind == "f"
+                 else _log_softmax_scatter_backward(lp, y, s, r), *args)
+    passes.softmax_cross_entropy(ir)
+    assert any(i.fn is np.zeros_like for i in ir.instrs) and ir.arange_inputs == []
+
+
 def test_a_scaling_with_unrelated_lines_between_still_moves_into_the_scalar():
     def fn(x, g):
         t = g * x

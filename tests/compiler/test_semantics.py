@@ -329,6 +329,52 @@ def test_arrays_from_the_enclosing_scope_are_read_each_call_and_compiled():
     np.testing.assert_allclose(model.weight.data, eager_model.weight.data, rtol=1e-12)
 
 
+def _scope_rows_step(rows, y, dtype=np.float64):
+    """A model, and the PyTorch-style step over `rows` and `y` from its enclosing scope."""
+    tl.manual_seed(0)
+    model = tl.nn.Sequential(tl.nn.Linear(4, 5, dtype=dtype), tl.nn.ReLU(), tl.nn.Linear(5, 3, dtype=dtype))
+    opt = tl.optim.SGD(model.parameters(), lr=0.1, momentum=0.5)
+
+    def step(x):
+        opt.zero_grad()
+        logp = model(x).log_softmax(-1)
+        loss = -logp[rows, y].mean()
+        loss.backward()
+        opt.step()
+        return loss
+    return model, step
+
+
+def test_scope_rows_that_are_arange_get_the_fused_cross_entropy_bit_for_bit():
+    rows, y = np.arange(6), np.array([0, 2, 1, 1, 0, 2])
+    (eager_model, eager), (model, step) = _scope_rows_step(rows, y), _scope_rows_step(rows, y)
+    compiled = tl.compile(step)
+    for x, _ in data(4):
+        assert compiled(x).item() == eager(x).item()
+    assert "softmax − one-hot" in compiled.source and "zeros_like" not in compiled.source
+    for p, q in zip(model.parameters(), eager_model.parameters()):
+        np.testing.assert_array_equal(p.data, q.data)
+        np.testing.assert_array_equal(p.grad, q.grad)
+
+
+@pytest.mark.parametrize("new_rows", [[0, 0, 1, 2, 3, 4], [5, 4, 3, 2, 1, 0], [-6, -5, -4, -3, -2, -1]])
+def test_scope_rows_changed_in_place_from_arange_trace_again_never_replay_the_fused_gradient(new_rows):
+    """The fused softmax − one-hot holds only for rows = arange(m): repeated, permuted or
+    negative rows changed in place make the step trace again (the general backward)."""
+    rows, y = np.arange(6), np.array([0, 2, 1, 1, 0, 2])
+    eager_rows = rows.copy()
+    (eager_model, eager), (model, step) = _scope_rows_step(eager_rows, y), _scope_rows_step(rows, y)
+    compiled = tl.compile(step)
+    batches = data(4)
+    for k, (x, _) in enumerate(batches):
+        if k == 2:
+            rows[:], eager_rows[:] = new_rows, new_rows
+        np.testing.assert_allclose(compiled(x).item(), eager(x).item(), rtol=1e-13)
+    assert compiled.traces == 2 and "zeros_like" in compiled.source
+    for p, q in zip(model.parameters(), eager_model.parameters()):
+        np.testing.assert_allclose(p.data, q.data, rtol=1e-12, atol=1e-15)
+
+
 def test_the_array_inputs_interface_reads_closure_cells_and_globals_now():
     from tinygrad_l2.compiler.guards import array_inputs
     scale = np.ones(3)

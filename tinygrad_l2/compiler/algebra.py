@@ -92,10 +92,13 @@ def softmax_cross_entropy(ir):
         g = zeros;  g[rows, y] = s;  dz = g − eˡᵒᵍᵖ·Σ_row g      (s = −dL/m, Σ_row g = s)
     and with one label per row (rows = arange(m)) this is the textbook softmax − one-hot:
         dz = eˡᵒᵍᵖ·(−s);  dz[rows, y] += s
-    no zero matrix, no scatter, no row sums."""
+    no zero matrix, no scatter, no row sums.  Rows the step takes as an input (`rows` read
+    from its scope, scattered with np.add.at) qualify when they are arange(m) as traced; they
+    are then listed in `ir.arange_inputs`, and the replay checks them each call (other rows
+    trace again)."""
     use = readers(ir)
     for instr in list(ir.instrs):
-        found = _log_softmax_backward(instr, use)
+        found = _log_softmax_backward(ir, instr, use)
         if found is None:
             continue
         zeros, scatter, rowsum, product, exp = found
@@ -106,15 +109,18 @@ def softmax_cross_entropy(ir):
         scale = Instr("call", np.multiply, (exp, minus_s), out=dz, fresh=True)
         place = Instr("ufunc_at", np.add, (dz, index, s), writes=dz)
         place.note = "softmax − one-hot: the cross-entropy's gradient"
+        if any(index[0] is v for v in ir.arange_inputs):
+            place.note += f" ({index[0].example.shape[0]} rows, arange as checked each call)"
         dz.instr = scale
         insert_before(ir, instr, negate, scale, place)
         for dead in (instr, zeros, scatter, rowsum, product):
             ir.instrs.remove(dead)
 
 
-def _log_softmax_backward(instr, use):
+def _log_softmax_backward(ir, instr, use):
     """(zeros, scatter, rowsum, product, exp) when `instr` is dz = g − e·g.sum(-1, keepdims)
-    for g = zeros_like(s, shape=(m, C)) with g[arange(m), y] = s (a 0-d s), else None."""
+    for g = zeros_like(s, shape=(m, C)) with g[arange(m), y] = s or np.add.at(g, (arange(m),
+    y), s) (a 0-d s), else None."""
     if not (instr.kind == "call" and instr.fn is np.subtract and not instr.kwargs and len(instr.args) == 2):
         return None
     g, product = instr.args
@@ -123,7 +129,8 @@ def _log_softmax_backward(instr, use):
             and made is not None and made.kind == "call" and made.fn is np.multiply and not made.kwargs):
         return None
     readers_of_g = use.get(id(g), [])
-    scatter = next((r for r in readers_of_g if r is not None and r.kind == "setitem"), None)
+    scatter = next((r for r in readers_of_g if r is not None and (r.kind == "setitem" or (
+        r.kind == "ufunc_at" and r.fn is np.add and len(r.args) == 3 and not r.kwargs))), None)
     rowsum = next((a.instr for a in made.args if isinstance(a, Value) and a.instr is not None
                    and a.instr.kind == "method" and a.instr.fn == "sum" and a.instr.args == (g,)), None)
     if scatter is None or rowsum is None or len(readers_of_g) != 3 or set(map(id, readers_of_g)) != {
@@ -133,9 +140,22 @@ def _log_softmax_backward(instr, use):
         return None
     exp = next(a for a in made.args if a is not rowsum.out)
     rows, s = scatter.args[1], scatter.args[2]
-    if not (isinstance(rows, tuple) and len(rows) == 2 and one_per_row(rows, g.shape)
+    if not (isinstance(rows, tuple) and len(rows) == 2 and getattr(rows[1], "ndim", 2) <= 1
             and isinstance(s, Value) and s.ndim == 0 and s.dtype == g.dtype
             and len(use.get(id(rowsum.out), [])) == 1):
         return None
-    return zeros, scatter, rowsum, made, exp
+    if one_per_row(rows, g.shape):
+        return zeros, scatter, rowsum, made, exp
+    if _arange_input(ir, rows[0], g.shape[0]):
+        ir.arange_inputs.append(rows[0])
+        return zeros, scatter, rowsum, made, exp
+    return None
+
+
+def _arange_input(ir, rows, m):
+    """Is `rows` an input of the step that was arange(m) when traced, and that no line of the
+    step writes?"""
+    return (any(rows is v for v in ir.inputs) and rows.example.dtype.kind in "iu"
+            and np.array_equal(rows.example, np.arange(m)) and rows.example.shape == (m,)
+            and not any(i.writes is rows for i in ir.instrs))
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dis
 import functools
+import itertools
 import operator
 import numbers
 import types
@@ -103,22 +104,28 @@ def _groups_unchanged(optimizer):
     traced = [(list(group["params"]), {k: list(v) if type(v) is list else v  # (a list may change in place)
                                         for k, v in group.items() if k not in ("params", "lr")})
               for group in optimizer.param_groups]
+    keys = [tuple(hyper) for _, hyper in traced]
+    values = [tuple(hyper.values()) for _, hyper in traced]
 
     def unchanged():
         groups = optimizer.param_groups
         if len(groups) != len(traced):
             return False
-        for group, (params, hyper) in zip(groups, traced):
+        for group, (params, hyper), names, was in zip(groups, traced, keys, values):
             current = group["params"]
             if len(current) != len(params) or any(map(operator.is_not, current, params)):
                 return False
-            if len(group) != len(hyper) + 2 or not all(_same(group.get(k, _MISSING), v) for k, v in hyper.items()):
+            if len(group) != len(hyper) + 2:
                 return False
+            now = tuple(map(group.get, names, _MISSINGS))
+            if not all(map(operator.is_, now, was)) and not all(map(_same, now, was)):  # (the same
+                return False                                          # objects: the common case)
         return True
     return unchanged
 
 
 _MISSING = object()
+_MISSINGS = itertools.repeat(_MISSING)
 
 
 def _same(current, traced):

@@ -36,6 +36,7 @@ class IR:
         self.decays: list = []  # (factor Value, weight Value): the L2 gradient as a decay
         self.data_grads: list = []  # (Value, weight Value): the rest of a decayed gradient
         self.state_names: list = []  # (Value, state key, weight Value): an optimizer's arrays
+        self.arange_inputs: list = []  # input Values a pass assumed to be arange(m): checked each call
 
     def grad_value(self, tensor):
         """The Value of `tensor`'s gradient handed to `.grad`, or None."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import operator
 
 import numpy as np
 
@@ -18,6 +19,13 @@ from .emit import Emitter
 from .lower import Refused, lower
 from .naming import mark_penalties, name_values
 from .update import plan
+
+
+_SHAPE_DTYPE = operator.attrgetter("_data.shape", "_data.dtype")
+
+
+def _data(value):
+    return value._data if isinstance(value, TensorBase) else value
 
 
 def _signature(value):
@@ -53,22 +61,29 @@ class Program:
             return
         self.nodes = graph(self.roots)
         self.params = [n.tensor() for n in self.nodes if n.is_leaf and n.requires_grad]
-        self.param_shapes = [(p.shape, p.dtype) for p in self.params]
+        self.param_shapes = list(map(_SHAPE_DTYPE, self.params))
         build = lambda update=None: _build(self, args, arg_names, scope or {}, update)  # noqa: E731
         try:
-            self.source, self.function, self.buffer_arrays, self.names = build()
+            self.source, self.function, self.buffer_arrays, self.names, aranges = build()
         except Refused as reason:
             self.eager_only, self.source = str(reason), f"# not compiled: {reason}"
             return
         self.plain_source = self.source
         self.update = plan(events, self.params, self.nodes)
         if self.update is not None:  # the step most calls run: .source shows it
-            self.source, self.updating, arrays, _ = build(self.update)
+            self.source, self.updating, arrays, _, more = build(self.update)
             self.buffer_arrays += arrays
+            aranges |= more
+        positions = [i for i, a in enumerate(args) if isinstance(a, TensorBase | np.ndarray)]
+        self.aranges = [(positions[k], np.arange(len(np.asarray(getattr(args[positions[k]], "_data",
+                         args[positions[k]]))), dtype=dtype).tobytes()) for k, dtype in sorted(aranges)]
+        self.buffer_ids = set(map(id, self.buffer_arrays))  # (the arrays stay alive: no id reuse)
 
     def fits(self, args):
-        return trace_key(args) == self.key and [
-            (p._data.shape, p._data.dtype) for p in self.params] == self.param_shapes
+        """Do these arguments and parameters have the shapes, dtypes (...) traced, and does each
+        index a pass assumed to be arange(m) still hold exactly that (see algebra.py)?"""
+        return (trace_key(args) == self.key and list(map(_SHAPE_DTYPE, self.params)) == self.param_shapes
+                and all(_data(args[i]).tobytes() == arange for i, arange in self.aranges))
 
     def run(self, args):
         """The generated step: events in their traced order, gradients into `.grad` at the
@@ -86,7 +101,7 @@ class Program:
         """A returned array that may share memory with a buffer the next call overwrites is
         copied (an array owning its memory shares none unless it is a buffer)."""
         value = np.asarray(value)
-        if value.base is None and all(value is not b for b in self.buffer_arrays):
+        if value.base is None and id(value) not in self.buffer_ids:
             return value
         if any(np.may_share_memory(value, b) for b in self.buffer_arrays):
             return value.copy()
@@ -94,8 +109,8 @@ class Program:
 
 
 def _build(program, args, arg_names, scope, update):
-    """(source, function, buffers, names) of the step, with the SGD update written in when
-    `update` is given."""
+    """(source, function, buffers, names, {(k, dtype)}: the k-th array input assumed to be
+    arange(m)) of the step, with the optimizer's update written in when `update` is given."""
     with _random_state_kept():  # running ops again must not move the user's random streams
         ir = lower(program.nodes, program.events, args, program.outputs)
     passes.simplify(ir)
@@ -112,7 +127,8 @@ def _build(program, args, arg_names, scope, update):
     namespace.update({f"P{i}": t for i, (t, _) in enumerate(ir.params)})
     exec(builtins.compile(source, "<tl.compile>", "exec"), namespace)  # noqa: S102 - ours
     named = {id(t): names[id(v)] for t, v in ir.params}
-    return source, namespace["step"], list(buffers.values()), named
+    aranges = {(k, v.dtype) for k, v in enumerate(ir.inputs) if any(v is a for a in ir.arange_inputs)}
+    return source, namespace["step"], list(buffers.values()), named, aranges
 
 
 @contextlib.contextmanager

@@ -31,9 +31,8 @@ class WrittenStep:
     def __init__(self, optimizer, params, grads_dead, cleared_before):
         self.optimizer, self.params = optimizer, params
         self.groups = [(_hyper(g), list(g["params"])) for g in optimizer.param_groups]
-        self.state_keys = {id(p): sorted(k for k, v in optimizer.state.get(p, {}).items()
-                                         if isinstance(v, np.ndarray))
-                           for g in optimizer.param_groups for p in g["params"]}
+        self.everyone = [p for _, params in self.groups for p in params]
+        self.state_keys = [_array_keys(optimizer.state.get(p)) for p in self.everyone]
         self.grads_dead, self.cleared_before = grads_dead, cleared_before
 
     def ready(self):
@@ -41,12 +40,10 @@ class WrittenStep:
         (the step's guards check that before every replay); no gradient is left to accumulate
         into, the optimizer's state holds the arrays the code reads, every parameter is
         writable in place."""
-        everyone = [p for _, params in self.groups for p in params]
+        everyone = self.everyone  # (the guards have checked that the groups are as traced)
         if not self.cleared_before and any(p._grad is not None for p in everyone):
             return False
-        state = self.optimizer.state
-        if any(sorted(k for k, v in state.get(p, {}).items() if isinstance(v, np.ndarray))
-               != self.state_keys[id(p)] for p in everyone):
+        if list(map(_array_keys, map(self.optimizer.state.get, everyone))) != self.state_keys:
             return False
         held = held_count() > 0
         return all(p._data.flags.writeable and not (held and is_held(p._data)) for p in self.params)
@@ -100,6 +97,11 @@ class WrittenStep:
         with recording(rec):
             self.optimizer.update(weight, grad, state, group, *scalars, **extra)
         return lines + rec.instrs
+
+
+def _array_keys(state):
+    """The sorted keys of the arrays in one parameter's optimizer state (None: no state)."""
+    return sorted(k for k, v in state.items() if isinstance(v, np.ndarray)) if state else []
 
 
 def _input(lines, what, example, role="hyper"):

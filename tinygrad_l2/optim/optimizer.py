@@ -91,9 +91,9 @@ class Optimizer:
         for group in self.param_groups:
             for p in group["params"]:
                 if set_to_none:
-                    p.grad = None
-                elif p.grad is not None:
-                    p.grad = np.zeros_like(p.grad)
+                    p._grad = None  # (not the .grad setter: no check is needed to clear it)
+                elif p._grad is not None:
+                    p._grad = np.zeros_like(p._grad)
 
     def _params_with_grad(self):
         if not self.__dict__.get("_penalties_checked"):
