@@ -60,6 +60,22 @@ def test_in_place_writes_into_an_operand_only_once_nothing_reads_it():
     assert "out=" not in exp_line  # a + 2 is read again after exp: never overwritten
 
 
+def test_in_place_lets_a_primitive_declared_out_like_first_write_into_its_dying_first_operand():
+    from tinygrad_l2.ops.elementwise import zero_where
+
+    def fn(a, b):
+        g, kept = a * 3, b.T * 1  # g dies at the first zero_where; kept is read again after
+        return zero_where(g, b.T <= 0) + zero_where(kept, a <= 0), kept
+    ir = program(fn, A, B)
+    want, _ = execute(ir, A, B)
+    passes.in_place(ir)
+    got, source = execute(ir, A, B)
+    calls = [i for i in ir.instrs if i.fn is zero_where.__wrapped__]
+    assert "out=t" in source and "out" in calls[0].kwargs and "out" not in calls[1].kwargs
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+
+
 def test_in_place_never_writes_into_an_input_or_a_view():
     ir = program(lambda a, b: (a * 2 + a.T.T, np.negative(b.T) * 3), A, B)
     passes.in_place(ir)

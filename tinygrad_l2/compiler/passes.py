@@ -141,14 +141,16 @@ def _dead_write(instr, use):
 
 
 def in_place(ir):
-    """out=operand for elementwise ufuncs whose operand dies here (and is the program's own)."""
+    """out=operand for elementwise ufuncs (and ops.primitive helpers declared out_like_first)
+    whose operand dies here (and is the program's own)."""
     for i in range(len(ir.instrs)):
         instr = ir.instrs[i]
-        if not (_elementwise(instr) and instr.fresh and instr.fn.nout == 1):
+        like_first = instr.kind == "call" and getattr(instr.fn, "out_like_first", False) and not instr.kwargs
+        if not (like_first or _elementwise(instr) and instr.fn.nout == 1) or not instr.fresh:
             continue
         alias = roots(ir)
         last = last_reads(ir, alias)
-        for operand in instr.args[:2]:
+        for operand in instr.args[:1 if like_first else 2]:
             if _reusable(operand, instr, alias, last, i, ir):
                 instr.kwargs["out"], instr.writes, instr.fresh = operand, operand, False
                 instr.note = ("in place: nothing reads {0} afterwards", operand)

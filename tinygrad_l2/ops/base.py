@@ -13,10 +13,16 @@ class Op(Function):
     fresh_gradients = True
 
 
-def primitive(fn):
+def primitive(fn=None, *, out_like_first=False):
     """Mark a numpy helper of the ops (`sigmoid`, `zero_where`) as one step of a compiled
     program: tl.compile records and prints a call to it, not the numpy calls inside it, so the
-    generated code reads `A1 = sigmoid(Z1)`.  Eagerly it is just `fn`."""
+    generated code reads `A1 = sigmoid(Z1)`.  Eagerly it is just `fn`.  out_like_first: `fn`
+    takes `out=` and may write its result into its first argument's array (elementwise, of
+    that shape and dtype), as a ufunc may; a compiled step then reuses a dying operand."""
+    if fn is None:
+        return functools.partial(primitive, out_like_first=out_like_first)
+    fn.out_like_first = out_like_first
+
     @functools.wraps(fn)
     def call(*args, **kwargs):
         for arg in args:

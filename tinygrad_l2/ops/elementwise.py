@@ -173,14 +173,17 @@ class ReLU(Op):
         return zero_where(g, self.saved_arrays[0] <= 0)
 
 
-@primitive
-def zero_where(g, drop):
+@primitive(out_like_first=True)
+def zero_where(g, drop, out=None):
     """np.where(drop, 0, g) exactly (an infinite or NaN g becomes +0 too), without branches:
     g's bits, as unsigned integers, times the kept mask (1 where kept, 0 where dropped).
     np.where branches on every element, about 10× slower than this on a ReLU's random mask;
     this is about 20% faster than ANDing with a mask of all ones made from drop − 1."""
     bits = np.dtype(f"u{g.dtype.itemsize}")
-    return np.multiply(g.view(bits), np.logical_not(drop)).view(g.dtype)
+    if out is None:
+        return np.multiply(g.view(bits), np.logical_not(drop)).view(g.dtype)
+    np.multiply(g.view(bits), np.logical_not(drop), out=out.view(bits))
+    return out
 
 
 class Sigmoid(Op):
