@@ -392,6 +392,60 @@ def test_the_array_inputs_interface_reads_closure_cells_and_globals_now():
 GLOBAL_ARRAY = np.arange(3.0)
 
 
+# ---- 3b. kept traces ---------------------------------------------------------------------------
+
+def test_a_smaller_last_batch_is_traced_once_per_shape_over_epochs():
+    _, _, eager = linear_step()
+    _, _, inner = linear_step()
+    compiled = tl.compile(inner)
+    epoch = data(2, m=6) + data(1, m=4, seed=2)  # drop_last=False: a smaller last batch
+    for _ in range(3):
+        for x, y in epoch:
+            assert compiled(x, y).item() == eager(x, y).item()
+    assert compiled.traces == 2 and compiled.fallback_reason is None
+
+
+def test_a_scope_number_set_back_replays_the_trace_kept_for_it():
+    tl.manual_seed(0)
+    model = tl.nn.Linear(4, 3, dtype=np.float64)
+    global SCALE
+
+    def step(x):
+        return (model(x) * SCALE).sum()
+    compiled = tl.compile(step)
+    x = data(1)[0][0]
+    for scale in (1.0, 2.0, 1.0, 2.0):
+        SCALE = scale
+        assert compiled(x).item() == step(x).item()
+    assert compiled.traces == 2
+
+
+SCALE = 1.0
+
+
+def test_the_least_recently_used_trace_is_dropped_beyond_the_kept_number():
+    from tinygrad_l2.compiler import KEPT_TRACES
+    _, _, inner = linear_step()
+    compiled = tl.compile(inner)
+    shapes = list(range(1, KEPT_TRACES + 2))  # one more batch size than kept
+    for m in shapes + [shapes[-1], shapes[1]]:  # the last and the second one replay
+        compiled(*data(1, m=m)[0])
+    assert compiled.traces == KEPT_TRACES + 1
+    compiled(*data(1, m=shapes[0])[0])  # the first was dropped: traced again
+    assert compiled.traces == KEPT_TRACES + 2
+
+
+def test_retrace_drops_every_kept_trace():
+    _, _, inner = linear_step()
+    compiled = tl.compile(inner)
+    for m in (6, 4):
+        compiled(*data(1, m=m)[0])
+    compiled.retrace()
+    for m in (6, 4, 6):
+        compiled(*data(1, m=m)[0])
+    assert compiled.traces == 4
+
+
 # ---- 4. the fallback is reported once -------------------------------------------------------
 
 def test_a_step_that_cannot_be_compiled_warns_once_naming_reason_and_line():

@@ -21,7 +21,8 @@ namedtuples, None, constants; see results.py).  A number the function got from a
 hold the results but no graph.  Keyword arguments work (`step(X, y=y)`; their names are part
 of what a trace depends on).  Arrays the function reads from its globals or enclosing scope
 (`rows`, `y` in `-logp[rows, y].mean()`), and tensors there that are not parameters, are read
-afresh each call like arguments.
+afresh each call like arguments (rows equal to arange(m) when traced give the cross-entropy's
+backward as softmax − one-hot; each call checks they still are, else it traces again).
 
 It traces again, never replaying stale, when any of these changed (see guards.py): an
 argument's shape or dtype, grad mode, a parameter's shape, which arguments are the same object,
@@ -29,6 +30,8 @@ the keyword names, a number or string the function reads as a global or closure 
 object any other global or closure variable refers to (`opt = Adam(...)` after the trace), the
 `training` flag of a module the step called (train()/eval()), an optimizer's parameter groups
 or hyper-parameters (the learning rate is read each call), a traced parameter's requires_grad.
+The last 8 traces are kept: a call replays the first whose conditions all hold again (a smaller
+last batch each epoch, eval() then train() again), and traces only when none does.
 
 What replay cannot see, documented: Python control flow that depends on data (the traced path
 is replayed), a Python number computed from the data inside the function and used there
@@ -55,7 +58,7 @@ from __future__ import annotations
 import functools
 import threading
 import warnings
-from typing import Any, Callable, overload
+from typing import Any, Callable, NamedTuple, overload
 
 import numpy as np
 
@@ -102,13 +105,14 @@ class CompiledStep:
     def __init__(self, fn: Callable[..., Any], check: int) -> None:
         self.fn, self.checks_left, self.program, self.traces = fn, check, None, 0
         self.fallback_reason: str | None = None
+        self._cache: list[_Cached] = []  # the traces kept, the one used last first
         self._busy = threading.Lock()
         functools.update_wrapper(self, fn)
 
     def retrace(self) -> None:
         """Trace again on the next call (after changing something the trace cannot see, such
         as a regularizer's coefficient set in place); a step that ran eagerly tries again."""
-        self.program, self.fallback_reason = None, None
+        self.program, self.fallback_reason, self._cache = None, None, []
 
     @property
     def source(self) -> str | None:
@@ -127,10 +131,8 @@ class CompiledStep:
         try:
             if self.fallback_reason is not None or state.anomaly:  # detect_anomaly(): eager checks
                 return self.fn(*args, **kwargs)  # each op; a step replay cannot reproduce: eager
-            if self.program is None or tuple(sorted(kwargs)) != self.keywords or self.guards.changed():
-                return self._trace(args, kwargs)
-            inputs = self._inputs(args, kwargs, [read() for _, read in self.arrays])
-            if not self.program.fits(inputs):
+            inputs = self._find(args, kwargs)
+            if inputs is None:
                 return self._trace(args, kwargs)
             if self.checks_left:
                 self.checks_left -= 1
@@ -139,14 +141,25 @@ class CompiledStep:
         finally:
             self._busy.release()
 
-    def _inputs(self, args, kwargs, arrays):
-        """What the program takes: the arguments, the keyword arguments by name, then the
-        arrays the function reads from its scope (see guards.array_inputs)."""
-        return args + tuple(kwargs[k] for k in self.keywords) + tuple(arrays)
+    def _find(self, args, kwargs):
+        """The inputs of this call for a kept trace whose guards hold and whose program fits
+        them (it becomes the current one: .program, .source), or None.  Several traces are
+        kept (a smaller last batch, eval() then train()), the one used last tried first."""
+        keywords = tuple(sorted(kwargs)) if kwargs else ()
+        for k, cached in enumerate(self._cache):
+            if cached.keywords != keywords or cached.guards.changed():
+                continue
+            inputs = _inputs(args, kwargs, keywords, [read() for _, read in cached.arrays])
+            if cached.program.fits(inputs):
+                if k:
+                    self._cache.insert(0, self._cache.pop(k))
+                    self.program, self.guards, self.template = cached.program, cached.guards, cached.template
+                return inputs
+        return None
 
     def _trace(self, args, kwargs):
-        self.keywords, self.arrays = tuple(sorted(kwargs)), array_inputs(self.fn)
-        arrays = [read() for _, read in self.arrays]  # as the function is about to read them
+        keywords, readers = tuple(sorted(kwargs)), array_inputs(self.fn)
+        arrays = [read() for _, read in readers]  # as the function is about to read them
         before = _scope_numbers(self.fn)
         trace, previous = Trace(), (state.recorder, state.hooks)
         state.recorder, state.hooks = trace, True
@@ -164,26 +177,29 @@ class CompiledStep:
             what, where = trace.unreplayable[0]
             return self._fall_back(f"{what} (at {where}) happens outside the graph, so a replay "
                                    f"would skip it", result)
-        inputs = self._inputs(args, kwargs, arrays)
-        names = parameter_names(self.fn, len(args)) + list(self.keywords) + [n for n, _ in self.arrays]
-        self.guards = Guards(self.fn, modules=[o[1] for o in observed if o[0] == "module"],
-                             optimizers=[e[1] for e in events if e[0] in ("step", "zero_grad")
-                                         and hasattr(e[1], "param_groups")])  # not a model
+        inputs = _inputs(args, kwargs, keywords, arrays)
+        names = parameter_names(self.fn, len(args)) + list(keywords) + [n for n, _ in readers]
+        guards = Guards(self.fn, modules=[o[1] for o in observed if o[0] == "module"],
+                        optimizers=[e[1] for e in events if e[0] in ("step", "zero_grad")
+                                    and hasattr(e[1], "param_groups")])  # not a model
         try:
-            tensors, self.template = flatten(result, [o[1:] for o in observed if o[0] == "number"],
-                                             code_literals(self.fn) + self.guards.scalars)
+            tensors, template = flatten(result, [o[1:] for o in observed if o[0] == "number"],
+                                        code_literals(self.fn) + guards.scalars)
         except Unreplayable as error:
             return self._fall_back(str(error), result)
         scope = {id(read()): name for _, name, read in scope_reads(self.fn)}
-        self.program = Program(inputs, tensors, events, names, scope)
-        if self.program.eager_only:
-            return self._fall_back(self.program.eager_only, result)
-        self.guards.add_parameters(self.program.params)
+        program = Program(inputs, tensors, events, names, scope)
+        if program.eager_only:
+            return self._fall_back(program.eager_only, result)
+        guards.add_parameters(program.params)
+        self.program, self.guards, self.template = program, guards, template
+        self._cache.insert(0, _Cached(program, guards, template, keywords, readers))
+        del self._cache[KEPT_TRACES:]
         return result
 
     def _fall_back(self, reason, result):
         """Run eagerly from now on, and say so once, with the function's file and line."""
-        self.fallback_reason, self.program = reason, None
+        self.fallback_reason, self.program, self._cache = reason, None, []
         code = getattr(getattr(self.fn, "__func__", self.fn), "__code__", None)
         where = f" ({code.co_filename}:{code.co_firstlineno})" if code is not None else ""
         warnings.warn(f"tl.compile: {getattr(self.fn, '__name__', 'the step')}{where} runs eagerly every "
@@ -207,6 +223,25 @@ class CompiledStep:
                 f"({describe(got, want)}); something the trace cannot see changed: data-dependent "
                 f"control flow, or a value read from an object or inside another function")
         return eager
+
+
+KEPT_TRACES = 8  # traces a step keeps (torch.compile's cache_size_limit); the least recently used goes
+
+
+class _Cached(NamedTuple):
+    """One kept trace: its program, guards, returned structure, keyword names and the readers
+    of the arrays it takes from the function's scope."""
+    program: Program
+    guards: Guards
+    template: Any
+    keywords: tuple[str, ...]
+    arrays: list[tuple[str, Callable[[], Any]]]
+
+
+def _inputs(args, kwargs, keywords, arrays):
+    """What a program takes: the arguments, the keyword arguments by name, then the arrays the
+    function reads from its scope (see guards.array_inputs)."""
+    return args + tuple(kwargs[k] for k in keywords) + tuple(arrays)
 
 
 def _scope_numbers(fn):
