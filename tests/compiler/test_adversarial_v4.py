@@ -128,6 +128,40 @@ def test_scope_rows_changed_in_place_after_the_trace_are_seen_every_call(change)
     _assert_twins(model, eager_model)
 
 
+def test_rows_in_an_integer_tensor_given_new_data_are_seen_every_call():
+    rows = tl.Tensor(np.arange(6), dtype=np.int64)
+    model, eager_model, compiled, results = _race(lambda: _scope_ce(rows, Y6), calls=5, before=lambda k: k == 2 and (
+        setattr(rows, "data", np.array([1, 0, 2, 3, 4, 5]))))
+    assert compiled.traces == 2
+    _assert_losses(results)
+    _assert_twins(model, eager_model)
+
+
+@pytest.mark.parametrize("changed", [0, 1])
+def test_two_fused_cross_entropies_each_check_their_own_rows(changed):
+    """Two heads over two arange arrays: changing one makes its pick general, the other stays fused."""
+    heads = [np.arange(6), np.arange(6)]
+
+    def make():
+        model = _mlp()
+        opt = O.SGD(model.parameters(), lr=0.1, momentum=0.5)
+        first, second, y2 = heads[0], heads[1], Y6[::-1].copy()
+
+        def step(x):
+            opt.zero_grad()
+            z = model(x)
+            loss = -z.log_softmax(-1)[first, Y6].mean() - (z * 2).log_softmax(-1)[second, y2].mean()
+            loss.backward()
+            opt.step()
+            return loss
+        return model, step
+    model, eager_model, compiled, results = _race(make, calls=5, before=lambda k: k == 2 and (
+        heads[changed].__setitem__(slice(0, 2), [1, 0])))
+    assert compiled.traces == 2 and compiled.source.count("arange as checked each call") == 1
+    _assert_losses(results)
+    _assert_twins(model, eager_model)
+
+
 def test_global_rows_rebound_to_a_permutation_then_to_arange_again_never_replay_stale():
     global ROWS
 
@@ -149,8 +183,8 @@ def test_one_array_as_both_rows_and_labels_changed_in_place_traces_again():
     def make():
         model = _mlp()
         return model, _diagonal_step(model, both)
-    model, eager_model, compiled, results = _race(make, calls=4, m=3,
-                                                  before=lambda k: k == 2 and both.__setitem__(slice(None), [2, 0, 1]))
+    model, eager_model, compiled, results = _race(
+        make, calls=4, m=3, before=lambda k: k == 2 and both.__setitem__(slice(None), [2, 0, 1]))
     assert compiled.traces == 2
     _assert_losses(results)
     _assert_twins(model, eager_model)
@@ -207,7 +241,8 @@ def test_an_index_going_out_of_range_raises_in_both_and_leaves_the_twins_equal(b
                    "IndexError; eager's names the op and the tensor's shape (index: ... (tensor of shape (6, 3)))")
 def test_a_label_out_of_range_gets_the_same_error_message_compiled_as_eager():
     y = Y6.copy()
-    _, _, _, results = _race(lambda: _scope_ce(np.arange(6), y), calls=3, before=lambda k: k == 2 and y.__setitem__(0, 7))
+    _, _, _, results = _race(lambda: _scope_ce(np.arange(6), y), calls=3,
+                             before=lambda k: k == 2 and y.__setitem__(0, 7))
     assert str(results[2][1]) == str(results[2][0])
 
 
@@ -307,7 +342,8 @@ ADAM = lambda params: O.Adam(params, lr=0.01)  # noqa: E731
     (SGD_MOMENTUM, _set("nesterov", True)), (SGD_MOMENTUM, _set("dampening", 0.5)),
     (SGD_MOMENTUM, _set("weight_decay", 0.1)), (SGD_MOMENTUM, _set("lr", np.float64(0.05))),
     (ADAM, _set("betas", [0.9, 0.999])), (ADAM, _set("betas", (0.5, 0.999))), (ADAM, _set("eps", 1e-3)),
-    (ADAM, lambda k, opt: _set("betas", [0.9, 0.999], 1)(k, opt) or (k == 3 and opt.param_groups[0]["betas"].__setitem__(0, 0.5))),
+    (ADAM, lambda k, opt: _set("betas", [0.9, 0.999], 1)(k, opt) or (
+        k == 3 and opt.param_groups[0]["betas"].__setitem__(0, 0.5))),
     (lambda params: O.AdamW(params, lr=0.01), _set("weight_decay", 0.5))],
     ids=["momentum", "momentum as np.float64", "nesterov", "dampening", "weight_decay", "lr as np.float64",
          "betas as a list", "betas", "eps", "betas list changed in place", "AdamW weight_decay"])
