@@ -363,16 +363,11 @@ def _array_hyper(key, traced, changed):
     return before
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT (new in the identical-objects fast path): Adam's betas set to "
-                   "an ndarray and changed in place replay the traced betas; before it, == on the array "
-                   "raised and the step retraced (guards._groups_unchanged keeps the array, not a copy)")
 def test_betas_given_as_an_array_and_changed_in_place_are_honoured():
     (eager_model, _, _), (model, _, _) = _opt_twins(ADAM, _array_hyper("betas", [0.9, 0.999], [0.5, 0.999]))
     _assert_twins(model, eager_model)
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: a 0-d array weight_decay changed in place replays the traced "
-                   "0 (the trace skipped the decay; guards._groups_unchanged compares the array with itself)")
 def test_a_zero_d_array_weight_decay_changed_in_place_is_honoured():
     (eager_model, _, _), (model, _, _) = _opt_twins(SGD_MOMENTUM, _array_hyper("weight_decay", 0.0, 0.5))
     _assert_twins(model, eager_model)

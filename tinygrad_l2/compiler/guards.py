@@ -101,8 +101,7 @@ def _attributes_unchanged(objects, attribute):
 def _groups_unchanged(optimizer):
     """What the replay assumes of an optimizer: per group, its parameters (by identity) and its
     hyper-parameters (the learning rate aside: the replay reads it each call)."""
-    traced = [(list(group["params"]), {k: list(v) if type(v) is list else v  # (a list may change in place)
-                                        for k, v in group.items() if k not in ("params", "lr")})
+    traced = [(list(group["params"]), {k: _snapshot(v) for k, v in group.items() if k not in ("params", "lr")})
               for group in optimizer.param_groups]
     keys = [tuple(hyper) for _, hyper in traced]
     values = [tuple(hyper.values()) for _, hyper in traced]
@@ -128,13 +127,24 @@ _MISSING = object()
 _MISSINGS = itertools.repeat(_MISSING)
 
 
+def _snapshot(value):
+    """A copy of what may change in place (a list, an array, inside a tuple too)."""
+    if isinstance(value, tuple | list):
+        return type(value)(map(_snapshot, value)) if type(value) in (tuple, list) else value
+    return value.copy() if isinstance(value, np.ndarray) else value
+
+
 def _same(current, traced):
-    """Equal and of the same type, element by element in a tuple or list: np.float64(0.01)
-    equals 0.01 but makes a float32 update compute in float64."""
+    """Equal and of the same type, element by element in a tuple or list, an array by shape,
+    dtype and values: np.float64(0.01) equals 0.01 but makes a float32 update compute in
+    float64."""
     if type(current) is not type(traced):
         return False
     if isinstance(traced, tuple | list):
         return len(current) == len(traced) and all(map(_same, current, traced))
+    if isinstance(traced, np.ndarray):
+        return (current.shape == traced.shape and current.dtype == traced.dtype
+                and bool(np.array_equal(current, traced)))
     return bool(current == traced)
 
 
