@@ -288,9 +288,7 @@ def _logits_step(scale):
     return Z, step
 
 
-@pytest.mark.parametrize("scale", [1.0, pytest.param(-1.0, marks=pytest.mark.xfail(
-    strict=True, reason="DEFECT (sign of zero only): fused dz = e·(−s) gives −0 where e^logp underflows and "
-    "s > 0 (a negatively scaled loss); eager's g − e·s gives +0 (algebra.softmax_cross_entropy)"))])
+@pytest.mark.parametrize("scale", [1.0, -1.0])
 def test_the_fused_gradient_keeps_eager_signed_zeros_where_the_softmax_underflows(scale):
     (W, eager), (V, step) = _logits_step(scale), _logits_step(scale)
     compiled = tl.compile(step)

@@ -88,10 +88,10 @@ def _scalar(x):
 
 def softmax_cross_entropy(ir):
     """The log-softmax backward of a one-label-per-row pick, fused (bit for bit, signed zeros
-    aside).  The backward of -mean(logp[rows, y]) through logp = z − logΣeᶻ is
+    too).  The backward of -mean(logp[rows, y]) through logp = z − logΣeᶻ is
         g = zeros;  g[rows, y] = s;  dz = g − eˡᵒᵍᵖ·Σ_row g      (s = −dL/m, Σ_row g = s)
     and with one label per row (rows = arange(m)) this is the textbook softmax − one-hot:
-        dz = eˡᵒᵍᵖ·(−s);  dz[rows, y] += s
+        dz = 0 − eˡᵒᵍᵖ·s;  dz[rows, y] += s
     no zero matrix, no scatter, no row sums.  Rows the step takes as an input (`rows` read
     from its scope, scattered with np.add.at) qualify when they are arange(m) as traced; they
     are then listed in `ir.arange_inputs`, and the replay checks them each call (other rows
@@ -103,16 +103,16 @@ def softmax_cross_entropy(ir):
             continue
         zeros, scatter, rowsum, product, exp = found
         s, index = scatter.args[2], scatter.args[1]
-        minus_s = Value(np.negative(s.example))
-        negate = Instr("call", np.negative, (s,), out=minus_s, fresh=True)
-        dz = instr.out
-        scale = Instr("call", np.multiply, (exp, minus_s), out=dz, fresh=True)
+        es = Value(np.multiply(exp.example, s.example))
+        product_es = Instr("call", np.multiply, (exp, s), out=es, fresh=True)
+        dz = instr.out  # 0 − e·s, as eager's g − e·Σg computes it where g is 0 (−e·s is −0 where
+        scale = Instr("call", np.subtract, (0, es), out=dz, fresh=True)  # e is 0 and s > 0)
         place = Instr("ufunc_at", np.add, (dz, index, s), writes=dz)
         place.note = "softmax − one-hot: the cross-entropy's gradient"
         if any(index[0] is v for v in ir.arange_inputs):
             place.note += f" ({index[0].example.shape[0]} rows, arange as checked each call)"
         dz.instr = scale
-        insert_before(ir, instr, negate, scale, place)
+        insert_before(ir, instr, product_es, scale, place)
         for dead in (instr, zeros, scatter, rowsum, product):
             ir.instrs.remove(dead)
 
