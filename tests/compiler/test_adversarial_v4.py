@@ -237,8 +237,6 @@ def test_an_index_going_out_of_range_raises_in_both_and_leaves_the_twins_equal(b
     _assert_twins(model, eager_model)
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: the compiled forward's pick logp[rows, y] raises numpy's bare "
-                   "IndexError; eager's names the op and the tensor's shape (index: ... (tensor of shape (6, 3)))")
 def test_a_label_out_of_range_gets_the_same_error_message_compiled_as_eager():
     y = Y6.copy()
     _, _, _, results = _race(lambda: _scope_ce(np.arange(6), y), calls=3,

@@ -446,6 +446,35 @@ def test_retrace_drops_every_kept_trace():
     assert compiled.traces == 4
 
 
+def test_an_error_after_the_step_changed_state_is_raised_as_is_never_run_twice():
+    """A replay that fails after the parameters were updated (here: a schedule whose function
+    divides by zero at the third epoch) raises as eager does: running the step eagerly again
+    would update them twice."""
+    def build():
+        tl.manual_seed(0)
+        model = tl.nn.Linear(4, 3, dtype=np.float64)
+        opt = tl.optim.SGD(model.parameters(), lr=0.1)
+        schedule = tl.optim.lr_scheduler.LambdaLR(opt, lambda epoch: 1 / (3 - epoch))
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = tl.nn.softmax_cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            schedule.step()
+            return loss
+        return model, step
+    (eager_model, eager), (model, step) = build(), build()
+    compiled = tl.compile(step)
+    (x, y), = data(1)
+    for _ in range(2):
+        assert compiled(x, y).item() == eager(x, y).item()
+    for fn in (compiled, eager):
+        with pytest.raises(ZeroDivisionError):
+            fn(x, y)
+    np.testing.assert_array_equal(model.weight.data, eager_model.weight.data)
+
+
 # ---- 4. the fallback is reported once -------------------------------------------------------
 
 def test_a_step_that_cannot_be_compiled_warns_once_naming_reason_and_line():

@@ -47,6 +47,10 @@ When it cannot replay a step, it runs the function eagerly every call instead, w
 tensor, `where` condition or index array computed from data, a returned number computed with
 numpy rather than `.item()`, a PSO step, backward with an explicit gradient or retain_graph.
 
+An error the replay raises before it changed anything (a label out of range) is raised by
+running the function eagerly instead, so its message is the op's own; an error after (in a
+custom op, a scheduler's step) is raised as it is, never run twice.
+
 `check=N` runs the eager function beside the first N replays (from the same state) and raises
 `CompileCheckError` naming the first returned value, parameter or gradient that differs beyond
 rounding (a norm-wise tolerance scaled by the dtype's epsilon, see check.py).  When the
@@ -137,7 +141,7 @@ class CompiledStep:
             if self.checks_left:
                 self.checks_left -= 1
                 return self._checked(inputs, args, kwargs)
-            return self._replay(inputs)
+            return self._replay(inputs, args, kwargs)
         finally:
             self._busy.release()
 
@@ -206,14 +210,22 @@ class CompiledStep:
                       f"call: {reason}", CompileWarning, stacklevel=4)
         return result
 
-    def _replay(self, inputs):
-        replayed = self.program.run(inputs)
+    def _replay(self, inputs, args, kwargs):
+        """The program's results in the function's structure.  An error raised before the
+        program changed anything (a label out of range) is raised by running the step eagerly
+        instead: with the op's own message, as eager raises it."""
+        try:
+            replayed = self.program.run(inputs)
+        except Exception as error:
+            if not self.program.failed_before_effects(error):
+                raise
+            return self.fn(*args, **kwargs)
         return rebuild(self.template, [replayed] if len(self.program.outputs) == 1 else list(replayed))
 
     def _checked(self, inputs, args, kwargs):
         """Replay, then run eagerly from the same state; compare everything observable."""
         before = snapshot(self.program)
-        replayed = self._replay(inputs)
+        replayed = self._replay(inputs, args, kwargs)
         after = snapshot(self.program)
         restore(self.program, before)
         eager = self.fn(*args, **kwargs)

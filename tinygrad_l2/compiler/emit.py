@@ -26,11 +26,14 @@ class Emitter:
         """[(phase, line)] for the instructions not written inside another."""
         self.inline = _inlined(instrs, self.ir, self.names)
         out = []
+        self.first_effect = None  # the index in `out` of the first line with an effect
         for instr in instrs:
             if instr.out is not None and id(instr.out) in self.inline:
                 continue
             line = self.statement(instr)
             if line:
+                if self.first_effect is None and instr.phase != "constants" and _has_effect(instr):
+                    self.first_effect = len(out)
                 note = instr.note or ""
                 if isinstance(note, tuple):  # (format, Value): names are known only now
                     note = note[0].format(self.operand(note[1]))
@@ -221,3 +224,10 @@ def _inlined(instrs, ir, names):
             continue
         found[id(out)] = instr
     return found
+
+
+def _has_effect(instr):
+    """Does this line change what outlives the call: `.grad`, a parameter, an optimizer's state,
+    whatever a custom op's own code does?  (zero_grad does not: twice is the same as once.)"""
+    return (instr.phase == "update" or instr.kind in ("grads", "opaque")
+            or (instr.kind == "event" and instr.fn[0] != "zero_grad"))

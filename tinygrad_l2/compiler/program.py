@@ -97,6 +97,18 @@ class Program:
         values = [Tensor._make(self._own(v), None) for v in outputs]
         return values[0] if len(values) == 1 else tuple(values)
 
+    def failed_before_effects(self, error):
+        """Was `error` raised by a line of the generated step before its first line with an
+        effect (so that the step run eagerly instead starts from the same state)?"""
+        trace = error.__traceback__
+        while trace is not None:
+            code = trace.tb_frame.f_code
+            for fn in (self.function, getattr(self, "updating", None)):
+                if fn is not None and code is fn.__code__:
+                    return fn.effect_line is None or trace.tb_lineno < fn.effect_line
+            trace = trace.tb_next
+        return False
+
     def _own(self, value):
         """A returned array that may share memory with a buffer the next call overwrites is
         copied (an array owning its memory shares none unless it is a buffer)."""
@@ -122,10 +134,11 @@ def _build(program, args, arg_names, scope, update):
     for name, array in buffers.items():
         names.taken.add(name)
     emitter = Emitter(ir, names, scope)
-    source = _source(ir, emitter, names, update)
+    source, effect_line = _source(ir, emitter, names, update)
     namespace = dict(emitter.constants, np=np, _accumulate_grads=_accumulate_grads, _check=_check)
     namespace.update({f"P{i}": t for i, (t, _) in enumerate(ir.params)})
     exec(builtins.compile(source, "<tl.compile>", "exec"), namespace)  # noqa: S102 - ours
+    namespace["step"].effect_line = effect_line  # (see Program.failed_before_effects)
     named = {id(t): names[id(v)] for t, v in ir.params}
     aranges = {(k, v.dtype) for k, v in enumerate(ir.inputs) if any(v is a for a in ir.arange_inputs)}
     return source, namespace["step"], list(buffers.values()), named, aranges
@@ -146,8 +159,8 @@ def _random_state_kept():
 def _source(ir, emitter, names, update):
     """The function: its arguments, a comment at each phase, the lines, the returned list."""
     arguments = [names[id(v)] for v in ir.inputs] + (["lr"] if update and update.arguments() else [])
-    body, current, once = [], None, []
-    for phase, line in emitter.lines(ir.instrs):
+    body, current, once, effect = [], None, [], None
+    for k, (phase, line) in enumerate(emitter.lines(ir.instrs)):
         if phase == "constants":
             once.append(line[4:])
             continue
@@ -156,10 +169,13 @@ def _source(ir, emitter, names, update):
             title = update.title if phase == "update" else title
             body.append(f"    # {title}")
             current = phase
+        if k == emitter.first_effect:
+            effect = len(body)
         body.append(line)
     outputs = ", ".join(emitter.operand(v) for v in ir.outputs)
     once = ["# computed once, when the step was built: numbers that depend on no input", *once, ""] if once else []
-    return "\n".join([*once, f"def step({', '.join(arguments)}):", *body, f"    return [{outputs}]", ""])
+    source = "\n".join([*once, f"def step({', '.join(arguments)}):", *body, f"    return [{outputs}]", ""])
+    return source, None if effect is None else len(once) + 2 + effect  # (line numbers from 1)
 
 
 _TITLES = {"parameters": "parameters", "forward": "forward",
