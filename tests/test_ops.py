@@ -114,6 +114,20 @@ def test_matmul_gradient_1d_2d_and_batched(sa, sb, rng):
     np.testing.assert_allclose((a @ b).data, a.data @ b.data)
 
 
+@pytest.mark.parametrize("sa,sb", [((3,), (3, 4)), ((2, 3), (3,)), ((5, 2, 3), (3, 4)), ((2, 3), (5, 3, 4)),
+                                   ((3,), (5, 3, 4)), ((5, 2, 3), (3,))])
+@pytest.mark.parametrize("constant", ["a", "b"])
+def test_matmul_gradient_with_one_constant_operand_of_any_rank(sa, sb, constant, rng):
+    """Each gradient reads only the other operand: with one operand constant (a batched or 1-D
+    input to a layer) the backward still knows every shape."""
+    a, b = leaf(rng, sa), leaf(rng, sb)
+    fixed = Tensor(a.data) if constant == "a" else Tensor(b.data)
+    if constant == "a":
+        assert tl.gradcheck(lambda b: fixed @ b, [b])
+    else:
+        assert tl.gradcheck(lambda a: a @ fixed, [a])
+
+
 def test_matmul_with_numpy_array_on_the_left_gives_a_tensor(rng):
     w = leaf(rng, (3, 2))
     x = rng.standard_normal((4, 3))

@@ -13,7 +13,7 @@ class MatMul(Op):
     For 2-D operands: dz/da = g @ bᵀ, dz/db = aᵀ @ g.  A 1-D operand is treated as a row (a)
     or column (b) matrix and its gradient reshaped back.
     """
-    __slots__ = ("transposed",)
+    __slots__ = ("transposed", "shapes")
 
     def forward(self, a, b):
         if a.ndim == 0 or b.ndim == 0:
@@ -28,15 +28,16 @@ class MatMul(Op):
         except ValueError:
             raise _shape_error("matmul", a, b,
                                expected="batch dimensions are not broadcastable") from None
-        need_a, need_b = self.needs_input_grad
-        self.save_for_backward(a if need_b or a.ndim != 2 else None, b if need_a or b.ndim != 2 else None)
-        self.transposed = _is_transposed(a), _is_transposed(b)
+        need_a, need_b = self.needs_input_grad  # each gradient reads only the other operand
+        self.save_for_backward(a if need_b else None, b if need_a else None)
+        self.transposed, self.shapes = (_is_transposed(a), _is_transposed(b)), (a.shape, b.shape)
         return out
 
     def backward(self, g):
         a, b = self.saved_arrays
         need_a, need_b = self.needs_input_grad
-        if (a is None or a.ndim == 2) and (b is None or b.ndim == 2):  # the common case
+        a_shape, b_shape = self.shapes
+        if len(a_shape) == 2 and len(b_shape) == 2:  # the common case
             # Lay each gradient out like its operand: for x @ W.T the gradient of W.T comes
             # out as the transpose of a C-ordered (out, in) array, so Transpose's backward
             # hands W a contiguous gradient it can keep without a copy.
@@ -47,14 +48,14 @@ class MatMul(Op):
             if need_b:
                 grad_b = (g.T @ a).T if b_transposed else a.T @ g
             return grad_a, grad_b
-        a2 = a[None, :] if a.ndim == 1 else a
-        b2 = b[:, None] if b.ndim == 1 else b
-        g2 = g.reshape(np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2]) + (a2.shape[-2], b2.shape[-1]))
+        a2_shape = (1, *a_shape) if len(a_shape) == 1 else a_shape  # a row, b a column
+        b2_shape = (*b_shape, 1) if len(b_shape) == 1 else b_shape
+        g2 = g.reshape(np.broadcast_shapes(a2_shape[:-2], b2_shape[:-2]) + (a2_shape[-2], b2_shape[-1]))
         grad_a = grad_b = None
         if need_a:
-            grad_a = unbroadcast(g2 @ np.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
+            grad_a = unbroadcast(g2 @ np.swapaxes(b.reshape(b2_shape), -1, -2), a2_shape).reshape(a_shape)
         if need_b:
-            grad_b = unbroadcast(np.swapaxes(a2, -1, -2) @ g2, b2.shape).reshape(b.shape)
+            grad_b = unbroadcast(np.swapaxes(a.reshape(a2_shape), -1, -2) @ g2, b2_shape).reshape(b_shape)
         return grad_a, grad_b
 
 
