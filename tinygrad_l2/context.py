@@ -32,12 +32,24 @@ class Trace:
     - each op node (`op`): what it was given (its non-tensor arguments and apply's keyword
       arguments: a replay must not hold stale arrays among them) and how many events came
       before it.
+    - `watched`: the parameters whose array the user's code read (`.data`, `.numpy()`,
+      `np.asarray`), with a copy: a write into that array (a max-norm clip in place) is an
+      effect the graph does not hold; `check_watched` compares, at each optimizer step and at
+      the end of the trace.
     """
 
     def __init__(self) -> None:
         self.events: list[tuple] = []
         self.observed: list[tuple] = []
         self.unreplayable: list[tuple[str, str]] = []
+        self.watched: dict[int, tuple] = {}
+
+    def check_watched(self) -> None:
+        """A watched parameter's array changed since the user's code read it: unreplayable."""
+        for tensor, array, copy, where in self.watched.values():
+            if tensor._data is array and array.tobytes() != copy.tobytes():  # (NaN == NaN here)
+                self.unreplayable.append(("the step writes into a parameter's array in place", where))
+        self.watched.clear()
 
     def op(self, node: object, arguments: tuple, given: dict) -> None:
         node.arguments = arguments  # type: ignore[attr-defined]  # replayed with the same values
@@ -49,7 +61,19 @@ def record(kind: str, *details: object) -> None:
     """An event a tracing tl.compile replays in order (see `Trace.events`)."""
     trace = state.recorder
     if trace is not None:
+        if kind == "step":  # (before the optimizer writes into the parameters)
+            trace.check_watched()
         trace.events.append((kind, *details))
+
+
+def user_reads_array(tensor: object) -> None:
+    """While tracing: the user's code takes a parameter's array (`.data`, `.numpy()`, `np.asarray`),
+    which it may write into; watched (see `Trace.watched`)."""
+    trace = state.recorder
+    if (trace is not None and id(tensor) not in trace.watched
+            and not sys._getframe(2).f_code.co_filename.startswith(_PACKAGE)):
+        array = tensor._data  # type: ignore[attr-defined]
+        trace.watched[id(tensor)] = (tensor, array, array.copy(), user_line())
 
 
 def observe(*what: object) -> None:

@@ -46,6 +46,8 @@ class Tensor(TensorMethods, TensorBase):
     # ---- array-like attributes -------------------------------------------------------------
     @property
     def data(self) -> np.ndarray:
+        if self._requires_grad and context.state.recorder is not None:
+            context.user_reads_array(self)  # (a write into it is watched while tl.compile traces)
         return self._data
 
     @data.setter
@@ -85,6 +87,8 @@ class Tensor(TensorMethods, TensorBase):
         return self._data.dtype
 
     def numpy(self) -> np.ndarray:
+        if self._requires_grad and context.state.recorder is not None:
+            context.user_reads_array(self)
         return self._data
 
     def item(self) -> float | int | bool:
@@ -143,6 +147,8 @@ class Tensor(TensorMethods, TensorBase):
         """`np.asarray(t)` gives the numbers (not an object array of Tensors)."""
         if copy:
             return np.array(self._data, dtype=dtype, copy=True)
+        if self._requires_grad and context.state.recorder is not None:
+            context.user_reads_array(self)
         return self._data if dtype is None else self._data.astype(dtype, copy=False)
 
     def __repr__(self) -> str:

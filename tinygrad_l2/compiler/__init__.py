@@ -45,7 +45,9 @@ When it cannot replay a step, it runs the function eagerly every call instead, w
 (`tl.CompileWarning`, naming the reason and the function's file and line) and says why in
 `step.fallback_reason` (None while it replays): an op computed after `opt.step()`, a constant
 tensor, `where` condition or index array computed from data, a returned number computed with
-numpy rather than `.item()`, a PSO step, backward with an explicit gradient or retain_graph.
+numpy rather than `.item()`, a PSO step, backward with an explicit gradient or retain_graph,
+an input array (`X /= 255`) or a parameter's array (a clip in place) written by the step's own
+code.  A compiled function called while another one traces runs eagerly inside that trace.
 
 An error the replay raises before it changed anything (a label out of range) is raised by
 running the function eagerly instead, so its message is the op's own; an error after (in a
@@ -133,8 +135,9 @@ class CompiledStep:
             raise RuntimeError(f"compile: {self.fn.__name__} is already running in another thread; "
                                f"a compiled step is not re-entrant (it reuses its buffers)")
         try:
-            if self.fallback_reason is not None or state.anomaly:  # detect_anomaly(): eager checks
-                return self.fn(*args, **kwargs)  # each op; a step replay cannot reproduce: eager
+            if self.fallback_reason is not None or state.anomaly or state.recorder is not None:
+                return self.fn(*args, **kwargs)  # detect_anomaly() checks each op: eager; and a
+                # compiled function tracing around this call records this call's ops itself
             inputs = self._find(args, kwargs)
             if inputs is None:
                 return self._trace(args, kwargs)
@@ -164,15 +167,20 @@ class CompiledStep:
     def _trace(self, args, kwargs):
         keywords, readers = tuple(sorted(kwargs)), array_inputs(self.fn)
         arrays = [read() for _, read in readers]  # as the function is about to read them
-        before = _scope_numbers(self.fn)
+        inputs = _inputs(args, kwargs, keywords, arrays)
+        names = parameter_names(self.fn, len(args)) + list(keywords) + [n for n, _ in readers]
+        before, given = _scope_numbers(self.fn), _given_copies(inputs, names)
         trace, previous = Trace(), (state.recorder, state.hooks)
         state.recorder, state.hooks = trace, True
         try:
             result = self.fn(*args, **kwargs)
+            trace.check_watched()
         finally:
             state.recorder, state.hooks = previous[0], previous[1] or state.anomaly
         self.traces += 1
         events, observed = trace.events, trace.observed
+        trace.unreplayable += [(f"the step changes its input {name} in place", "the step's own code")
+                               for name, array, copy in given if array.tobytes() != copy.tobytes()]
         changed = next((name for name, value in _scope_numbers(self.fn).items()
                         if name in before and before[name] is not value), None)
         if changed is not None:  # the step itself changes a number of its scope: a side effect
@@ -181,8 +189,6 @@ class CompiledStep:
             what, where = trace.unreplayable[0]
             return self._fall_back(f"{what} (at {where}) happens outside the graph, so a replay "
                                    f"would skip it", result)
-        inputs = _inputs(args, kwargs, keywords, arrays)
-        names = parameter_names(self.fn, len(args)) + list(keywords) + [n for n, _ in readers]
         guards = Guards(self.fn, modules=[o[1] for o in observed if o[0] == "module"],
                         optimizers=[e[1] for e in events if e[0] in ("step", "zero_grad")
                                     and hasattr(e[1], "param_groups")])  # not a model
@@ -254,6 +260,14 @@ def _inputs(args, kwargs, keywords, arrays):
     """What a program takes: the arguments, the keyword arguments by name, then the arrays the
     function reads from its scope (see guards.array_inputs)."""
     return args + tuple(kwargs[k] for k in keywords) + tuple(arrays)
+
+
+def _given_copies(inputs, names):
+    """(name, array, copy) for each array the step takes that is not a parameter's: a step
+    that writes into one (`X /= 255`) has an effect its replay would not have."""
+    arrays = [(name, getattr(x, "_data", x)) for name, x in zip(names, inputs)
+              if isinstance(x, np.ndarray) or (isinstance(x, TensorBase) and not x.requires_grad)]
+    return [(name, array, array.copy()) for name, array in arrays]
 
 
 def _scope_numbers(fn):
