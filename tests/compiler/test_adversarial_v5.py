@@ -440,3 +440,16 @@ def max_norm_clip_in_place():
                    "the replay silently skips the constraint")
 def test_a_parameter_clipped_in_place_inside_the_step_is_clipped_by_the_replay():
     compare(max_norm_clip_in_place)
+
+
+@pytest.mark.xfail(strict=True, raises=AttributeError, reason="DEFECT (eager, ops/matmul.py MatMul): "
+                   "forward saves an operand only if its own rank is not 2 or the other needs grad, "
+                   "but backward's batched/1-D path reads both: Linear on a (batch, seq, features) "
+                   "input, or W @ x with x 1-D and constant, crashes in backward")
+@pytest.mark.parametrize("shape", [(2, 5, 4), (4,)], ids=["batched_input", "vector_input"])
+def test_a_linear_layer_on_a_constant_batched_or_vector_input_backpropagates(shape):
+    layer = lin(4, 3, 0)
+    x = np.random.default_rng(0).standard_normal(shape)
+    layer(tl.Tensor(x)).sum().backward()
+    want = np.broadcast_to(x.reshape(-1, 4).sum(axis=0), (3, 4))  # d Σ(x Wᵀ + b) / dW
+    np.testing.assert_allclose(layer.weight.grad, want, rtol=1e-12)
