@@ -589,3 +589,47 @@ def test_a_compiled_function_calling_two_compiled_steps_does_not_crash():
     *got, w_compiled = _train_then_evaluate(True)
     assert got == want
     np.testing.assert_array_equal(w_compiled, w_eager)
+
+
+# ---- check=N: the eager run beside the replay must leave the same state as eager alone -----------
+
+class InputNoise(tl.Function):
+    """x + 0.1·ε, ε drawn from numpy's global generator at each forward (replayed opaque)."""
+    def forward(self, x):
+        return x + 0.1 * np.random.standard_normal(x.shape)
+
+    def backward(self, g):
+        return g
+
+
+def _checked_training(check, schedule, noise):
+    np.random.seed(0)
+    layer = lin(4, 3, 0)
+    opt = O.SGD(layer.parameters(), lr=0.1, momentum=0.5)
+    scheduler = LR.SequentialLR(opt, [LR.LinearLR(opt, 0.1, 1.0, total_iters=3), LR.StepLR(opt, 1, 0.5)],
+                                milestones=[3]) if schedule else None
+
+    def step(X, y):
+        z = InputNoise.apply(layer(X)) if noise else layer(X)
+        loss = tl.nn.softmax_cross_entropy(z, y); loss.backward(); opt.step(); opt.zero_grad()
+        if scheduler is not None:
+            scheduler.step()
+        return loss
+    run, rng = (step if check is None else tl.compile(step, check=check)), np.random.default_rng(1)
+    losses = [run(*batch()(rng)).item() for _ in range(6)]
+    return losses, opt.param_groups[0]["lr"], layer.weight.data.copy()
+
+
+@pytest.mark.parametrize("schedule, noise", [
+    pytest.param(True, False, id="sequential_schedule", marks=pytest.mark.xfail(strict=True, reason=(
+        "DEFECT: check.snapshot/restore keep only scheduler.last_epoch, not a SequentialLR's inner "
+        "schedules: each checked call advances them twice, the lr and the training change"))),
+    pytest.param(False, True, id="numpy_random_op", marks=pytest.mark.xfail(strict=True, reason=(
+        "DEFECT: check.snapshot/restore do not restore numpy's random state: the eager run draws other "
+        "noise than the replay and check=N raises CompileCheckError on a correct step"))),
+    pytest.param(False, False, id="plain")])
+def test_check_mode_trains_exactly_as_eager(schedule, noise):
+    *want, w_eager = _checked_training(None, schedule, noise)
+    *got, w_checked = _checked_training(3, schedule, noise)
+    assert got == want
+    np.testing.assert_array_equal(w_checked, w_eager)
