@@ -6,10 +6,14 @@ LayerNorm, custom ops recorded symbolically, returned dicts of numbers.  Each sc
 twice from the same seeds; after every call the returned values, every parameter, every .grad
 and the optimizer state must agree (float64: 1e-12 norm-wise, rewrites change rounding only).
 
-The last section holds the defects found (strict xfails): random numbers drawn in a custom
-backward are frozen into the compiled step; building the step moves a user's own random
-generator; a parameter written in place inside the step (a max-norm clip) is not written by
-the replay."""
+The later sections hold the defects found (strict xfails): random numbers drawn in a custom
+backward or in an optimizer's update() are frozen into the compiled step; building the step
+moves a user's own random generator; in-place numpy writes inside the step (a batch divided by
+255, a weight clipped) are skipped by the replay; an optimizer update() that reads a number
+crashes the build; a compiled step first called inside another compiled function leaves the
+outer one without backward and step (or crashes it); check=N restores neither a SequentialLR's
+inner schedules nor numpy's random state; and, eagerly, MatMul's backward crashes for a
+constant batched or vector input to a Linear layer."""
 import warnings
 
 import numpy as np
