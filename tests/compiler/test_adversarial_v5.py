@@ -508,25 +508,15 @@ def batch_scaled_in_place(center):
                 params=params, opts=[opt])
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: an argument array the step changes in place before using "
-                   "it is replayed unchanged (program._derived_inputs sees an argument; no trace hook "
-                   "sees the numpy write): wrong loss, gradients and weights, no warning")
 @pytest.mark.parametrize("center", [False, True], ids=["divided", "centered"])
 def test_a_batch_preprocessed_in_place_inside_the_step_is_preprocessed_by_the_replay(center):
     compare(lambda: batch_scaled_in_place(center))
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: an in-place write into a parameter's .data array in the "
-                   "step is not seen by the trace (only `p.data = ...` is, context.record_user_access): "
-                   "the replay silently skips the constraint")
 def test_a_parameter_clipped_in_place_inside_the_step_is_clipped_by_the_replay():
     compare(max_norm_clip_in_place)
 
 
-@pytest.mark.xfail(strict=True, raises=AttributeError, reason="DEFECT (eager, ops/matmul.py MatMul): "
-                   "forward saves an operand only if its own rank is not 2 or the other needs grad, "
-                   "but backward's batched/1-D path reads both: Linear on a (batch, seq, features) "
-                   "input, or W @ x with x 1-D and constant, crashes in backward")
 @pytest.mark.parametrize("shape", [(2, 5, 4), (4,)], ids=["batched_input", "vector_input"])
 def test_a_linear_layer_on_a_constant_batched_or_vector_input_backpropagates(shape):
     layer = lin(4, 3, 0)
@@ -555,10 +545,6 @@ def _epochs(compile_inner, compile_outer):
         return [[t.item() for t in epoch(X)] for _ in range(3)], W.data.copy()
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: a compiled step called (on its first call) inside another "
-                   "compiled function traces with its own recorder (CompiledStep._trace replaces "
-                   "state.recorder), so the outer trace records no backward/step: the outer replay "
-                   "computes the loss only and the weights silently stop training")
 def test_a_compiled_step_called_inside_a_compiled_function_keeps_training():
     want, w_eager = _epochs(False, False)
     assert _epochs(True, False)[0] == want  # each compiled alone: as eager
@@ -585,9 +571,6 @@ def _train_then_evaluate(compile_steps):
     return loss.item(), eval_loss.item(), W.data.copy()
 
 
-@pytest.mark.xfail(strict=True, raises=KeyError, reason="DEFECT: same cause; with zero_grad first and "
-                   "an eval step returning (loss, logits), the outer trace crashes in lower.lower "
-                   "(KeyError on an output node) after the trace run has already updated the weights")
 def test_a_compiled_function_calling_two_compiled_steps_does_not_crash():
     *want, w_eager = _train_then_evaluate(False)
     *got, w_compiled = _train_then_evaluate(True)
