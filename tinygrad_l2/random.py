@@ -1,6 +1,9 @@
 """The default random generator that initializes parameters; `manual_seed` makes it repeatable."""
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
 import numpy as np
 
 _generator = np.random.default_rng()
@@ -24,3 +27,46 @@ def as_generator(rng: np.random.Generator | int | None) -> np.random.Generator:
     if isinstance(rng, np.random.Generator):
         return rng
     return np.random.default_rng(rng)
+
+
+RandomSource = np.random.BitGenerator | np.random.RandomState
+
+
+def generators_in(*places: object) -> list[RandomSource]:
+    """The numpy random generators in these places (a module's or a class's namespace, an
+    object's attributes: one level deep), numpy's global one and ours always included: each
+    bit generator, and each legacy RandomState (np.random.seed's)."""
+    found: dict[int, RandomSource] = {id(g): g for g in (np.random.mtrand._rand, _generator.bit_generator)}
+    for place in places:
+        values = place.values() if isinstance(place, dict) else getattr(place, "__dict__", {}).values()
+        for value in list(values):
+            if isinstance(value, np.random.Generator):
+                value = value.bit_generator
+            if isinstance(value, np.random.BitGenerator | np.random.RandomState):
+                found.setdefault(id(value), value)
+    return list(found.values())
+
+
+def generator_states(generators: list[RandomSource]) -> list[tuple]:
+    """(generator, state) for each: a RandomState's state holds a cached normal deviate too."""
+    return [(g, g.get_state() if isinstance(g, np.random.RandomState) else g.state) for g in generators]
+
+
+def restore_generators(states: list[tuple]) -> None:
+    """Every generator in `states` as it was then (bit generators first, then RandomStates)."""
+    for generator, state in sorted(states, key=lambda pair: isinstance(pair[0], np.random.RandomState)):
+        if isinstance(generator, np.random.RandomState):
+            generator.set_state(state)
+        else:
+            generator.state = state
+
+
+@contextlib.contextmanager
+def generators_kept(generators: list[RandomSource]) -> Iterator[None]:
+    """These generators are, after the block, as they were before: code run again inside it
+    (tl.compile running an op's forward to record it) draws from none of them."""
+    states = generator_states(generators)
+    try:
+        yield
+    finally:
+        restore_generators(states)

@@ -6,14 +6,14 @@ LayerNorm, custom ops recorded symbolically, returned dicts of numbers.  Each sc
 twice from the same seeds; after every call the returned values, every parameter, every .grad
 and the optimizer state must agree (float64: 1e-12 norm-wise, rewrites change rounding only).
 
-The later sections hold the defects found (strict xfails): random numbers drawn in a custom
-backward or in an optimizer's update() are frozen into the compiled step; building the step
-moves a user's own random generator; in-place numpy writes inside the step (a batch divided by
-255, a weight clipped) are skipped by the replay; an optimizer update() that reads a number
-crashes the build; a compiled step first called inside another compiled function leaves the
-outer one without backward and step (or crashes it); check=N restores neither a SequentialLR's
-inner schedules nor numpy's random state; and, eagerly, MatMul's backward crashes for a
-constant batched or vector input to a Linear layer."""
+The later sections hold the defects this file found, each fixed since: random numbers drawn in a
+custom backward or in an optimizer's update() were frozen into the compiled step; building the
+step moved a user's own random generator; in-place numpy writes inside the step (a batch divided
+by 255, a weight clipped) were skipped by the replay; an optimizer update() that reads a number
+crashed the build; a compiled step first called inside another compiled function left the outer
+one without backward and step (or crashed it); check=N restored neither a SequentialLR's inner
+schedules nor numpy's random state; and, eagerly, MatMul's backward crashed for a constant
+batched or vector input to a Linear layer."""
 import warnings
 
 import numpy as np
@@ -355,7 +355,7 @@ def test_a_custom_op_written_with_numpy_replays_as_eager(op):
     assert compare(custom_op(op)).fallback_reason is None
 
 
-# ---- defects found ------------------------------------------------------------------------------
+# ---- defects found (fixed since) ----------------------------------------------------------------
 
 class GradientNoise(tl.Function):
     """Identity forward; backward adds N(0, 1) noise drawn each call (gradient noise injection)."""
@@ -382,9 +382,6 @@ def _noisy_gradients(compiled):
     return grads
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: random numbers a custom backward draws are baked into "
-                   "the compiled step as a constant (lower._node_backward/_conform); every replay "
-                   "returns the same noisy gradient")
 def test_random_numbers_drawn_in_a_custom_backward_are_drawn_each_call():
     eager, compiled = _noisy_gradients(False), _noisy_gradients(True)
     assert not np.array_equal(compiled[1], compiled[2])  # fresh noise each call ...
@@ -409,9 +406,6 @@ def langevin_sgd():
     return dict(step=step, data=batch(), params=params, opts=[opt])
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: same class in the written update: noise an optimizer's "
-                   "update() draws is recorded as a constant (written_step.WrittenStep._update), so "
-                   "every replay adds the same noise to the weights")
 def test_noise_drawn_in_an_optimizer_update_is_drawn_each_call():
     compare(langevin_sgd)
 
@@ -440,10 +434,6 @@ def _generator_losses(compiled):
     return [run().item() for _ in range(3)], W.data.copy()
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: building the step runs an op's forward again (the "
-                   "symbolic trial, the recording, the opaque example: lower._symbolic/_forward/"
-                   "_opaque_forward), drawing from a user's Generator that _random_state_kept does not "
-                   "restore; later calls get other noise than eager")
 def test_building_the_step_does_not_move_a_user_generator():
     (want, w_eager), (got, w_compiled) = _generator_losses(False), _generator_losses(True)
     assert got == want
@@ -469,10 +459,6 @@ def norm_clipped_sgd():
     return dict(step=step, data=batch(), params=params, opts=[opt])
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: an optimizer subclass whose update() reads a value into "
-                   "Python makes building the step raise NotSymbolic (written_step.WrittenStep._update "
-                   "runs it on Values without a fallback to opt.step()), after the trace run updated "
-                   "the weights; eager works")
 def test_an_optimizer_whose_update_reads_a_number_is_stepped_by_its_own_step():
     compare(norm_clipped_sgd)
 
@@ -608,12 +594,8 @@ def _checked_training(check, schedule, noise):
 
 
 @pytest.mark.parametrize("schedule, noise", [
-    pytest.param(True, False, id="sequential_schedule", marks=pytest.mark.xfail(strict=True, reason=(
-        "DEFECT: check.snapshot/restore keep only scheduler.last_epoch, not a SequentialLR's inner "
-        "schedules: each checked call advances them twice, the lr and the training change"))),
-    pytest.param(False, True, id="numpy_random_op", marks=pytest.mark.xfail(strict=True, reason=(
-        "DEFECT: check.snapshot/restore do not restore numpy's random state: the eager run draws other "
-        "noise than the replay and check=N raises CompileCheckError on a correct step"))),
+    pytest.param(True, False, id="sequential_schedule"),
+    pytest.param(False, True, id="numpy_random_op"),
     pytest.param(False, False, id="plain")])
 def test_check_mode_trains_exactly_as_eager(schedule, noise):
     *want, w_eager = _checked_training(None, schedule, noise)

@@ -49,6 +49,11 @@ numpy rather than `.item()`, a PSO step, backward with an explicit gradient or r
 an input array (`X /= 255`) or a parameter's array (a clip in place) written by the step's own
 code.  A compiled function called while another one traces runs eagerly inside that trace.
 
+Random numbers: an op or an optimizer update that draws them (its plain arrays differ when
+recorded twice) replays through its own methods, drawing each call as eager does; building the
+step leaves numpy's global generator, ours, and any generator held by, or in the module of, a
+custom op or optimizer as they were.  check=N restores them, and schedulers, between its runs.
+
 An error the replay raises before it changed anything (a label out of range) is raised by
 running the function eagerly instead, so its message is the op's own; an error after (in a
 custom op, a scheduler's step) is raised as it is, never run twice.

@@ -17,6 +17,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from .. import random
+
 TOLERANCE = 64  # measured: ≤ 0.85·eps·‖want‖ on 20 correct steps of 96 MLPs (float32 and
 # float64; SGD, momentum, Adam; batch 32 and 256; two BLAS kernels): a margin of 75×, while a
 # real difference stays visible (L2's λ doubled: the weights off by 2e-4 = 1700·eps in float32)
@@ -45,12 +47,14 @@ def snapshot(program):
     params = [(p, p._data.copy(), None if p._grad is None else p._grad.copy()) for p in program.params]
     states = [(o, {k: {n: (v.copy() if isinstance(v, np.ndarray) else v) for n, v in s.items()}
                    for k, s in o.state.items()}, [dict(g) for g in o.param_groups]) for o in _optimizers(program)]
-    schedulers = [(e[1], e[1].last_epoch) for e in program.events if e[0] == "schedule"]
-    return params, states, schedulers
+    schedulers = [(e[1], e[1].state_dict()) for e in program.events if e[0] == "schedule"]
+    return params, states, schedulers, random.generator_states(program.generators)
 
 
 def restore(program, snapshot):
-    params, states, schedulers = snapshot
+    """The state `snapshot` holds: parameters, gradients, optimizers' state and groups,
+    schedulers (a SequentialLR's own schedules too), every random generator."""
+    params, states, schedulers, generators = snapshot
     for p, data, grad in params:
         p.data, p._grad = data.copy(), None if grad is None else grad.copy()
     for optimizer, saved, groups in states:
@@ -58,8 +62,9 @@ def restore(program, snapshot):
                            for k, s in saved.items()}
         for group, values in zip(optimizer.param_groups, groups):
             group.update(values)  # the learning rate a scheduler changed
-    for scheduler, epoch in schedulers:
-        scheduler.last_epoch = epoch
+    for scheduler, saved in schedulers:
+        scheduler.load_state_dict(saved)
+    random.restore_generators(generators)
 
 
 def compare(program, template, replayed, eager, after) -> Iterator[tuple[str, Any, Any]]:

@@ -132,7 +132,7 @@ def _forward(ir, node, values, given):
     rec = Recording()
     with recording(rec):
         out = replica.forward(*arguments)
-    if not _same_constants(_constants(rec.instrs), constants):
+    if not same_constants(plain_arrays(rec.instrs), constants):
         return _opaque_forward(ir, node, values, arguments)  # it draws random numbers: not a constant
     for instr in rec.instrs:
         ir.add(instr, "forward", node)
@@ -142,7 +142,18 @@ def _forward(ir, node, values, given):
 
 def _symbolic(node, arguments, given):
     """The plain arrays the op's forward used if its forward and backward both run on Values
-    (a trial on a replica of its own, recorded nowhere), else None."""
+    and use the same plain arrays when run twice (else it draws random numbers: its own
+    methods must run every call), else None."""
+    first = _trial(node, arguments, given)
+    second = None if first is None else _trial(node, arguments, given)
+    if second is None or not same_constants(first[1], second[1]):
+        return None
+    return first[0]
+
+
+def _trial(node, arguments, given):
+    """(the forward's plain arrays, the forward's and backward's) of a run on a replica of the
+    op's own, recorded nowhere; None if it does not run on Values."""
     replica, trial = _replica(node, given), Recording()
     try:
         with recording(trial):
@@ -154,7 +165,9 @@ def _symbolic(node, arguments, given):
         grads = grads if isinstance(grads, (tuple, list)) else (grads,)
         ok = len(grads) == len(node.parents) and all(
             x is None or isinstance(x, (Value, np.ndarray, np.generic)) for x in grads)
-        return _constants(trial.instrs[:trial.instrs.index(out.instr) + 1]) if ok else None
+        made = [x for x in grads if isinstance(x, np.ndarray | np.generic)]  # constant gradients
+        return (plain_arrays(trial.instrs[:trial.instrs.index(out.instr) + 1]),
+                plain_arrays(trial.instrs) + made) if ok else None
     except Exception:  # noqa: BLE001 - any failure means: no symbolic form
         return None
 
@@ -163,14 +176,14 @@ class Refused(Exception):
     """The step cannot be lowered (the reason says why); it runs eagerly."""
 
 
-def _constants(instrs):
+def plain_arrays(instrs):
     """The plain arrays a recorded forward used: made from shapes alone, the same each run
     (else the op draws random numbers and must run its own forward every call)."""
     return [a for instr in instrs for a in _walk((instr.args, instr.kwargs))
             if isinstance(a, np.ndarray | np.generic)]
 
 
-def _same_constants(first, second):
+def same_constants(first, second):
     return second is not None and len(first) == len(second) and all(
         a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True)
         for a, b in zip(first, second))

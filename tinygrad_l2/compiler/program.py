@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-import contextlib
+import sys
 import operator
 
 import numpy as np
@@ -17,7 +17,9 @@ from ..tensor import Tensor
 from . import passes
 from .emit import Emitter
 from .lower import Refused, lower
+from .symbolic import NotSymbolic
 from .naming import mark_penalties, name_values
+from .replay import attributes
 from .update import plan
 
 
@@ -60,6 +62,7 @@ class Program:
             self.source = f"# not compiled: {self.eager_only}"
             return
         self.nodes = graph(self.roots)
+        self.generators = _generators(self.nodes, events)
         self.params = [n.tensor() for n in self.nodes if n.is_leaf and n.requires_grad]
         self.param_shapes = list(map(_SHAPE_DTYPE, self.params))
         build = lambda update=None: _build(self, args, arg_names, scope or {}, update)  # noqa: E731
@@ -70,10 +73,13 @@ class Program:
             return
         self.plain_source = self.source
         self.update = plan(events, self.params, self.nodes)
-        if self.update is not None:  # the step most calls run: .source shows it
-            self.source, self.updating, arrays, _, more = build(self.update)
-            self.buffer_arrays += arrays
-            aranges |= more
+        try:
+            if self.update is not None:  # the step most calls run: .source shows it
+                self.source, self.updating, arrays, _, more = build(self.update)
+                self.buffer_arrays += arrays
+                aranges |= more
+        except (NotSymbolic, Refused):  # the optimizer's update() reads a number, draws noise:
+            self.update = None          # the program calls its step() instead
         positions = [i for i, a in enumerate(args) if isinstance(a, TensorBase | np.ndarray)]
         self.aranges = [(positions[k], np.arange(len(np.asarray(getattr(args[positions[k]], "_data",
                          args[positions[k]]))), dtype=dtype).tobytes()) for k, dtype in sorted(aranges)]
@@ -123,11 +129,11 @@ class Program:
 def _build(program, args, arg_names, scope, update):
     """(source, function, buffers, names, {(k, dtype)}: the k-th array input assumed to be
     arange(m)) of the step, with the optimizer's update written in when `update` is given."""
-    with _random_state_kept():  # running ops again must not move the user's random streams
+    with random.generators_kept(program.generators):  # running ops and updates again moves none
         ir = lower(program.nodes, program.events, args, program.outputs)
-    passes.simplify(ir)
-    if update is not None:
-        update.write(ir)
+        passes.simplify(ir)
+        if update is not None:
+            update.write(ir)
     buffers = passes.allocate(ir)
     names = name_values(ir, args, arg_names, program.nodes, program.outputs)
     mark_penalties(ir, program.nodes)
@@ -144,16 +150,16 @@ def _build(program, args, arg_names, scope, update):
     return source, namespace["step"], list(buffers.values()), named, aranges
 
 
-@contextlib.contextmanager
-def _random_state_kept():
-    """numpy's global random state and tinygrad_l2's generator as they were."""
-    numpy_state, generator = np.random.get_state(), random.default_generator()
-    generator_state = generator.bit_generator.state
-    try:
-        yield
-    finally:
-        np.random.set_state(numpy_state)
-        generator.bit_generator.state = generator_state
+def _generators(nodes, events):
+    """The random generators building the step may draw from (running ops and an optimizer's
+    update again): ours, numpy's global one, and those in the namespace of the module and the
+    class of each op and optimizer defined outside this package, or held by one."""
+    owners = [o for o in [n for n in nodes if not n.is_leaf] + [e[1] for e in events if e[0] == "step"]
+              if type(o).__module__.partition(".")[0] != "tinygrad_l2"]
+    places = [attributes(o) for o in owners]
+    for owner in {id(type(o)): o for o in owners}.values():
+        places += [vars(sys.modules.get(type(owner).__module__, builtins)), vars(type(owner))]
+    return random.generators_in(*places)
 
 
 def _source(ir, emitter, names, update):

@@ -18,7 +18,8 @@ import inspect
 import numpy as np
 
 from ..memory import held_count, is_held
-from .symbolic import Instr, Recording, Value, recording
+from .lower import plain_arrays, same_constants
+from .symbolic import Instr, NotSymbolic, Recording, Value, recording
 
 
 def _hyper(group):
@@ -93,10 +94,15 @@ class WrittenStep:
         if "out" in inspect.signature(self.optimizer.update).parameters:  # SGD's lr·g scratch
             extra["out"] = Value(np.empty_like(weight.example), role="buffer")
             extra["out"].name = f"SCRATCH{index}"
-        rec = Recording()
-        with recording(rec):
-            self.optimizer.update(weight, grad, state, group, *scalars, **extra)
-        return lines + rec.instrs
+        runs = []
+        for _ in range(2):  # twice: an update drawing random numbers would have them as constants
+            rec = Recording()
+            with recording(rec):
+                self.optimizer.update(weight, grad, state, group, *scalars, **extra)
+            runs.append(rec)
+        if not same_constants(plain_arrays(runs[0].instrs), plain_arrays(runs[1].instrs)):
+            raise NotSymbolic(f"{type(self.optimizer).__name__}.update draws random numbers")
+        return lines + runs[0].instrs
 
 
 def _array_keys(state):
