@@ -57,6 +57,25 @@ def test_written_update_equals_eager_sgd_over_20_steps(dtype, tolerance):
     assert all(p.grad is None for p in model.parameters())  # as zero_grad leaves them
 
 
+def test_float32_keeps_a_small_l2_decay_that_1_minus_lr_kappa_would_round_away():
+    """2·lr·λ = 2.5e-8: float32's 1 − 2.5e-8 is 1 (no decay at all).  Over 300 steps the
+    compiled float32 weights must stay as close to float64 training as eager float32's."""
+    lr, lam, data = 0.01, 1.25e-6, batches(1, m=8, features=20, dtype=np.float64)[0]
+    runs = {}
+    for name, dtype, compiled in [("truth", np.float64, False), ("eager", np.float32, False),
+                                  ("compiled", np.float32, True)]:
+        model = network(dtype, sizes=(20, 16, 3), lam=lam)
+        step = zero_grad_last(model, tl.optim.SGD(model.parameters(), lr=lr))
+        step = tl.compile(step) if compiled else step
+        x = tl.Tensor(data[0].data.astype(dtype))
+        for _ in range(300):
+            step(x, data[1])
+        runs[name] = np.concatenate([p.data.ravel().astype(np.float64) for p in model.parameters()])
+    error = {name: np.linalg.norm(runs[name] - runs["truth"]) for name in ("eager", "compiled")}
+    assert error["compiled"] <= 3 * error["eager"] + 1e-9 * np.linalg.norm(runs["truth"])
+    assert "*= 1 -" not in step.source
+
+
 def test_coupled_weight_decay_decays_every_parameter_as_eager_sgd_does():
     (eager, _, eager_step), (model, _, step) = pair(
         lambda ps: tl.optim.SGD(ps, lr=0.1, weight_decay=0.05))

@@ -9,7 +9,9 @@ exact rewrites apply (they change rounding only):
 - L2 as a decay:  for L = data + c·Σw²,  ∂L/∂w = ∂data/∂w + 2c·w, so
       w − η·(∂data/∂w + 2c·w) = (1 − 2ηc)·w − η·∂data/∂w,
   one scaling of w instead of a w-sized gradient array; coupled weight decay λ adds η·λ to
-  the same factor.  Only weights whose gradient has that term decay: biases never, unless the
+  the same factor.  In float64 only: in float32, 1 − 2ηc keeps 2ηc to the nearest 6e-8 (2ηc =
+  2e-7, λ = 1e-4 at η = 1e-3, would decay 11% too little; below 3e-8 not at all), so there
+  w − (2ηc·w + η·∂data/∂w) is computed, as eager rounds it.  Only weights whose gradient has that term decay: biases never, unless the
   optimizer's weight_decay says so (then, as in eager SGD, every parameter of the group).
 
 Not applied (the step calls `opt.step()` on written gradients instead) for Adam/AdamW (Adam on
@@ -49,6 +51,9 @@ class FusedUpdate:
 
     def write(self, ir):
         _write_seeded(ir, self)
+        if any(w.dtype != np.float64 for _, w in ir.params):
+            self.title = ("update: SGD; L2 (and weight_decay) as lr·κ·W added to the gradient of "
+                          "the weights it touches (in float32, 1 − lr·κ would round)")
 
     def ready(self):
         """May this call run the written update?  The hyper-parameters are as traced (the
@@ -175,14 +180,17 @@ def _update_lines(ir, weight, g, lr, weight_decay):
             decays[i] = functools.reduce(operator.mul, factors)
             if isinstance(decays[i], Value):
                 ir.decays.append((decays[i], weight))  # named k<W> in the source
+        if len(rest) == 1 and isinstance(rest[0], Value):
+            ir.data_grads.append((rest[0], weight))
         factor = None
         for k in decays + ([lr * weight_decay] if weight_decay else []):
             factor = k if factor is None else factor + k
-        if factor is not None:
+        if factor is not None and weight.dtype != np.float64:  # 1 − lr·κ would round away
+            rest.insert(0, weight * factor)                    # most of a small lr·κ: added
+            rec.instrs[-1].note = "the L2 gradient: lr·κ·W"
+        elif factor is not None:
             np.multiply(weight, 1 - factor, out=weight)
             rec.instrs[-1].note = "the L2 gradient as weight decay"
-        if len(rest) == 1 and isinstance(rest[0], Value):
-            ir.data_grads.append((rest[0], weight))
         if rest:
             total = rest[0]
             for term in rest[1:]:
