@@ -45,11 +45,17 @@ class Trace:
         self.watched: dict[int, tuple] = {}
 
     def check_watched(self) -> None:
-        """A watched parameter's array changed since the user's code read it: unreplayable."""
+        """A watched parameter's array changed since the user's code read it (or since an
+        optimizer last wrote it): unreplayable."""
         for tensor, array, copy, where in self.watched.values():
             if tensor._data is array and array.tobytes() != copy.tobytes():  # (NaN == NaN here)
                 self.unreplayable.append(("the step writes into a parameter's array in place", where))
-        self.watched.clear()
+
+    def rewatch(self) -> None:
+        """An optimizer's step has written the parameters: watch the arrays as it left them
+        (one it replaced by a new array is no longer the parameter's)."""
+        self.watched = {k: (tensor, array, array.copy(), where)
+                        for k, (tensor, array, _, where) in self.watched.items() if tensor._data is array}
 
     def op(self, node: object, arguments: tuple, given: dict) -> None:
         node.arguments = arguments  # type: ignore[attr-defined]  # replayed with the same values
@@ -64,6 +70,13 @@ def record(kind: str, *details: object) -> None:
         if kind == "step":  # (before the optimizer writes into the parameters)
             trace.check_watched()
         trace.events.append((kind, *details))
+
+
+def stepped() -> None:
+    """An optimizer's step() has returned (see `Trace.rewatch`)."""
+    trace = state.recorder
+    if trace is not None and trace.watched:
+        trace.rewatch()
 
 
 def user_reads_array(tensor: object) -> None:
@@ -99,6 +112,15 @@ def record_user_access(what: str) -> None:
     trace = state.recorder
     if trace is not None and not sys._getframe(2).f_code.co_filename.startswith(_PACKAGE):
         trace.unreplayable.append((what, user_line()))
+
+
+def user_stacklevel() -> int:
+    """The `stacklevel` that makes a warnings.warn next to this call point at the first frame
+    outside this package (the user's line), however many of ours are between."""
+    frame, level = sys._getframe(1), 1
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def user_line() -> str:

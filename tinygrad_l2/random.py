@@ -48,8 +48,11 @@ def generators_in(*places: object) -> list[RandomSource]:
 
 
 def generator_states(generators: list[RandomSource]) -> list[tuple]:
-    """(generator, state) for each: a RandomState's state holds a cached normal deviate too."""
-    return [(g, g.get_state() if isinstance(g, np.random.RandomState) else g.state) for g in generators]
+    """(generator, state) for each, and for numpy's global generator and ours as they are now
+    (manual_seed makes a new one): a RandomState's state holds a cached normal deviate too."""
+    everyone: dict[int, RandomSource] = {id(g): g for g in [*generators, *generators_in()]}
+    return [(g, g.get_state() if isinstance(g, np.random.RandomState) else g.state)
+            for g in everyone.values()]
 
 
 def restore_generators(states: list[tuple]) -> None:

@@ -3,11 +3,12 @@ replay, watched parameter arrays, random generators.  Each scenario is built twi
 seeds; after every call the returned value, every parameter and every .grad must agree (1e-12 in
 float64, 1e-5 in float32, norm-wise: a rewrite may change rounding, never more).
 
-Defects marked (strict xfails): a weight's .data taken before opt.step() and clipped in place
-after it (the replay skips the clip); a dict argument changed in place (replayed stale); a numpy
-Generator in the step's closure, given to a custom op or an optimizer's update() (building draws
-from it); check=N after tl.manual_seed() (a false CompileCheckError); a closure view of a weight
-read for logging (a false fallback); an optimizer overriding step() (the replay bypasses it)."""
+Defects this file found, each fixed since: a weight's .data taken before opt.step() and clipped
+in place after it (the replay skipped the clip); a dict argument changed in place (replayed
+stale); a numpy Generator in the step's closure, given to a custom op or an optimizer's update()
+(building drew from it); check=N after tl.manual_seed() (a false CompileCheckError); a closure
+view of a weight read for logging (a false fallback); an optimizer overriding step() (the replay
+bypassed it)."""
 import warnings
 
 import numpy as np
@@ -171,8 +172,6 @@ def clipped_after_step():
     return dict(step=step, params=list(layer.parameters()))
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: a .data array read before opt.step() and written "
-                   "after it is unwatched (check_watched clears at the step): the replay skips the clip")
 def test_a_weight_taken_before_the_step_and_clipped_after_it_is_clipped_by_the_replay():
     _agree(_train(clipped_after_step, False)[0], _train(clipped_after_step, True)[0])
 
@@ -190,8 +189,6 @@ def config_argument():
                 before=lambda call, _: config.update({"lambda": 0.5 * call}))
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: trace_key keeps a mutable argument itself (no "
-                   "snapshot): a dict changed in place compares equal and the traced λ is replayed")
 def test_a_dict_argument_changed_in_place_is_not_replayed_stale():
     _agree(_train(config_argument, False)[0], _train(config_argument, True)[0])
 
@@ -219,8 +216,6 @@ def closure_generator(in_optimizer):
     return _plain(layer, O.SGD(layer.parameters(), lr=0.1), lambda z: PassedNoise.apply(z, rng))
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: program._generators misses a Generator in the step's "
-                   "closure (passed to apply, or in an optimizer's update()): building draws from it")
 @pytest.mark.parametrize("in_optimizer", [False, True], ids=["custom_op", "optimizer_update"])
 def test_a_generator_in_the_steps_closure_keeps_the_eager_noise_stream(in_optimizer):
     make = lambda: closure_generator(in_optimizer)  # noqa: E731
@@ -280,8 +275,6 @@ def test_noise_from_tls_generator_reseeded_each_call_replays_as_eager():
     _agree(want, got)
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: check.snapshot restores program.generators of trace "
-                   "time; tl.manual_seed's new generator is not restored: false CompileCheckError")
 def test_check_mode_after_manual_seed_between_calls_trains_as_eager():
     _agree(_train(reseeded_each_call, False)[0], _train(reseeded_each_call, True, check=3)[0])
 
@@ -298,8 +291,6 @@ def closure_view_logged():
     return dict(step=step, params=list(layer.parameters()))
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: _given_copies takes a closure view of a parameter's "
-                   "array for an input the step writes into (the optimizer did): false fallback")
 def test_a_weight_view_in_the_closure_read_for_logging_does_not_force_eager():
     want, _ = _train(closure_view_logged, False)
     got, step = _train(closure_view_logged, True)
@@ -316,8 +307,6 @@ class Warmup:
         super().step()
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: update._written writes in the update of an optimizer "
-                   "whose class overrides step(): every replay skips the override (a warm-up here)")
 @pytest.mark.parametrize("base", [O.SGD, O.Adam])
 def test_an_optimizer_overriding_step_is_stepped_through_its_override(base):
     def make():

@@ -75,6 +75,7 @@ import numpy as np
 
 from ..context import Trace, state
 from ..function import TensorBase
+from ..nn.module import Module
 from ..tensor import Tensor
 from .check import compare, describe, restore, snapshot
 from .guards import Guards, array_inputs, scope_reads
@@ -174,7 +175,8 @@ class CompiledStep:
         arrays = [read() for _, read in readers]  # as the function is about to read them
         inputs = _inputs(args, kwargs, keywords, arrays)
         names = parameter_names(self.fn, len(args)) + list(keywords) + [n for n, _ in readers]
-        before, given = _scope_numbers(self.fn), _given_copies(inputs, names)
+        held = [read() for _, _, read in scope_reads(self.fn)]
+        before, given = _scope_numbers(self.fn), _given_copies(inputs, names, _parameter_arrays(held + list(inputs)))
         trace, previous = Trace(), (state.recorder, state.hooks)
         state.recorder, state.hooks = trace, True
         try:
@@ -202,8 +204,8 @@ class CompiledStep:
                                         code_literals(self.fn) + guards.scalars)
         except Unreplayable as error:
             return self._fall_back(str(error), result)
-        scope = {id(read()): name for _, name, read in scope_reads(self.fn)}
-        program = Program(inputs, tensors, events, names, scope)
+        held = {name: read() for _, name, read in scope_reads(self.fn)}
+        program = Program(inputs, tensors, events, names, {id(v): k for k, v in held.items()}, list(held.values()))
         if program.eager_only:
             return self._fall_back(program.eager_only, result)
         guards.add_parameters(program.params)
@@ -267,12 +269,27 @@ def _inputs(args, kwargs, keywords, arrays):
     return args + tuple(kwargs[k] for k in keywords) + tuple(arrays)
 
 
-def _given_copies(inputs, names):
-    """(name, array, copy) for each array the step takes that is not a parameter's: a step
-    that writes into one (`X /= 255`) has an effect its replay would not have."""
+def _given_copies(inputs, names, parameter_arrays):
+    """(name, array, copy) for each array the step takes that is not a parameter's (nor a view
+    of one: its optimizer writes it): a step that writes into one (`X /= 255`) has an effect
+    its replay would not have."""
     arrays = [(name, getattr(x, "_data", x)) for name, x in zip(names, inputs)
               if isinstance(x, np.ndarray) or (isinstance(x, TensorBase) and not x.requires_grad)]
-    return [(name, array, array.copy()) for name, array in arrays]
+    return [(name, array, array.copy()) for name, array in arrays
+            if not any(np.may_share_memory(array, p) for p in parameter_arrays)]
+
+
+def _parameter_arrays(objects):
+    """The arrays of the parameters these objects are, hold (a module) or step (an optimizer)."""
+    found = []
+    for thing in objects:
+        if isinstance(thing, TensorBase):
+            found += [thing] if thing.requires_grad else []
+        elif isinstance(thing, Module):
+            found += list(thing.parameters())
+        elif isinstance(getattr(thing, "param_groups", None), list):
+            found += [p for group in thing.param_groups for p in group.get("params", ())]
+    return [p._data for p in found if isinstance(p, TensorBase)]
 
 
 def _same_values(array, copy):

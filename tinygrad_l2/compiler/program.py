@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import sys
 import operator
 
@@ -17,7 +18,7 @@ from ..tensor import Tensor
 from . import passes
 from .emit import Emitter
 from .lower import Refused, lower
-from .symbolic import NotSymbolic
+from .symbolic import NotSymbolic, _walk
 from .naming import mark_penalties, name_values
 from .replay import attributes
 from .update import plan
@@ -36,7 +37,23 @@ def _signature(value):
         return ("tensor", data.shape, data.dtype, value._requires_grad)
     if isinstance(value, np.ndarray):
         return ("array", value.shape, value.dtype)
-    return ("value", type(value), value)
+    return ("value", type(value), _frozen(value))
+
+
+def _frozen(value):
+    """`value` as it is now, for comparing with it at a later call: a dict, list, tuple, set or
+    dataclass (a config changed in place) element by element, an array by its bytes."""
+    if isinstance(value, dict):
+        return tuple((k, _frozen(v)) for k, v in value.items())
+    if isinstance(value, list | tuple | set | frozenset):
+        return type(value), tuple(_frozen(v) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return type(value), _frozen({f.name: getattr(value, f.name) for f in dataclasses.fields(value)})
+    if isinstance(value, np.ndarray):
+        return value.shape, value.dtype.str, value.tobytes()
+    if isinstance(value, TensorBase):
+        return "tensor", id(value), _frozen(value._data)
+    return value
 
 
 def trace_key(args):
@@ -50,8 +67,9 @@ def trace_key(args):
 class Program:
     """A traced step: the graph, the events, the IR and the generated functions."""
 
-    def __init__(self, args, result, events, arg_names, scope=None):
-        """scope: {id(object): the name the step's code reads it by} (the optimizer `opt`)."""
+    def __init__(self, args, result, events, arg_names, scope=None, reachable=()):
+        """scope: {id(object): the name the step's code reads it by} (the optimizer `opt`);
+        reachable: the objects the step's globals and closure hold."""
         self.key = trace_key(args)
         self.outputs = tensors_in(result)
         self.events = events
@@ -62,7 +80,7 @@ class Program:
             self.source = f"# not compiled: {self.eager_only}"
             return
         self.nodes = graph(self.roots)
-        self.generators = _generators(self.nodes, events)
+        self.generators = _generators(self.nodes, events, reachable)
         self.params = [n.tensor() for n in self.nodes if n.is_leaf and n.requires_grad]
         self.param_shapes = list(map(_SHAPE_DTYPE, self.params))
         build = lambda update=None: _build(self, args, arg_names, scope or {}, update)  # noqa: E731
@@ -150,16 +168,31 @@ def _build(program, args, arg_names, scope, update):
     return source, namespace["step"], list(buffers.values()), named, aranges
 
 
-def _generators(nodes, events):
+def _generators(nodes, events, reachable):
     """The random generators building the step may draw from (running ops and an optimizer's
-    update again): ours, numpy's global one, and those in the namespace of the module and the
-    class of each op and optimizer defined outside this package, or held by one."""
+    update again): ours, numpy's global one, those the step's scope holds (`reachable`), an op
+    was given, or a custom op or optimizer holds, has in its module or class, or in the closure
+    of one of its methods."""
     owners = [o for o in [n for n in nodes if not n.is_leaf] + [e[1] for e in events if e[0] == "step"]
               if type(o).__module__.partition(".")[0] != "tinygrad_l2"]
-    places = [attributes(o) for o in owners]
-    for owner in {id(type(o)): o for o in owners}.values():
-        places += [vars(sys.modules.get(type(owner).__module__, builtins)), vars(type(owner))]
+    places = [attributes(o) for o in owners] + [dict(enumerate(reachable))]
+    places += [dict(enumerate(_walk((getattr(n, "arguments", ()), getattr(n, "given", {})))))
+               for n in nodes if not n.is_leaf]
+    for cls in {id(type(o)): type(o) for o in owners}.values():
+        places += [vars(sys.modules.get(cls.__module__, builtins)), vars(cls)]
+        places += [_closure_values(f) for f in vars(cls).values()]
     return random.generators_in(*places)
+
+
+def _closure_values(fn):
+    """{i: value} of a function's (or static/class method's) closure cells that hold one."""
+    values = []
+    for cell in getattr(getattr(fn, "__func__", fn), "__closure__", None) or ():
+        try:
+            values.append(cell.cell_contents)
+        except ValueError:  # an empty cell
+            continue
+    return dict(enumerate(values))
 
 
 def _source(ir, emitter, names, update):

@@ -95,6 +95,8 @@ def _written(events, params):
     optimizer = events[step][1]
     if not hasattr(optimizer, "update") or not hasattr(optimizer, "param_groups"):
         return None
+    if getattr(type(optimizer).step, "__module__", "").partition(".")[0] != "tinygrad_l2":
+        return None  # a step() of the user's own (a warm-up) runs as it is, every call
     everyone = {id(p) for g in optimizer.param_groups for p in g["params"]}
     cleared_before = everyone <= _cleared(events[:backward])
     grads_dead = {id(p) for p in params} <= _cleared(events[step + 1:])

@@ -1,10 +1,11 @@
 """Optimizer: parameter groups, per-parameter state, zero_grad and state dicts (PyTorch-shaped)."""
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import warnings
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -17,6 +18,14 @@ class Optimizer:
     """Holds `param_groups` (dicts with "params" and hyper-parameters) and `state` (per
     parameter).  Subclasses implement `step()`, which updates `p.data` in place for every
     parameter whose `.grad` is not None (a parameter without a gradient is skipped)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Each subclass's own step() tells a tracing tl.compile when it has returned (the
+        parameters' arrays are then as the optimizer left them: see context.Trace.watched)."""
+        super().__init_subclass__(**kwargs)
+        step = cls.__dict__.get("step")
+        if callable(step):
+            setattr(cls, "step", _reports_its_end(step))
 
     def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], defaults: dict[str, Any]) -> None:
         self.defaults = dict(defaults)
@@ -119,7 +128,7 @@ class Optimizer:
             warnings.warn(f"{type(self).__name__}.step(): the regularizer on {', '.join(forgotten)} "
                           f"never entered the loss, so the model trains without its penalty. Add "
                           f"it before backward(): loss = data_loss + model.regularization_loss()",
-                          UserWarning, stacklevel=4)
+                          UserWarning, stacklevel=context.user_stacklevel())
 
     @staticmethod
     def _data_to_update(p):
@@ -180,3 +189,12 @@ def _refuse_duplicates(owner, params, groups):
 
 def _copy(state):
     return {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in state.items()}
+
+
+def _reports_its_end(step: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(step)
+    def reporting(self: Any, *args: Any, **kwargs: Any) -> Any:
+        result = step(self, *args, **kwargs)
+        context.stepped()
+        return result
+    return reporting
