@@ -4,10 +4,13 @@
 (gradient 2·lam·W), plain SGD.  What an engine cannot beat, written as a careful person would:
 
 - Σw² as one dot product (np.vdot), no W² array;
-- the L2 gradient folded into the update as a decay: W ← (1 − 2·lr·lam)·W − lr·dW_data,
-  which is SGD on the L2 loss up to rounding in float64 (in float32 the factor rounds to the
-  nearest 6e-8: at this benchmark's 2·lr·lam = 2e-6 it decays 1.3% too much; tl.compile takes
-  that liberty in float64 only, and pays one more W-sized pass in float32);
+- the learning rate in the backward's seed (dz scaled by lr/m on the small logits matrix), so
+  the matrix products give lr·dW_data and lr·db directly;
+- in float64 the L2 gradient folded into the update as a decay: W ← (1 − 2·lr·lam)·W −
+  lr·dW_data, which is SGD on the L2 loss up to rounding; not in float32, where 1 − 2·lr·lam
+  rounds to the nearest 6e-8 (at this benchmark's 2·lr·lam = 2e-6 it would decay 1.3% too
+  much; at lam = 1e-4, lr = 1e-3 11% too little; below 3e-8 not at all): there
+  W ← W − (2·lr·lam·W + lr·dW_data), one W-sized pass more;
 - bias add and ReLU in place; the ReLU mask from the post-activation values;
 - the cross-entropy gradient as the softmax with 1 subtracted at the label entries, ÷ m;
   the loss from log-sum-exp at the label entries only (no log-probability matrix);
@@ -35,10 +38,11 @@ class Floor:
     def __init__(self, params):
         self.params = params
         self.dW = [np.empty_like(W) for W, _ in params]
+        self.penalty = [np.empty_like(W) for W, _ in params]  # float32: 2·lr·lam·W
 
-    def loss_and_data_grads(self, x, labels, lam):
-        """Forward and hand-written backward: (loss, [(dW_data, db)]); the L2 term is in the
-        loss but not in dW_data (the update adds it as a decay)."""
+    def loss_and_data_grads(self, x, labels, lam, scale=1.0):
+        """Forward and hand-written backward: (loss, [(scale·dW_data, scale·db)]); the L2 term
+        is in the loss but not in dW_data (the update adds it)."""
         activations = [x]
         a = x
         last = len(self.params) - 1
@@ -59,7 +63,7 @@ class Floor:
         dz = a
         dz /= total                                # softmax
         dz[rows, labels] -= 1
-        dz /= m
+        dz *= scale / m
         grads = [None] * len(self.params)
         for i in range(last, -1, -1):
             W, _ = self.params[i]
@@ -72,14 +76,14 @@ class Floor:
         return loss, grads
 
     def train_step(self, x, labels, lam, lr):
-        """One SGD step in place, L2 as a decay; returns the loss."""
-        loss, grads = self.loss_and_data_grads(x, labels, lam)
-        decay = 1 - 2 * lr * lam
-        for (W, b), (dW, db) in zip(self.params, grads):
-            W *= decay
-            dW *= lr
+        """One SGD step in place (the gradients come scaled by lr); returns the loss."""
+        loss, grads = self.loss_and_data_grads(x, labels, lam, scale=lr)
+        for (W, b), (dW, db), penalty in zip(self.params, grads, self.penalty):
+            if W.dtype == np.float64:
+                W *= 1 - 2 * lr * lam
+            else:
+                dW += np.multiply(W, 2 * lr * lam, out=penalty)
             W -= dW
-            db *= lr
             b -= db
         return loss
 
