@@ -71,12 +71,10 @@ import threading
 import warnings
 from typing import Any, Callable, NamedTuple, overload
 
-import numpy as np
 
 from ..context import Trace, state
-from ..function import TensorBase
-from ..nn.module import Module
 from ..tensor import Tensor
+from . import effects
 from .check import compare, describe, restore, snapshot
 from .guards import Guards, array_inputs, scope_reads
 from .program import Program
@@ -176,7 +174,8 @@ class CompiledStep:
         inputs = _inputs(args, kwargs, keywords, arrays)
         names = parameter_names(self.fn, len(args)) + list(keywords) + [n for n, _ in readers]
         held = [read() for _, _, read in scope_reads(self.fn)]
-        before, given = _scope_numbers(self.fn), _given_copies(inputs, names, _parameter_arrays(held + list(inputs)))
+        parameters = effects.parameter_arrays(held + list(inputs))
+        before, given = effects.scope_numbers(self.fn), effects.given_copies(inputs, names, parameters)
         trace, previous = Trace(), (state.recorder, state.hooks)
         state.recorder, state.hooks = trace, True
         try:
@@ -187,8 +186,8 @@ class CompiledStep:
         self.traces += 1
         events, observed = trace.events, trace.observed
         trace.unreplayable += [(f"the step changes its input {name} in place", "the step's own code")
-                               for name, array, copy in given if not _same_values(array, copy)]
-        changed = next((name for name, value in _scope_numbers(self.fn).items()
+                               for name, array, copy in given if not effects.same_values(array, copy)]
+        changed = next((name for name, value in effects.scope_numbers(self.fn).items()
                         if name in before and before[name] is not value), None)
         if changed is not None:  # the step itself changes a number of its scope: a side effect
             trace.unreplayable.append((f"the step changes its {changed}", "the step's own code"))
@@ -267,47 +266,3 @@ def _inputs(args, kwargs, keywords, arrays):
     """What a program takes: the arguments, the keyword arguments by name, then the arrays the
     function reads from its scope (see guards.array_inputs)."""
     return args + tuple(kwargs[k] for k in keywords) + tuple(arrays)
-
-
-def _given_copies(inputs, names, parameter_arrays):
-    """(name, array, copy) for each array the step takes that is not a parameter's (nor a view
-    of one: its optimizer writes it): a step that writes into one (`X /= 255`) has an effect
-    its replay would not have."""
-    arrays = [(name, getattr(x, "_data", x)) for name, x in zip(names, inputs)
-              if isinstance(x, np.ndarray) or (isinstance(x, TensorBase) and not x.requires_grad)]
-    return [(name, array, array.copy()) for name, array in arrays
-            if not any(np.may_share_memory(array, p) for p in parameter_arrays)]
-
-
-def _parameter_arrays(objects):
-    """The arrays of the parameters these objects are, hold (a module) or step (an optimizer)."""
-    found = []
-    for thing in objects:
-        if isinstance(thing, TensorBase):
-            found += [thing] if thing.requires_grad else []
-        elif isinstance(thing, Module):
-            found += list(thing.parameters())
-        elif isinstance(getattr(thing, "param_groups", None), list):
-            found += [p for group in thing.param_groups for p in group.get("params", ())]
-    return [p._data for p in found if isinstance(p, TensorBase)]
-
-
-def _same_values(array, copy):
-    """Equal element for element, NaN where NaN (no bytes copied: a dataset may be large)."""
-    if np.array_equal(array, copy):
-        return True
-    return array.dtype.kind in "fc" and bool(np.array_equal(array, copy, equal_nan=True))
-
-
-def _scope_numbers(fn):
-    """{"global x" / "closure variable x": value} for the numbers and strings the function
-    reads from its scope: one the call itself rebinds (a counter) is a side effect."""
-    found = {}
-    for kind, name, read in scope_reads(fn):
-        try:
-            value = read()
-        except (KeyError, ValueError):
-            continue
-        if isinstance(value, (int, float, complex, str, np.generic)):
-            found[f"{kind} {name}"] = value
-    return found

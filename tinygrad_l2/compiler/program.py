@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import builtins
-import dataclasses
-import sys
-import operator
 
 import numpy as np
 
@@ -15,53 +12,13 @@ from ..engine import _accumulate, topological_order
 from ..function import TensorBase
 from ..ops import row_indices
 from ..tensor import Tensor
-from . import passes
+from . import effects, passes
 from .emit import Emitter
+from .keys import SHAPE_DTYPE, data_of, trace_key
 from .lower import Refused, lower
-from .symbolic import NotSymbolic, _walk
 from .naming import mark_penalties, name_values
-from .replay import attributes
+from .symbolic import NotSymbolic
 from .update import plan
-
-
-_SHAPE_DTYPE = operator.attrgetter("_data.shape", "_data.dtype")
-
-
-def _data(value):
-    return value._data if isinstance(value, TensorBase) else value
-
-
-def _signature(value):
-    if isinstance(value, TensorBase):
-        data = value._data
-        return ("tensor", data.shape, data.dtype, value._requires_grad)
-    if isinstance(value, np.ndarray):
-        return ("array", value.shape, value.dtype)
-    return ("value", type(value), _frozen(value))
-
-
-def _frozen(value):
-    """`value` as it is now, for comparing with it at a later call: a dict, list, tuple, set or
-    dataclass (a config changed in place) element by element, an array by its bytes."""
-    if isinstance(value, dict):
-        return tuple((k, _frozen(v)) for k, v in value.items())
-    if isinstance(value, list | tuple | set | frozenset):
-        return type(value), tuple(_frozen(v) for v in value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return type(value), _frozen({f.name: getattr(value, f.name) for f in dataclasses.fields(value)})
-    if isinstance(value, np.ndarray):
-        return value.shape, value.dtype.str, value.tobytes()
-    if isinstance(value, TensorBase):
-        return "tensor", id(value), _frozen(value._data)
-    return value
-
-
-def trace_key(args):
-    """What a trace depends on: each argument's kind, shape and dtype, which arguments are the
-    same object (step(A, A) is traced differently from step(A, B)), and grad mode."""
-    first = {}
-    aliases = tuple([first.setdefault(id(a), i) for i, a in enumerate(args)])  # (a list: faster
-    return tuple(map(_signature, args)), aliases, is_grad_enabled()          # than a generator)
 
 
 class Program:
@@ -80,9 +37,9 @@ class Program:
             self.source = f"# not compiled: {self.eager_only}"
             return
         self.nodes = graph(self.roots)
-        self.generators = _generators(self.nodes, events, reachable)
+        self.generators = effects.generators(self.nodes, events, reachable)
         self.params = [n.tensor() for n in self.nodes if n.is_leaf and n.requires_grad]
-        self.param_shapes = list(map(_SHAPE_DTYPE, self.params))
+        self.param_shapes = list(map(SHAPE_DTYPE, self.params))
         build = lambda update=None: _build(self, args, arg_names, scope or {}, update)  # noqa: E731
         try:
             self.source, self.function, self.buffer_arrays, self.names, aranges = build()
@@ -106,8 +63,8 @@ class Program:
     def fits(self, args):
         """Do these arguments and parameters have the shapes, dtypes (...) traced, and does each
         index a pass assumed to be arange(m) still hold exactly that (see algebra.py)?"""
-        return (trace_key(args) == self.key and list(map(_SHAPE_DTYPE, self.params)) == self.param_shapes
-                and all(_data(args[i]).tobytes() == arange for i, arange in self.aranges))
+        return (trace_key(args) == self.key and list(map(SHAPE_DTYPE, self.params)) == self.param_shapes
+                and all(data_of(args[i]).tobytes() == arange for i, arange in self.aranges))
 
     def run(self, args):
         """The generated step: events in their traced order, gradients into `.grad` at the
@@ -166,33 +123,6 @@ def _build(program, args, arg_names, scope, update):
     named = {id(t): names[id(v)] for t, v in ir.params}
     aranges = {(k, v.dtype) for k, v in enumerate(ir.inputs) if any(v is a for a in ir.arange_inputs)}
     return source, namespace["step"], list(buffers.values()), named, aranges
-
-
-def _generators(nodes, events, reachable):
-    """The random generators building the step may draw from (running ops and an optimizer's
-    update again): ours, numpy's global one, those the step's scope holds (`reachable`), an op
-    was given, or a custom op or optimizer holds, has in its module or class, or in the closure
-    of one of its methods."""
-    owners = [o for o in [n for n in nodes if not n.is_leaf] + [e[1] for e in events if e[0] == "step"]
-              if type(o).__module__.partition(".")[0] != "tinygrad_l2"]
-    places = [attributes(o) for o in owners] + [dict(enumerate(reachable))]
-    places += [dict(enumerate(_walk((getattr(n, "arguments", ()), getattr(n, "given", {})))))
-               for n in nodes if not n.is_leaf]
-    for cls in {id(type(o)): type(o) for o in owners}.values():
-        places += [vars(sys.modules.get(cls.__module__, builtins)), vars(cls)]
-        places += [_closure_values(f) for f in vars(cls).values()]
-    return random.generators_in(*places)
-
-
-def _closure_values(fn):
-    """{i: value} of a function's (or static/class method's) closure cells that hold one."""
-    values = []
-    for cell in getattr(getattr(fn, "__func__", fn), "__closure__", None) or ():
-        try:
-            values.append(cell.cell_contents)
-        except ValueError:  # an empty cell
-            continue
-    return dict(enumerate(values))
 
 
 def _source(ir, emitter, names, update):

@@ -1,0 +1,87 @@
+"""What a step does beyond its graph, found while tracing it: arrays it takes and writes into
+(`X /= 255`), numbers of its scope it rebinds (a counter), and the random generators that
+building its program may draw from (they are kept as they were)."""
+from __future__ import annotations
+
+import builtins
+import sys
+
+import numpy as np
+
+from .. import random
+from ..function import TensorBase
+from ..nn.module import Module
+from .guards import scope_reads
+from .replay import attributes
+from .symbolic import _walk
+
+
+def generators(nodes, events, reachable):
+    """The random generators building the step may draw from (running ops and an optimizer's
+    update again): ours, numpy's global one, those the step's scope holds (`reachable`), an op
+    was given, or a custom op or optimizer holds, has in its module or class, or in the closure
+    of one of its methods."""
+    owners = [o for o in [n for n in nodes if not n.is_leaf] + [e[1] for e in events if e[0] == "step"]
+              if type(o).__module__.partition(".")[0] != "tinygrad_l2"]
+    places = [attributes(o) for o in owners] + [dict(enumerate(reachable))]
+    places += [dict(enumerate(_walk((getattr(n, "arguments", ()), getattr(n, "given", {})))))
+               for n in nodes if not n.is_leaf]
+    for cls in {id(type(o)): type(o) for o in owners}.values():
+        places += [vars(sys.modules.get(cls.__module__, builtins)), vars(cls)]
+        places += [_closure_values(f) for f in vars(cls).values()]
+    return random.generators_in(*places)
+
+
+def _closure_values(fn):
+    """{i: value} of a function's (or static/class method's) closure cells that hold one."""
+    values = []
+    for cell in getattr(getattr(fn, "__func__", fn), "__closure__", None) or ():
+        try:
+            values.append(cell.cell_contents)
+        except ValueError:  # an empty cell
+            continue
+    return dict(enumerate(values))
+
+
+def given_copies(inputs, names, parameter_arrays):
+    """(name, array, copy) for each array the step takes that is not a parameter's (nor a view
+    of one: its optimizer writes it): a step that writes into one (`X /= 255`) has an effect
+    its replay would not have."""
+    arrays = [(name, getattr(x, "_data", x)) for name, x in zip(names, inputs)
+              if isinstance(x, np.ndarray) or (isinstance(x, TensorBase) and not x.requires_grad)]
+    return [(name, array, array.copy()) for name, array in arrays
+            if not any(np.may_share_memory(array, p) for p in parameter_arrays)]
+
+
+def parameter_arrays(objects):
+    """The arrays of the parameters these objects are, hold (a module) or step (an optimizer)."""
+    found = []
+    for thing in objects:
+        if isinstance(thing, TensorBase):
+            found += [thing] if thing.requires_grad else []
+        elif isinstance(thing, Module):
+            found += list(thing.parameters())
+        elif isinstance(getattr(thing, "param_groups", None), list):
+            found += [p for group in thing.param_groups for p in group.get("params", ())]
+    return [p._data for p in found if isinstance(p, TensorBase)]
+
+
+def same_values(array, copy):
+    """Equal element for element, NaN where NaN (no bytes copied: a dataset may be large)."""
+    if np.array_equal(array, copy):
+        return True
+    return array.dtype.kind in "fc" and bool(np.array_equal(array, copy, equal_nan=True))
+
+
+def scope_numbers(fn):
+    """{"global x" / "closure variable x": value} for the numbers and strings the function
+    reads from its scope: one the call itself rebinds (a counter) is a side effect."""
+    found = {}
+    for kind, name, read in scope_reads(fn):
+        try:
+            value = read()
+        except (KeyError, ValueError):
+            continue
+        if isinstance(value, (int, float, complex, str, np.generic)):
+            found[f"{kind} {name}"] = value
+    return found

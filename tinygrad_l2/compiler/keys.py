@@ -1,0 +1,51 @@
+"""What a trace depends on, by value: the kind, shape and dtype of each argument, the value of
+any other argument (a config dict changed in place is another trace), which arguments are the
+same object, grad mode; and each parameter's shape and dtype."""
+from __future__ import annotations
+
+import dataclasses
+import operator
+
+import numpy as np
+
+from ..context import is_grad_enabled
+from ..function import TensorBase
+
+SHAPE_DTYPE = operator.attrgetter("_data.shape", "_data.dtype")  # of a parameter
+
+
+def data_of(value):
+    return value._data if isinstance(value, TensorBase) else value
+
+
+def _signature(value):
+    if isinstance(value, TensorBase):
+        data = value._data
+        return ("tensor", data.shape, data.dtype, value._requires_grad)
+    if isinstance(value, np.ndarray):
+        return ("array", value.shape, value.dtype)
+    return ("value", type(value), _frozen(value))
+
+
+def _frozen(value):
+    """`value` as it is now, for comparing with it at a later call: a dict, list, tuple, set or
+    dataclass (a config changed in place) element by element, an array by its bytes."""
+    if isinstance(value, dict):
+        return tuple((k, _frozen(v)) for k, v in value.items())
+    if isinstance(value, list | tuple | set | frozenset):
+        return type(value), tuple(_frozen(v) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return type(value), _frozen({f.name: getattr(value, f.name) for f in dataclasses.fields(value)})
+    if isinstance(value, np.ndarray):
+        return value.shape, value.dtype.str, value.tobytes()
+    if isinstance(value, TensorBase):
+        return "tensor", id(value), _frozen(value._data)
+    return value
+
+
+def trace_key(args):
+    """What a trace depends on: each argument's kind, shape and dtype, which arguments are the
+    same object (step(A, A) is traced differently from step(A, B)), and grad mode."""
+    first = {}
+    aliases = tuple([first.setdefault(id(a), i) for i, a in enumerate(args)])  # (a list: faster
+    return tuple(map(_signature, args)), aliases, is_grad_enabled()          # than a generator)
