@@ -51,8 +51,10 @@ code.  A compiled function called while another one traces runs eagerly inside t
 
 Random numbers: an op or an optimizer update that draws them (its plain arrays differ when
 recorded twice) replays through its own methods, drawing each call as eager does; building the
-step leaves numpy's global generator, ours, and any generator held by, or in the module of, a
-custom op or optimizer as they were.  check=N restores them, and schedulers, between its runs.
+step leaves as they were numpy's global generator, ours, and the generators in the step's scope,
+given to an op, or held by a custom op or optimizer (or in its module, class, or a method's
+closure); one held deeper (an attribute of an object in the scope) moves.  check=N restores
+them, and schedulers' state, between its runs.
 
 An error the replay raises before it changed anything (a label out of range) is raised by
 running the function eagerly instead, so its message is the op's own; an error after (in a
