@@ -6,7 +6,9 @@ import gc
 import os
 import sys
 import threading
-from typing import Iterator
+from typing import Any, Iterator
+
+import numpy as np
 
 class _State(threading.local):
     """Per-thread state; class attributes are each new thread's defaults."""
@@ -14,6 +16,7 @@ class _State(threading.local):
     anomaly = False
     recorder: Trace | None = None  # while tl.compile traces a step: what it is told (Trace)
     hooks = False  # anomaly or recorder: the one flag Function.apply checks for either
+    steps_running = 0  # optimizer step() calls in progress (one inside another: Lookahead)
 
 
 class Trace:
@@ -22,7 +25,8 @@ class Trace:
 
     - `events`, replayed in their order (`record`): ("backward", root, grad, retain_graph)
       from engine.backward; ("zero_grad", owner, set_to_none) from an optimizer or a module;
-      ("step", optimizer); ("schedule", scheduler).
+      ("step", optimizer, args, kwargs) from an optimizer's outermost step(); ("schedule",
+      scheduler).
     - `observed`, what the step read that a replay must see again (`observe`), each with the
       user's "file:line": ("module", m, where) per module call; ("number", tensor, value,
       convert, where) per item()/float()/int()/bool()/index of a tensor.
@@ -48,19 +52,25 @@ class Trace:
         """A watched parameter's array changed since the user's code read it (or since an
         optimizer last wrote it): unreplayable."""
         for tensor, array, copy, where in self.watched.values():
-            if tensor._data is array and array.tobytes() != copy.tobytes():  # (NaN == NaN here)
+            if _is_part_of(array, tensor) and array.tobytes() != copy.tobytes():  # (NaN == NaN here)
                 self.unreplayable.append(("the step writes into a parameter's array in place", where))
 
     def rewatch(self) -> None:
         """An optimizer's step has written the parameters: watch the arrays as it left them
         (one it replaced by a new array is no longer the parameter's)."""
         self.watched = {k: (tensor, array, array.copy(), where)
-                        for k, (tensor, array, _, where) in self.watched.items() if tensor._data is array}
+                        for k, (tensor, array, _, where) in self.watched.items() if _is_part_of(array, tensor)}
 
     def op(self, node: object, arguments: tuple, given: dict) -> None:
         node.arguments = arguments  # type: ignore[attr-defined]  # replayed with the same values
         node.given = given  # type: ignore[attr-defined]  # the keyword arguments of apply()
         node.events_before = len(self.events)  # type: ignore[attr-defined]  # ... and in order
+
+
+def _is_part_of(array: Any, tensor: Any) -> bool:
+    """Is `array` the tensor's array or a view of it (not one an optimizer replaced)?"""
+    data = tensor._data
+    return array is data or (array.base is not None and np.may_share_memory(array, data))
 
 
 def record(kind: str, *details: object) -> None:
@@ -72,10 +82,20 @@ def record(kind: str, *details: object) -> None:
         trace.events.append((kind, *details))
 
 
-def stepped() -> None:
-    """An optimizer's step() has returned (see `Trace.rewatch`)."""
+def step_begins(optimizer: object, args: tuple, kwargs: dict) -> bool:
+    """An optimizer's step() starts: True if it is the outermost (then it is the event)."""
+    outermost = state.steps_running == 0
+    state.steps_running += 1
+    if outermost:
+        record("step", optimizer, args, kwargs)
+    return outermost
+
+
+def step_ends(outermost: bool) -> None:
+    """That step() has returned: the parameters' arrays are as it left them (`Trace.rewatch`)."""
+    state.steps_running -= 1
     trace = state.recorder
-    if trace is not None and trace.watched:
+    if outermost and trace is not None and trace.watched:
         trace.rewatch()
 
 

@@ -82,15 +82,11 @@ def _warmed_on_the_instance(opt):
     return opt
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: opt.step replaced on the instance is bypassed by "
-                   "the written update (update.py _seeded/_written look at the class only)")
 @pytest.mark.parametrize("momentum", [0.0, 0.9], ids=["lr_in_seed", "written_step"])
 def test_a_step_replaced_on_the_instance_runs_every_call(momentum):
     _same(_stepping(lambda p: _warmed_on_the_instance(O.SGD(p, lr=0.5, momentum=momentum))))
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: a subclass's step() decorated with functools.wraps "
-                   "keeps tinygrad_l2's __module__, so update.py _written writes the update in")
 @pytest.mark.parametrize("base", [O.SGD, O.Adam], ids=["SGD", "Adam"])
 def test_a_subclass_step_made_by_a_wrapping_decorator_runs_every_call(base):
     cls = type("Decorated", (base,), {"step": _warmup(base.step)})  # (its __module__ is tinygrad_l2's)
@@ -126,8 +122,6 @@ def test_an_optional_closure_step_trains_as_eager():
     _same(lambda: closure_step(OptionalClosureSGD))
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: the replay calls opt.step() without the closure "
-                   "(emit.py Emitter.event): TypeError where eager works")
 def test_a_step_that_requires_its_closure_is_replayed_with_it():
     _same(lambda: closure_step(RequiredClosureSGD))
 
@@ -161,15 +155,11 @@ class Lookahead(O.Optimizer):
             p.data[...] = slow
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: only the inner optimizer's step is recorded (and "
-                   "Trace.rewatch hides the sync's in-place write): Lookahead.step never replays")
 @pytest.mark.parametrize("k", [1, 2])
 def test_an_optimizer_stepping_another_one_is_replayed_whole(k):
     _same(_stepping(lambda p: Lookahead(O.SGD(p, lr=0.5), k, dict(lr=0.0)), "t"))
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: guards._groups_unchanged counts on an 'lr' in each "
-                   "group: a custom optimizer without one traces again every call")
 def test_an_optimizer_whose_groups_have_no_lr_traces_once():
     assert _same(_stepping(lambda p: Lookahead(O.SGD(p, lr=0.5), 1, {}), "t")).traces == 1
 
@@ -211,8 +201,6 @@ def annealed_in_the_step():
                 probe=lambda: schedule["T"])
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: program.Program keys a dict argument as the step "
-                   "left it (trace_key after the call): the next call replays T=8 for T=4")
 def test_a_dict_argument_the_step_changes_is_not_replayed_with_its_old_value():
     _same(annealed_in_the_step)
 
@@ -228,8 +216,6 @@ def parameters_as_argument():
     return dict(step=step, params=list(layer.parameters()), extra=lambda c: ([layer.weight, layer.bias],))
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: program._frozen keys a parameter inside a list "
-                   "argument by its values, which every step changes: it traces again and again")
 def test_a_list_of_parameters_as_an_argument_traces_once():
     assert _same(parameters_as_argument).traces == 1
 
@@ -243,8 +229,6 @@ class Elementwise(types.SimpleNamespace):  # == element by element, as an array-
         return self.values == other.values
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: Program.fits compares the trace key with ==: an "
-                   "argument whose == returns an array raises ValueError at the second call")
 def test_an_argument_with_elementwise_equality_does_not_crash_the_replay():
     _same(_given(lambda: Elementwise(values=np.array([1.0, 2.0]))))
 
@@ -255,8 +239,6 @@ class LazyConfig:
     cache: dict = dataclasses.field(init=False)  # set on first use, if ever
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: program._frozen reads every dataclass field: one "
-                   "not set yet (field(init=False)) raises AttributeError")
 def test_a_dataclass_argument_with_a_field_not_set_yet_compiles():
     _same(_given(lambda: LazyConfig(2.0)))
 
@@ -275,8 +257,6 @@ def max_norm_through_a_view():
     return dict(step=step, params=list(layer.parameters()))
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: compiler _given_copies skips a scope view of a "
-                   "parameter, so its in-place clip is neither seen nor replayed")
 def test_a_weight_view_from_the_scope_clipped_in_place_is_clipped_by_the_replay():
     _same(max_norm_through_a_view)
 
@@ -300,8 +280,6 @@ def noise_from_a_config():
     return dict(step=step, params=list(layer.parameters()), probe=lambda: config.rng.random())
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: program._generators looks one level deep: a "
-                   "generator inside an object given to a custom op is drawn from by the build")
 def test_a_generator_inside_an_ops_config_object_keeps_the_eager_noise_stream():
     _same(noise_from_a_config)
 

@@ -72,3 +72,39 @@ def test_numpy_float64_hyper_parameters_update_a_float32_model_exactly_as_python
             opt.step()
         return model.weight.data
     np.testing.assert_array_equal(train(np.float64), train(float))
+
+
+def test_a_subclass_step_may_be_a_static_or_a_class_method():
+    """Each subclass's step() is wrapped to be told to tl.compile; the wrapper keeps how it is
+    called."""
+    class Static(tl.optim.SGD):
+        @staticmethod
+        def step(scale=1):
+            return 2 * scale
+
+    class Classy(tl.optim.SGD):
+        @classmethod
+        def step(cls):
+            return cls.__name__
+    w = tl.Tensor(np.ones(3), requires_grad=True)
+    assert Static([w], lr=0.1).step(3) == 6 and Classy([w], lr=0.1).step() == "Classy"
+
+
+def test_an_optimizer_stepping_another_inside_its_step_is_one_recorded_step():
+    from tinygrad_l2.context import Trace, state
+    w = tl.Tensor(np.ones(3), requires_grad=True)
+    inner = tl.optim.SGD([w], lr=0.1)
+
+    class Outer(tl.optim.Optimizer):
+        def __init__(self):
+            super().__init__([w], {})
+
+        def step(self):
+            inner.step()
+    outer, trace = Outer(), Trace()
+    state.recorder = trace
+    try:
+        outer.step()
+    finally:
+        state.recorder = None
+    assert [(e[0], e[1]) for e in trace.events] == [("step", outer)] and state.steps_running == 0

@@ -24,8 +24,9 @@ of what a trace depends on).  Arrays the function reads from its globals or encl
 afresh each call like arguments (rows equal to arange(m) when traced give the cross-entropy's
 backward as softmax − one-hot; each call checks they still are, else it traces again).
 
-It traces again, never replaying stale, when any of these changed (see guards.py): an
-argument's shape or dtype, grad mode, a parameter's shape, which arguments are the same object,
+It traces again, never replaying stale, when any of these changed (see guards.py, keys.py):
+an array argument's shape or dtype, any other argument's value (a number; a dict, list or
+dataclass element by element; any other object by identity), grad mode, a parameter's shape, which arguments are the same object,
 the keyword names, a number or string the function reads as a global or closure variable, the
 object any other global or closure variable refers to (`opt = Adam(...)` after the trace), the
 `training` flag of a module the step called (train()/eval()), an optimizer's parameter groups
@@ -46,8 +47,8 @@ When it cannot replay a step, it runs the function eagerly every call instead, w
 `step.fallback_reason` (None while it replays): an op computed after `opt.step()`, a constant
 tensor, `where` condition or index array computed from data, a returned number computed with
 numpy rather than `.item()`, a PSO step, backward with an explicit gradient or retain_graph,
-an input array (`X /= 255`) or a parameter's array (a clip in place) written by the step's own
-code.  A compiled function called while another one traces runs eagerly inside that trace.
+an input array (`X /= 255`), a parameter's array (a clip in place) or an argument (a config
+dict) written by the step's own code, an optimizer's step() called with arguments (a closure).  A compiled function called while another one traces runs eagerly inside that trace.
 
 Random numbers: an op or an optimizer update that draws them (its plain arrays differ when
 recorded twice) replays through its own methods, drawing each call as eager does; building the
@@ -79,6 +80,7 @@ from ..tensor import Tensor
 from . import effects
 from .check import compare, describe, restore, snapshot
 from .guards import Guards, array_inputs, scope_reads
+from .keys import trace_key
 from .program import Program
 from .naming import parameter_names
 from .results import Unreplayable, code_literals, flatten, rebuild
@@ -176,9 +178,11 @@ class CompiledStep:
         inputs = _inputs(args, kwargs, keywords, arrays)
         names = parameter_names(self.fn, len(args)) + list(keywords) + [n for n, _ in readers]
         held = [read() for _, _, read in scope_reads(self.fn)]
-        parameters = effects.parameter_arrays(held + list(inputs))
+        parameters = effects.parameters_of(held + list(inputs))
         before, given = effects.scope_numbers(self.fn), effects.given_copies(inputs, names, parameters)
+        key = trace_key(inputs)  # (before the call: a step may change a dict it is given)
         trace, previous = Trace(), (state.recorder, state.hooks)
+        trace.watched.update(effects.parameter_views(inputs, names, parameters))
         state.recorder, state.hooks = trace, True
         try:
             result = self.fn(*args, **kwargs)
@@ -189,6 +193,8 @@ class CompiledStep:
         events, observed = trace.events, trace.observed
         trace.unreplayable += [(f"the step changes its input {name} in place", "the step's own code")
                                for name, array, copy in given if not effects.same_values(array, copy)]
+        if trace_key(inputs) != key:  # a config dict or list it takes, changed by the step
+            trace.unreplayable.append(("the step changes an argument it takes", "the step's own code"))
         changed = next((name for name, value in effects.scope_numbers(self.fn).items()
                         if name in before and before[name] is not value), None)
         if changed is not None:  # the step itself changes a number of its scope: a side effect
@@ -206,7 +212,8 @@ class CompiledStep:
         except Unreplayable as error:
             return self._fall_back(str(error), result)
         held = {name: read() for _, name, read in scope_reads(self.fn)}
-        program = Program(inputs, tensors, events, names, {id(v): k for k, v in held.items()}, list(held.values()))
+        program = Program(inputs, tensors, events, names, {id(v): k for k, v in held.items()},
+                          list(held.values()), key)
         if program.eager_only:
             return self._fall_back(program.eager_only, result)
         guards.add_parameters(program.params)

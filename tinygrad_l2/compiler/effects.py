@@ -43,18 +43,37 @@ def _closure_values(fn):
     return dict(enumerate(values))
 
 
-def given_copies(inputs, names, parameter_arrays):
-    """(name, array, copy) for each array the step takes that is not a parameter's (nor a view
-    of one: its optimizer writes it): a step that writes into one (`X /= 255`) has an effect
-    its replay would not have."""
-    arrays = [(name, getattr(x, "_data", x)) for name, x in zip(names, inputs)
-              if isinstance(x, np.ndarray) or (isinstance(x, TensorBase) and not x.requires_grad)]
-    return [(name, array, array.copy()) for name, array in arrays
-            if not any(np.may_share_memory(array, p) for p in parameter_arrays)]
+def given_copies(inputs, names, parameters):
+    """(name, array, copy) for each array the step takes that is not a parameter's nor a view of
+    one (those are watched: `parameter_views`): a step that writes into one (`X /= 255`) has an
+    effect its replay would not have."""
+    return [(name, array, array.copy()) for name, array in _arrays(inputs, names)
+            if _owner(array, parameters) is None]
 
 
-def parameter_arrays(objects):
-    """The arrays of the parameters these objects are, hold (a module) or step (an optimizer)."""
+def parameter_views(inputs, names, parameters):
+    """{id: (parameter, array, copy, where)} for each array the step takes that is a parameter's
+    or a view of one (`Wv = layer.weight.data` in its scope): watched like a `.data` read
+    (context.Trace.watched), since the optimizer writes it too."""
+    found = {}
+    for name, array in _arrays(inputs, names):
+        owner = _owner(array, parameters)
+        if owner is not None:
+            found[id(array)] = (owner, array, array.copy(), f"the array {name} of the step's scope")
+    return found
+
+
+def _arrays(inputs, names):
+    return [(name, getattr(x, "_data", x)) for name, x in zip(names, inputs)
+            if isinstance(x, np.ndarray) or (isinstance(x, TensorBase) and not x.requires_grad)]
+
+
+def _owner(array, parameters):
+    return next((p for p in parameters if np.may_share_memory(array, p._data)), None)
+
+
+def parameters_of(objects):
+    """The parameters these objects are, hold (a module) or step (an optimizer)."""
     found = []
     for thing in objects:
         if isinstance(thing, TensorBase):
@@ -63,7 +82,7 @@ def parameter_arrays(objects):
             found += list(thing.parameters())
         elif isinstance(getattr(thing, "param_groups", None), list):
             found += [p for group in thing.param_groups for p in group.get("params", ())]
-    return [p._data for p in found if isinstance(p, TensorBase)]
+    return [p for p in found if isinstance(p, TensorBase)]
 
 
 def same_values(array, copy):

@@ -114,7 +114,7 @@ def _groups_unchanged(optimizer):
             current = group["params"]
             if len(current) != len(params) or any(map(operator.is_not, current, params)):
                 return False
-            if len(group) != len(hyper) + 2:
+            if len(group) - ("params" in group) - ("lr" in group) != len(hyper):
                 return False
             now = tuple(map(group.get, names, _MISSINGS))
             if not all(map(operator.is_, now, was)) and not all(map(_same, now, was)):  # (the same

@@ -4,6 +4,7 @@ same object, grad mode; and each parameter's shape and dtype."""
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import operator
 
 import numpy as np
@@ -28,19 +29,25 @@ def _signature(value):
 
 
 def _frozen(value):
-    """`value` as it is now, for comparing with it at a later call: a dict, list, tuple, set or
-    dataclass (a config changed in place) element by element, an array by its bytes."""
+    """`value` as it is now, for comparing with it at a later call, without calling its own
+    `==`: a dict, list, tuple, set or dataclass (a config changed in place) element by element,
+    an array by its bytes, a number by value (NaN as a NaN), a tensor (a parameter: its values
+    change every step) or any other object by identity."""
     if isinstance(value, dict):
-        return tuple((k, _frozen(v)) for k, v in value.items())
+        return dict, tuple((_frozen(k), _frozen(v)) for k, v in value.items())
     if isinstance(value, list | tuple | set | frozenset):
         return type(value), tuple(_frozen(v) for v in value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return type(value), _frozen({f.name: getattr(value, f.name) for f in dataclasses.fields(value)})
+        fields = {f.name: getattr(value, f.name, _UNSET) for f in dataclasses.fields(value)}
+        return type(value), _frozen(fields)
     if isinstance(value, np.ndarray):
-        return value.shape, value.dtype.str, value.tobytes()
-    if isinstance(value, TensorBase):
-        return "tensor", id(value), _frozen(value._data)
-    return value
+        return np.ndarray, value.shape, value.dtype.str, value.tobytes()
+    if isinstance(value, numbers.Number | np.generic | str | bytes) or value is None:
+        return (type(value), "nan") if value != value else (type(value), value)
+    return object, id(value)
+
+
+_UNSET = ("a dataclass field not set",)
 
 
 def trace_key(args):

@@ -24,10 +24,11 @@ from .update import plan
 class Program:
     """A traced step: the graph, the events, the IR and the generated functions."""
 
-    def __init__(self, args, result, events, arg_names, scope=None, reachable=()):
+    def __init__(self, args, result, events, arg_names, scope=None, reachable=(), key=None):
         """scope: {id(object): the name the step's code reads it by} (the optimizer `opt`);
-        reachable: the objects the step's globals and closure hold."""
-        self.key = trace_key(args)
+        reachable: the objects the step's globals and closure hold; key: the arguments' trace
+        key as they were before the step ran (keys.trace_key)."""
+        self.key = trace_key(args) if key is None else key
         self.outputs = tensors_in(result)
         self.events = events
         self.roots = self.outputs + [e[1] for e in events if e[0] == "backward"]
@@ -184,6 +185,8 @@ def _unsupported(roots, events):
             return "backward() with an explicit gradient or retain_graph, or of a non-scalar"
     if any(e[0] == "step" and not hasattr(e[1], "param_groups") for e in events):
         return "an optimizer without parameter groups (PSO)"
+    if any(e[0] == "step" and (e[2] or e[3]) for e in events):
+        return "an optimizer's step() called with arguments (a closure: it evaluates the model again)"
     if any(n.retains_grad for r in roots for n in topological_order(r) if not n.is_leaf):
         return "an intermediate tensor called retain_grad() (replay makes no intermediate tensors)"
     steps = [i for i, e in enumerate(events) if e[0] == "step"]

@@ -95,12 +95,18 @@ def _written(events, params):
     optimizer = events[step][1]
     if not hasattr(optimizer, "update") or not hasattr(optimizer, "param_groups"):
         return None
-    if getattr(type(optimizer).step, "__module__", "").partition(".")[0] != "tinygrad_l2":
+    if not _library_step(optimizer):
         return None  # a step() of the user's own (a warm-up) runs as it is, every call
     everyone = {id(p) for g in optimizer.param_groups for p in g["params"]}
     cleared_before = everyone <= _cleared(events[:backward])
     grads_dead = {id(p) for p in params} <= _cleared(events[step + 1:])
     return WrittenStep(optimizer, params, grads_dead, cleared_before)
+
+
+def _library_step(optimizer):
+    """Is `optimizer.step` this package's own, neither overridden by a class of the user's
+    (even one that copies its name with functools.wraps) nor replaced on the instance?"""
+    return getattr(type(optimizer).step, "library_step", False) and "step" not in vars(optimizer)
 
 
 def _cleared(events):
@@ -117,7 +123,7 @@ def _seeded(events, params, nodes=()):
         return None  # lr in the seed needs backwards linear in g: a custom Function may clip it
     backward, step = found
     optimizer = events[step][1]
-    if type(optimizer) is not SGD or len(optimizer.param_groups) != 1:
+    if type(optimizer) is not SGD or not _library_step(optimizer) or len(optimizer.param_groups) != 1:
         return None
     group = optimizer.param_groups[0]
     if group["momentum"] != 0 or group["nesterov"]:

@@ -34,7 +34,6 @@ class Adam(Optimizer):
                                       weight_decay=weight_decay, amsgrad=amsgrad))
 
     def step(self) -> None:
-        self._record("step", self)
         for group, p, grad in list(self._params_with_grad()):
             state = self.state.setdefault(p, {})
             if not state:

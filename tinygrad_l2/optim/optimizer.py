@@ -20,12 +20,11 @@ class Optimizer:
     parameter whose `.grad` is not None (a parameter without a gradient is skipped)."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        """Each subclass's own step() tells a tracing tl.compile when it has returned (the
-        parameters' arrays are then as the optimizer left them: see context.Trace.watched)."""
+        """Each subclass's own step() is told to a tracing tl.compile (see `_told_step`)."""
         super().__init_subclass__(**kwargs)
         step = cls.__dict__.get("step")
-        if callable(step):
-            setattr(cls, "step", _reports_its_end(step))
+        if step is not None:
+            setattr(cls, "step", _told_step(step, library=cls.__module__.partition(".")[0] == "tinygrad_l2"))
 
     def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], defaults: dict[str, Any]) -> None:
         self.defaults = dict(defaults)
@@ -191,10 +190,24 @@ def _copy(state):
     return {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in state.items()}
 
 
-def _reports_its_end(step: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(step)
-    def reporting(self: Any, *args: Any, **kwargs: Any) -> Any:
-        result = step(self, *args, **kwargs)
-        context.stepped()
-        return result
-    return reporting
+def _told_step(step: Any, library: bool) -> Callable[..., Any]:
+    """A class's step() as a tracing tl.compile sees it: its outermost call is one event,
+    ("step", optimizer, args, kwargs), recorded before it writes (an optimizer stepping
+    another inside its own step(), Lookahead, is one step), and its end re-watches the
+    parameters' arrays (context.stepped).  `library_step`: the step is this package's own, so
+    tl.compile may write its update in."""
+    bound = not isinstance(step, staticmethod | classmethod)
+    function = step.__func__ if not bound else step
+
+    @functools.wraps(function)
+    def told(self: Any, *args: Any, **kwargs: Any) -> Any:
+        outermost = context.step_begins(self, args, kwargs)
+        try:
+            if bound:
+                return function(self, *args, **kwargs)
+            owner = (type(self),) if isinstance(step, classmethod) else ()
+            return function(*owner, *args, **kwargs)
+        finally:
+            context.step_ends(outermost)
+    told.library_step = library  # type: ignore[attr-defined]
+    return told

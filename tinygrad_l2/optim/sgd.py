@@ -31,7 +31,6 @@ class SGD(Optimizer):
                                       weight_decay=weight_decay, nesterov=nesterov))
 
     def step(self) -> None:
-        self._record("step", self)
         for group, p, grad in list(self._params_with_grad()):
             state = self.state.setdefault(p, {}) if group["momentum"] != 0 else {}
             self.update(self._data_to_update(p), grad, state, group, self._scratch(p))
