@@ -165,3 +165,29 @@ def test_model_optimizer_and_scheduler_resume_bit_exactly(tmp_path):
     assert opt.param_groups[0]["lr"] == reference[1].param_groups[0]["lr"]
     for a, b in zip(opt.state.values(), reference[1].state.values()):
         assert a["step"] == b["step"] and np.array_equal(a["exp_avg_sq"], b["exp_avg_sq"])
+
+
+def test_a_model_and_its_optimizer_pickled_after_a_step_train_on_exactly_as_the_originals():
+    """pickle (and deepcopy) keep values, gradients and requires_grad, not the graph: a
+    checkpoint taken mid-training with pickle.dump must not raise."""
+    import pickle
+
+    def made():
+        model = tl.nn.MLP([4, 8, 3], kernel_regularizer=tl.nn.L2(1e-2), dtype=np.float64, rng=0)
+        return model, tl.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+
+    def train(model, opt, x, y):
+        loss = tl.nn.softmax_cross_entropy(model(x), y) + model.regularization_loss()
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        return loss
+    model, opt = made()
+    x, y = tl.Tensor(np.linspace(-1, 1, 8).reshape(2, 4)), np.array([0, 2])
+    loss = train(model, opt, x, y)
+    copied, copied_opt = pickle.loads(pickle.dumps((model, opt)))
+    assert pickle.loads(pickle.dumps(loss)).item() == loss.item()
+    for _ in range(3):
+        assert train(copied, copied_opt, x, y).item() == train(model, opt, x, y).item()
+    for p, q in zip(model.parameters(), copied.parameters()):
+        np.testing.assert_array_equal(p.data, q.data)
