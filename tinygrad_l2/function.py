@@ -50,16 +50,6 @@ class TensorBase:
         t._requires_grad = ctx is not None
         return t
 
-    def __getstate__(self) -> dict:
-        """Pickling and deepcopy keep the values, the gradient, requires_grad and the name,
-        not the place in a graph (as PyTorch: the copy is a leaf)."""
-        return {"_data": self._data, "_grad": self._grad, "_requires_grad": self._requires_grad,
-                "name": self.name}
-
-    def __setstate__(self, state: dict) -> None:
-        self._data, self._grad, self._requires_grad = state["_data"], state["_grad"], state["_requires_grad"]
-        self.name, self._ctx, self._leaf = state["name"], None, None
-
     def _node(self):
         """This tensor's node in the graph: its op node, or its (cached) leaf node."""
         if self._ctx is not None:

@@ -20,8 +20,21 @@ class TensorMethods:
     """Mixed into Tensor: methods written with the Tensor's own math and ops."""
     __slots__ = ()
 
+    def __getstate__(self) -> dict:
+        """Pickling and deepcopy keep the values, the gradient, requires_grad and the name,
+        not the place in a graph (as PyTorch: the copy is a leaf)."""
+        return {"_data": self._data, "_grad": self._grad, "_requires_grad": self._requires_grad,
+                "name": self.name}
+
+    def __setstate__(self, state: dict) -> None:
+        for key, value in {**state, "_ctx": None, "_leaf": None}.items():  # (slots of TensorBase)
+            setattr(self, key, value)
+
     if TYPE_CHECKING:  # what the methods use of the Tensor they are mixed into
         _data: np.ndarray
+        _grad: np.ndarray | None
+        _requires_grad: bool
+        name: str | None
 
         @property
         def shape(self) -> tuple[int, ...]: ...
