@@ -74,9 +74,10 @@ def _is_part_of(array: Any, tensor: Any) -> bool:
 
 
 def record(kind: str, *details: object) -> None:
-    """An event a tracing tl.compile replays in order (see `Trace.events`)."""
+    """An event a tracing tl.compile replays in order (see `Trace.events`); none while an
+    optimizer's step() runs (a scheduler it steps is part of that step, replayed with it)."""
     trace = state.recorder
-    if trace is not None:
+    if trace is not None and not state.steps_running:
         if kind == "step":  # (before the optimizer writes into the parameters)
             trace.check_watched()
         trace.events.append((kind, *details))
@@ -85,9 +86,9 @@ def record(kind: str, *details: object) -> None:
 def step_begins(optimizer: object, args: tuple, kwargs: dict) -> bool:
     """An optimizer's step() starts: True if it is the outermost (then it is the event)."""
     outermost = state.steps_running == 0
-    state.steps_running += 1
     if outermost:
         record("step", optimizer, args, kwargs)
+    state.steps_running += 1
     return outermost
 
 

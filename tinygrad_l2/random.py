@@ -32,10 +32,10 @@ def as_generator(rng: np.random.Generator | int | None) -> np.random.Generator:
 RandomSource = np.random.BitGenerator | np.random.RandomState
 
 
-def generators_in(*places: object, depth: int = 2) -> list[RandomSource]:
+def generators_in(*places: object, depth: int = 3) -> list[RandomSource]:
     """The numpy random generators in these places (a module's or a class's namespace, an
-    object's attributes, and theirs in turn: `depth` levels), numpy's global one and ours
-    always included: each bit generator, and each legacy RandomState (np.random.seed's)."""
+    object's attributes, a list's items, and theirs in turn: `depth` levels), numpy's global
+    one and ours always included: each bit generator, and each legacy RandomState."""
     found: dict[int, RandomSource] = {id(g): g for g in (np.random.mtrand._rand, _generator.bit_generator)}
     level, seen = list(places), set()
     for _ in range(depth):
@@ -44,7 +44,8 @@ def generators_in(*places: object, depth: int = 2) -> list[RandomSource]:
             if id(place) in seen or isinstance(place, type(np)):  # (a module's names: its own only)
                 continue
             seen.add(id(place))
-            values = place.values() if isinstance(place, dict) else getattr(place, "__dict__", {}).values()
+            values = (place.values() if isinstance(place, dict) else place if isinstance(place, list | tuple)
+                      else getattr(place, "__dict__", {}).values())
             for value in list(values):
                 if isinstance(value, np.random.Generator):
                     value = value.bit_generator

@@ -139,8 +139,6 @@ def _scheduling(p):
     return opt
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: a scheduler stepped inside an optimizer's step() "
-                   "is recorded as its own event too, so each replay steps it twice")
 def test_a_scheduler_stepped_inside_the_optimizers_step_is_stepped_once_per_call():
     _same(_with(_scheduling, probe=lambda opt: (opt.scheduler.last_epoch, opt.param_groups[0]["lr"])))
 
@@ -151,8 +149,6 @@ class FrozenBiases(O.SGD):
         return [(g, p, grad) for g, p, grad in super()._params_with_grad() if p.ndim == 2]
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: the written update steps every parameter, ignoring "
-                   "a subclass's own _params_with_grad (its step() is the library's)")
 @pytest.mark.parametrize("momentum", [0.0, 0.9])
 def test_a_subclass_that_chooses_which_parameters_to_step_trains_as_eager(momentum):
     def make():
@@ -205,16 +201,12 @@ def test_a_dataclass_of_arrays_the_step_changes_after_backward_is_not_replayed_s
     _same(lambda: _weighted(Weights(np.array([1.0, 2.0, 3.0])), halve))
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: false fallback: an array read from an unchanged "
-                   "config argument (keyed by its bytes) is taken for captured data: eager every call")
 @pytest.mark.parametrize("config", [lambda: {"w": np.arange(1.0, 4.0)}, lambda: Weights(np.arange(1.0, 4.0))],
                          ids=["dict", "dataclass"])
 def test_an_unchanged_config_holding_an_array_is_replayed(config):
     assert _same(lambda: _weighted(config(), lambda c: None)).fallback_reason is None
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: an object argument (a SimpleNamespace) the step "
-                   "changes is keyed by identity: replayed with its traced value")
 def test_a_namespace_argument_the_step_anneals_is_not_replayed_with_its_old_value():
     def make():
         layer, schedule = tl.nn.Linear(4, 3, dtype=F64), types.SimpleNamespace(T=8.0)
@@ -244,8 +236,6 @@ def _clipped_through(hold):
     return dict(step=step, params=list(layer.parameters()))
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: a parameter's view held in a list or an object of "
-                   "the scope is not watched: the replay skips its clip in place")
 @pytest.mark.parametrize("hold", [lambda v: [v], lambda v: types.SimpleNamespace(view=v.T)], ids=["list", "attribute"])
 def test_a_weight_view_held_in_a_container_clipped_in_place_is_clipped_by_the_replay(hold):
     _same(lambda: _clipped_through(hold))
@@ -275,8 +265,6 @@ class Noise(tl.Function):  # x + 0.1·ε, ε from the generator config holds two
         return g, None
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: a generator two levels inside an op's argument "
-                   "(config.inner.rng, config.rngs[0]) is not found: building the step moves it")
 @pytest.mark.parametrize("holder", ["attribute", "list"])
 def test_a_generator_two_levels_inside_an_ops_argument_keeps_the_eager_stream(holder):
     def make():

@@ -182,7 +182,7 @@ class CompiledStep:
         before, given = effects.scope_numbers(self.fn), effects.given_copies(inputs, names, parameters)
         key = trace_key(inputs)  # (before the call: a step may change a dict it is given)
         trace, previous = Trace(), (state.recorder, state.hooks)
-        trace.watched.update(effects.parameter_views(inputs, names, parameters))
+        trace.watched.update(effects.parameter_views(inputs, names, parameters, held))
         state.recorder, state.hooks = trace, True
         try:
             result = self.fn(*args, **kwargs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import builtins
 import sys
+import types
 
 import numpy as np
 
@@ -51,15 +52,33 @@ def given_copies(inputs, names, parameters):
             if _owner(array, parameters) is None]
 
 
-def parameter_views(inputs, names, parameters):
-    """{id: (parameter, array, copy, where)} for each array the step takes that is a parameter's
-    or a view of one (`Wv = layer.weight.data` in its scope): watched like a `.data` read
-    (context.Trace.watched), since the optimizer writes it too."""
+def parameter_views(inputs, names, parameters, held=()):
+    """{id: (parameter, array, copy, where)} for each array the step takes, or its scope holds
+    in a list, a dict or an object's attributes, that is a parameter's or a view of one
+    (`Wv = layer.weight.data`): watched like a `.data` read (context.Trace.watched), since the
+    optimizer writes it too."""
     found = {}
-    for name, array in _arrays(inputs, names):
-        owner = _owner(array, parameters)
+    candidates = _arrays(inputs, names) + [("in the step's scope", a) for a in _arrays_inside(held)]
+    for name, array in candidates:
+        owner = _owner(array, parameters) if parameters else None
         if owner is not None:
             found[id(array)] = (owner, array, array.copy(), f"the array {name} of the step's scope")
+    return found
+
+
+def _arrays_inside(objects, depth=2):
+    """The arrays in these objects' lists, tuples, dicts and attributes, `depth` levels down."""
+    found, level = [], list(objects)
+    for _ in range(depth):
+        inner = []
+        for thing in level:
+            if isinstance(thing, type | types.ModuleType):  # (numpy's namespace is not the step's)
+                continue
+            values = (thing.values() if isinstance(thing, dict) else thing if isinstance(thing, list | tuple)
+                      else getattr(thing, "__dict__", {}).values())
+            for value in list(values):
+                (found if isinstance(value, np.ndarray) else inner).append(value)
+        level = [v for v in inner if not isinstance(v, TensorBase | Module | type | str | bytes | int | float)]
     return found
 
 

@@ -3,9 +3,11 @@ any other argument (a config dict changed in place is another trace), which argu
 same object, grad mode; and each parameter's shape and dtype."""
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import numbers
 import operator
+import types
 
 import numpy as np
 
@@ -30,9 +32,9 @@ def _signature(value):
 
 def _frozen(value):
     """`value` as it is now, for comparing with it at a later call, without calling its own
-    `==`: a dict, list, tuple, set or dataclass (a config changed in place) element by element,
-    an array by its bytes, a number by value (NaN as a NaN), a tensor (a parameter: its values
-    change every step) or any other object by identity."""
+    `==`: a dict, list, tuple, set, dataclass or namespace (a config changed in place) element
+    by element, an array by its bytes, a number by value (NaN as a NaN), a tensor (a parameter:
+    its values change every step) or any other object by identity."""
     if isinstance(value, dict):
         return dict, tuple((_frozen(k), _frozen(v)) for k, v in value.items())
     if isinstance(value, list | tuple | set | frozenset):
@@ -40,6 +42,8 @@ def _frozen(value):
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         fields = {f.name: getattr(value, f.name, _UNSET) for f in dataclasses.fields(value)}
         return type(value), _frozen(fields)
+    if isinstance(value, types.SimpleNamespace | argparse.Namespace):  # a config object
+        return type(value), _frozen(vars(value))
     if isinstance(value, np.ndarray):
         return np.ndarray, value.shape, value.dtype.str, value.tobytes()
     if isinstance(value, numbers.Number | np.generic | str | bytes) or value is None:
@@ -56,3 +60,24 @@ def trace_key(args):
     first = {}
     aliases = tuple([first.setdefault(id(a), i) for i, a in enumerate(args)])  # (a list: faster
     return tuple(map(_signature, args)), aliases, is_grad_enabled()          # than a generator)
+
+
+def arrays_in_values(args):
+    """The arrays inside the arguments that the trace key holds by value (in dicts, lists,
+    tuples, sets, dataclasses and namespaces): a replay may read them as they were traced."""
+    found, level = [], list(args)
+    while level:
+        inner = []
+        for value in level:
+            if isinstance(value, np.ndarray):
+                found.append(value)
+            elif isinstance(value, dict):
+                inner += list(value.values())
+            elif isinstance(value, list | tuple | set | frozenset):
+                inner += list(value)
+            elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+                inner += [getattr(value, f.name, None) for f in dataclasses.fields(value)]
+            elif isinstance(value, types.SimpleNamespace | argparse.Namespace):
+                inner += list(vars(value).values())
+        level = inner
+    return found

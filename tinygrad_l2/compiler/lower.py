@@ -62,7 +62,8 @@ def lower(nodes, events, args, outputs):
         values[node] = value
     for node in nodes:
         if node.is_leaf and not node.requires_grad:
-            values[node] = given[id(node.tensor()._data)]
+            data = node.tensor()._data  # an argument, else an array of a config the key holds
+            values[node] = given[id(data)] if id(data) in given else _constant(ir, data)
     ops = [n for n in nodes if not n.is_leaf]
     backward = next((e for e in events if e[0] == "backward"), None)
     replicas = {}
@@ -80,6 +81,12 @@ def lower(nodes, events, args, outputs):
     ir.outputs = [values[t._node()] for t in outputs]
     ir.value_of = values
     return ir
+
+
+def _constant(ir, array):
+    value = Value(array.copy())
+    ir.add(Instr("constant", None, out=value), "forward")
+    return value
 
 
 def _inputs(ir, args):

@@ -14,7 +14,7 @@ from ..ops import row_indices
 from ..tensor import Tensor
 from . import effects, passes
 from .emit import Emitter
-from .keys import SHAPE_DTYPE, data_of, trace_key
+from .keys import SHAPE_DTYPE, arrays_in_values, data_of, trace_key
 from .lower import Refused, lower
 from .naming import mark_penalties, name_values
 from .symbolic import NotSymbolic
@@ -205,6 +205,7 @@ def _derived_inputs(roots, given):
         return "an argument requires grad"
     arrays = {id(a._data if isinstance(a, TensorBase) else a) for a in given
               if isinstance(a, TensorBase | np.ndarray)}
+    arrays |= {id(a) for a in arrays_in_values([a for a in given if not isinstance(a, TensorBase | np.ndarray)])}
     for node in graph(roots):
         if node.is_leaf:
             if not node.requires_grad and id(node.tensor()._data) not in arrays:

@@ -104,9 +104,21 @@ def _written(events, params):
 
 
 def _library_step(optimizer):
-    """Is `optimizer.step` this package's own, neither overridden by a class of the user's
-    (even one that copies its name with functools.wraps) nor replaced on the instance?"""
-    return getattr(type(optimizer).step, "library_step", False) and "step" not in vars(optimizer)
+    """Does `optimizer.step()` run this package's own step, which the written update repeats?
+    Not if replaced on the instance, nor if a class of the user's overrides a method it calls
+    (step, even one that copies its name with functools.wraps, or _params_with_grad); a
+    subclass may override update(), which the written update records."""
+    if "step" in vars(optimizer) or not getattr(type(optimizer).step, "library_step", False):
+        return False
+    for cls in type(optimizer).__mro__:
+        if cls.__module__.partition(".")[0] == "tinygrad_l2":
+            return True
+        if any(callable(v) and k not in _MAY_OVERRIDE for k, v in vars(cls).items()):
+            return False
+    return False
+
+
+_MAY_OVERRIDE = {"update", "__init__", "__init_subclass__", "__repr__"}
 
 
 def _cleared(events):
