@@ -7,9 +7,10 @@ defaults, the printed source run as printed, a float16 model.  Each scenario is 
 from the same seeds; losses, parameters, gradients, optimizer state and the random stream must
 agree norm-wise (1e-12 in float64, bit for bit in float16 where the arithmetic is the same).
 
-Defects marked (strict xfail): accuracy returned with .item() makes the step run eagerly;
-OneCycleLR's cycled momentum traces again every other call; a default config dict changed in
-place is replayed with its traced value."""
+Defects marked (strict xfail): accuracy returned with .item() makes the step run eagerly, and so
+does BatchNorm in eval mode; OneCycleLR's cycled momentum traces again every other call; a
+default config dict changed in place, and a returned count equal to a literal of the code, are
+replayed with their traced values."""
 import os
 import warnings
 
@@ -87,9 +88,8 @@ def _accuracy_script(compiled):
         accuracy = (logits.argmax(axis=1) == tl.Tensor(y)).float().mean()
         return loss.item(), accuracy.item()
     step = tl.compile(train_step) if compiled else train_step
-    rng, seen = np.random.default_rng(1), []
-    for _ in range(4):
-        seen += list(step(rng.standard_normal((6, 4)), rng.integers(0, 3, 6)))
+    rng = np.random.default_rng(1)
+    seen = [v for _ in range(4) for v in step(rng.standard_normal((6, 4)), rng.integers(0, 3, 6))]
     return seen + _state(model.parameters()), step
 
 
@@ -123,11 +123,11 @@ class _Trainer:
         return loss
 
     def checkpoint(self):
-        return {"model": self.model.state_dict(), "opt": self.opt.state_dict(), "sched": self.scheduler.state_dict()}
+        return dict(model=self.model.state_dict(), opt=self.opt.state_dict(), sched=self.scheduler.state_dict())
 
     def restore(self, saved):
-        self.model.load_state_dict(saved["model"]); self.opt.load_state_dict(saved["opt"])
-        self.scheduler.load_state_dict(saved["sched"])
+        for part, key in ((self.model, "model"), (self.opt, "opt"), (self.scheduler, "sched")):
+            part.load_state_dict(saved[key])
 
 
 def _trainer_script(compiled, folder):
@@ -136,12 +136,9 @@ def _trainer_script(compiled, folder):
     for call in range(8):
         X, Y = rng.standard_normal((6, 4)), np.eye(3)[rng.integers(0, 3, 6)]
         extra = (1e-3,) if call % 3 == 0 else ()
-        loss = trainer.step(X, Y, *extra) if call % 2 else trainer.step(X, Y, *extra, weight=0.25)
-        seen.append(loss.item())
-        if call == 3:
-            tl.save(trainer.checkpoint(), path)
-        if call == 5:  # back to the checkpoint: two calls replayed again from the saved state
-            trainer.restore(tl.load(path))
+        seen.append((trainer.step(X, Y, *extra) if call % 2 else trainer.step(X, Y, *extra, weight=0.25)).item())
+        _ = tl.save(trainer.checkpoint(), path) if call == 3 else None
+        _ = trainer.restore(tl.load(path)) if call == 5 else None  # two calls done again
     return seen + _state(trainer.model.parameters(), trainer.opt) + [trainer.opt.param_groups[0]["lr"]], trainer.step
 
 
@@ -196,13 +193,12 @@ def test_the_printed_source_runs_as_printed():
     exec(compiled.step.source, namespace)  # noqa: S102 - the code tl.compile printed
     assert namespace["step"].__code__.co_code == function.__code__.co_code
     namespace["step"](*batches[3]); eager.step(*batches[3], weight=1.0)
-    for p, q in zip(compiled.model.parameters(), eager.model.parameters(), strict=True):
-        assert np.array_equal(p.data, q.data)
+    assert all(np.array_equal(p.data, q.data) for p, q in zip(compiled.model.parameters(), eager.model.parameters()))
 
 
 @pytest.mark.parametrize("loss", ["cross_entropy", "mse", "bce_with_logits"])
 def test_a_float16_mlp_compiles_and_trains_as_eager_bit_for_bit(loss):
-    def run(compiled):
+    def run(compiled):  # float16 parameters, batch and one-hot targets
         tl.manual_seed(0)
         model = tl.nn.Sequential(tl.nn.Linear(4, 8, dtype=np.float16, kernel_regularizer=tl.nn.L2(1e-2)),
                                  tl.nn.Tanh(), tl.nn.Linear(8, 3, dtype=np.float16))
@@ -308,3 +304,25 @@ def _epoch_counter_script(compiled):
                    "(sched.last_epoch) that equals a literal of the step's code is replayed as that literal")
 def test_a_returned_scheduler_count_equal_to_a_literal_is_not_frozen():
     _twins(_epoch_counter_script)
+
+
+def _frozen_batch_norm_script(compiled):
+    """Fine-tuning with BatchNorm in eval mode: its running statistics are module buffers."""
+    tl.manual_seed(0)
+    model = tl.nn.Sequential(tl.nn.Linear(4, 5, dtype=F64), tl.nn.BatchNorm1d(5, dtype=F64),
+                             tl.nn.ReLU(), tl.nn.Linear(5, 3, dtype=F64)).eval()
+    opt = O.SGD(model.parameters(), lr=0.1)
+
+    def train_step(X, y):
+        opt.zero_grad(); loss = tl.nn.softmax_cross_entropy(model(X), y); loss.backward(); opt.step()
+        return loss
+    step = tl.compile(train_step) if compiled else train_step
+    rng = np.random.default_rng(1)
+    seen = [step(rng.standard_normal((6, 4)), rng.integers(0, 3, 6)).item() for _ in range(4)]
+    return seen + _state(model.parameters()), step
+
+
+@pytest.mark.xfail(strict=True, reason="DEFECT: BatchNorm in eval mode (running statistics, buffers "
+                   "read like parameters) makes the step run eagerly ('a constant tensor ...')")
+def test_a_model_with_batch_norm_in_eval_mode_is_replayed():
+    assert _twins(_frozen_batch_norm_script).fallback_reason is None
