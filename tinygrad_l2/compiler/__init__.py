@@ -83,7 +83,7 @@ from .guards import Guards, array_inputs, scope_reads
 from .keys import trace_key
 from .program import Program
 from .naming import parameter_names
-from .results import Unreplayable, code_literals, flatten, rebuild
+from .results import Unreplayable, code_literals, flatten, rebuild, returned_literals
 
 
 class CompileCheckError(AssertionError):
@@ -207,8 +207,10 @@ class CompiledStep:
                         optimizers=[e[1] for e in events if e[0] in ("step", "zero_grad")
                                     and hasattr(e[1], "param_groups")])  # not a model
         try:
+            scope = {name: read() for _, name, read in scope_reads(self.fn)}
             tensors, template = flatten(result, [o[1:] for o in observed if o[0] == "number"],
-                                        code_literals(self.fn) + guards.scalars)
+                                        code_literals(self.fn) + guards.scalars,
+                                        returned_literals(self.fn, scope))
         except Unreplayable as error:
             return self._fall_back(str(error), result)
         held = {name: read() for _, name, read in scope_reads(self.fn)}

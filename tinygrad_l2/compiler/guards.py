@@ -32,6 +32,7 @@ import numpy as np
 
 from ..function import TensorBase
 from ..nn.module import Module
+from .keys import frozen
 
 Reader = Callable[[], Any]
 
@@ -56,13 +57,17 @@ class Guards:
                 self.checks.append((f"the object {kind} {name} refers to", _identity_unchanged(read, value)))
                 if isinstance(value, Module):  # model.forward(x), dropout(x, training=model.training)
                     modules.append(value)
+        function = getattr(fn, "__func__", fn)
+        if getattr(function, "__defaults__", None) or getattr(function, "__kwdefaults__", None):
+            self.checks.append(("the function's default arguments (a config dict changed in place)",
+                                _defaults_unchanged(function)))
         tree = {id(m): m for called in modules for _, m in called.named_modules()}
         if tree:
             self.checks.append(("a module's training flag (train()/eval())",
                                 _attributes_unchanged(list(tree.values()), "training")))
-        for optimizer in dict.fromkeys(optimizers):
-            self.checks.append((f"the parameter groups or hyper-parameters of {type(optimizer).__name__}",
-                                _groups_unchanged(optimizer)))
+        for optimizer in dict.fromkeys(optimizers):  # (hyper-parameters: the written update's
+            self.checks.append((f"the parameter groups of {type(optimizer).__name__}",  # ready())
+                                groups_unchanged(optimizer, hyper=False)))
         self.add_parameters(parameters)
 
     def add_parameters(self, parameters: Iterable[TensorBase]) -> None:
@@ -88,6 +93,13 @@ def _value_unchanged(read, value):
     return lambda: (current := read()) is value or (type(current) is kind and bool(current == value))
 
 
+def _defaults_unchanged(function):
+    """The default arguments by value (keys.frozen), read from the function each call."""
+    read = lambda: frozen((function.__defaults__, function.__kwdefaults__))  # noqa: E731
+    traced = read()
+    return lambda: read() == traced
+
+
 def _identity_unchanged(read, value):
     return lambda: read() is value
 
@@ -98,9 +110,10 @@ def _attributes_unchanged(objects, attribute):
     return lambda: list(map(get, objects)) == traced
 
 
-def _groups_unchanged(optimizer):
-    """What the replay assumes of an optimizer: per group, its parameters (by identity) and its
-    hyper-parameters (the learning rate aside: the replay reads it each call)."""
+def groups_unchanged(optimizer, hyper=True):
+    """A check that the optimizer's groups are as now: per group, its parameters (by identity)
+    and, with `hyper`, its hyper-parameters (the learning rate aside: a written update reads it
+    each call; a replay that calls opt.step() reads them all)."""
     traced = [(list(group["params"]), {k: _snapshot(v) for k, v in group.items() if k not in ("params", "lr")})
               for group in optimizer.param_groups]
     keys = [tuple(hyper) for _, hyper in traced]
@@ -110,11 +123,13 @@ def _groups_unchanged(optimizer):
         groups = optimizer.param_groups
         if len(groups) != len(traced):
             return False
-        for group, (params, hyper), names, was in zip(groups, traced, keys, values):
+        for group, (params, _), names, was in zip(groups, traced, keys, values):
             current = group["params"]
             if len(current) != len(params) or any(map(operator.is_not, current, params)):
                 return False
-            if len(group) - ("params" in group) - ("lr" in group) != len(hyper):
+            if not hyper:
+                continue
+            if len(group) - ("params" in group) - ("lr" in group) != len(was):
                 return False
             now = tuple(map(group.get, names, _MISSINGS))
             if not all(map(operator.is_, now, was)) and not all(map(_same, now, was)):  # (the same

@@ -27,23 +27,23 @@ def _signature(value):
         return ("tensor", data.shape, data.dtype, value._requires_grad)
     if isinstance(value, np.ndarray):
         return ("array", value.shape, value.dtype)
-    return ("value", type(value), _frozen(value))
+    return ("value", type(value), frozen(value))
 
 
-def _frozen(value):
+def frozen(value):
     """`value` as it is now, for comparing with it at a later call, without calling its own
     `==`: a dict, list, tuple, set, dataclass or namespace (a config changed in place) element
     by element, an array by its bytes, a number by value (NaN as a NaN), a tensor (a parameter:
     its values change every step) or any other object by identity."""
     if isinstance(value, dict):
-        return dict, tuple((_frozen(k), _frozen(v)) for k, v in value.items())
+        return dict, tuple((frozen(k), frozen(v)) for k, v in value.items())
     if isinstance(value, list | tuple | set | frozenset):
-        return type(value), tuple(_frozen(v) for v in value)
+        return type(value), tuple(frozen(v) for v in value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         fields = {f.name: getattr(value, f.name, _UNSET) for f in dataclasses.fields(value)}
-        return type(value), _frozen(fields)
+        return type(value), frozen(fields)
     if isinstance(value, types.SimpleNamespace | argparse.Namespace):  # a config object
-        return type(value), _frozen(vars(value))
+        return type(value), frozen(vars(value))
     if isinstance(value, np.ndarray):
         return np.ndarray, value.shape, value.dtype.str, value.tobytes()
     if isinstance(value, numbers.Number | np.generic | str | bytes) or value is None:

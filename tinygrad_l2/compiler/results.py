@@ -15,6 +15,9 @@ eagerly.  Dict keys are part of the structure (kept as traced).
 """
 from __future__ import annotations
 
+import ast
+import inspect
+import textwrap
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
@@ -31,11 +34,14 @@ class Unreplayable(ValueError):
     """A returned value the replay could not reproduce (the message says which)."""
 
 
-def flatten(result: Any, numbers: Iterable[Number] = (), literals: Iterable[Any] = ()) -> tuple[list[TensorBase], Template]:
+def flatten(result: Any, numbers: Iterable[Number] = (), literals: Iterable[Any] = (),
+            shown: set | None = None) -> tuple[list[TensorBase], Template]:
     """(the tensors replay must compute, the template `rebuild` fills with them).  numbers: the
     (tensor, value, convert, where) reads recorded while tracing; literals: the values that may be
-    returned as constants (code_literals(fn) and the guarded globals)."""
+    returned as constants (code_literals(fn) and the guarded globals); shown: what the return
+    statements write (returned_literals), to tell a literal 1 from a computed one."""
     walker = _Walker(list(numbers), literals)
+    walker.shown = shown
     template = walker.walk(result, "the returned value")
     unused = [k for k in walker.reads if k not in walker.used]
     if unused:  # read from a tensor, used for something else (an if, an append, a print)
@@ -51,6 +57,7 @@ class _Walker:
         # a literal is recognised by identity: a number computed during the call that merely
         # equals one (0.5) is another object (CPython shares only small ints and bools)
         self.literals = list(literals)
+        self.shown: set | None = None  # (see flatten)
         self.literal = {id(v) for v in self.literals if _literal_key(v) is not None}
         self.values: dict[int, Any] = {}  # id -> a value read from a tensor (`numbers` holds
         self.reads: dict[int, list] = {}  # them all: no id is reused); id -> (tensor, convert)s
@@ -74,6 +81,11 @@ class _Walker:
             return ("tensor", self.slot(value))
         if id(value) in self.values and self.values[id(value)] is value:
             return self.number(value, where)
+        if (id(value) in self.literal and type(value) in (int, bool) and -5 <= value <= 256
+                and (self.shown is None or _literal_key(value) not in self.shown)):
+            raise Unreplayable(f"{where} is {value!r}, a small integer that no return statement "
+                               f"writes: Python shares one object for it, so it may be a number "
+                               f"computed in Python (a scheduler's epoch), which replay cannot redo")
         if value is None or value is Ellipsis or id(value) in self.literal:
             return ("constant", value)
         if type(value) in (tuple, list) or _is_namedtuple(value):
@@ -122,6 +134,29 @@ def code_literals(fn: Callable[..., Any]) -> list[Any]:
             else:
                 found.append(constant)
     return found
+
+
+def returned_literals(fn: Callable[..., Any], scope: dict[str, Any]) -> set | None:
+    """The literal keys of the constants, and of the scope's numbers by name, that a return
+    statement (or a lambda's body) of `fn` writes as its value or inside a tuple, list or dict
+    display; None when the source cannot be read."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(getattr(fn, "__func__", fn))))
+    except (OSError, TypeError, SyntaxError):
+        return None
+    shown, stack = set(), [n.value if isinstance(n, ast.Return) else n.body for n in ast.walk(tree)
+                           if isinstance(n, ast.Return | ast.Lambda) and getattr(n, "value", 0) is not None]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Tuple | ast.List | ast.Set):
+            stack += node.elts
+        elif isinstance(node, ast.Dict):
+            stack += node.values
+        elif isinstance(node, ast.Constant):
+            shown.add(_literal_key(node.value))
+        elif isinstance(node, ast.Name) and node.id in scope:
+            shown.add(_literal_key(scope[node.id]))
+    return shown
 
 
 def _literal_key(value):

@@ -27,6 +27,7 @@ import numpy as np
 from ..memory import held_count, is_held
 from ..ops import Op
 from ..optim.sgd import SGD
+from .guards import groups_unchanged
 from .symbolic import Instr, Recording, Value, recording
 from .written_step import WrittenStep
 
@@ -38,6 +39,7 @@ class FusedUpdate:
         self.optimizer, self.cleared, self.params = optimizer, cleared, params
         group = optimizer.param_groups[0]
         self.weight_decay = group["weight_decay"]
+        self.hyper_unchanged = groups_unchanged(optimizer)  # (written in: a change runs opt.step())
 
     @property
     def lr(self):
@@ -60,7 +62,7 @@ class FusedUpdate:
         step's guards check the optimizer's groups before every replay; the learning rate is
         read each call); no gradient anywhere to accumulate into or to step on, every
         parameter writable in place."""
-        if any(p._grad is not None for p in self.cleared):
+        if any(p._grad is not None for p in self.cleared) or not self.hyper_unchanged():
             return False
         held = held_count() > 0
         return all(p._requires_grad and p._data.flags.writeable and not (held and is_held(p._data))

@@ -18,6 +18,7 @@ import inspect
 import numpy as np
 
 from ..memory import held_count, is_held
+from .guards import groups_unchanged
 from .lower import plain_arrays, same_constants
 from .symbolic import Instr, NotSymbolic, Recording, Value, recording
 
@@ -35,6 +36,7 @@ class WrittenStep:
         self.everyone = [p for _, params in self.groups for p in params]
         self.state_keys = [_array_keys(optimizer.state.get(p)) for p in self.everyone]
         self.grads_dead, self.cleared_before = grads_dead, cleared_before
+        self.hyper_unchanged = groups_unchanged(optimizer)  # (a change runs opt.step() instead)
 
     def ready(self):
         """May this call run the written step?  The groups and hyper-parameters are as traced
@@ -43,6 +45,8 @@ class WrittenStep:
         writable in place."""
         everyone = self.everyone  # (the guards have checked that the groups are as traced)
         if not self.cleared_before and any(p._grad is not None for p in everyone):
+            return False
+        if not self.hyper_unchanged():
             return False
         if list(map(_array_keys, map(self.optimizer.state.get, everyone))) != self.state_keys:
             return False
