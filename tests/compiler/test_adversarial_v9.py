@@ -7,10 +7,10 @@ defaults, the printed source run as printed, a float16 model.  Each scenario is 
 from the same seeds; losses, parameters, gradients, optimizer state and the random stream must
 agree norm-wise (1e-12 in float64, bit for bit in float16 where the arithmetic is the same).
 
-Defects marked (strict xfail): accuracy returned with .item() makes the step run eagerly, and so
-does BatchNorm in eval mode; OneCycleLR's cycled momentum traces again every other call; a
-default config dict changed in place, and a returned count equal to a literal of the code, are
-replayed with their traced values."""
+Found and fixed since: OneCycleLR's cycled momentum traced again every other call; a default
+config dict changed in place, and a returned count equal to a literal of the code, were replayed
+with their traced values.  Open (strict xfails; the step runs eagerly, results as eager): an
+accuracy returned with .item(), BatchNorm in eval mode."""
 import os
 import warnings
 
@@ -97,8 +97,8 @@ def test_accuracy_returned_with_item_agrees_with_eager():
     _twins(_accuracy_script)
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: an accuracy from argmax/== returned with .item() "
-                   "makes the whole step run eagerly ('a returned tensor was not computed through the graph')")
+@pytest.mark.xfail(strict=True, reason="open (a fallback, results as eager): an accuracy from argmax/== "
+                   "returned with .item() makes the step run eagerly: ops outside the graph are not recorded")
 def test_accuracy_returned_with_item_does_not_force_eager():
     assert _twins(_accuracy_script).fallback_reason is None
 
@@ -244,8 +244,6 @@ def test_one_cycle_with_cycled_momentum_trains_as_eager():
     _twins(_one_cycle_script)
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: OneCycleLR's cycled momentum (PyTorch's default) "
-                   "traces again every other call; the lr beside it is read each call")
 def test_one_cycle_with_cycled_momentum_does_not_trace_again_each_call():
     assert _twins(_one_cycle_script).traces <= 2
 
@@ -277,8 +275,6 @@ def test_a_config_dict_passed_and_changed_in_place_is_honoured():
     assert _twins(lambda compiled: _config_script(compiled, True)).traces == 2
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: a default dict argument (config=CONFIG) changed in "
-                   "place is not keyed like a passed one: replayed with the traced lambda")
 def test_a_default_config_dict_changed_in_place_is_not_replayed_stale():
     _twins(lambda compiled: _config_script(compiled, False))
 
@@ -300,8 +296,6 @@ def _epoch_counter_script(compiled):
     return [value for pair in seen for value in pair] + _state(lin.parameters()), step
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: a returned Python number read from an object "
-                   "(sched.last_epoch) that equals a literal of the step's code is replayed as that literal")
 def test_a_returned_scheduler_count_equal_to_a_literal_is_not_frozen():
     _twins(_epoch_counter_script)
 
@@ -322,7 +316,7 @@ def _frozen_batch_norm_script(compiled):
     return seen + _state(model.parameters()), step
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: BatchNorm in eval mode (running statistics, buffers "
-                   "read like parameters) makes the step run eagerly ('a constant tensor ...')")
+@pytest.mark.xfail(strict=True, reason="open (a fallback, results as eager): BatchNorm in eval mode makes "
+                   "the step run eagerly: its running statistics are module arrays, not read each call")
 def test_a_model_with_batch_norm_in_eval_mode_is_replayed():
     assert _twins(_frozen_batch_norm_script).fallback_reason is None
