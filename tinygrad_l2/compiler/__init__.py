@@ -38,7 +38,8 @@ What replay cannot see, documented: Python control flow that depends on data (th
 is replayed), a Python number computed from the data inside the function and used there
 (`1 / float(x.data.max())` is replayed as the traced value), a model that starts using other
 parameters, a value read from an object or inside another function and changed later (a
-regularizer's λ set in place, `self.opt` rebound: call `step.retrace()`), and Python side
+regularizer's λ set in place, `self.opt` rebound, a global config dict changed in place: call
+`step.retrace()`, or pass the dict as an argument: arguments are keyed by value), and Python side
 effects other than the calls above (assigning `.grad` by hand, printing).  `scheduler.step()`
 inside the function is replayed.
 
