@@ -178,12 +178,12 @@ class CompiledStep:
         arrays = [read() for _, read in readers]  # as the function is about to read them
         inputs = _inputs(args, kwargs, keywords, arrays)
         names = parameter_names(self.fn, len(args)) + list(keywords) + [n for n, _ in readers]
-        held = [read() for _, _, read in scope_reads(self.fn)]
-        parameters = effects.parameters_of(held + list(inputs))
+        held = {name: read() for _, name, read in scope_reads(self.fn)}
+        parameters = effects.parameters_of(list(held.values()) + list(inputs))
         before, given = effects.scope_numbers(self.fn), effects.given_copies(inputs, names, parameters)
         key = trace_key(inputs)  # (before the call: a step may change a dict it is given)
         trace, previous = Trace(), (state.recorder, state.hooks)
-        trace.watched.update(effects.parameter_views(inputs, names, parameters, held))
+        trace.watched.update(effects.parameter_views(inputs, names, parameters, list(held.values())))
         state.recorder, state.hooks = trace, True
         try:
             result = self.fn(*args, **kwargs)
@@ -191,30 +191,39 @@ class CompiledStep:
         finally:
             state.recorder, state.hooks = previous[0], previous[1] or state.anomaly
         self.traces += 1
-        events, observed = trace.events, trace.observed
-        trace.unreplayable += [(f"the step changes its input {name} in place", "the step's own code")
-                               for name, array, copy in given if not effects.same_values(array, copy)]
-        if trace_key(inputs) != key:  # a config dict or list it takes, changed by the step
-            trace.unreplayable.append(("the step changes an argument it takes", "the step's own code"))
+        found = trace.unreplayable + self._own_effects(inputs, given, key, before)
+        if found:  # an effect outside the graph: it must happen every call
+            return self._fall_back(f"{found[0][0]} (at {found[0][1]}) happens outside the graph, so "
+                                   f"a replay would skip it", result)
+        return self._build(args, kwargs, trace, result, (inputs, names, key, keywords, readers))
+
+    def _own_effects(self, inputs, given, key, before):
+        """(what, where) for each effect of the step's own code on what it was given: an input
+        array written, an argument (a config dict) changed, a number of its scope rebound."""
+        found = [(f"the step changes its input {name} in place", "the step's own code")
+                 for name, array, copy in given if not effects.same_values(array, copy)]
+        if trace_key(inputs) != key:
+            found.append(("the step changes an argument it takes", "the step's own code"))
         changed = next((name for name, value in effects.scope_numbers(self.fn).items()
                         if name in before and before[name] is not value), None)
-        if changed is not None:  # the step itself changes a number of its scope: a side effect
-            trace.unreplayable.append((f"the step changes its {changed}", "the step's own code"))
-        if trace.unreplayable:  # an effect outside the graph: it must happen every call
-            what, where = trace.unreplayable[0]
-            return self._fall_back(f"{what} (at {where}) happens outside the graph, so a replay "
-                                   f"would skip it", result)
+        if changed is not None:  # (a counter)
+            found.append((f"the step changes its {changed}", "the step's own code"))
+        return found
+
+    def _build(self, args, kwargs, trace, result, traced):
+        """The program of a trace with no effect outside the graph, kept, or the fallback."""
+        inputs, names, key, keywords, readers = traced
+        events, observed = trace.events, trace.observed
         guards = Guards(self.fn, modules=[o[1] for o in observed if o[0] == "module"],
                         optimizers=[e[1] for e in events if e[0] in ("step", "zero_grad")
                                     and hasattr(e[1], "param_groups")])  # not a model
+        held = {name: read() for _, name, read in scope_reads(self.fn)}
         try:
-            scope = {name: read() for _, name, read in scope_reads(self.fn)}
             tensors, template = flatten(result, [o[1:] for o in observed if o[0] == "number"],
                                         code_literals(self.fn) + guards.scalars,
-                                        returned_literals(self.fn, scope))
+                                        returned_literals(self.fn, held))
         except Unreplayable as error:
             return self._fall_back(str(error), result)
-        held = {name: read() for _, name, read in scope_reads(self.fn)}
         program = Program(inputs, tensors, events, names, {id(v): k for k, v in held.items()},
                           list(held.values()), key)
         if program.eager_only:
