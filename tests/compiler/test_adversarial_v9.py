@@ -317,6 +317,6 @@ def _frozen_batch_norm_script(compiled):
 
 
 @pytest.mark.xfail(strict=True, reason="open (a fallback, results as eager): BatchNorm in eval mode makes "
-                   "the step run eagerly: its running statistics are module arrays, not read each call")
+                   "the step run eagerly: its running statistics enter reshaped outside the graph")
 def test_a_model_with_batch_norm_in_eval_mode_is_replayed():
     assert _twins(_frozen_batch_norm_script).fallback_reason is None
