@@ -8,51 +8,16 @@ import dataclasses
 import functools
 import inspect
 import types
-import warnings
 
 import numpy as np
 import pytest
 
 import tinygrad_l2 as tl
+from twins import plain, same
 
 O, F64, F32 = tl.optim, np.float64, np.float32
 
 
-def _train(make, compiled, calls=5):
-    """(per call: loss and parameters), the env's probe() after the last call, and the step."""
-    tl.manual_seed(0); np.random.seed(0)
-    env = make()
-    step = tl.compile(env["step"]) if compiled else env["step"]
-    rng, seen = np.random.default_rng(5), []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", tl.CompileWarning)
-        for call in range(calls):
-            X, y = rng.standard_normal((6, 4)), rng.integers(0, 3, 6)
-            out = step(tl.Tensor(X.astype(env.get("dtype", F64))), y, *env.get("extra", lambda c: ())(call))
-            seen.append([np.array(out.data)] + [p.data.copy() for p in env["params"]])
-    return seen, env.get("probe", lambda: None)(), step
-
-
-def _agree(want, got, rtol=1e-12):
-    for row_w, row_g in zip(want, got, strict=True):
-        for w, g in zip(row_w, row_g, strict=True):
-            assert w.shape == g.shape and w.dtype == g.dtype
-            assert np.linalg.norm(g.astype(F64) - w) <= rtol * np.linalg.norm(w.astype(F64)), (w, g)
-
-
-def _same(make, rtol=1e-12, calls=5):
-    """Compiled and eager agree, also on what probe() reports; returns the compiled step."""
-    (want, probe_w, _), (got, probe_g, step) = _train(make, False, calls), _train(make, True, calls)
-    _agree(want, got, rtol)
-    assert probe_g == probe_w
-    return step
-
-
-def _plain(layer, opt, **env):
-    def step(X, y, *extra):
-        opt.zero_grad(); loss = tl.nn.softmax_cross_entropy(layer(X), y); loss.backward(); opt.step()
-        return loss
-    return dict(step=step, params=list(layer.parameters()), **env)
 
 
 def _warmup(step):
@@ -71,7 +36,7 @@ def _stepping(make_opt, count="calls"):
     def make():
         layer = tl.nn.Linear(4, 3, dtype=F64)
         opt = make_opt(layer.parameters())
-        return _plain(layer, opt, probe=lambda: getattr(opt, count))
+        return plain(layer, opt, probe=lambda: getattr(opt, count))
     return make
 
 
@@ -84,13 +49,13 @@ def _warmed_on_the_instance(opt):
 
 @pytest.mark.parametrize("momentum", [0.0, 0.9], ids=["lr_in_seed", "written_step"])
 def test_a_step_replaced_on_the_instance_runs_every_call(momentum):
-    _same(_stepping(lambda p: _warmed_on_the_instance(O.SGD(p, lr=0.5, momentum=momentum))))
+    same(_stepping(lambda p: _warmed_on_the_instance(O.SGD(p, lr=0.5, momentum=momentum))))
 
 
 @pytest.mark.parametrize("base", [O.SGD, O.Adam], ids=["SGD", "Adam"])
 def test_a_subclass_step_made_by_a_wrapping_decorator_runs_every_call(base):
     cls = type("Decorated", (base,), {"step": _warmup(base.step)})  # (its __module__ is tinygrad_l2's)
-    _same(_stepping(lambda p: cls(p, lr=0.5)))
+    same(_stepping(lambda p: cls(p, lr=0.5)))
 
 
 class OptionalClosureSGD(O.SGD):
@@ -119,11 +84,11 @@ def closure_step(cls):
 
 
 def test_an_optional_closure_step_trains_as_eager():
-    _same(lambda: closure_step(OptionalClosureSGD))
+    same(lambda: closure_step(OptionalClosureSGD))
 
 
 def test_a_step_that_requires_its_closure_is_replayed_with_it():
-    _same(lambda: closure_step(RequiredClosureSGD))
+    same(lambda: closure_step(RequiredClosureSGD))
 
 
 def test_step_wrapper_keeps_introspection_deepcopy_and_super_calls():
@@ -157,11 +122,11 @@ class Lookahead(O.Optimizer):
 
 @pytest.mark.parametrize("k", [1, 2])
 def test_an_optimizer_stepping_another_one_is_replayed_whole(k):
-    _same(_stepping(lambda p: Lookahead(O.SGD(p, lr=0.5), k, dict(lr=0.0)), "t"))
+    same(_stepping(lambda p: Lookahead(O.SGD(p, lr=0.5), k, dict(lr=0.0)), "t"))
 
 
 def test_an_optimizer_whose_groups_have_no_lr_traces_once():
-    assert _same(_stepping(lambda p: Lookahead(O.SGD(p, lr=0.5), 1, {}), "t")).traces == 1
+    assert same(_stepping(lambda p: Lookahead(O.SGD(p, lr=0.5), 1, {}), "t")).traces == 1
 
 
 def checkpoint_restored(make_opt):
@@ -176,13 +141,13 @@ def checkpoint_restored(make_opt):
             opt.load_state_dict(saved["sd"])
             for p, w in zip(layer.parameters(), saved["w"]): p.data[...] = w  # noqa: E701
         return ()
-    return _plain(layer, opt, extra=extra)
+    return plain(layer, opt, extra=extra)
 
 
 @pytest.mark.parametrize("make_opt", [lambda p: O.SGD(p, lr=0.5, momentum=0.9), lambda p: O.Adam(p, lr=0.1)],
                          ids=["SGD_momentum", "Adam"])
 def test_a_checkpoint_loaded_between_replays_trains_as_eager(make_opt):
-    assert _same(lambda: checkpoint_restored(make_opt)).fallback_reason is None
+    assert same(lambda: checkpoint_restored(make_opt)).fallback_reason is None
 
 
 # ---- arguments remembered by value -----------------------------------------------------------
@@ -202,7 +167,7 @@ def annealed_in_the_step():
 
 
 def test_a_dict_argument_the_step_changes_is_not_replayed_with_its_old_value():
-    _same(annealed_in_the_step)
+    same(annealed_in_the_step)
 
 
 def parameters_as_argument():
@@ -217,7 +182,7 @@ def parameters_as_argument():
 
 
 def test_a_list_of_parameters_as_an_argument_traces_once():
-    assert _same(parameters_as_argument).traces == 1
+    assert same(parameters_as_argument).traces == 1
 
 
 def _given(fresh):  # the plain step given one more argument, a new fresh() each call
@@ -230,7 +195,7 @@ class Elementwise(types.SimpleNamespace):  # == element by element, as an array-
 
 
 def test_an_argument_with_elementwise_equality_does_not_crash_the_replay():
-    _same(_given(lambda: Elementwise(values=np.array([1.0, 2.0]))))
+    same(_given(lambda: Elementwise(values=np.array([1.0, 2.0]))))
 
 
 @dataclasses.dataclass
@@ -240,7 +205,7 @@ class LazyConfig:
 
 
 def test_a_dataclass_argument_with_a_field_not_set_yet_compiles():
-    _same(_given(lambda: LazyConfig(2.0)))
+    same(_given(lambda: LazyConfig(2.0)))
 
 
 # ---- views of parameters, generators inside objects ------------------------------------------
@@ -258,7 +223,7 @@ def max_norm_through_a_view():
 
 
 def test_a_weight_view_from_the_scope_clipped_in_place_is_clipped_by_the_replay():
-    _same(max_norm_through_a_view)
+    same(max_norm_through_a_view)
 
 
 class ConfiguredNoise(tl.Function):  # x + σ·ε, ε from the config object's generator
@@ -281,7 +246,7 @@ def noise_from_a_config():
 
 
 def test_a_generator_inside_an_ops_config_object_keeps_the_eager_noise_stream():
-    _same(noise_from_a_config)
+    same(noise_from_a_config)
 
 
 # ---- the written SGD update in mixed dtypes --------------------------------------------------
@@ -303,5 +268,5 @@ def mixed_dtypes(weight_dtype, bias_dtype, x_dtype):
 @pytest.mark.parametrize("dtypes", [(F64, F64, F64), (F32, F32, F32), (F32, F64, F32), (F64, F32, F64),
                                     (F32, F32, F64)], ids=str)
 def test_the_written_sgd_update_in_mixed_dtypes_trains_as_eager(dtypes):
-    step = _same(lambda: mixed_dtypes(*dtypes), rtol=1e-12 if dtypes == (F64,) * 3 else 1e-5, calls=6)
+    step = same(lambda: mixed_dtypes(*dtypes), rtol=1e-12 if dtypes == (F64,) * 3 else 1e-5, calls=6)
     assert step.program.update is not None and step.fallback_reason is None

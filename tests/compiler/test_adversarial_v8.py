@@ -9,58 +9,24 @@ import dataclasses
 import pickle
 import threading
 import types
-import warnings
 
 import numpy as np
 import pytest
 
 import tinygrad_l2 as tl
 from tinygrad_l2.context import state
+from twins import agree, plain, same, train
 
 O, F64 = tl.optim, np.float64
 
 
-def _train(make, compiled, calls=5):
-    """(per call: loss and parameters), the env's probe() after the last call, and the step."""
-    tl.manual_seed(0); np.random.seed(0)
-    env = make()
-    step = tl.compile(env["step"]) if compiled else env["step"]
-    rng, seen = np.random.default_rng(5), []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", tl.CompileWarning)
-        for call in range(calls):
-            X, y = rng.standard_normal((6, 4)), rng.integers(0, 3, 6)
-            out = step(tl.Tensor(X), y, *env.get("extra", lambda c: ())(call))
-            seen.append([np.array(out.data)] + [p.data.copy() for p in env["params"]])
-    return seen, env.get("probe", lambda: None)(), step
-
-
-def _same(make, calls=5):
-    """Compiled and eager agree, also on what probe() reports; returns the compiled step."""
-    (want, probe_w, _), (got, probe_g, step) = _train(make, False, calls), _train(make, True, calls)
-    _agree(want, got)
-    assert probe_g == probe_w
-    return step
-
-
-def _agree(want, got):
-    for row_w, row_g in zip(want, got, strict=True):
-        for w, g in zip(row_w, row_g, strict=True):
-            assert np.linalg.norm(np.subtract(g, w)) <= 1e-12 * np.linalg.norm(w), (w, g)
-
-
-def _plain(layer, opt, **env):
-    def step(X, y, *extra):
-        opt.zero_grad(); loss = tl.nn.softmax_cross_entropy(layer(X), y); loss.backward(); opt.step()
-        return loss
-    return dict(step=step, params=list(layer.parameters()), **env)
 
 
 def _with(make_opt, probe=lambda opt: None):
     def make():
         layer = tl.nn.Linear(4, 3, dtype=F64)
         opt = make_opt(layer.parameters())
-        return _plain(layer, opt, probe=lambda: probe(opt))
+        return plain(layer, opt, probe=lambda: probe(opt))
     return make
 
 
@@ -92,7 +58,7 @@ def test_an_exception_in_step_leaves_later_steps_recorded_and_replayed_as_eager(
             assert state.steps_running == 0 and state.recorder is None
         return seen, step
     (want, _), (got, step) = run(False), run(True)
-    _agree(want, got)
+    agree(want, got)
     assert [len(r) for r in got] == [len(r) for r in want]
     assert step.fallback_reason is None and step.traces == 1  # (a trace that raised is not one)
 
@@ -114,15 +80,15 @@ class Repeating(O.SGD):
 
 
 def test_an_optimizer_stepping_itself_recursively_is_replayed_whole():
-    assert _same(_with(lambda p: Repeating(p, lr=0.1, momentum=0.5))).traces == 1
+    assert same(_with(lambda p: Repeating(p, lr=0.1, momentum=0.5))).traces == 1
 
 
 def test_steps_traced_and_run_eagerly_in_two_threads_at_once_agree():
     results = {}
     make = _with(lambda p: O.Adam(p, lr=0.1), probe=lambda opt: len(opt.state))
-    threads = [threading.Thread(target=lambda c=c: results.setdefault(c, _train(make, c))) for c in (False, True)]
+    threads = [threading.Thread(target=lambda c=c: results.setdefault(c, train(make, c))) for c in (False, True)]
     [t.start() for t in threads]; [t.join() for t in threads]  # noqa: E702
-    _agree(results[False][0], results[True][0])
+    agree(results[False][0], results[True][0])
     assert results[True][2].fallback_reason is None
 
 
@@ -140,7 +106,7 @@ def _scheduling(p):
 
 
 def test_a_scheduler_stepped_inside_the_optimizers_step_is_stepped_once_per_call():
-    _same(_with(_scheduling, probe=lambda opt: (opt.scheduler.last_epoch, opt.param_groups[0]["lr"])))
+    same(_with(_scheduling, probe=lambda opt: (opt.scheduler.last_epoch, opt.param_groups[0]["lr"])))
 
 
 class FrozenBiases(O.SGD):
@@ -154,10 +120,10 @@ def test_a_subclass_that_chooses_which_parameters_to_step_trains_as_eager(moment
     def make():
         layer = tl.nn.Linear(4, 3, dtype=F64)
         opt = FrozenBiases(layer.parameters(), lr=0.5, momentum=momentum)
-        env = _plain(layer, opt)
+        env = plain(layer, opt)
         env["step"] = lambda X, y, _s=env["step"]: (_s(X, y), opt.zero_grad())[0]  # gradients die
         return env
-    _same(make)
+    same(make)
 
 
 # ---- arguments keyed by value ----------------------------------------------------------------
@@ -169,12 +135,12 @@ def _given(extra):
 def test_a_model_a_list_of_modules_and_an_unchanged_config_as_arguments_trace_once():
     layer, relu = tl.nn.Linear(2, 2), tl.nn.ReLU()
     config = {"lr": 0.5, "schedule": [1, 2], "name": "run", "eps": float("nan")}
-    step = _same(_given(lambda c: (layer, [layer, relu], dict(config))))
+    step = same(_given(lambda c: (layer, [layer, relu], dict(config))))
     assert step.traces == 1 and step.fallback_reason is None
 
 
 def test_an_epoch_number_as_an_argument_trains_as_eager():
-    assert _same(_given(lambda c: (c,)), calls=10).fallback_reason is None
+    assert same(_given(lambda c: (c,)), calls=10).fallback_reason is None
 
 
 @dataclasses.dataclass
@@ -198,13 +164,13 @@ def _weighted(config, change):
 def test_a_dataclass_of_arrays_the_step_changes_after_backward_is_not_replayed_stale():
     def halve(config):
         config.w *= 0.5
-    _same(lambda: _weighted(Weights(np.array([1.0, 2.0, 3.0])), halve))
+    same(lambda: _weighted(Weights(np.array([1.0, 2.0, 3.0])), halve))
 
 
 @pytest.mark.parametrize("config", [lambda: {"w": np.arange(1.0, 4.0)}, lambda: Weights(np.arange(1.0, 4.0))],
                          ids=["dict", "dataclass"])
 def test_an_unchanged_config_holding_an_array_is_replayed(config):
-    assert _same(lambda: _weighted(config(), lambda c: None)).fallback_reason is None
+    assert same(lambda: _weighted(config(), lambda c: None)).fallback_reason is None
 
 
 def test_a_namespace_argument_the_step_anneals_is_not_replayed_with_its_old_value():
@@ -218,7 +184,7 @@ def test_a_namespace_argument_the_step_anneals_is_not_replayed_with_its_old_valu
             loss.backward(); opt.step()
             return loss
         return dict(step=step, params=list(layer.parameters()), extra=lambda c: (schedule,), probe=lambda: schedule.T)
-    _same(make)
+    same(make)
 
 
 # ---- parameter views held in containers; generators inside an op's arguments -----------------
@@ -238,11 +204,11 @@ def _clipped_through(hold):
 
 @pytest.mark.parametrize("hold", [lambda v: [v], lambda v: types.SimpleNamespace(view=v.T)], ids=["list", "attribute"])
 def test_a_weight_view_held_in_a_container_clipped_in_place_is_clipped_by_the_replay(hold):
-    _same(lambda: _clipped_through(hold))
+    same(lambda: _clipped_through(hold))
 
 
 def test_a_transposed_weight_view_in_the_scope_clipped_in_place_runs_eagerly():
-    step = _same(_view_in_scope)
+    step = same(_view_in_scope)
     assert "parameter's array" in step.fallback_reason
 
 
@@ -279,7 +245,7 @@ def test_a_generator_two_levels_inside_an_ops_argument_keeps_the_eager_stream(ho
             loss.backward(); opt.step()
             return loss
         return dict(step=step, params=list(layer.parameters()), probe=lambda: rng.random())
-    _same(make)
+    same(make)
 
 
 # ---- tensors pickled and deep-copied ---------------------------------------------------------
@@ -307,12 +273,12 @@ def test_a_model_copied_mid_forward_and_its_adam_state_train_on_as_the_original(
 def test_a_deep_copy_of_a_compiled_steps_model_trains_eagerly_as_the_compiled_original():
     layer = tl.nn.Linear(4, 3, dtype=F64)
     opt = O.SGD(layer.parameters(), lr=0.5, momentum=0.9)
-    step = tl.compile(_plain(layer, opt)["step"])
+    step = tl.compile(plain(layer, opt)["step"])
     rng = np.random.default_rng(1)
     batches = [(tl.Tensor(rng.standard_normal((6, 4))), rng.integers(0, 3, 6)) for _ in range(6)]
     step(*batches[0]); step(*batches[1])
     twin_layer, twin_opt = copy.deepcopy((layer, opt))
-    eager = _plain(twin_layer, twin_opt)["step"]
-    _agree([[eager(X, y).data] + [p.data.copy() for p in twin_layer.parameters()] for X, y in batches[2:]],
+    eager = plain(twin_layer, twin_opt)["step"]
+    agree([[eager(X, y).data] + [p.data.copy() for p in twin_layer.parameters()] for X, y in batches[2:]],
            [[step(X, y).data] + [p.data.copy() for p in layer.parameters()] for X, y in batches[2:]])
     assert step.traces == 1 and step.fallback_reason is None
