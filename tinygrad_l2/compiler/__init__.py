@@ -29,8 +29,10 @@ an array argument's shape or dtype, any other argument's value (a number; a dict
 dataclass element by element; any other object by identity), grad mode, a parameter's shape, which arguments are the same object,
 the keyword names, a number or string the function reads as a global or closure variable, the
 object any other global or closure variable refers to (`opt = Adam(...)` after the trace), the
-`training` flag of a module the step called (train()/eval()), an optimizer's parameter groups
-or hyper-parameters (the learning rate is read each call), a traced parameter's requires_grad.
+`training` flag of a module the step called (train()/eval()), an optimizer's parameter groups,
+a traced parameter's requires_grad, the function's default arguments (by value).  A changed
+hyper-parameter (momentum, weight_decay, betas; the learning rate is read each call) needs no
+new trace: the written update steps aside and the replay calls the optimizer's own step().
 The last 8 traces are kept: a call replays the first whose conditions all hold again (a smaller
 last batch each epoch, eval() then train() again), and traces only when none does.
 

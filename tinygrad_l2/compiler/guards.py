@@ -10,9 +10,10 @@ The step function's own global and closure variables, by what they hold:
 - anything else but a Python module or a class (an optimizer, a model, a parameter, a helper
   function, a list): its identity is guarded, so `opt = Adam(...)` after the trace retraces.
 And, from what the trace observed: the `training` flag of every module called, or read as a
-global or closure variable, and of its sub-modules (train()/eval()), each optimizer's parameter groups (how many, which parameters)
-and hyper-parameters other than the learning rate (which the replay reads each call), and the
-`requires_grad` flag of every traced parameter.
+global or closure variable, and of its sub-modules (train()/eval()), each optimizer's parameter
+groups (how many, which parameters: its hyper-parameters are the written update's to check,
+update.py), the `requires_grad` flag of every traced parameter, and the function's default
+arguments by value.
 
 Not seen: a value read inside another function or from an object's attribute and changed later
 (a regularizer's λ set in place; `self.opt` rebound), and a container's contents (a list of
