@@ -24,6 +24,12 @@ def _set(key, value_at):
     return lambda opt, call: opt.param_groups[-1].__setitem__(key, value_at(call))
 
 
+def _with_array(opt, key):
+    """The group's hyper-parameter as a 0-d array (assigned after the constructor's checks)."""
+    opt.param_groups[0][key] = np.array(opt.param_groups[0][key])
+    return opt
+
+
 HYPER = {  # (optimizer, what changes before each call)
     "sgd_weight_decay_grows": (lambda p: O.SGD(p, lr=0.1, weight_decay=0.01), _set("weight_decay", lambda c: 0.01 * (c + 1))),
     "sgd_weight_decay_changed_back": (lambda p: O.SGD(p, lr=0.1, weight_decay=0.01),
@@ -37,6 +43,10 @@ HYPER = {  # (optimizer, what changes before each call)
     "adam_weight_decay_changed_back": (lambda p: O.Adam(p, lr=0.1, weight_decay=0.1),
                                        _set("weight_decay", lambda c: 0.3 if c == 2 else 0.1)),
     "adamw_weight_decay": (lambda p: O.AdamW(p, lr=0.1, weight_decay=0.1), _set("weight_decay", lambda c: 0.1 * (c + 1))),
+    "sgd_momentum_0d_array_in_place": (lambda p: _with_array(O.SGD(p, lr=0.1, momentum=0.5), "momentum"),
+                                       lambda opt, c: opt.param_groups[0]["momentum"].__setitem__((), 0.5 - 0.1 * c)),
+    "adam_weight_decay_0d_array_in_place": (lambda p: _with_array(O.Adam(p, lr=0.1, weight_decay=0.1), "weight_decay"),
+                                            lambda opt, c: opt.param_groups[0]["weight_decay"].__setitem__((), 0.1 * c)),
     "a_new_key_each_call": (lambda p: O.SGD(p, lr=0.1, momentum=0.9), lambda opt, c: opt.param_groups[0].__setitem__(f"note{c}", c)),
     "second_group_weight_decay": (lambda p: O.SGD([{"params": [p[0]]}, {"params": [p[1]], "weight_decay": 0.1}],
                                                   lr=0.1, momentum=0.5), _set("weight_decay", lambda c: 0.1 * (c + 1))),
