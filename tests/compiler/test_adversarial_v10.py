@@ -283,7 +283,6 @@ def _defect_bodies():
             "another_dict_value_is_1": dict_neighbour}
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: returned_literals pools literals of the whole function: a computed epoch equal to 1 written elsewhere is frozen")
 @pytest.mark.parametrize("name", ["another_return_writes_1", "a_lambda_body_is_1", "another_dict_value_is_1"])
 def test_a_computed_epoch_equal_to_a_literal_written_elsewhere_is_as_eager(name):
     (want, _), (got, _) = _compiled_results(_defect_bodies()[name])
@@ -310,7 +309,6 @@ def test_a_returned_loss_pickled_and_a_model_deep_copied_after_compiled_steps_ar
     assert ctx == [None] * 4  # (no graph travels with a pickled tensor)
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: returned_literals reads neither -1 (a UnaryOp) nor a namedtuple call's arguments: needless fallback")
 @pytest.mark.parametrize("name", ["negative", "namedtuple"])
 def test_a_returned_minus_one_or_a_literal_in_a_namedtuple_call_replays_without_fallback(name):
     (want, _), (got, step) = _compiled_results(_literal_bodies()[name])

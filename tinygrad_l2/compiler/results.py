@@ -76,22 +76,23 @@ class _Walker:
             self.tensors.append(tensor)
         return self.slots[id(tensor)]
 
-    def walk(self, value, where):
+    def walk(self, value, where, path=()):
         if isinstance(value, TensorBase):
             return ("tensor", self.slot(value))
         if id(value) in self.values and self.values[id(value)] is value:
             return self.number(value, where)
         if (id(value) in self.literal and type(value) in (int, bool) and -5 <= value <= 256
-                and (self.shown is None or _literal_key(value) not in self.shown)):
+                and (self.shown is None or (path, _literal_key(value)) not in self.shown)):
             raise Unreplayable(f"{where} is {value!r}, a small integer that no return statement "
-                               f"writes: Python shares one object for it, so it may be a number "
+                               f"writes there: Python shares one object for it, so it may be a number "
                                f"computed in Python (a scheduler's epoch), which replay cannot redo")
         if value is None or value is Ellipsis or id(value) in self.literal:
             return ("constant", value)
         if type(value) in (tuple, list) or _is_namedtuple(value):
-            return ("sequence", type(value), [self.walk(v, f"{where}[{i}]") for i, v in enumerate(value)])
+            return ("sequence", type(value), [self.walk(v, f"{where}[{i}]", (*path, i))
+                                              for i, v in enumerate(value)])
         if type(value) is dict:
-            return ("dict", dict, [(k, self.walk(v, f"{where}[{k!r}]")) for k, v in value.items()])
+            return ("dict", dict, [(k, self.walk(v, f"{where}[{k!r}]", (*path, k))) for k, v in value.items()])
         raise Unreplayable(_why_not(value, where))
 
     def number(self, value, where):
@@ -137,26 +138,59 @@ def code_literals(fn: Callable[..., Any]) -> list[Any]:
 
 
 def returned_literals(fn: Callable[..., Any], scope: dict[str, Any]) -> set | None:
-    """The literal keys of the constants, and of the scope's numbers by name, that a return
-    statement (or a lambda's body) of `fn` writes as its value or inside a tuple, list or dict
-    display; None when the source cannot be read."""
+    """{(position, literal key)}: where in the returned structure a return statement of `fn`
+    (not of a function nested in it), or a lambda's body, writes a constant (-1 too) or names a
+    number of the scope: as the value, or inside a tuple, list or dict display or a call's
+    arguments (a namedtuple).  None when the source cannot be read."""
+    function = getattr(fn, "__func__", fn)
     try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(getattr(fn, "__func__", fn))))
+        tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
     except (OSError, TypeError, SyntaxError):
         return None
-    shown, stack = set(), [n.value if isinstance(n, ast.Return) else n.body for n in ast.walk(tree)
-                           if isinstance(n, ast.Return | ast.Lambda) and getattr(n, "value", 0) is not None]
+    kind = ast.Lambda if function.__name__ == "<lambda>" else ast.FunctionDef | ast.AsyncFunctionDef
+    node = next((n for n in ast.walk(tree) if isinstance(n, kind)), None)
+    if node is None:
+        return None
+    values = [node.body] if isinstance(node, ast.Lambda) else [r.value for r in _own_returns(node)]
+    literal: dict = {}  # position -> the literal keys written there
+    opaque: set = set()  # positions of anything else (a name, an attribute, a call)
+    for value in values:
+        _positions(value, (), scope, literal, opaque)
+    return {(path, key) for path, keys in literal.items() if len(keys) == 1 for key in keys
+            if not any(path[:i] in opaque for i in range(len(path) + 1))}  # (one return's 1 does not
+    # make another return's computed value at that place a literal)
+
+
+def _own_returns(function):
+    """The return statements of a function's own body (not of a function or class in it)."""
+    stack, found = list(function.body), []
     while stack:
         node = stack.pop()
-        if isinstance(node, ast.Tuple | ast.List | ast.Set):
-            stack += node.elts
-        elif isinstance(node, ast.Dict):
-            stack += node.values
-        elif isinstance(node, ast.Constant):
-            shown.add(_literal_key(node.value))
-        elif isinstance(node, ast.Name) and node.id in scope:
-            shown.add(_literal_key(scope[node.id]))
-    return shown
+        if isinstance(node, ast.Return) and node.value is not None:
+            found.append(node)
+        elif not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef):
+            stack += list(ast.iter_child_nodes(node))
+    return found
+
+
+def _positions(node, path, scope, literal, opaque):
+    """Record what a returned expression writes at each position (see returned_literals)."""
+    called = scope.get(node.func.id) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) else None
+    if isinstance(node, ast.Tuple | ast.List) or (isinstance(called, type) and issubclass(called, tuple)):
+        for i, element in enumerate(node.elts if isinstance(node, ast.Tuple | ast.List) else node.args):
+            _positions(element, (*path, i), scope, literal, opaque)  # (a namedtuple: by position)
+    elif isinstance(node, ast.Dict):
+        for key, value in zip(node.keys, node.values):
+            if isinstance(key, ast.Constant):
+                _positions(value, (*path, key.value), scope, literal, opaque)
+    elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant):
+        literal.setdefault(path, set()).add(_literal_key(-node.operand.value))
+    elif isinstance(node, ast.Constant):
+        literal.setdefault(path, set()).add(_literal_key(node.value))
+    elif isinstance(node, ast.Name) and node.id in scope and _literal_key(scope[node.id]) is not None:
+        literal.setdefault(path, set()).add(_literal_key(scope[node.id]))
+    else:
+        opaque.add(path)
 
 
 def _literal_key(value):
