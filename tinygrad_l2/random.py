@@ -32,28 +32,14 @@ def as_generator(rng: np.random.Generator | int | None) -> np.random.Generator:
 RandomSource = np.random.BitGenerator | np.random.RandomState
 
 
-def generators_in(*places: object, depth: int = 3) -> list[RandomSource]:
-    """The numpy random generators in these places (a module's or a class's namespace, an
-    object's attributes, a list's items, and theirs in turn: `depth` levels), numpy's global
-    one and ours always included: each bit generator, and each legacy RandomState."""
+def generators_in(*objects: object) -> list[RandomSource]:
+    """The numpy random generators among these objects (a Generator as its bit generator, a
+    legacy RandomState as it is), numpy's global one and ours always included."""
     found: dict[int, RandomSource] = {id(g): g for g in (np.random.mtrand._rand, _generator.bit_generator)}
-    level, seen = list(places), set()
-    for _ in range(depth):
-        inner = []
-        for place in level:
-            if id(place) in seen or isinstance(place, type(np)):  # (a module's names: its own only)
-                continue
-            seen.add(id(place))
-            values = (place.values() if isinstance(place, dict) else place if isinstance(place, list | tuple)
-                      else getattr(place, "__dict__", {}).values())
-            for value in list(values):
-                if isinstance(value, np.random.Generator):
-                    value = value.bit_generator
-                if isinstance(value, np.random.BitGenerator | np.random.RandomState):
-                    found.setdefault(id(value), value)
-                elif not isinstance(value, np.ndarray | type | str | bytes | int | float):
-                    inner.append(value)
-        level = inner
+    for thing in objects:
+        thing = thing.bit_generator if isinstance(thing, np.random.Generator) else thing
+        if isinstance(thing, np.random.BitGenerator | np.random.RandomState):
+            found.setdefault(id(thing), thing)
     return list(found.values())
 
 

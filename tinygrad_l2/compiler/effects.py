@@ -30,7 +30,27 @@ def generators(nodes, events, reachable):
     for cls in {id(type(o)): type(o) for o in owners}.values():
         places += [vars(sys.modules.get(cls.__module__, builtins)), vars(cls)]
         places += [_closure_values(f) for f in vars(cls).values()]
-    return random.generators_in(*places)
+    return random.generators_in(*_within(places, 3, np.random.Generator | np.random.BitGenerator
+                                         | np.random.RandomState))
+
+
+def _within(places, depth, wanted):
+    """The objects of type `wanted` in these places' dict values, list and tuple items and
+    attributes, and theirs in turn, `depth` levels down (not inside a module or a class: numpy's
+    namespace is not the step's)."""
+    found, level, seen = [], list(places), set()
+    for _ in range(depth):
+        inner = []
+        for place in level:
+            if id(place) in seen or isinstance(place, type | types.ModuleType):
+                continue
+            seen.add(id(place))
+            values = (place.values() if isinstance(place, dict) else place if isinstance(place, list | tuple)
+                      else getattr(place, "__dict__", {}).values())
+            for value in list(values):
+                (found if isinstance(value, wanted) else inner).append(value)
+        level = [v for v in inner if not isinstance(v, np.ndarray | TensorBase | str | bytes | int | float)]
+    return found
 
 
 def _closure_values(fn):
@@ -58,27 +78,11 @@ def parameter_views(inputs, names, parameters, held=()):
     (`Wv = layer.weight.data`): watched like a `.data` read (context.Trace.watched), since the
     optimizer writes it too."""
     found = {}
-    candidates = _arrays(inputs, names) + [("in the step's scope", a) for a in _arrays_inside(held)]
+    candidates = _arrays(inputs, names) + [("in the step's scope", a) for a in _within(held, 2, np.ndarray)]
     for name, array in candidates:
-        owner = _owner(array, parameters) if parameters else None
+        owner = _owner(array, parameters)
         if owner is not None:
             found[id(array)] = (owner, array, array.copy(), f"the array {name} of the step's scope")
-    return found
-
-
-def _arrays_inside(objects, depth=2):
-    """The arrays in these objects' lists, tuples, dicts and attributes, `depth` levels down."""
-    found, level = [], list(objects)
-    for _ in range(depth):
-        inner = []
-        for thing in level:
-            if isinstance(thing, type | types.ModuleType):  # (numpy's namespace is not the step's)
-                continue
-            values = (thing.values() if isinstance(thing, dict) else thing if isinstance(thing, list | tuple)
-                      else getattr(thing, "__dict__", {}).values())
-            for value in list(values):
-                (found if isinstance(value, np.ndarray) else inner).append(value)
-        level = [v for v in inner if not isinstance(v, TensorBase | Module | type | str | bytes | int | float)]
     return found
 
 

@@ -57,8 +57,8 @@ class Program:
         except (NotSymbolic, Refused):  # the optimizer's update() reads a number, draws noise:
             self.update = None          # the program calls its step() instead
         positions = [i for i, a in enumerate(args) if isinstance(a, TensorBase | np.ndarray)]
-        self.aranges = [(positions[k], np.arange(len(np.asarray(getattr(args[positions[k]], "_data",
-                         args[positions[k]]))), dtype=dtype).tobytes()) for k, dtype in sorted(aranges)]
+        self.aranges = [(positions[k], np.arange(len(data_of(args[positions[k]])), dtype=dtype).tobytes())
+                        for k, dtype in sorted(aranges)]
         self.buffer_ids = set(map(id, self.buffer_arrays))  # (the arrays stay alive: no id reuse)
 
     def fits(self, args):
