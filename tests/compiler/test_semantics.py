@@ -306,27 +306,15 @@ def test_a_frozen_parameter_retraces_and_stays_frozen():
 
 def test_arrays_from_the_enclosing_scope_are_read_each_call_and_compiled():
     """The usual hand-written cross-entropy, rows and labels from the enclosing scope."""
-    def build():
-        tl.manual_seed(0)
-        model = tl.nn.Linear(4, 3, dtype=np.float64)
-        opt = tl.optim.SGD(model.parameters(), lr=0.1)
-        rows, y = np.arange(6), np.zeros(6, dtype=np.int64)
-
-        def step(x):
-            opt.zero_grad()
-            logp = model(x).log_softmax(-1)
-            loss = -logp[rows, y].mean()
-            loss.backward()
-            opt.step()
-            return loss
-        return model, y, step
-    (eager_model, eager_y, eager), (model, y, step) = build(), build()
+    eager_y, y = np.zeros(6, dtype=np.int64), np.zeros(6, dtype=np.int64)
+    (eager_model, eager), (model, step) = _scope_rows_step(np.arange(6), eager_y), _scope_rows_step(np.arange(6), y)
     compiled = tl.compile(step)
-    for i, (x, labels) in enumerate(data(5)):
+    for x, labels in data(5):
         eager_y[:], y[:] = labels, labels  # the same array, changed in place
         assert compiled(x).item() == pytest.approx(eager(x).item(), rel=1e-12)
     assert compiled.fallback_reason is None and compiled.traces == 1
-    np.testing.assert_allclose(model.weight.data, eager_model.weight.data, rtol=1e-12)
+    for p, q in zip(model.parameters(), eager_model.parameters()):
+        np.testing.assert_allclose(p.data, q.data, rtol=1e-12)
 
 
 def _scope_rows_step(rows, y, dtype=np.float64):
