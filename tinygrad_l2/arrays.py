@@ -100,10 +100,6 @@ def _axis(op, axis, ndim):
     return int(axis) % max(ndim, 1)
 
 
-def _shape_error_for(op, a, b):
-    return ValueError(f"{op}: shapes {np.shape(a)} and {np.shape(b)} are not broadcastable")
-
-
 def _exponent(exponent):
     if isinstance(exponent, TensorBase) or (isinstance(exponent, np.ndarray) and exponent.ndim):
         raise TypeError(f"pow: the exponent must be a Python or numpy scalar, got "

@@ -35,7 +35,11 @@ class Trace:
       step then runs eagerly every call, so the effect happens each time.
     - each op node (`op`): what it was given (its non-tensor arguments and apply's keyword
       arguments: a replay must not hold stale arrays among them) and how many events came
-      before it.
+      before it; `made`, each op's output array and node, also of ops that recorded no node
+      (an argmax, an op under no_grad): a tensor the graph takes as a constant is then
+      computed again each call, as its op computed it, instead of being baked in.  Node None:
+      an array the library made from a Python number (`where(mask, x, 0.0)`), a constant as
+      the number is (`number_array`).
     - `watched`: the parameters whose array the user's code read (`.data`, `.numpy()`,
       `np.asarray`), with a copy: a write into that array (a max-norm clip in place) is an
       effect the graph does not hold; `check_watched` compares, at each optimizer step and at
@@ -47,13 +51,15 @@ class Trace:
         self.observed: list[tuple] = []
         self.unreplayable: list[tuple[str, str]] = []
         self.watched: dict[int, tuple] = {}
+        self.made: dict[int, tuple] = {}  # id(output array) -> (node, the array, kept alive)
 
     def check_watched(self) -> None:
         """A watched parameter's array changed since the user's code read it (or since an
         optimizer last wrote it): unreplayable."""
         for tensor, array, copy, where in self.watched.values():
             if _is_part_of(array, tensor) and array.tobytes() != copy.tobytes():  # (NaN == NaN here)
-                self.unreplayable.append(("the step writes into a parameter's array in place", where))
+                whose = "a parameter's" if tensor._requires_grad else "a computed tensor's"
+                self.unreplayable.append((f"the step writes into {whose} array in place", where))
 
     def rewatch(self) -> None:
         """An optimizer's step has written the parameters: watch the arrays as it left them
@@ -61,10 +67,19 @@ class Trace:
         self.watched = {k: (tensor, array, array.copy(), where)
                         for k, (tensor, array, _, where) in self.watched.items() if _is_part_of(array, tensor)}
 
-    def op(self, node: object, arguments: tuple, given: dict) -> None:
-        node.arguments = arguments  # type: ignore[attr-defined]  # replayed with the same values
-        node.given = given  # type: ignore[attr-defined]  # the keyword arguments of apply()
-        node.events_before = len(self.events)  # type: ignore[attr-defined]  # ... and in order
+    def op(self, node: Any, arguments: tuple, given: dict, out: np.ndarray) -> None:
+        node.arguments = arguments  # replayed with the same values
+        node.given = given  # the keyword arguments of apply()
+        node.events_before = len(self.events)  # ... and in order
+        if not state.grad_enabled:  # (no_grad: apply linked no inputs) what it was computed from
+            node.parents = tuple(a._ctx or a._node() if hasattr(a, "_node") else None for a in arguments)
+        node.out_shape, node.out_dtype, node.output = out.shape, out.dtype, _no_tensor  # (apply
+        self.made[id(out)] = (node, out)  # sets the output of an op that records a node)
+
+
+def _no_tensor() -> None:
+    """The output of an op that recorded no node: not held by the graph."""
+    return None
 
 
 def _is_part_of(array: Any, tensor: Any) -> bool:
@@ -100,13 +115,14 @@ def step_ends(outermost: bool) -> None:
         trace.rewatch()
 
 
-def user_reads_array(tensor: object) -> None:
-    """While tracing: the user's code takes a parameter's array (`.data`, `.numpy()`, `np.asarray`),
-    which it may write into; watched (see `Trace.watched`)."""
+def user_reads_array(tensor: Any) -> None:
+    """While tracing: the user's code takes the array (`.data`, `.numpy()`, `np.asarray`) of a
+    parameter or of a tensor an op made, which it may write into; watched (see `Trace.watched`)."""
     trace = state.recorder
     if (trace is not None and id(tensor) not in trace.watched
+            and (tensor._requires_grad or id(tensor._data) in trace.made)
             and not sys._getframe(2).f_code.co_filename.startswith(_PACKAGE)):
-        array = tensor._data  # type: ignore[attr-defined]
+        array = tensor._data
         trace.watched[id(tensor)] = (tensor, array, array.copy(), user_line())
 
 
@@ -115,6 +131,14 @@ def observe(*what: object) -> None:
     trace = state.recorder
     if trace is not None:
         trace.observed.append((*what, user_line()))
+
+
+def number_array(array: np.ndarray) -> np.ndarray:
+    """`array`, made from a Python number for an op (see `Trace.made`)."""
+    trace = state.recorder
+    if trace is not None:
+        trace.made[id(array)] = (None, array)
+    return array
 
 
 def record_unreplayable(what: str) -> None:

@@ -318,7 +318,7 @@ def _observe(node, out, args, attributes):
     if state.anomaly:
         anomaly.check_forward(node, out, args)
     if state.recorder is not None:  # a tracing tl.compile (context.Trace)
-        state.recorder.op(node, args, attributes)
+        state.recorder.op(node, args, attributes, out)
 
 
 def _as_output(cls, out):

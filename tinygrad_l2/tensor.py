@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import context, engine, ops
-from .arrays import (DEFAULT_DTYPE, _axis, _describe, _exponent, _shape_error_for, result_type,
+from .arrays import (DEFAULT_DTYPE, _axis, _describe, _exponent, result_type,
                      to_array)
 from .function import TensorBase
 from .tensor_methods import TensorMethods
@@ -37,6 +37,9 @@ class Tensor(TensorMethods, TensorBase):
     def __init__(self, data: npt.ArrayLike | TensorBase, requires_grad: bool = False, name: str | None = None,
                  dtype: npt.DTypeLike | None = None) -> None:
         self._data = to_array(data, dtype)
+        if (context.state.recorder is not None and isinstance(data, np.ndarray)
+                and self._data.dtype != data.dtype):
+            self._data = _converted(data, self._data.dtype)  # (a traced step converts it each call)
         self._grad = None
         self._requires_grad = False
         self.name = name
@@ -46,7 +49,7 @@ class Tensor(TensorMethods, TensorBase):
     # ---- array-like attributes -------------------------------------------------------------
     @property
     def data(self) -> np.ndarray:
-        if self._requires_grad and context.state.recorder is not None:
+        if context.state.recorder is not None:
             context.user_reads_array(self)  # (a write into it is watched while tl.compile traces)
         return self._data
 
@@ -87,7 +90,7 @@ class Tensor(TensorMethods, TensorBase):
         return self._data.dtype
 
     def numpy(self) -> np.ndarray:
-        if self._requires_grad and context.state.recorder is not None:
+        if context.state.recorder is not None:  # (only parameters and arrays ops made: see there)
             context.user_reads_array(self)
         return self._data
 
@@ -147,7 +150,7 @@ class Tensor(TensorMethods, TensorBase):
         """`np.asarray(t)` gives the numbers (not an object array of Tensors)."""
         if copy:
             return np.array(self._data, dtype=dtype, copy=True)
-        if self._requires_grad and context.state.recorder is not None:
+        if context.state.recorder is not None:  # (only parameters and arrays ops made: see there)
             context.user_reads_array(self)
         return self._data if dtype is None else self._data.astype(dtype, copy=False)
 
@@ -214,14 +217,9 @@ class Tensor(TensorMethods, TensorBase):
 
     # ---- comparisons: elementwise, a bool Tensor outside the graph (usable as a mask) -------
     def _compare(self, other, test):
-        if isinstance(other, TensorBase):
-            other = other._data
-        elif not isinstance(other, (numbers.Real, np.ndarray, np.generic, list, tuple)):
+        if not isinstance(other, (TensorBase, numbers.Real, np.ndarray, np.generic, list, tuple)):
             return NotImplemented
-        try:
-            return Tensor._make(np.asarray(test(self._data, other)), None)
-        except ValueError:
-            raise _shape_error_for("compare", self._data, other) from None
+        return ops.Compare.apply(self, other, test=test)
 
     def __lt__(self, other: Any) -> Tensor: return self._compare(other, np.less)
     def __le__(self, other: Any) -> Tensor: return self._compare(other, np.less_equal)
@@ -322,5 +320,10 @@ def _operand(value, like, op, scalars=True):
 
 def _constant(value, like):
     """A Python scalar as a 0-d constant Tensor of `like`'s dtype (for matmul's error)."""
-    return Tensor._make(np.asarray(value, dtype=like.dtype), None)
+    return Tensor._make(context.number_array(np.asarray(value, dtype=like.dtype)), None)
 
+
+def _converted(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """`array` as `dtype` through the Cast op, so that tl.compile, tracing a step that makes
+    `Tensor(y)` of an argument `y` of another dtype, casts each call's `y` (not the traced one)."""
+    return ops.Cast.apply(Tensor._make(array, None), dtype=dtype)._data

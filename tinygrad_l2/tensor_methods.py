@@ -92,12 +92,10 @@ class TensorMethods:
         axis, keepdims = _axes(op, axis, keepdims, dim, keepdim)
         if self._data.size == 0:
             raise ValueError(f"{op}: cannot take the {op} of an empty tensor of shape {self.shape}")
-        try:
-            found = pick(self._data, axis=axis, keepdims=keepdims)
-        except (TypeError, np.exceptions.AxisError):
-            raise np.exceptions.AxisError(f"{op}: axis {axis!r} is out of range for a tensor of shape "
-                             f"{self.shape}") from None
-        return type(self)._make(np.asarray(found, dtype=np.int64), None)
+        if axis is not None and not isinstance(axis, (int, np.integer)):  # (numpy: a TypeError)
+            raise np.exceptions.AxisError(f"{op}: axis {axis!r} is out of range for a tensor of "
+                                          f"shape {self.shape}")
+        return ops.ArgReduce.apply(self, pick=pick, axis=axis, keepdims=keepdims)
 
     def var(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False, correction: int = 1, *,
             dim: int | tuple[int, ...] | None = None, keepdim: bool | None = None) -> Self:

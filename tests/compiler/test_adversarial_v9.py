@@ -97,8 +97,6 @@ def test_accuracy_returned_with_item_agrees_with_eager():
     _twins(_accuracy_script)
 
 
-@pytest.mark.xfail(strict=True, reason="open (a fallback, results as eager): an accuracy from argmax/== "
-                   "returned with .item() makes the step run eagerly: ops outside the graph are not recorded")
 def test_accuracy_returned_with_item_does_not_force_eager():
     assert _twins(_accuracy_script).fallback_reason is None
 

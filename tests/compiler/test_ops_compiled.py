@@ -28,6 +28,8 @@ CASES = {
     ops.Clamp: lambda x, w, y, *scope: w.clamp(-0.3, 0.3),
     ops.Maximum: lambda x, w, y, *scope: tl.maximum(x, w), ops.Minimum: lambda x, w, y, *scope: tl.minimum(x, w),
     ops.Where: lambda x, w, y, *scope: tl.where(y, w, x * w),
+    ops.Compare: lambda x, w, y, *scope: w * (x > w) + w * (w == 0.5),  # masks: computed each call
+    ops.ArgReduce: lambda x, w, y, *scope: w * (x * w).argmax(axis=1, keepdims=True) + w * x.argmin(),
     ops.MatMul: lambda x, w, y, *scope: x @ w.T, ops.Sum: lambda x, w, y, *scope: w.sum(axis=0) * w.sum(),
     ops.Mean: lambda x, w, y, *scope: w.mean(axis=1, keepdims=True) * x,
     ops.Max: lambda x, w, y, *scope: w.max(axis=1), ops.Min: lambda x, w, y, *scope: w.min(axis=0),

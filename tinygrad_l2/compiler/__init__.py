@@ -227,7 +227,7 @@ class CompiledStep:
         except Unreplayable as error:
             return self._fall_back(str(error), result)
         program = Program(inputs, tensors, events, names, {id(v): k for k, v in held.items()},
-                          list(held.values()), key)
+                          list(held.values()), key, trace.made)
         if program.eager_only:
             return self._fall_back(program.eager_only, result)
         guards.add_parameters(program.params)

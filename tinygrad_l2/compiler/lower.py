@@ -48,11 +48,15 @@ class IR:
         return instr
 
 
-def lower(nodes, events, args, outputs):
+def lower(nodes, events, args, outputs, made=None):
     """The IR of a traced step.  `nodes`: every node, inputs first; `events`: what the step
     called (("backward", root, ...), ("step", opt), ...); `args`: what the program takes each
-    call (arguments, then arrays read from the step's scope); `outputs`: the returned tensors."""
-    ir, values = IR(), {}
+    call (arguments, then arrays read from the step's scope); `outputs`: the returned tensors;
+    `made`: {id(array): (op node, array)}: a constant leaf an op of the step made is that op's
+    output, computed each call."""
+    ir, values, made_here, outputs_of = IR(), {}, {}, {}
+    for key, (producer, _) in (made or {}).items():
+        outputs_of.setdefault(producer, []).append(key)  # (producer None: a number's array)
     given = _inputs(ir, args)
     for i, node in enumerate(n for n in nodes if n.is_leaf and n.requires_grad):
         tensor = node.tensor()
@@ -62,14 +66,23 @@ def lower(nodes, events, args, outputs):
         values[node] = value
     for node in nodes:
         if node.is_leaf and not node.requires_grad:
-            data = node.tensor()._data  # an argument, else an array of a config the key holds
-            values[node] = given[id(data)] if id(data) in given else _constant(ir, data)
+            data = node.tensor()._data  # an argument, one an op made, else an array of a config
+            if id(data) in given:       # the key holds
+                values[node] = given[id(data)]
+            elif made and made.get(id(data), (None,))[0] is not None:
+                made_here.setdefault(made[id(data)][0], []).append(node)
+            else:
+                values[node] = _constant(ir, data)
     ops = [n for n in nodes if not n.is_leaf]
     backward = next((e for e in events if e[0] == "backward"), None)
     replicas = {}
     for position, event in enumerate([*events, None]):
         for node in [n for n in ops if getattr(n, "events_before", 0) == position]:
             replicas[node] = _forward(ir, node, values, given)
+            for key in outputs_of.get(node, ()):  # an op that holds this array reads its Value
+                given.setdefault(key, values[node])
+            for leaf in made_here.get(node, ()):
+                values[leaf] = values[node]
         if event is None:
             break
         if event is backward:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import itertools
 
 import numpy as np
 
@@ -24,20 +25,22 @@ from .update import plan
 class Program:
     """A traced step: the graph, the events, the IR and the generated functions."""
 
-    def __init__(self, args, result, events, arg_names, scope=None, reachable=(), key=None):
+    def __init__(self, args, result, events, arg_names, scope=None, reachable=(), key=None, made=None):
         """scope: {id(object): the name the step's code reads it by} (the optimizer `opt`);
         reachable: the objects the step's globals and closure hold; key: the arguments' trace
-        key as they were before the step ran (keys.trace_key)."""
+        key as they were before the step ran (keys.trace_key); made: {id(array): (op node,
+        array)} for every op the step ran (context.Trace.made)."""
         self.key = trace_key(args) if key is None else key
         self.outputs = tensors_in(result)
         self.events = events
         self.roots = self.outputs + [e[1] for e in events if e[0] == "backward"]
-        given = list(args)
-        self.eager_only = _unsupported(self.roots, events) or _derived_inputs(self.roots, given)
+        given, self.made = list(args), made or {}
+        self.eager_only = (_unsupported(self.roots, events, self.made)
+                           or _derived_inputs(self.roots, given, events, self.made))
         if self.eager_only:
             self.source = f"# not compiled: {self.eager_only}"
             return
-        self.nodes = graph(self.roots)
+        self.nodes = graph(self.roots, self.made)
         self.generators = effects.generators(self.nodes, events, reachable)
         self.params = [n.tensor() for n in self.nodes if n.is_leaf and n.requires_grad]
         self.param_shapes = list(map(SHAPE_DTYPE, self.params))
@@ -106,7 +109,7 @@ def _build(program, args, arg_names, scope, update):
     """(source, function, buffers, names, {(k, dtype)}: the k-th array input assumed to be
     arange(m)) of the step, with the optimizer's update written in when `update` is given."""
     with random.generators_kept(program.generators):  # running ops and updates again moves none
-        ir = lower(program.nodes, program.events, args, program.outputs)
+        ir = lower(program.nodes, program.events, args, program.outputs, program.made)
         passes.simplify(ir)
         if update is not None:
             update.write(ir)
@@ -171,12 +174,12 @@ def _accumulate_grads(pairs):
             seen.add(id(g))
 
 
-def _unsupported(roots, events):
+def _unsupported(roots, events, made):
     """Why this step cannot be replayed, or '' (then it is replayed)."""
     if not roots:
         return "the function returned no tensor and called no backward"
-    if not is_grad_enabled() or any(r._ctx is None for r in roots):
-        return "grad mode was off, or a returned tensor was not computed through the graph"
+    if not is_grad_enabled() or any(r._ctx is None and id(r._data) not in made for r in roots):
+        return "grad mode was off, or a returned tensor was not computed by an op of the step"
     backwards = [e for e in events if e[0] == "backward"]
     if len(backwards) > 1:
         return "more than one backward() per call"
@@ -189,28 +192,30 @@ def _unsupported(roots, events):
         return "an optimizer's step() called with arguments (a closure: it evaluates the model again)"
     if any(n.retains_grad for r in roots for n in topological_order(r) if not n.is_leaf):
         return "an intermediate tensor called retain_grad() (replay makes no intermediate tensors)"
-    steps = [i for i, e in enumerate(events) if e[0] == "step"]
-    if steps and any(getattr(n, "events_before", 0) > steps[0] for r in roots
-                     for n in topological_order(r) if not n.is_leaf):
-        return "an op computed after opt.step() (it reads the updated parameters)"
     return ""
 
 
-def _derived_inputs(roots, given):
+def _derived_inputs(roots, given, events, made):
     """Why replay would read stale inputs, or '': an argument that requires grad (its
-    gradient belongs to each call's tensor), a constant tensor that is not an argument, or an
-    array an op holds (an index, a where() condition, a non-tensor operand) that is neither an
-    argument nor determined by shapes alone (row_indices)."""
+    gradient belongs to each call's tensor), a constant tensor that is neither an argument nor
+    made by an op of the step (`made`), an op reading a parameter after opt.step() (a replay
+    reads each parameter once, before), or an array an op holds (an index, a where() condition, a non-tensor operand)
+    that is neither an argument nor determined by shapes alone (row_indices)."""
     if any(isinstance(a, TensorBase) and a.requires_grad for a in given):
         return "an argument requires grad"
     arrays = {id(a._data if isinstance(a, TensorBase) else a) for a in given
               if isinstance(a, TensorBase | np.ndarray)}
     arrays |= {id(a) for a in arrays_in_values([a for a in given if not isinstance(a, TensorBase | np.ndarray)])}
-    for node in graph(roots):
+    nodes = graph(roots, made)
+    if _reads_after_step(nodes, events):
+        return "an op computed after opt.step() reads a parameter or a view of one (the updated values)"
+    for node in nodes:
         if node.is_leaf:
-            if not node.requires_grad and id(node.tensor()._data) not in arrays:
-                return ("a constant tensor that is not an argument (a mask such as x > 0, or data "
-                        "the function captures by attribute) would be replayed with its traced values")
+            data = node.tensor()._data
+            if not node.requires_grad and id(data) not in arrays and id(data) not in made:
+                return ("a constant tensor that is neither an argument nor computed by the step "
+                        "(data the function captures by attribute, a module's buffer) would be "
+                        "replayed with its traced values")
             continue
         held = [*getattr(node, "given", {}).values(), *getattr(node, "arguments", ())]
         index = getattr(node, "given", {}).get("index")  # x[...]: a list in it may come from data
@@ -218,10 +223,21 @@ def _derived_inputs(roots, given):
             return (f"the op {type(node).__name__} was given a Python list or nested tuple (an index "
                     f"built from data, such as y.tolist()): pass a numpy array, read each call")
         for array in _arrays_in(held):
-            if id(array) not in arrays and not (array.ndim == 1 and array is row_indices(len(array))):
+            if id(array) not in arrays and id(array) not in made and not (
+                    array.ndim == 1 and array is row_indices(len(array))):
                 return (f"an array the op {type(node).__name__} holds (an index, a where() condition, "
                         f"an operand) is not an argument and would be replayed with its traced values")
     return ""
+
+
+def _reads_after_step(nodes, events):
+    """Does an op that ran after the first opt.step() read a parameter's array, or a view of
+    it?  (Ops that read values computed before the step read the same values in a replay.)"""
+    first = next((i for i, e in enumerate(events) if e[0] == "step"), None)
+    weights = [n.tensor()._data for n in nodes if n.is_leaf and n.requires_grad]
+    return first is not None and any(
+        np.may_share_memory(data, w) for n in nodes if getattr(n, "events_before", 0) > first
+        for data in _arrays_in([getattr(a, "_data", a) for a in getattr(n, "arguments", ())]) for w in weights)
 
 
 def _arrays_in(tree):
@@ -240,12 +256,33 @@ def tensors_in(result):
     return []
 
 
-def graph(roots):
-    """Every node of the roots' graphs, each after its inputs."""
+def graph(roots, made):
+    """Every node of the roots' graphs, each after its inputs; a constant tensor an op of the
+    step made (`made`: an argmax, an op under no_grad, a detached tensor) after that op."""
     seen, order = set(), []
-    for root in roots:
-        for node in topological_order(root, include_constants=True):
-            if id(node) not in seen:
-                seen.add(id(node))
-                order.append(node)
+    pending = [itertools.chain.from_iterable(topological_order(r, include_constants=True) for r in roots)]
+    while pending:
+        node = next(pending[-1], None)
+        if node is None:
+            pending.pop()
+        elif id(node) not in seen:
+            first = [p for p in made_by(node, made) if id(p) not in seen]
+            if first:  # first the graphs of the ops that made what it reads
+                pending[-1] = itertools.chain([node], pending[-1])
+                pending.append(itertools.chain.from_iterable(
+                    topological_order(p, include_constants=True) for p in first))
+                continue
+            seen.add(id(node))
+            order.append(node)
     return order
+
+
+def made_by(node, made):
+    """The ops of the step that made a constant leaf's array, or the arrays an op holds (a
+    where() condition): [] for arrays that are arguments or were not computed by the step."""
+    if node.is_leaf:
+        arrays = [] if node.requires_grad else [node.tensor()._data]
+    else:
+        arrays = _arrays_in([*getattr(node, "given", {}).values(), *getattr(node, "arguments", ())])
+    found = [made[id(a)][0] for a in arrays if id(a) in made]
+    return [p for p in found if p is not None and p is not node]  # (None: made from a number)

@@ -8,14 +8,14 @@ every op.  A Python scalar operand (`x * 0.5`) is an argument, not a tensor: it 
 gradient, and float32 stays float32 (numpy 2, NEP 50).
 """
 from .base import Op
-from .elementwise import (Abs, Add, Cast, Clamp, Div, Exp, Log, Maximum, Minimum, Mul, Neg, Pow,
+from .elementwise import (Abs, Add, Cast, Clamp, Compare, Div, Exp, Log, Maximum, Minimum, Mul, Neg, Pow,
                           ReLU, Sigmoid, Sqrt, Sub, Tanh, Where, sigmoid)
 from .matmul import MatMul
-from .reduce import Max, Mean, Min, Sum
+from .reduce import ArgReduce, Max, Mean, Min, Sum
 from .shape import Concatenate, Index, PickLabels, Reshape, Stack, Transpose, one_per_row, row_indices
 from .softmax import LogSoftmax, Softmax
 
 __all__ = ["Op", "Add", "Sub", "Mul", "Div", "Neg", "Pow", "Exp", "Log", "Sqrt", "ReLU", "Sigmoid",
-           "sigmoid", "Tanh", "Abs", "Cast", "Clamp", "Maximum", "Minimum", "Where", "MatMul", "Sum",
-           "Mean", "Max", "Min", "Reshape", "Transpose", "Index", "PickLabels", "Concatenate", "Stack",
+           "sigmoid", "Tanh", "Abs", "Cast", "Clamp", "Compare", "Maximum", "Minimum", "Where", "MatMul", "Sum",
+           "Mean", "Max", "Min", "ArgReduce", "Reshape", "Transpose", "Index", "PickLabels", "Concatenate", "Stack",
            "row_indices", "one_per_row", "Softmax", "LogSoftmax"]

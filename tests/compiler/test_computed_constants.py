@@ -1,0 +1,141 @@
+"""Tensors a step computes outside the graph (an argmax, a comparison, an op under no_grad, a
+detached target, `Tensor(y)` of an argument): the trace keeps the op that made each one
+(context.Trace.made), so a replay computes it again from each call's inputs instead of baking
+in the traced values; anything else that is not an argument still makes the step run eagerly."""
+import warnings
+
+import numpy as np
+import pytest
+
+import tinygrad_l2 as tl
+from tinygrad_l2 import optim as O
+
+from twins import F64, agree, same
+
+
+def _model():
+    return tl.nn.Sequential(tl.nn.Linear(4, 8, dtype=F64), tl.nn.Tanh(), tl.nn.Linear(8, 3, dtype=F64))
+
+
+def _twin_calls(make, calls=4):
+    """[(returned values, parameters)] per call, eager and compiled, and the compiled step."""
+    runs = []
+    for compiled in (False, True):
+        tl.manual_seed(0)
+        model, step = make()
+        step = tl.compile(step) if compiled else step
+        rng, seen = np.random.default_rng(1), []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", tl.CompileWarning)
+            for _ in range(calls):
+                out = step(rng.standard_normal((6, 4)), rng.integers(0, 3, 6))
+                seen.append([np.atleast_1d(np.asarray(getattr(o, "data", o), F64)) for o in out]
+                            + [p.data.copy() for p in model.parameters()])
+        runs.append((seen, step))
+    (want, _), (got, step) = runs
+    agree(want, got)
+    return step
+
+
+def test_a_validation_forward_under_no_grad_is_computed_again_each_call():
+    def make():
+        model = _model()
+        opt = O.SGD(model.parameters(), lr=0.1)
+
+        def step(X, y):
+            opt.zero_grad()
+            with tl.no_grad():  # before the update: reads the weights the loss reads
+                held_out = tl.nn.softmax_cross_entropy(model(tl.Tensor(X) * 0.5), y)
+            loss = tl.nn.softmax_cross_entropy(model(X), y)
+            loss.backward(); opt.step()
+            return loss, held_out.item()
+        return model, step
+    assert _twin_calls(make).fallback_reason is None
+
+
+def test_an_op_under_no_grad_after_the_update_runs_eagerly_and_reads_the_new_weights():
+    def make():
+        model = _model()
+        opt = O.SGD(model.parameters(), lr=0.1)
+
+        def step(X, y):
+            opt.zero_grad(); loss = tl.nn.softmax_cross_entropy(model(X), y); loss.backward(); opt.step()
+            with tl.no_grad():
+                after = tl.nn.softmax_cross_entropy(model(X), y)
+            return loss, after
+        return model, step
+    assert "after opt.step()" in _twin_calls(make).fallback_reason
+
+
+def test_a_detached_target_is_the_current_output_not_the_traced_one():
+    def make():
+        model = _model()
+        opt = O.SGD(model.parameters(), lr=0.1)
+
+        def step(X, y):  # self-distillation: match a detached copy of the output, scaled
+            opt.zero_grad()
+            logits = model(X)
+            loss = tl.nn.softmax_cross_entropy(logits, y) + ((logits - logits.detach() * 0.9) ** 2).mean()
+            loss.backward(); opt.step()
+            return (loss,)
+        return model, step
+    assert _twin_calls(make).fallback_reason is None
+
+
+def test_labels_converted_with_tensor_of_an_argument_follow_each_call():
+    def make():
+        model = _model()
+        opt = O.SGD(model.parameters(), lr=0.1)
+
+        def step(X, y):
+            opt.zero_grad(); logits = model(X)
+            loss = tl.nn.softmax_cross_entropy(logits, y); loss.backward(); opt.step()
+            hits = (logits.argmax(axis=1) == tl.Tensor(y)).float()  # y: int64 -> float32 each call
+            return loss, hits, tl.where(hits > 0, logits.max(axis=1), 0.0)
+        return model, step
+    step = _twin_calls(make)
+    assert step.fallback_reason is None and "argmax" in step.source
+
+
+def test_writing_into_a_computed_tensors_array_makes_the_step_run_eagerly():
+    w = tl.Tensor(np.array([[1.0, -2.0], [0.5, 1.0]]), requires_grad=True)
+
+    def step(x):
+        h = x @ w
+        mask = (h > 0).float()
+        mask.data[0] = 1.0  # a hand edit the replay could not repeat
+        loss = (h * mask).sum()
+        loss.backward()
+        return loss
+    compiled = tl.compile(step)
+    with pytest.warns(tl.CompileWarning, match="computed tensor's array"):
+        compiled(np.array([[-1.0, 1.0], [1.0, 1.0]]))
+    assert compiled.fallback_reason is not None
+
+
+def test_a_constant_made_inside_the_step_from_fresh_data_still_runs_eagerly():
+    w = tl.Tensor(np.ones(3), requires_grad=True)
+    rng = np.random.default_rng(0)
+
+    def step(x):
+        noise = tl.Tensor(rng.standard_normal(3))  # new data each call, made by no op
+        loss = (w * x * noise).sum()
+        loss.backward()
+        return loss
+    compiled = tl.compile(step)
+    with pytest.warns(tl.CompileWarning, match="neither an argument nor computed by the step"):
+        compiled(np.ones(3))
+
+
+def test_an_op_after_the_update_reading_a_view_of_a_weight_taken_before_runs_eagerly():
+    def make():
+        model = _model()
+        opt = O.SGD(model.parameters(), lr=0.1)
+
+        def step(X, y):
+            opt.zero_grad()
+            weight_t = model[0].weight.T  # a view: after the update it shows the new values
+            loss = tl.nn.softmax_cross_entropy(model(X), y); loss.backward(); opt.step()
+            return loss, (tl.Tensor(X) @ weight_t).sum()
+        return model, step
+    assert "after opt.step()" in _twin_calls(make).fallback_reason
