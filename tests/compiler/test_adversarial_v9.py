@@ -9,8 +9,8 @@ agree norm-wise (1e-12 in float64, bit for bit in float16 where the arithmetic i
 
 Found and fixed since: OneCycleLR's cycled momentum traced again every other call; a default
 config dict changed in place, and a returned count equal to a literal of the code, were replayed
-with their traced values.  Open (strict xfails; the step runs eagerly, results as eager): an
-accuracy returned with .item(), BatchNorm in eval mode."""
+with their traced values; an accuracy returned with .item() and BatchNorm in eval mode made
+the step run eagerly (ops outside the graph and module buffers were taken as stale constants).""" 
 import os
 import warnings
 
@@ -314,7 +314,5 @@ def _frozen_batch_norm_script(compiled):
     return seen + _state(model.parameters()), step
 
 
-@pytest.mark.xfail(strict=True, reason="open (a fallback, results as eager): BatchNorm in eval mode makes "
-                   "the step run eagerly: its running statistics enter reshaped outside the graph")
 def test_a_model_with_batch_norm_in_eval_mode_is_replayed():
     assert _twins(_frozen_batch_norm_script).fallback_reason is None

@@ -139,3 +139,37 @@ def test_an_op_after_the_update_reading_a_view_of_a_weight_taken_before_runs_eag
             return loss, (tl.Tensor(X) @ weight_t).sum()
         return model, step
     assert "after opt.step()" in _twin_calls(make).fallback_reason
+
+
+def _frozen_batch_norm():
+    tl.manual_seed(0)
+    model = tl.nn.Sequential(tl.nn.Linear(4, 5, dtype=F64), tl.nn.BatchNorm1d(5, dtype=F64),
+                             tl.nn.ReLU(), tl.nn.Linear(5, 3, dtype=F64)).eval()
+    opt = O.SGD(model.parameters(), lr=0.1)
+
+    def step(X, y):
+        opt.zero_grad(); loss = tl.nn.softmax_cross_entropy(model(X), y); loss.backward(); opt.step()
+        return loss
+    return model, step
+
+
+@pytest.mark.parametrize("change", [
+    lambda bn, rng: setattr(bn.running_mean, "data", rng.standard_normal(5)),  # a new array
+    lambda bn, rng: np.copyto(bn.running_var.data, rng.uniform(0.5, 2.0, 5)),  # in place
+    lambda bn, rng: setattr(bn, "running_var", rng.uniform(0.5, 2.0, 5)),  # another buffer tensor
+    lambda bn, rng: bn.load_state_dict({**bn.state_dict(), "running_mean": rng.standard_normal(5)})])
+def test_batch_norm_statistics_changed_between_calls_are_read_by_the_replay(change):
+    runs = []
+    for compiled in (False, True):
+        model, step = _frozen_batch_norm()
+        step = tl.compile(step) if compiled else step
+        rng, data, seen = np.random.default_rng(3), np.random.default_rng(1), []
+        for call in range(4):
+            if call == 2:
+                change(model[1], rng)
+            seen.append([step(data.standard_normal((6, 4)), data.integers(0, 3, 6)).data]
+                        + [p.data.copy() for p in model.parameters()])
+        runs.append((seen, step))
+    (want, _), (got, step) = runs
+    agree(want, got)
+    assert step.fallback_reason is None and "running_mean = B" in step.source

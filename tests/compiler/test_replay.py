@@ -322,3 +322,23 @@ def test_masks_and_indices_computed_from_data_are_never_replayed_stale(masked, r
         assert got == pytest.approx(want.item(), rel=1e-12)
     np.testing.assert_allclose(w.data, reference_w.data, rtol=1e-12)
     assert (compiled.fallback_reason is None) == replayed
+
+
+def test_a_replay_that_fails_where_the_step_runs_says_so_and_runs_eagerly_from_then_on():
+    """A fault in the generated code (here: a name it reads is gone) must not hide behind the
+    eager re-run that gives an op's own error its own message: it is reported, once."""
+    w = tl.Tensor(np.array([1.0, -2.0]), requires_grad=True)
+
+    def step(x):
+        loss = (w * x).sum()
+        loss.backward()
+        return loss
+    compiled = tl.compile(step)
+    compiled(np.ones(2))
+    for fn in (compiled.program.function, getattr(compiled.program, "updating", None)):
+        if fn is not None:
+            del fn.__globals__["P0"]
+    with pytest.warns(tl.CompileWarning, match="the replay raised NameError"):
+        assert compiled(np.array([2.0, 3.0])).item() == -4.0
+    assert "NameError" in compiled.fallback_reason
+    np.testing.assert_array_equal(w.grad, [3.0, 4.0])

@@ -227,7 +227,7 @@ class CompiledStep:
         except Unreplayable as error:
             return self._fall_back(str(error), result)
         program = Program(inputs, tensors, events, names, {id(v): k for k, v in held.items()},
-                          list(held.values()), key, trace.made)
+                          list(held.values()), key, trace.made, guards.buffers)
         if program.eager_only:
             return self._fall_back(program.eager_only, result)
         guards.add_parameters(program.params)
@@ -248,13 +248,16 @@ class CompiledStep:
     def _replay(self, inputs, args, kwargs):
         """The program's results in the function's structure.  An error raised before the
         program changed anything (a label out of range) is raised by running the step eagerly
-        instead: with the op's own message, as eager raises it."""
+        instead: with the op's own message, as eager raises it.  Should the step then run, the
+        replay was wrong: it runs eagerly from then on, with a warning that says so."""
         try:
             replayed = self.program.run(inputs)
         except Exception as error:
             if not self.program.failed_before_effects(error):
                 raise
-            return self.fn(*args, **kwargs)
+            result = self.fn(*args, **kwargs)  # raises the op's own error, as eager does; if it
+            return self._fall_back(f"the replay raised {type(error).__name__} ({error}) where "  # does
+                                   f"the step itself runs", result)  # not, the replay was wrong
         return rebuild(self.template, [replayed] if len(self.program.outputs) == 1 else list(replayed))
 
     def _checked(self, inputs, args, kwargs):

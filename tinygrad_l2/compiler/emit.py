@@ -85,7 +85,9 @@ class Emitter:
             return f"{self.operand(args[0], True)}[{self.index(args[1])}]"
         if kind == "input":
             role, i = fn
-            return f"P{i}._data" if role == "parameter" else self.names[id(instr.out)]
+            if role in _TENSORS:
+                return f"{_TENSORS[role]}{i}._data"  # the tensors, read each call
+            return self.names[id(instr.out)]
         if kind == "seed":
             return f"np.ones({instr.out.shape}, dtype=np.{instr.out.dtype.name})"
         if kind == "lr_seed":  # the learning rate in the seed (see update.py)
@@ -231,3 +233,6 @@ def _has_effect(instr):
     whatever a custom op's own code does?  (zero_grad does not: twice is the same as once.)"""
     return (instr.phase == "update" or instr.kind in ("grads", "opaque")
             or (instr.kind == "event" and instr.fn[0] != "zero_grad"))
+
+
+_TENSORS = {"parameter": "P", "module buffer": "B"}  # inputs read from tensors: P0, B0, ...

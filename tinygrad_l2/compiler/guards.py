@@ -47,6 +47,7 @@ class Guards:
         while tracing; optimizers: every optimizer stepped or zeroed; parameters: the traced
         parameters (or later, `add_parameters`)."""
         self.checks: list[tuple[str, Callable[[], bool]]] = []
+        self.buffers: list[tuple[str, TensorBase]] = []  # of the modules called: read each call
         self.scalars: list[Any] = []  # the guarded numbers and strings, as traced
         modules = list(modules)
         for kind, name, read in scope_reads(fn):
@@ -66,6 +67,11 @@ class Guards:
         if tree:
             self.checks.append(("a module's training flag (train()/eval())",
                                 _attributes_unchanged(list(tree.values()), "training")))
+            self.buffers = [(name, b) for m in tree.values()
+                            for name, b in m.__dict__.get("_buffers", {}).items() if b is not None]
+            if self.buffers:  # read each call from these tensors: a buffer rebound retraces
+                self.checks.append(("a module's buffer rebound to another tensor (running statistics)",
+                                    _buffers_unchanged(list(tree.values()))))
         for optimizer in dict.fromkeys(optimizers):  # (hyper-parameters: the written update's
             self.checks.append((f"the parameter groups of {type(optimizer).__name__}",  # ready())
                                 groups_unchanged(optimizer, hyper=False)))
@@ -87,6 +93,13 @@ class Guards:
             except (KeyError, ValueError):  # a global deleted, a closure cell emptied
                 return what
         return None
+
+
+def _buffers_unchanged(modules):
+    """Each module's buffers are the traced tensor objects (by identity: `==` is elementwise)."""
+    read = lambda: [b for m in modules for b in m.__dict__.get("_buffers", {}).values()]  # noqa: E731
+    traced = read()
+    return lambda: len(current := read()) == len(traced) and all(map(operator.is_, current, traced))
 
 
 def _value_unchanged(read, value):

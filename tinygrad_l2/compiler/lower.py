@@ -37,6 +37,7 @@ class IR:
         self.data_grads: list = []  # (Value, weight Value): the rest of a decayed gradient
         self.state_names: list = []  # (Value, state key, weight Value): an optimizer's arrays
         self.arange_inputs: list = []  # input Values a pass assumed to be arange(m): checked each call
+        self.buffer_names: dict = {}  # id(Value) -> the module buffer's name (running_mean)
 
     def grad_value(self, tensor):
         """The Value of `tensor`'s gradient handed to `.grad`, or None."""
@@ -48,13 +49,14 @@ class IR:
         return instr
 
 
-def lower(nodes, events, args, outputs, made=None):
+def lower(nodes, events, args, outputs, made=None, buffers=()):
     """The IR of a traced step.  `nodes`: every node, inputs first; `events`: what the step
     called (("backward", root, ...), ("step", opt), ...); `args`: what the program takes each
     call (arguments, then arrays read from the step's scope); `outputs`: the returned tensors;
     `made`: {id(array): (op node, array)}: a constant leaf an op of the step made is that op's
-    output, computed each call."""
-    ir, values, made_here, outputs_of = IR(), {}, {}, {}
+    output, computed each call; `buffers`: [(name, tensor)] of module buffers (running
+    statistics), read each call from their tensors."""
+    ir, values, outputs_of = IR(), {}, {}
     for key, (producer, _) in (made or {}).items():
         outputs_of.setdefault(producer, []).append(key)  # (producer None: a number's array)
     given = _inputs(ir, args)
@@ -64,15 +66,7 @@ def lower(nodes, events, args, outputs, made=None):
         ir.add(Instr("input", ("parameter", i), out=value), "parameters")
         ir.params.append((tensor, value))
         values[node] = value
-    for node in nodes:
-        if node.is_leaf and not node.requires_grad:
-            data = node.tensor()._data  # an argument, one an op made, else an array of a config
-            if id(data) in given:       # the key holds
-                values[node] = given[id(data)]
-            elif made and made.get(id(data), (None,))[0] is not None:
-                made_here.setdefault(made[id(data)][0], []).append(node)
-            else:
-                values[node] = _constant(ir, data)
+    made_here = _constant_leaves(ir, nodes, values, given, made or {}, buffers)
     ops = [n for n in nodes if not n.is_leaf]
     backward = next((e for e in events if e[0] == "backward"), None)
     replicas = {}
@@ -94,6 +88,29 @@ def lower(nodes, events, args, outputs, made=None):
     ir.outputs = [values[t._node()] for t in outputs]
     ir.value_of = values
     return ir
+
+
+def _constant_leaves(ir, nodes, values, given, made, buffers):
+    """The Value of each leaf that requires no grad: an argument's, a module buffer's (read
+    each call), else a constant; {op: [leaves]} for the arrays an op of the step made (their
+    Value is that op's output, once it is recorded)."""
+    made_here = {}
+    for node in nodes:
+        if not node.is_leaf or node.requires_grad:
+            continue
+        data = node.tensor()._data
+        index = next((i for i, (_, b) in enumerate(buffers) if b is node.tensor()), None)
+        if id(data) in given:
+            values[node] = given[id(data)]
+        elif index is not None:
+            values[node] = Value(data.copy(), role="module buffer")
+            ir.add(Instr("input", ("module buffer", index), out=values[node]), "parameters")
+            ir.buffer_names[id(values[node])] = buffers[index][0]
+        elif made.get(id(data), (None,))[0] is not None:
+            made_here.setdefault(made[id(data)][0], []).append(node)
+        else:  # an array of a config the key holds
+            values[node] = _constant(ir, data)
+    return made_here
 
 
 def _constant(ir, array):

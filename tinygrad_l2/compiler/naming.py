@@ -15,7 +15,7 @@ from ..ops.elementwise import Add
 from .analysis import readers
 
 RESERVED = {"np", "step", "lr", "_accumulate_grads", "_check"}
-_GENERATED = re.compile(r"^(P|BUF|SCRATCH|K|OP|OBJ|CHECK|t)\d+$")  # the constants' and temporaries' names
+_GENERATED = re.compile(r"^(P|B|BUF|SCRATCH|K|OP|OBJ|CHECK|t)\d+$")  # the constants' and temporaries' names
 _ACTIVATIONS = (ReLU, Sigmoid, Tanh)
 
 
@@ -69,6 +69,9 @@ def name_values(ir, args, arg_names, nodes, outputs):
     for tensor, value in ir.params:
         weights += tensor.ndim >= 2
         names.claim(value, identifier(tensor.name) or (f"W{weights}" if tensor.ndim >= 2 else f"b{weights}"))
+    for instr in ir.instrs:
+        if instr.kind == "input" and id(instr.out) in ir.buffer_names:
+            names.claim(instr.out, ir.buffer_names[id(instr.out)])
     _name_loss_terms(ir, nodes, outputs, names)
     _name_penalty_scales(ir, nodes, names)
     layer = 0

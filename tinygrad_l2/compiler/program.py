@@ -25,25 +25,30 @@ from .update import plan
 class Program:
     """A traced step: the graph, the events, the IR and the generated functions."""
 
-    def __init__(self, args, result, events, arg_names, scope=None, reachable=(), key=None, made=None):
+    def __init__(self, args, result, events, arg_names, scope=None, reachable=(), key=None, made=None,
+                 buffers=()):
         """scope: {id(object): the name the step's code reads it by} (the optimizer `opt`);
         reachable: the objects the step's globals and closure hold; key: the arguments' trace
         key as they were before the step ran (keys.trace_key); made: {id(array): (op node,
-        array)} for every op the step ran (context.Trace.made)."""
+        array)} for every op the step ran (context.Trace.made); buffers: the buffers of the
+        modules called (running statistics), read each call like the parameters."""
         self.key = trace_key(args) if key is None else key
         self.outputs = tensors_in(result)
         self.events = events
         self.roots = self.outputs + [e[1] for e in events if e[0] == "backward"]
-        given, self.made = list(args), made or {}
+        given, self.made, buffer_ids = list(args), made or {}, {id(b) for _, b in buffers}
         self.eager_only = (_unsupported(self.roots, events, self.made)
-                           or _derived_inputs(self.roots, given, events, self.made))
+                           or _derived_inputs(self.roots, given, events, self.made, buffer_ids))
         if self.eager_only:
             self.source = f"# not compiled: {self.eager_only}"
             return
         self.nodes = graph(self.roots, self.made)
         self.generators = effects.generators(self.nodes, events, reachable)
         self.params = [n.tensor() for n in self.nodes if n.is_leaf and n.requires_grad]
-        self.param_shapes = list(map(SHAPE_DTYPE, self.params))
+        named = {id(b): name for name, b in buffers}  # (the attribute's name: running_mean)
+        self.buffers = [n.tensor() for n in self.nodes if n.is_leaf and id(n.tensor()) in buffer_ids]
+        self.buffer_names = [named[id(b)] for b in self.buffers]
+        self.param_shapes = list(map(SHAPE_DTYPE, self.params + self.buffers))
         build = lambda update=None: _build(self, args, arg_names, scope or {}, update)  # noqa: E731
         try:
             self.source, self.function, self.buffer_arrays, self.names, aranges = build()
@@ -63,11 +68,13 @@ class Program:
         self.aranges = [(positions[k], np.arange(len(data_of(args[positions[k]])), dtype=dtype).tobytes())
                         for k, dtype in sorted(aranges)]
         self.buffer_ids = set(map(id, self.buffer_arrays))  # (the arrays stay alive: no id reuse)
+        self.made = None  # (the traced arrays: not kept once the program is built)
 
     def fits(self, args):
         """Do these arguments and parameters have the shapes, dtypes (...) traced, and does each
         index a pass assumed to be arange(m) still hold exactly that (see algebra.py)?"""
-        return (trace_key(args) == self.key and list(map(SHAPE_DTYPE, self.params)) == self.param_shapes
+        return (trace_key(args) == self.key
+                and list(map(SHAPE_DTYPE, self.params + self.buffers)) == self.param_shapes
                 and all(data_of(args[i]).tobytes() == arange for i, arange in self.aranges))
 
     def run(self, args):
@@ -109,7 +116,8 @@ def _build(program, args, arg_names, scope, update):
     """(source, function, buffers, names, {(k, dtype)}: the k-th array input assumed to be
     arange(m)) of the step, with the optimizer's update written in when `update` is given."""
     with random.generators_kept(program.generators):  # running ops and updates again moves none
-        ir = lower(program.nodes, program.events, args, program.outputs, program.made)
+        ir = lower(program.nodes, program.events, args, program.outputs, program.made,
+                   list(zip(program.buffer_names, program.buffers)))
         passes.simplify(ir)
         if update is not None:
             update.write(ir)
@@ -122,6 +130,7 @@ def _build(program, args, arg_names, scope, update):
     source, effect_line = _source(ir, emitter, names, update)
     namespace = dict(emitter.constants, np=np, _accumulate_grads=_accumulate_grads, _check=_check)
     namespace.update({f"P{i}": t for i, (t, _) in enumerate(ir.params)})
+    namespace.update({f"B{i}": t for i, t in enumerate(program.buffers)})
     exec(builtins.compile(source, "<tl.compile>", "exec"), namespace)  # noqa: S102 - ours
     namespace["step"].effect_line = effect_line  # (see Program.failed_before_effects)
     named = {id(t): names[id(v)] for t, v in ir.params}
@@ -195,10 +204,10 @@ def _unsupported(roots, events, made):
     return ""
 
 
-def _derived_inputs(roots, given, events, made):
+def _derived_inputs(roots, given, events, made, buffer_ids):
     """Why replay would read stale inputs, or '': an argument that requires grad (its
-    gradient belongs to each call's tensor), a constant tensor that is neither an argument nor
-    made by an op of the step (`made`), an op reading a parameter after opt.step() (a replay
+    gradient belongs to each call's tensor), a constant tensor that is neither an argument, a
+    module's buffer (`buffer_ids`) nor made by an op of the step (`made`), an op reading a parameter after opt.step() (a replay
     reads each parameter once, before), or an array an op holds (an index, a where() condition, a non-tensor operand)
     that is neither an argument nor determined by shapes alone (row_indices)."""
     if any(isinstance(a, TensorBase) and a.requires_grad for a in given):
@@ -212,7 +221,8 @@ def _derived_inputs(roots, given, events, made):
     for node in nodes:
         if node.is_leaf:
             data = node.tensor()._data
-            if not node.requires_grad and id(data) not in arrays and id(data) not in made:
+            if not node.requires_grad and id(data) not in arrays and id(data) not in made and (
+                    id(node.tensor()) not in buffer_ids):
                 return ("a constant tensor that is neither an argument nor computed by the step "
                         "(data the function captures by attribute, a module's buffer) would be "
                         "replayed with its traced values")
