@@ -165,6 +165,25 @@ def test_a_checkpoint_written_inside_the_step_holds_the_latest_weights(tmp_path,
     _probed(_checkpointing(tmp_path, how))
 
 
+def _history(kept):
+    """The step keeps each call's loss in a list (for a loss curve), without .item()."""
+    model = _mlp()
+    opt, losses = O.SGD(model.parameters(), lr=0.5), []
+
+    def step(X, y):
+        opt.zero_grad(); loss = _loss(model, X, y); loss.backward(); opt.step()
+        losses.append(loss if kept == "the_loss" else loss.detach())
+        return loss
+    return dict(step=step, params=list(model.parameters()), probe=lambda: [np.array([t.data for t in losses])])
+
+
+@pytest.mark.xfail(strict=True, reason="list.append in the step is a Python effect the replay skips "
+                   "(with .item() it falls back; with the tensor it is silent): one entry, not one per call")
+@pytest.mark.parametrize("kept", ["the_loss", "its_detached_copy"])
+def test_a_loss_history_appended_inside_the_step_gets_one_entry_per_call(kept):
+    _probed(lambda: _history(kept))
+
+
 class _HandWrittenBatchNorm(tl.nn.Module):
     """Batch statistics in training, running statistics (buffers, updated with numpy as the
     cs231n exercise does) in eval."""
