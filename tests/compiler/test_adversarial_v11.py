@@ -330,6 +330,34 @@ def test_a_batch_given_as_one_tuple_is_replayed_without_tracing_again(tensors):
     assert step.fallback_reason is None and step.traces == 1
 
 
+# ---- a crash where eager works ------------------------------------------------------------------
+
+def _tagged_group(make_opt):
+    """The group also carries tensors under a key of the user's (the starting weights, kept to
+    measure or penalise the distance travelled later): the optimizer never reads it."""
+    def make():
+        model = _mlp()
+        opt = make_opt(model.parameters())
+        opt.param_groups[0]["start"] = [tl.Tensor(p.data.copy()) for p in model.parameters()]
+        return dict(step=_zero_first(model, opt), params=list(model.parameters()))
+    return make
+
+
+def _zero_first(model, opt):
+    def step(X, y):
+        opt.zero_grad(); loss = _loss(model, X, y); loss.backward(); opt.step()
+        return loss
+    return step
+
+
+@pytest.mark.xfail(strict=True, reason="guards._same compares the group's values with ==: on tensors "
+                   "that is elementwise, and bool() of it raises RuntimeError in the replay's ready()")
+@pytest.mark.parametrize("make_opt", [lambda p: O.SGD(p, lr=0.5, momentum=0.9), lambda p: O.Adam(p, lr=0.1)],
+                         ids=["SGD_momentum", "Adam"])
+def test_a_parameter_group_carrying_tensors_under_a_key_of_its_own_replays_as_eager(make_opt):
+    same(_tagged_group(make_opt))
+
+
 # ---- run eagerly every call for want of a node: ops on tensors that need no gradient --------
 
 def _prepared(how):
