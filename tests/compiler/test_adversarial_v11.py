@@ -1,17 +1,23 @@
 """Compiled steps against the same steps run eagerly, round 11: Python state the step itself
 changes (a gradient-accumulation counter, a learning rate decayed by hand, an average of the
-weights, a checkpoint written), train and eval steps that set their own mode, batches passed as
-one tuple or prepared inside the step, frozen layers, detached targets and no_grad blocks; and,
-holding, accumulation decided by an argument, tied weights, penalties in every shape under the
-written SGD update, and arrays of one call kept by the user across the next.  Built twice from
-the same seeds; after every call the loss and every parameter must agree norm-wise (1e-12 in
-float64), and so must what the scenario probes.
+weights, a checkpoint written, a loss history, a hand-written batch norm's running statistics, a
+temperature on the model), a step wrapped by functools.partial or a decorator, train and eval
+steps that set their own mode, batches passed as one tuple or prepared inside the step, frozen
+layers, detached and no_grad targets, tensors in a parameter group, check=N's restore; and,
+holding, accumulation decided by an argument, tied weights (one tensor or one array), penalties
+of every shape under the written SGD update, and arrays of one call kept by the user across the
+next.  Built twice from the same seeds; after every call the loss and every parameter must agree
+norm-wise (1e-12 in float64), and so must what the scenario probes.
 
-Open (strict xfails): silently different from eager: a counter kept in an object, a learning
-rate decayed in the step's groups, an average kept in a dict, a checkpoint file written by the
-step (only the traced call's happens); traced again every call: a step that sets train()/eval()
-first, a batch given as one tuple of arrays; run eagerly every call: a batch tuple of tensors, a
-batch prepared out of place, a frozen layer, a detached target, a loss under no_grad."""
+Open (strict xfails).  Silently different from eager (the replay skips Python effects on objects
+of the step's scope, or does not guard what a wrapped step reads): a counter kept in an object,
+a learning rate changed in the step's groups, an average kept in a dict, a checkpoint file
+written by the step, a loss history, a hand-written batch norm's buffers, a temperature on the
+model, a global λ read by a partial or decorated step, check=N's restore (views go stale,
+shared weights untied).  A crash: tensors under a group key of the user's.  Traced again every
+call: steps that set train()/eval() first, a batch given as one tuple of arrays.  Run eagerly
+every call: a batch tuple of tensors, a batch prepared out of place, an integer regression
+target, a frozen layer, a detached or no_grad target."""
 import functools
 import itertools
 import warnings
@@ -23,7 +29,6 @@ import tinygrad_l2 as tl
 from twins import agree, same, train
 
 O, F64 = tl.optim, np.float64
-LR = O.lr_scheduler
 
 
 def _mlp(seed=0):
