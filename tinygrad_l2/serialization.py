@@ -24,6 +24,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from . import context
 from .tensor import Tensor
 
 
@@ -96,7 +97,8 @@ def save(state_dict: Mapping[str, Any], path: str | os.PathLike[str]) -> str:
     """Write {name: array} to `path` as .npz (plain arrays, nothing executable), atomically:
     the previous file at `path`, if any, is replaced only by a complete new one.  A value
     that is a dict makes a nested checkpoint (see the module's docstring)."""
-    structure = None
+    context.record_unreplayable(f"tl.save writes the file {os.fspath(path)!r}")  # (a traced step:
+    structure = None                                                       # eager every call)
     if hasattr(state_dict, "items") and any(isinstance(v, Mapping) for v in state_dict.values()):
         arrays: dict[str, np.ndarray] = {}
         structure = json.dumps(_encode(state_dict, "", arrays, top=True)).encode()

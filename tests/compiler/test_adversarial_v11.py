@@ -89,8 +89,6 @@ def _accumulating(holder, k=2):
     return make
 
 
-@pytest.mark.xfail(strict=True, reason="the counter lives in an object the trace does not watch: the "
-                   "replay repeats the traced call (no opt.step()), so the weights never move again")
 @pytest.mark.parametrize("holder", ["self_attribute", "closure_dict", "mutable_default"])
 def test_gradient_accumulation_with_a_counter_in_an_object_steps_every_k_calls_as_eager(holder):
     same(_accumulating(holder), calls=4)
@@ -125,8 +123,6 @@ def _decayed_by_hand(how):
     return make
 
 
-@pytest.mark.xfail(strict=True, reason="the step's own write into opt.param_groups[...]['lr'] is not "
-                   "replayed: the learning rate stays at its value after the traced call")
 @pytest.mark.parametrize("how", ["lr_times_gamma", "own_warmup_object"])
 def test_a_learning_rate_changed_by_the_steps_own_code_changes_every_call_as_eager(how):
     same(_decayed_by_hand(how), calls=4)
@@ -146,8 +142,6 @@ def _averaged():
     return dict(step=step, params=list(model.parameters()), probe=lambda: [v.copy() for v in ema.values()])
 
 
-@pytest.mark.xfail(strict=True, reason="the average is computed in Python from p.data and stored in a "
-                   "dict: the replay skips it, so it keeps its value after the traced call")
 def test_an_average_of_the_weights_kept_in_a_dict_is_updated_every_call_as_eager():
     _probed(_averaged)
 
@@ -165,8 +159,6 @@ def _checkpointing(folder, how, runs=itertools.count()):
     return make
 
 
-@pytest.mark.xfail(strict=True, reason="a lost checkpoint: the file is written by the traced call "
-                   "only; replays leave the first call's weights in it")
 @pytest.mark.parametrize("how", ["module_save", "tl_save_of_state_dict"])
 def test_a_checkpoint_written_inside_the_step_holds_the_latest_weights(tmp_path, how):
     _probed(_checkpointing(tmp_path, how))
@@ -184,8 +176,6 @@ def _history(kept):
     return dict(step=step, params=list(model.parameters()), probe=lambda: [np.array([t.data for t in losses])])
 
 
-@pytest.mark.xfail(strict=True, reason="list.append in the step is a Python effect the replay skips "
-                   "(with .item() it falls back; with the tensor it is silent): one entry, not one per call")
 @pytest.mark.parametrize("kept", ["the_loss", "its_detached_copy"])
 def test_a_loss_history_appended_inside_the_step_gets_one_entry_per_call(kept):
     _probed(lambda: _history(kept))
@@ -228,8 +218,6 @@ def _normalised(how):
     return make
 
 
-@pytest.mark.xfail(strict=True, reason="a buffer written (or rebound) by a module's own forward is not "
-                   "watched: the running statistics keep the traced call's update, eval() then uses them")
 @pytest.mark.parametrize("how", ["written_in_place", "rebound"])
 def test_the_running_statistics_of_a_hand_written_batch_norm_are_updated_every_call_as_eager(how):
     _probed(_normalised(how))
@@ -256,8 +244,6 @@ def _annealed():
     return dict(step=step, params=list(model.parameters()), probe=lambda: model.temperature)
 
 
-@pytest.mark.xfail(strict=True, reason="a number the step rebinds on a module it calls is not guarded "
-                   "nor seen as an effect: the replay keeps dividing by the traced temperature")
 def test_a_temperature_the_step_anneals_on_its_model_is_used_as_eager():
     same(_annealed, calls=4)
 

@@ -183,6 +183,7 @@ class CompiledStep:
         held = {name: read() for _, name, read in scope_reads(self.fn)}
         parameters = effects.parameters_of(list(held.values()) + list(inputs))
         before, given = effects.scope_numbers(self.fn), effects.given_copies(inputs, names, parameters)
+        scope_state = effects.ScopeState(self.fn)  # (a counter in an object, lr changed by hand)
         key = trace_key(inputs)  # (before the call: a step may change a dict it is given)
         trace, previous = Trace(), (state.recorder, state.hooks)
         trace.watched.update(effects.parameter_views(inputs, names, parameters, list(held.values())))
@@ -197,7 +198,8 @@ class CompiledStep:
         if found:  # an effect outside the graph: it must happen every call
             return self._fall_back(f"{found[0][0]} (at {found[0][1]}) happens outside the graph, so "
                                    f"a replay would skip it", result)
-        return self._build(args, kwargs, trace, result, (inputs, names, key, keywords, readers))
+        return self._build(args, kwargs, trace, result, (inputs, names, key, keywords, readers),
+                           scope_state.changes(trace.events))
 
     def _own_effects(self, inputs, given, key, before):
         """(what, where) for each effect of the step's own code on what it was given: an input
@@ -212,8 +214,10 @@ class CompiledStep:
             found.append((f"the step changes its {changed}", "the step's own code"))
         return found
 
-    def _build(self, args, kwargs, trace, result, traced):
-        """The program of a trace with no effect outside the graph, kept, or the fallback."""
+    def _build(self, args, kwargs, trace, result, traced, changed):
+        """The program of a trace with no effect outside the graph, kept, or the fallback
+        (`changed`: what the call changed in its scope; said after a number not returned, which
+        names its line)."""
         inputs, names, key, keywords, readers = traced
         events, observed = trace.events, trace.observed
         guards = Guards(self.fn, modules=[o[1] for o in observed if o[0] == "module"],
@@ -226,6 +230,8 @@ class CompiledStep:
                                         returned_literals(self.fn, held))
         except Unreplayable as error:
             return self._fall_back(str(error), result)
+        if changed:
+            return self._fall_back(f"{changed[0][0]} (at {changed[0][1]}): a replay would skip it", result)
         program = Program(inputs, tensors, events, names, {id(v): k for k, v in held.items()},
                           list(held.values()), key, trace.made, guards.buffers)
         if program.eager_only:
