@@ -174,7 +174,8 @@ def saved_as_tensors(node: Any) -> tuple[Any, ...]:
 def _as_tensor(node, role, array):
     if array is None:
         return None
-    if role is PIECEWISE_CONSTANT:
+    array = np.asarray(array)  # a 0-d result saved as a numpy scalar (Mul would take it for
+    if role is PIECEWISE_CONSTANT:  # a Python number, cut from the graph): an array, as outputs are
         return array
     source = node if role is OUTPUT else node.parents[role]
     if source is None:  # an array passed as an argument, not as a tensor: a constant
@@ -204,11 +205,6 @@ def _recognized_roles(node):
     """For an op without `saved_from`: each saved array must be the very array of one of its
     input tensors or of its output (alive), and it must keep no array in an attribute."""
     name = type(node).__name__
-    kept = [k for k, v in _attributes(node) if isinstance(v, np.ndarray)]
-    if kept:
-        raise CreateGraphError(f"grad(create_graph=True): {name} keeps an array in attribute "
-                               f"{kept[0]!r}, which its backward may read; no second derivative "
-                               f"through {name} (save inputs/outputs with save_for_backward)")
     sources = [(i, p) for i, p in enumerate(node.parents) if p is not None] + [(OUTPUT, node)]
     roles = []
     for k, array in enumerate(node.saved_arrays):
@@ -220,6 +216,11 @@ def _recognized_roles(node):
                 f"tensors, alive, or of its output); no second derivative for it yet (an op "
                 f"can declare what each saved array is: saved_from, see ops.base.Op)")
         roles.append(role)
+    kept = [k for k, v in _attributes(node) if isinstance(v, np.ndarray)]
+    if kept:
+        raise CreateGraphError(f"grad(create_graph=True): {name} keeps an array in attribute "
+                               f"{kept[0]!r}, which its backward may read; no second derivative "
+                               f"through {name} (save inputs/outputs with save_for_backward)")
     return roles
 
 
