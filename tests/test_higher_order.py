@@ -303,3 +303,20 @@ def test_layers_whose_backward_reads_derived_arrays_are_refused_by_name(make, sh
     x = Tensor(np.random.default_rng(0).standard_normal(shape), requires_grad=True)
     with pytest.raises(tl.CreateGraphError, match=f"{op}'s backward reads an array its forward derived"):
         tl.grad((make()(x) ** 2).sum(), [x], create_graph=True)
+
+
+def test_a_custom_function_may_declare_a_saved_mask_piecewise_constant():
+    from tinygrad_l2.ops.base import PIECEWISE_CONSTANT
+
+    class Rectify(tl.Function):
+        saved_from = (PIECEWISE_CONSTANT,)
+
+        def forward(self, x):
+            self.save_for_backward(x > 0)
+            return x * (x > 0)
+
+        def backward(self, g):
+            (positive,) = self.saved_arrays
+            return g * positive
+    x = Tensor(np.array([0.5, -1.5, 2.0]), requires_grad=True)
+    assert tl.gradgradcheck(lambda t: Rectify.apply(t * t) * t, [x])

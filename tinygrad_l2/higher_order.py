@@ -105,7 +105,8 @@ def _sweep(start, seed, wanted, retain_graph):
             found[node] = g
         if node.is_leaf:
             continue
-        grads, ran = _backward_on_tensors(node, g), ran + [node]
+        grads = _backward_on_tensors(node, g)
+        ran.append(node)
         for i, (parent, parent_grad) in enumerate(zip(node.parents, grads)):
             if parent_grad is None or parent is None or not parent.requires_grad:
                 continue
@@ -216,7 +217,7 @@ def _recognized_roles(node):
                 f"tensors, alive, or of its output); no second derivative for it yet (an op "
                 f"can declare what each saved array is: saved_from, see ops.base.Op)")
         roles.append(role)
-    kept = [k for k, v in _attributes(node) if isinstance(v, np.ndarray)]
+    kept = [k for k, v in _attributes(node) if isinstance(v, (np.ndarray, np.generic))]
     if kept:
         raise CreateGraphError(f"grad(create_graph=True): {name} keeps an array in attribute "
                                f"{kept[0]!r}, which its backward may read; no second derivative "

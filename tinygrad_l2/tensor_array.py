@@ -152,7 +152,7 @@ class TensorArray:
     __bool__ = __float__ = __int__ = __index__ = __complex__ = item = tolist = _concrete
 
     def __getattr__(self, name):
-        if hasattr(np.ndarray, name):
+        if hasattr(np.ndarray, name) and not name.startswith("__"):  # (numpy probes dunders)
             raise refuse(f"uses ndarray.{name}, which has no Tensor form here")
         raise AttributeError(name)
 
