@@ -320,3 +320,11 @@ def test_a_custom_function_may_declare_a_saved_mask_piecewise_constant():
             return g * positive
     x = Tensor(np.array([0.5, -1.5, 2.0]), requires_grad=True)
     assert tl.gradgradcheck(lambda t: Rectify.apply(t * t) * t, [x])
+
+
+def test_outputs_and_grad_outputs_may_be_sequences_of_one_as_in_torch():
+    x = Tensor(np.array([0.5, -2.0]), requires_grad=True)
+    (g,) = tl.grad([x ** 2], (x,), grad_outputs=[np.array([1.0, 3.0])], create_graph=True)
+    assert g.tolist() == [1.0, -12.0]
+    with pytest.raises(ValueError, match="one output is supported, got 2"):
+        tl.grad([x.sum(), x.sum()], [x], create_graph=True)

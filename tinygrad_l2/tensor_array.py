@@ -250,7 +250,7 @@ FUNCTIONS = {np.where: _where, np.zeros_like: _like(0), np.ones_like: _like(1),
              np.split: _split, np.expand_dims: lambda x, axis: _with_shape(np.expand_dims, x, axis),
              np.squeeze: lambda x, axis=None: _with_shape(np.squeeze, x, axis),
              np.reshape: lambda x, shape: x.reshape(shape),
-             np.transpose: lambda x, axes=None: x.transpose(*(axes or ())),
+             np.transpose: lambda x, axes=None: x.transpose(*(() if axes is None else (axes,))),
              np.sum: lambda x, axis=None, keepdims=False: x.sum(axis, keepdims),
              np.mean: lambda x, axis=None, keepdims=False: x.mean(axis, keepdims)}
 
