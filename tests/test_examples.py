@@ -15,8 +15,8 @@ def run(name, *args, cwd):
                           capture_output=True, text=True, timeout=300)
 
 
-def test_examples_directory_holds_the_eight_examples():
-    assert len(list(EXAMPLES.glob("0*.py"))) == 8
+def test_examples_directory_holds_the_nine_examples():
+    assert len(list(EXAMPLES.glob("0*.py"))) == 9
 
 
 def test_01_render_l2_graph(tmp_path):
@@ -104,3 +104,11 @@ def test_08_keras_to_torch(tmp_path):
     assert f"tl regularization_loss() = {penalty}" in result.stdout
     assert "torch group weight_decay=0.002: conv2d.weight, conv2d_1.weight, dense.weight" in result.stdout
     assert "parameters agree to < 1e-10" in result.stdout
+
+
+def test_09_l2_hessian(tmp_path):
+    result = run("09_l2_hessian.py", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("= κ·v,  max |(H_total − H_data)·v − κ·v| ≤") == 2
+    assert result.stdout.count("= 0,    max |(H_total − H_data)·v| = 0\n") == 2
+    assert "every eigenvalue moved by κ: max |shift − κ| ≤" in result.stdout

@@ -8,11 +8,12 @@ Drawing needs the graphviz package; it is imported on first use of `draw_dot` or
 from .anomaly import AnomalyError, detect_anomaly
 from .context import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .function import AccumulateGrad, Constant, Function
-from .engine import grad, topological_order, unbroadcast
+from .engine import topological_order, unbroadcast
 from .tensor import Tensor
 from .creation import (arange, cat, eye, full, maximum, minimum, ones, ones_like, rand, randn,
                        stack, tensor, where, zeros, zeros_like)
 from .gradcheck import GradcheckError, gradcheck
+from .higher_order import CreateGraphError, grad, gradgradcheck
 from .random import manual_seed
 from .serialization import load, save
 from .table import Table
@@ -23,7 +24,7 @@ from .interop import from_keras, from_torch, to_torch
 
 __all__ = ["Tensor", "Function", "AccumulateGrad", "Constant", "no_grad", "detect_anomaly",
            "AnomalyError", "enable_grad", "set_grad_enabled", "is_grad_enabled", "gradcheck",
-           "GradcheckError", "grad", "topological_order", "unbroadcast", "draw_dot", "render",
+           "GradcheckError", "grad", "gradgradcheck", "CreateGraphError", "topological_order", "unbroadcast", "draw_dot", "render",
            "trace_terms", "with_without", "Table", "manual_seed", "save", "load", "nn", "optim", "data",
            "conventions", "tensor", "zeros", "ones", "full", "randn", "rand", "arange", "eye",
            "zeros_like", "ones_like", "maximum", "minimum", "where", "cat", "stack", "compile",

@@ -123,9 +123,7 @@ def grad(root: TensorBase, inputs: Sequence[TensorBase], grad: npt.ArrayLike | N
     PyTorch.  No `.grad` is touched."""
     if state.recorder is not None:  # tl.compile: arrays handed to Python mid-step
         context.record_unreplayable("tl.grad() inside the step (its gradients go to Python)")
-    allow_unused = materialize_grads if allow_unused is None else allow_unused
-    if materialize_grads and not allow_unused:
-        raise ValueError("grad: materialize_grads=True requires allow_unused to be True or None")
+    allow_unused = check_unused_arguments(allow_unused, materialize_grads)
     nodes = [node_of(t) for t in inputs]
     wanted, found = set(nodes), {}
 
@@ -136,14 +134,27 @@ def grad(root: TensorBase, inputs: Sequence[TensorBase], grad: npt.ArrayLike | N
     seed, owned = _seed(root, grad)
     with collector_paused():
         _sweep(node_of(root), seed, owned, retain_graph, capture, by_node=True)
+    refuse_unused(nodes, found, allow_unused)
+    if materialize_grads:
+        return [found[n] if n in found else np.zeros(n.out_shape, n.out_dtype) for n in nodes]
+    return [found.get(n) for n in nodes]
+
+
+def check_unused_arguments(allow_unused: bool | None, materialize_grads: bool) -> bool:
+    """grad's allow_unused, defaulting to materialize_grads (PyTorch), checked against it."""
+    allow_unused = materialize_grads if allow_unused is None else allow_unused
+    if materialize_grads and not allow_unused:
+        raise ValueError("grad: materialize_grads=True requires allow_unused to be True or None")
+    return allow_unused
+
+
+def refuse_unused(nodes: Sequence[Any], found: dict, allow_unused: bool) -> None:
+    """PyTorch's error for an input the root does not depend on, unless allowed."""
     unused = [i for i, n in enumerate(nodes) if n not in found]
     if unused and not allow_unused:
         raise RuntimeError(f"grad: the differentiated Tensor at index {unused[0]} appears to not "
                            f"have been used in the graph. Set allow_unused=True if this is the "
                            f"desired behavior (its gradient is then None)")
-    if materialize_grads:
-        return [found[n] if n in found else np.zeros(n.out_shape, n.out_dtype) for n in nodes]
-    return [found.get(n) for n in nodes]
 
 
 def _sweep(start, seed, seed_owned, retain_graph, emit, by_node=False):

@@ -37,6 +37,7 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Sequence[Tensor], eps: float = 
         raise TypeError(f"gradcheck: fn must return a Tensor, got {type(out).__name__}")
     cotangent = np.random.default_rng(seed).standard_normal(out.shape)
     (out * cotangent).sum().backward()
+    del out  # its graph (one a gradient's graph may keep alive) holds the inputs read-only
 
     def scalar(at):
         with no_grad():

@@ -169,13 +169,16 @@ class Tensor(TensorMethods, TensorBase):
 
 
     # ---- autograd --------------------------------------------------------------------------
-    def backward(self, grad: npt.ArrayLike | None = None, retain_graph: bool = False) -> None:
+    def backward(self, grad: npt.ArrayLike | None = None, retain_graph: bool = False, create_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) into `.grad` of every leaf that requires grad.
 
         `grad` is the gradient of some scalar with respect to `self` (needed unless `self` is
         a scalar, where it defaults to 1).  `retain_graph=True` keeps the saved arrays so that
-        backward can run through the same graph again.
+        backward can run through the same graph again.  `create_graph=True` is refused (`.grad`
+        holds numpy arrays): `tl.grad(loss, params, create_graph=True)` returns Tensors.
         """
+        if create_graph:
+            raise RuntimeError("backward(create_graph=True): .grad holds numpy arrays (no graph); use tl.grad(loss, inputs, create_graph=True)")
         engine.backward(self, grad, retain_graph=retain_graph)
 
     def detach(self) -> Tensor:

@@ -77,6 +77,7 @@ class BinaryCrossEntropyWithLogits(_Reduced):
     One op with its analytic backward: built from relu and abs, the kinks at z = 0 would each
     take the subgradient 0 and the gradient there would be −y/N instead of (½ − y)/N."""
     __slots__ = ()
+    saved_from = (0, 1)
 
     def forward(self, z, y):
         self.save_for_backward(z, y)

@@ -8,20 +8,45 @@ from ..function import Function
 
 class Op(Function):
     """A built-in op: a public `Function` whose backward returns new arrays, `g` or views of
-    `g` (never a saved array), so the engine may accumulate into them in place."""
+    `g` (never a saved array), so the engine may accumulate into them in place.
+
+    `saved_from` (one line beside the op) says what each array in `saved_arrays` is, so that
+    `grad(create_graph=True)` can run the same backward on graph-connected Tensors: an input's
+    index, `OUTPUT`, or `PIECEWISE_CONSTANT` (derived, but with derivative 0 almost everywhere:
+    positions, masks).  An op that saves an array of any other kind (BatchNorm's x̂) does not
+    declare it, and a second derivative through it is refused by name."""
     __slots__ = ()
     fresh_gradients = True
 
 
-def primitive(fn=None, *, out_like_first=False):
+class SavedRole:
+    """What a saved array is, for `Op.saved_from` (besides an input's index)."""
+
+    def __init__(self, what):
+        self.what = what
+
+    def __repr__(self):
+        return self.what
+
+
+OUTPUT = SavedRole("OUTPUT")  # the array forward returned
+PIECEWISE_CONSTANT = SavedRole("PIECEWISE_CONSTANT")  # derived; derivative 0 almost everywhere
+
+
+def primitive(fn=None, *, out_like_first=False, op=None, plain=None):
     """Mark a numpy helper of the ops (`sigmoid`, `zero_where`) as one step of a compiled
     program: tl.compile records and prints a call to it, not the numpy calls inside it, so the
     generated code reads `A1 = sigmoid(Z1)`.  Eagerly it is just `fn`.  out_like_first: `fn`
     takes `out=` and may write its result into its first argument's array (elementwise, of
-    that shape and dtype), as a ufunc may; a compiled step then reuses a dying operand."""
+    that shape and dtype), as a ufunc may; a compiled step then reuses a dying operand.
+
+    Its form on graph-connected Tensors (grad(create_graph=True)): `op`, an op class whose
+    output `fn` computes (sigmoid is Sigmoid's forward), or `plain`, the same function written
+    with plain numpy calls (zero_where is np.where(drop, 0, g)).  Without either, a second
+    derivative through a backward that calls `fn` is refused."""
     if fn is None:
-        return functools.partial(primitive, out_like_first=out_like_first)
-    fn.out_like_first = out_like_first
+        return functools.partial(primitive, out_like_first=out_like_first, op=op, plain=plain)
+    fn.out_like_first, fn.same_as_op, fn.plain = out_like_first, op, plain
 
     @functools.wraps(fn)
     def call(*args, **kwargs):

@@ -2,7 +2,7 @@
 minimum, where)."""
 import numpy as np
 
-from .base import Op, _shape_error, primitive
+from .base import OUTPUT, Op, _shape_error, primitive
 
 
 # ---- elementwise binary ops (numpy broadcasting) ---------------------------------------------
@@ -44,6 +44,7 @@ class Sub(_Broadcasting):
 class Mul(_Broadcasting):
     """z = a * b;  dz/da = b, dz/db = a."""
     __slots__ = ("factor",)
+    saved_from = (1, 0)
 
     def forward(self, a, b):
         if not isinstance(b, (int, float, np.generic)):  # an array (or a recorded one)
@@ -67,6 +68,7 @@ class Mul(_Broadcasting):
 class Div(_Broadcasting):
     """z = a / b;  dz/da = 1/b, dz/db = -a/b² = -z/b."""
     __slots__ = ()
+    saved_from = (1, OUTPUT)
 
     def forward(self, a, b):
         out = a / b
@@ -96,6 +98,7 @@ class Pow(Op):
     """z = x**p for a constant scalar p;  dz/dx = p·x**(p-1)  (0 when p = 0, even at x = 0,
     as in PyTorch: x**0 is the constant 1)."""
     __slots__ = ("exponent",)
+    saved_from = (0,)
 
     def forward(self, x):
         self.save_for_backward(x)
@@ -124,6 +127,7 @@ class Pow(Op):
 class Exp(Op):
     """z = eˣ;  dz/dx = z."""
     __slots__ = ()
+    saved_from = (OUTPUT,)
 
     def forward(self, x):
         out = np.exp(x)
@@ -137,6 +141,7 @@ class Exp(Op):
 class Log(Op):
     """z = ln x;  dz/dx = 1/x."""
     __slots__ = ()
+    saved_from = (0,)
 
     def forward(self, x):
         self.save_for_backward(x)
@@ -149,6 +154,7 @@ class Log(Op):
 class Sqrt(Op):
     """z = √x;  dz/dx = 1/(2z)."""
     __slots__ = ()
+    saved_from = (OUTPUT,)
 
     def forward(self, x):
         out = np.sqrt(x)
@@ -163,6 +169,7 @@ class ReLU(Op):
     """z = max(x, 0);  dz/dx = 0 where z ≤ 0, else 1: 0 at x = 0, and 1 at x = NaN (z is
     NaN there, and NaN ≤ 0 is false), as PyTorch's threshold_backward."""
     __slots__ = ()
+    saved_from = (OUTPUT,)
 
     def forward(self, x):
         out = np.maximum(x, 0)
@@ -173,7 +180,7 @@ class ReLU(Op):
         return zero_where(g, self.saved_arrays[0] <= 0)
 
 
-@primitive(out_like_first=True)
+@primitive(out_like_first=True, plain=lambda g, drop: np.where(drop, 0, g))
 def zero_where(g, drop, out=None):
     """np.where(drop, 0, g) exactly (an infinite or NaN g becomes +0 too), without branches:
     g's bits, as unsigned integers, times the kept mask (1 where kept, 0 where dropped).
@@ -189,6 +196,7 @@ def zero_where(g, drop, out=None):
 class Sigmoid(Op):
     """z = σ(x) = 1/(1+e⁻ˣ);  dz/dx = z·(1-z).  Computed without overflow for any x."""
     __slots__ = ()
+    saved_from = (OUTPUT,)
 
     def forward(self, x):
         out = sigmoid(x)
@@ -200,7 +208,7 @@ class Sigmoid(Op):
         return g * out * (1 - out)
 
 
-@primitive
+@primitive(op=Sigmoid)
 def sigmoid(x):
     """σ(x) on an array, stable for any x (e^(−|x|) never overflows)."""
     e = np.exp(-np.abs(x))
@@ -210,6 +218,7 @@ def sigmoid(x):
 class Tanh(Op):
     """z = tanh x;  dz/dx = 1 - z²."""
     __slots__ = ()
+    saved_from = (OUTPUT,)
 
     def forward(self, x):
         out = np.tanh(x)
@@ -224,6 +233,7 @@ class Tanh(Op):
 class Abs(Op):
     """z = |x|;  dz/dx = sign(x), 0 at 0 and at NaN (PyTorch's sgn)."""
     __slots__ = ()
+    saved_from = (0,)
 
     def forward(self, x):
         self.save_for_backward(x)
@@ -255,6 +265,7 @@ class Clamp(Op):
     """z = min(max(x, lo), hi);  dz/dx = 1 where lo ≤ x ≤ hi (boundaries included, as
     PyTorch), else 0."""
     __slots__ = ("low", "high")
+    saved_from = (0,)
 
     def forward(self, x):
         self.save_for_backward(x)
@@ -273,6 +284,7 @@ class Maximum(_Broadcasting):
     """z = max(a, b) elementwise;  the gradient goes to the larger, split ½–½ on ties (as
     torch.maximum)."""
     __slots__ = ()
+    saved_from = (0, 1, OUTPUT)
     pick = staticmethod(np.maximum)
 
     def forward(self, a, b):
@@ -298,6 +310,7 @@ class Minimum(Maximum):
 class Where(Op):
     """z = a where cond else b (numpy broadcasting);  dz/da = cond, dz/db = not cond."""
     __slots__ = ("condition",)
+    saved_from = ()  # condition: a constant argument
 
     def forward(self, a, b):
         try:

@@ -14,6 +14,7 @@ class MatMul(Op):
     or column (b) matrix and its gradient reshaped back.
     """
     __slots__ = ("transposed", "shapes")
+    saved_from = (0, 1)
 
     def forward(self, a, b):
         if a.ndim == 0 or b.ndim == 0:

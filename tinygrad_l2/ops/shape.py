@@ -61,6 +61,7 @@ class Index(Op):
     """z = x[index] (basic slices and integer arrays);  the gradient is scattered back, with
     repeated indices accumulated (np.add.at)."""
     __slots__ = ("index", "in_shape")
+    saved_from = ()  # index: a constant argument
 
     def forward(self, x):
         try:

@@ -1,7 +1,7 @@
 """Softmax and log-softmax along an axis."""
 import numpy as np
 
-from .base import Op
+from .base import OUTPUT, Op
 
 
 # ---- softmax family --------------------------------------------------------------------------
@@ -10,6 +10,7 @@ class Softmax(Op):
     """z = eˣ / Σ eˣ along `axis` (x - max first, so no overflow);
     dz/dx·g = z ⊙ (g - Σ g⊙z)."""
     __slots__ = ("axis",)
+    saved_from = (OUTPUT,)
 
     def forward(self, x):
         _check_axis("softmax", self.axis, x.shape)
@@ -29,6 +30,7 @@ class Softmax(Op):
 class LogSoftmax(Op):
     """z = x - max - log Σ e^(x - max) along `axis`;  dz/dx·g = g - softmax(x)·Σ g."""
     __slots__ = ("axis",)
+    saved_from = (OUTPUT,)
 
     def forward(self, x):
         _check_axis("log_softmax", self.axis, x.shape)
