@@ -14,8 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import context, engine, ops
-from .arrays import (DEFAULT_DTYPE, _axis, _describe, _exponent, result_type,
-                     to_array)
+from .arrays import DEFAULT_DTYPE, _axis, _describe, _exponent, result_type, to_array
 from .function import TensorBase
 from .tensor_methods import TensorMethods
 
@@ -90,7 +89,7 @@ class Tensor(TensorMethods, TensorBase):
         return self._data.dtype
 
     def numpy(self) -> np.ndarray:
-        if context.state.recorder is not None:  # (only parameters and arrays ops made: see there)
+        if context.state.recorder is not None:  # (watches parameters and arrays ops made)
             context.user_reads_array(self)
         return self._data
 
@@ -150,7 +149,7 @@ class Tensor(TensorMethods, TensorBase):
         """`np.asarray(t)` gives the numbers (not an object array of Tensors)."""
         if copy:
             return np.array(self._data, dtype=dtype, copy=True)
-        if context.state.recorder is not None:  # (only parameters and arrays ops made: see there)
+        if context.state.recorder is not None:  # (watches parameters and arrays ops made)
             context.user_reads_array(self)
         return self._data if dtype is None else self._data.astype(dtype, copy=False)
 
@@ -327,6 +326,5 @@ def _constant(value, like):
 
 
 def _converted(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """`array` as `dtype` through the Cast op, so that tl.compile, tracing a step that makes
-    `Tensor(y)` of an argument `y` of another dtype, casts each call's `y` (not the traced one)."""
+    """`array` as `dtype` by the Cast op: a step tl.compile traces then casts each call's `y`."""
     return ops.Cast.apply(Tensor._make(array, None), dtype=dtype)._data

@@ -8,10 +8,11 @@ every op.  A Python scalar operand (`x * 0.5`) is an argument, not a tensor: it 
 gradient, and float32 stays float32 (numpy 2, NEP 50).
 """
 from .base import Op
-from .elementwise import (Abs, Add, Cast, Clamp, Compare, Div, Exp, Log, Maximum, Minimum, Mul, Neg, Pow,
+from .elementwise import (Abs, Add, Cast, Clamp, Div, Exp, Log, Maximum, Minimum, Mul, Neg, Pow,
                           ReLU, Sigmoid, Sqrt, Sub, Tanh, Where, sigmoid)
 from .matmul import MatMul
-from .reduce import ArgReduce, Max, Mean, Min, Sum
+from .no_gradient import ArgReduce, Compare
+from .reduce import Max, Mean, Min, Sum
 from .shape import Concatenate, Index, PickLabels, Reshape, Stack, Transpose, one_per_row, row_indices
 from .softmax import LogSoftmax, Softmax
 

@@ -323,19 +323,3 @@ class Where(Op):
         zero = np.zeros((), dtype=g.dtype)
         return (np.where(self.condition, g, zero) if need_a else None,
                 np.where(self.condition, zero, g) if need_b else None)
-
-
-class Compare(Op):
-    """z = test(a, b) elementwise (np.less, np.equal, ...): a bool mask, so no gradient.  An
-    op all the same, so that a compiled step computes `pred == y` again each call."""
-    __slots__ = ("test",)
-
-    def forward(self, a, b):
-        return self.test(a, b)
-
-    def backward(self, g):
-        return None, None
-
-    def explain(self, err, arrays):
-        a, b = arrays
-        return ValueError(f"compare: shapes {np.shape(a)} and {np.shape(b)} are not broadcastable")

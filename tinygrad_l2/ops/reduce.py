@@ -95,23 +95,6 @@ class Min(Max):
         return x.min(axis=self.axes, keepdims=True)
 
 
-class ArgReduce(Op):
-    """z = the indices of the maxima (`pick` np.argmax) or minima along `axis` (int64): no
-    gradient, an op all the same, so that a compiled step computes them again each call."""
-    __slots__ = ("pick", "axis", "keepdims")
-
-    def forward(self, x):
-        return self.pick(x, axis=self.axis, keepdims=self.keepdims).astype(np.int64, copy=False)
-
-    def backward(self, g):
-        return None
-
-    def explain(self, err, arrays):
-        op, (x,) = self.pick.__name__, arrays
-        return np.exceptions.AxisError(f"{op}: axis {self.axis!r} is out of range for a tensor of "
-                                       f"shape {x.shape}")
-
-
 def _check_nonempty(op, x, axes):
     """PyTorch's rule: reducing over an axis of length 0 has no identity for max/min."""
     reduced = range(x.ndim) if axes is None else axes
