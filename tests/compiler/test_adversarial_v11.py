@@ -292,8 +292,6 @@ def _wrapped_step(how):
     return make
 
 
-@pytest.mark.xfail(strict=True, reason="guards.scope_reads unwraps a bound method (__func__) but neither "
-                   "a partial (.func) nor a wraps decorator (__wrapped__): the global λ is not guarded")
 @pytest.mark.parametrize("how", ["functools_partial", "decorated_with_wraps"])
 def test_a_wrapped_step_sees_a_global_coefficient_changed_between_calls(how):
     same(_wrapped_step(how))
@@ -394,8 +392,6 @@ def _zero_first(model, opt):
     return step
 
 
-@pytest.mark.xfail(strict=True, reason="guards._same compares the group's values with ==: on tensors "
-                   "that is elementwise, and bool() of it raises RuntimeError in the replay's ready()")
 @pytest.mark.parametrize("make_opt", [lambda p: O.SGD(p, lr=0.5, momentum=0.9), lambda p: O.Adam(p, lr=0.1)],
                          ids=["SGD_momentum", "Adam"])
 def test_a_parameter_group_carrying_tensors_under_a_key_of_its_own_replays_as_eager(make_opt):
@@ -425,8 +421,6 @@ def _two_trainers(decorate):
     return seen
 
 
-@pytest.mark.xfail(strict=True, reason="CompiledStep has no __get__: decorating a method in a class body "
-                   "calls it without self (TypeError: missing argument 'y')")
 def test_a_method_decorated_with_compile_in_its_class_trains_each_instance_as_eager():
     agree(_two_trainers(False), _two_trainers(True))
 
@@ -456,8 +450,6 @@ def test_two_weights_sharing_one_array_train_as_eager_when_compiled():
     agree(_checked_run(None, True), _checked_run(0, True))
 
 
-@pytest.mark.xfail(strict=True, reason="check.restore assigns p.data = a copy: a view the user holds goes "
-                   "stale, and weights sharing one array are untied (then a false CompileCheckError)")
 @pytest.mark.parametrize("shared", [False, True], ids=["a_view_held_by_the_user", "two_weights_sharing_an_array"])
 def test_check_mode_keeps_each_parameters_array_so_views_and_shared_weights_stay_live(shared):
     agree(_checked_run(None, shared), _checked_run(2, shared))

@@ -74,6 +74,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import types
 import warnings
 from typing import Any, Callable, NamedTuple, overload
 
@@ -125,6 +126,20 @@ class CompiledStep:
         self._cache: list[_Cached] = []  # the traces kept, the one used last first
         self._busy = threading.Lock()
         functools.update_wrapper(self, fn)
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._attribute = name  # `@tl.compile` on a method in a class body
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        """A method compiled in its class body: each instance gets its own compiled step of the
+        bound method (its own traces), kept in the instance's `__dict__`."""
+        if instance is None:
+            return self
+        bound = CompiledStep(types.MethodType(self.fn, instance), self.checks_left)
+        name = getattr(self, "_attribute", None)
+        if name is not None and isinstance(getattr(instance, "__dict__", None), dict):
+            instance.__dict__[name] = bound  # found before this descriptor from now on
+        return bound
 
     def retrace(self) -> None:
         """Trace again on the next call (after changing something the trace cannot see, such

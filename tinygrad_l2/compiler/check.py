@@ -44,7 +44,7 @@ def _optimizers(program):
 
 
 def snapshot(program):
-    params = [(p, p._data.copy(), None if p._grad is None else p._grad.copy()) for p in program.params]
+    params = [(p, p._data.copy(), None if p._grad is None else p._grad.copy(), p._data) for p in program.params]
     states = [(o, {k: {n: (v.copy() if isinstance(v, np.ndarray) else v) for n, v in s.items()}
                    for k, s in o.state.items()}, [dict(g) for g in o.param_groups]) for o in _optimizers(program)]
     schedulers = [(e[1], e[1].state_dict()) for e in program.events if e[0] == "schedule"]
@@ -55,10 +55,15 @@ def restore(program, snapshot):
     """The state `snapshot` holds: parameters, gradients, optimizers' state and groups,
     schedulers (a SequentialLR's own schedules too), every random generator."""
     params, states, schedulers, generators = snapshot
-    for p, data, grad in params:
-        p.data, p._grad = data.copy(), None if grad is None else grad.copy()
+    for p, data, grad, array in params:  # into the same array: a view the user holds, or two
+        if p._data is array:              # weights sharing one array, stay what they were
+            np.copyto(array, data)
+        else:
+            p.data = data.copy()
+        p._grad = None if grad is None else grad.copy()
     for optimizer, saved, groups in states:
-        optimizer.state = {k: {n: (v.copy() if isinstance(v, np.ndarray) else v) for n, v in s.items()}
+        current = optimizer.state
+        optimizer.state = {k: {n: _into(current.get(k, {}).get(n), v) for n, v in s.items()}
                            for k, s in saved.items()}
         for group, values in zip(optimizer.param_groups, groups):
             group.update(values)  # the learning rate a scheduler changed
@@ -67,12 +72,22 @@ def restore(program, snapshot):
     random.restore_generators(generators)
 
 
+def _into(current, saved):
+    """`saved` (a snapshot's value) written into the optimizer's current array when it fits."""
+    if isinstance(saved, np.ndarray):
+        if isinstance(current, np.ndarray) and current.shape == saved.shape and current.dtype == saved.dtype:
+            np.copyto(current, saved)
+            return current
+        return saved.copy()
+    return saved
+
+
 def compare(program, template, replayed, eager, after) -> Iterator[tuple[str, Any, Any]]:
     """(name, replayed value, eager value) for each observable that differs: the returned
     values (walked along the results template, see results.py), parameters and gradients."""
     yield from _compare_results(template, replayed, eager, program.outputs, "")
     names = program.names
-    for (p, data, grad) in after[0]:
+    for (p, data, grad, _) in after[0]:
         name = names.get(id(p), "a parameter")
         if not agree(data, p.data):
             yield f"parameter {name}", data, p.data

@@ -165,8 +165,8 @@ def _snapshot(value):
 
 def _same(current, traced):
     """Equal and of the same type, element by element in a tuple or list, an array by shape,
-    dtype and values: np.float64(0.01) equals 0.01 but makes a float32 update compute in
-    float64."""
+    dtype and values (np.float64(0.01) equals 0.01 but makes a float32 update compute in
+    float64), a number or string by value, anything else by identity."""
     if type(current) is not type(traced):
         return False
     if isinstance(traced, tuple | list):
@@ -174,6 +174,8 @@ def _same(current, traced):
     if isinstance(traced, np.ndarray):
         return (current.shape == traced.shape and current.dtype == traced.dtype
                 and bool(np.array_equal(current, traced)))
+    if not _is_scalar(traced):  # a tensor (its == is elementwise), any object: by identity
+        return current is traced
     return bool(current == traced)
 
 
@@ -185,24 +187,40 @@ def array_inputs(fn: Callable[..., Any]) -> list[tuple[str, Reader]]:
 
 
 def scope_reads(fn: Callable[..., Any]) -> list[tuple[str, str, Reader]]:
-    """("global" or "closure variable", name, reader) for each global the function's code loads
-    (in nested comprehensions, generator expressions and lambdas too) and each closure cell;
-    names it reads but that are unbound are left out."""
-    function = getattr(fn, "__func__", fn)
-    code = getattr(function, "__code__", None)
-    if code is None:
-        return []
-    namespace = getattr(function, "__globals__", {})
-    reads: list[tuple[str, str, Reader]] = [
-        ("global", name, functools.partial(namespace.__getitem__, name))
-        for name in dict.fromkeys(_global_names(code)) if name in namespace]
-    for name, cell in zip(code.co_freevars, getattr(function, "__closure__", None) or ()):
-        try:
-            cell.cell_contents
-        except ValueError:  # an empty cell
+    """("global", "closure variable" or "partial argument", name, reader) for each global the
+    code of the function loads (in nested comprehensions, generator expressions and lambdas
+    too), each closure cell, and each argument a functools.partial holds; through a bound
+    method, a partial and a functools.wraps decorator (the wrapper's and the wrapped function's
+    scopes).  Names it reads but that are unbound are left out."""
+    reads: list[tuple[str, str, Reader]] = []
+    for function in functions_of(fn):
+        if isinstance(function, functools.partial):
+            reads += [("partial argument", f"partial_arg{k}" if isinstance(k, int) else k,
+                       functools.partial(operator.itemgetter(k), d))
+                      for d in (dict(enumerate(function.args)), function.keywords) for k in d]
             continue
-        reads.append(("closure variable", name, functools.partial(_cell_contents, cell)))
+        code, namespace = function.__code__, getattr(function, "__globals__", {})
+        reads += [("global", name, functools.partial(namespace.__getitem__, name))
+                  for name in dict.fromkeys(_global_names(code)) if name in namespace]
+        for name, cell in zip(code.co_freevars, getattr(function, "__closure__", None) or ()):
+            try:
+                cell.cell_contents
+            except ValueError:  # an empty cell
+                continue
+            reads.append(("closure variable", name, functools.partial(_cell_contents, cell)))
     return reads
+
+
+def functions_of(fn: Callable[..., Any]) -> list[Any]:
+    """The Python functions (and partials) a call of `fn` runs through: a bound method's
+    function, a partial's `func`, a decorator's `__wrapped__`, in turn."""
+    found: list[Any] = []
+    while fn is not None and len(found) < 16:
+        fn = getattr(fn, "__func__", fn)
+        if isinstance(fn, functools.partial) or hasattr(fn, "__code__"):
+            found.append(fn)
+        fn = fn.func if isinstance(fn, functools.partial) else getattr(fn, "__wrapped__", None)
+    return found
 
 
 def _cell_contents(cell):
