@@ -494,10 +494,7 @@ def test_a_tensor_computed_from_the_batch_or_a_frozen_layer_trains_as_eager(how)
     same(_prepared(how), calls=3)
 
 
-@pytest.mark.parametrize("how", [pytest.param(h, marks=pytest.mark.xfail(strict=True, reason=(
-    "an op none of whose inputs requires grad makes no node: its result is a constant tensor that is "
-    "not an argument, run eagerly"))) if h in ("integer_regression_target", "frozen_first_layer") else h
-    for h in PREPARED])
+@pytest.mark.parametrize("how", PREPARED)
 def test_a_tensor_computed_from_the_batch_or_a_frozen_layer_is_replayed(how):
     step = same(_prepared(how), calls=3)
     assert step.fallback_reason is None and step.traces == 1

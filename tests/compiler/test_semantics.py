@@ -291,17 +291,20 @@ def test_changed_hyper_parameters_step_through_the_optimizer_and_changed_groups_
             np.testing.assert_allclose(b.data, a.data, rtol=1e-12)
 
 
-def test_a_frozen_parameter_retraces_and_stays_frozen():
+def test_a_frozen_parameter_retraces_stays_frozen_and_is_read_each_call():
     model, _, step = linear_step()
     compiled = tl.compile(step)
     x, y = data(1)[0]
     compiled(x, y)
     model[0].weight.requires_grad = False
     frozen = model[0].weight.data.copy()
-    with pytest.warns(tl.CompileWarning, match="constant tensor"):  # a frozen weight: eager
-        compiled(x, y), compiled(x, y)
+    first = compiled(x, y).item()
+    assert compiled(x, y).item() != first  # the bias still trains
     np.testing.assert_array_equal(model[0].weight.data, frozen)
-    assert compiled.traces == 2
+    model[0].weight.data = frozen * 2  # a frozen weight set by hand is read by the next call
+    eager_loss = tl.nn.softmax_cross_entropy(model(tl.Tensor(x)), y).item()
+    assert compiled(x, y).item() == pytest.approx(eager_loss, rel=1e-12)
+    assert compiled.traces == 2 and compiled.fallback_reason is None
 
 
 def test_arrays_from_the_enclosing_scope_are_read_each_call_and_compiled():

@@ -47,7 +47,7 @@ class Guards:
         while tracing; optimizers: every optimizer stepped or zeroed; parameters: the traced
         parameters (or later, `add_parameters`)."""
         self.checks: list[tuple[str, Callable[[], bool]]] = []
-        self.buffers: list[tuple[str, TensorBase]] = []  # of the modules called: read each call
+        self.buffers: list[tuple[str, TensorBase]] = []  # of the modules called, read each call
         self.scalars: list[Any] = []  # the guarded numbers and strings, as traced
         modules = list(modules)
         for kind, name, read in scope_reads(fn):
@@ -67,11 +67,11 @@ class Guards:
         if tree:
             self.checks.append(("a module's training flag (train()/eval())",
                                 _attributes_unchanged(list(tree.values()), "training")))
-            self.buffers = [(name, b) for m in tree.values()
-                            for name, b in m.__dict__.get("_buffers", {}).items() if b is not None]
-            if self.buffers:  # read each call from these tensors: a buffer rebound retraces
-                self.checks.append(("a module's buffer rebound to another tensor (running statistics)",
-                                    _buffers_unchanged(list(tree.values()))))
+            self.buffers = [(name, b) for m in tree.values() for name, b in _held_tensors(m)
+                            if not b.requires_grad]  # buffers, frozen parameters: read each call
+            if self.buffers:  # a tensor rebound (or unfrozen) retraces
+                self.checks.append(("a module's buffer or parameter rebound, or one frozen or unfrozen",
+                                    _held_unchanged(list(tree.values()))))
         for optimizer in dict.fromkeys(optimizers):  # (hyper-parameters: the written update's
             self.checks.append((f"the parameter groups of {type(optimizer).__name__}",  # ready())
                                 groups_unchanged(optimizer, hyper=False)))
@@ -95,11 +95,19 @@ class Guards:
         return None
 
 
-def _buffers_unchanged(modules):
-    """Each module's buffers are the traced tensor objects (by identity: `==` is elementwise)."""
-    read = lambda: [b for m in modules for b in m.__dict__.get("_buffers", {}).values()]  # noqa: E731
+def _held_tensors(module):
+    """(name, tensor) of a module's own buffers and parameters (running_mean, weight)."""
+    return [(name, t) for table in ("_buffers", "_parameters")
+            for name, t in module.__dict__.get(table, {}).items() if t is not None]
+
+
+def _held_unchanged(modules):
+    """Each module's buffers and parameters are the traced tensor objects (by identity: `==` is
+    elementwise), with the traced requires_grad flags."""
+    read = lambda: [(t, t.requires_grad) for m in modules for _, t in _held_tensors(m)]  # noqa: E731
     traced = read()
-    return lambda: len(current := read()) == len(traced) and all(map(operator.is_, current, traced))
+    return lambda: len(current := read()) == len(traced) and all(
+        a is b and f == g for (a, f), (b, g) in zip(current, traced))
 
 
 def _value_unchanged(read, value):

@@ -115,6 +115,9 @@ def _target(given, array):
     PyTorch), else a constant."""
     if isinstance(given, Tensor) and (given.data is array or given.requires_grad):
         return given.astype(array.dtype)
+    source = given.data if isinstance(given, Tensor) else given
+    if isinstance(source, np.ndarray):  # converted from it (a step tl.compile traces converts
+        return Tensor(source, dtype=array.dtype)  # each call's targets, not the traced ones)
     return Tensor(array)
 
 
