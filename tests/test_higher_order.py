@@ -60,7 +60,13 @@ OPS = {
     "bce_with_logits": (lambda a, b: binary_cross_entropy_with_logits(a, b.sigmoid()), [(4,), (4,)], False),
     "std": (lambda a: a.std(axis=0), [(3, 2)], False),
     "l2_regularizer": (lambda w: tl.nn.L2(0.3)(w) * w.sum(), [(3, 2)], False),
+    "dropout": (lambda a: _seeded_dropout(a) ** 3, [(4, 3)], False),
 }
+
+
+def _seeded_dropout(a):
+    tl.manual_seed(0)  # the same mask at every evaluation of the finite differences
+    return tl.nn.functional.dropout(a, 0.4)
 
 
 @pytest.mark.parametrize("name", sorted(OPS))

@@ -52,6 +52,7 @@ class Trace:
         self.unreplayable: list[tuple[str, str]] = []
         self.watched: dict[int, tuple] = {}
         self.made: dict[int, tuple] = {}  # id(output array) -> (node, the array, kept alive)
+        self.first_called: dict[int, int] = {}  # id(module) -> events before its first call
 
     def check_watched(self) -> None:
         """A watched parameter's array changed since the user's code read it (or since an
@@ -131,6 +132,8 @@ def observe(*what: object) -> None:
     trace = state.recorder
     if trace is not None:
         trace.observed.append((*what, user_line()))
+        if what[0] == "module":  # (after how many events: a mode set before it is the step's)
+            trace.first_called.setdefault(id(what[1]), len(trace.events))
 
 
 def number_array(array: np.ndarray) -> np.ndarray:

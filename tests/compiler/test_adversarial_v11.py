@@ -324,8 +324,6 @@ def test_train_and_eval_steps_that_set_their_mode_first_agree_with_eager():
     agree(want, got)
 
 
-@pytest.mark.xfail(strict=True, reason="the training-flag guard is taken after the traced call (the "
-                   "mode the step set), not at entry: each step finds the other's mode and traces again")
 def test_train_and_eval_steps_that_set_their_mode_first_trace_once_each():
     _, steps = _train_and_eval(True)
     assert [s.traces for s in steps] == [1, 1] and all(s.fallback_reason is None for s in steps)

@@ -178,12 +178,12 @@ def test_a_step_traced_in_eval_mode_applies_dropout_after_train():
     assert compiled(x).item() == pytest.approx(eager(x).item(), rel=1e-12)
     for m in (eager_model, model):
         m.train()
-    tl.manual_seed(7)
-    want = eager(x).item()
-    tl.manual_seed(7)
-    with pytest.warns(tl.CompileWarning, match="constant tensor"):  # the mask: eager from now on
+    for seed in (7, 8, 9):  # traced in train mode, then replayed: a new mask each call
+        tl.manual_seed(seed)
+        want = eager(x).item()
+        tl.manual_seed(seed)
         assert compiled(x).item() == pytest.approx(want, rel=1e-12)
-    assert compiled.traces == 2
+    assert compiled.traces == 2 and compiled.fallback_reason is None
 
 
 def test_a_training_flag_read_from_a_closure_model_retraces():
@@ -195,12 +195,12 @@ def test_a_training_flag_read_from_a_closure_model_retraces():
     model.eval()
     compiled(x)
     model.train()
-    tl.manual_seed(3)
-    want = step(x).item()
-    tl.manual_seed(3)
-    with pytest.warns(tl.CompileWarning):  # the dropout mask: eager from now on
+    for seed in (3, 4):  # the dropout op draws its mask each call
+        tl.manual_seed(seed)
+        want = step(x).item()
+        tl.manual_seed(seed)
         assert compiled(x).item() == want
-    assert compiled.traces == 2
+    assert compiled.traces == 2 and compiled.fallback_reason is None
 
 
 GLOBAL_MODEL = tl.nn.Linear(4, 3, dtype=np.float64, rng=0)
@@ -583,3 +583,27 @@ def test_check_tolerance_scales_with_the_dtype():
         assert agree(want.astype(dtype) * (1 + eps), want.astype(dtype))
         assert not agree(want.astype(dtype) * (1 + 1e4 * eps), want.astype(dtype))
     assert not agree(np.array([1, 2]), np.array([1, 3])) and agree(np.zeros(3), np.zeros(3))
+
+
+def test_a_mode_the_step_sets_itself_is_replayed_as_an_event():
+    """train() inside the step is replayed (the model leaves the call in training mode) and the
+    mode the call was entered in does not matter, since the step sets it before using it."""
+    def run(compiled):
+        tl.manual_seed(0)
+        model = tl.nn.Sequential(tl.nn.Linear(4, 8, dtype=np.float64), tl.nn.Dropout(0.5),
+                                 tl.nn.Linear(8, 3, dtype=np.float64))
+        opt = tl.optim.SGD(model.parameters(), lr=0.1)
+
+        def step(x, y):
+            model.train(); opt.zero_grad()
+            loss = tl.nn.softmax_cross_entropy(model(x), y); loss.backward(); opt.step()
+            return loss
+        step = tl.compile(step) if compiled else step
+        seen = []
+        for x, y in data(4):
+            model.eval()  # (an evaluation between steps)
+            seen.append((step(x, y).item(), model.training))
+        return seen, step
+    (want, _), (got, compiled) = run(False), run(True)
+    assert got == pytest.approx(want, rel=1e-12) and all(mode for _, mode in got)
+    assert compiled.traces == 1 and compiled.fallback_reason is None

@@ -235,9 +235,13 @@ class CompiledStep:
         names its line)."""
         inputs, names, key, keywords, readers = traced
         events, observed = trace.events, trace.observed
+        entered = {}  # the mode each module the step switches was entered in, if it was used
+        for i, event in enumerate(events):
+            for m, was in event[3] if event[0] == "mode" else ():
+                entered.setdefault(id(m), was if trace.first_called.get(id(m), i) < i else None)
         guards = Guards(self.fn, modules=[o[1] for o in observed if o[0] == "module"],
                         optimizers=[e[1] for e in events if e[0] in ("step", "zero_grad")
-                                    and hasattr(e[1], "param_groups")])  # not a model
+                                    and hasattr(e[1], "param_groups")], entered=entered)  # (not a model)
         held = {name: read() for _, name, read in scope_reads(self.fn)}
         try:
             tensors, template = flatten(result, [o[1:] for o in observed if o[0] == "number"],

@@ -111,6 +111,8 @@ class Emitter:
         target = self.constant(owner, "OBJ")
         if kind == "zero_grad":
             return f"{target}.zero_grad()" if rest[0] is True else f"{target}.zero_grad(set_to_none={rest[0]!r})"
+        if kind == "mode":
+            return f"{target}.train({rest[0]!r})"
         return f"{target}.step()"
 
     def arguments(self, args, kwargs):

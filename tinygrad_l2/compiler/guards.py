@@ -42,10 +42,12 @@ class Guards:
     """The checks for one trace: each a description and a function saying "unchanged"."""
 
     def __init__(self, fn: Callable[..., Any], *, modules: Iterable[Any] = (), optimizers: Iterable[Any] = (),
-                 parameters: Iterable[TensorBase] = ()) -> None:
+                 parameters: Iterable[TensorBase] = (), entered: dict[int, bool] | None = None) -> None:
         """fn: the step function (its globals and closure cells); modules: every module called
         while tracing; optimizers: every optimizer stepped or zeroed; parameters: the traced
-        parameters (or later, `add_parameters`)."""
+        parameters (or later, `add_parameters`); entered: {id(module): its training flag when
+        the step was entered, or None if the step switched it (train()/eval()) before calling
+        it}, for the modules the step switched.""" 
         self.checks: list[tuple[str, Callable[[], bool]]] = []
         self.buffers: list[tuple[str, TensorBase]] = []  # of the modules called, read each call
         self.scalars: list[Any] = []  # the guarded numbers and strings, as traced
@@ -66,7 +68,7 @@ class Guards:
         tree = {id(m): m for called in modules for _, m in called.named_modules()}
         if tree:
             self.checks.append(("a module's training flag (train()/eval())",
-                                _attributes_unchanged(list(tree.values()), "training")))
+                                _modes_unchanged(list(tree.values()), entered or {})))
             self.buffers = [(name, b) for m in tree.values() for name, b in _held_tensors(m)
                             if not b.requires_grad]  # buffers, frozen parameters: read each call
             if self.buffers:  # a tensor rebound (or unfrozen) retraces
@@ -93,6 +95,15 @@ class Guards:
             except (KeyError, ValueError):  # a global deleted, a closure cell emptied
                 return what
         return None
+
+
+def _modes_unchanged(modules, entered):
+    """Each module is in the mode it was in when the traced call was entered (the step's own
+    train()/eval() is an event the replay repeats; a module it switched before calling it
+    (entered None) may be entered in either mode)."""
+    modules = [m for m in modules if entered.get(id(m), False) is not None]
+    traced = [entered.get(id(m), m.training) for m in modules]
+    return lambda: [m.training for m in modules] == traced
 
 
 def _held_tensors(module):
@@ -223,11 +234,12 @@ def functions_of(fn: Callable[..., Any]) -> list[Any]:
     """The Python functions (and partials) a call of `fn` runs through: a bound method's
     function, a partial's `func`, a decorator's `__wrapped__`, in turn."""
     found: list[Any] = []
-    while fn is not None and len(found) < 16:
-        fn = getattr(fn, "__func__", fn)
-        if isinstance(fn, functools.partial) or hasattr(fn, "__code__"):
-            found.append(fn)
-        fn = fn.func if isinstance(fn, functools.partial) else getattr(fn, "__wrapped__", None)
+    current: Any = fn
+    while current is not None and len(found) < 16:
+        current = getattr(current, "__func__", current)
+        if isinstance(current, functools.partial) or hasattr(current, "__code__"):
+            found.append(current)
+        current = current.func if isinstance(current, functools.partial) else getattr(current, "__wrapped__", None)
     return found
 
 

@@ -7,6 +7,8 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import numpy.typing as npt
 
+from ..ops import Op
+from ..ops.base import PIECEWISE_CONSTANT
 from ..random import as_generator, default_generator
 from ..tensor import Tensor
 from . import conv, regularizers
@@ -242,8 +244,23 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
         return x
     if p == 1:
         return x * 0.0
-    keep = default_generator().random(x.shape) >= p
-    return x * Tensor((keep / (1 - p)).astype(x.dtype))
+    return InvertedDropout.apply(x, p=p)
+
+
+class InvertedDropout(Op):
+    """z = x · keep / (1 − p), keep ~ Bernoulli(1 − p) drawn from tl's default generator;
+    dz/dx = keep / (1 − p), the same scaled mask.  An op (not a product with a constant mask),
+    so that a compiled step replays it through this forward, drawing a new mask each call."""
+    __slots__ = ("p",)
+    saved_from = (PIECEWISE_CONSTANT,)  # the mask: no derivative
+
+    def forward(self, x):
+        scale = ((default_generator().random(x.shape) >= self.p) / (1 - self.p)).astype(x.dtype)
+        self.save_for_backward(scale)
+        return x * scale
+
+    def backward(self, g):
+        return g * self.saved_arrays[0]
 
 
 def _probability(op, p):

@@ -112,7 +112,9 @@ class Module:
 
     def train(self, mode: bool = True) -> Self:
         """Training mode (Dropout active) for this module and every descendant; returns self."""
-        for _, module in self.named_modules():
+        modules = [m for _, m in self.named_modules()]  # (a tracing tl.compile replays it, and
+        context.record("mode", self, bool(mode), [(m, m.training) for m in modules])  # keys on
+        for module in modules:                          # the modes the step was entered in)
             module.training = bool(mode)
         return self
 
