@@ -10,15 +10,16 @@ call kept by the user across the next. Built twice from the same seeds; after ev
 loss and every parameter must agree norm-wise (1e-12 in float64), and so must what the scenario
 probes.
 
-Open (strict xfails). Silently different from eager (the replay skips Python effects on objects
-of the step's scope, or does not guard what a wrapped step reads): a counter kept in an object,
-a learning rate changed in the step's groups, an average kept in a dict, a checkpoint file
-written by the step, a loss history, a hand-written batch norm's buffers, a temperature on the
-model, a global λ read by a partial or decorated step, check=N's restore (views go stale, shared
-weights untied). Crashes: tensors under a group key of the user's, @tl.compile on a method in
-its class body. Traced again every call: steps that set train()/eval() first, a batch given as
-one tuple of arrays. Run eagerly every call: a batch tuple of tensors, a batch prepared out of
-place, an integer regression target, a frozen layer, a detached or no_grad target."""
+Found and fixed since, each test failing before its fix: the replay skipped Python effects on
+objects of the step's scope (a counter kept in an object, a learning rate changed in the step's
+groups, an average kept in a dict, a checkpoint file written by the step, a loss history, a
+hand-written batch norm's buffers, a temperature on the model: now a shallow snapshot of the
+scope, effects.ScopeState, makes such a step run eagerly); a global λ read by a partial or
+decorated step was not guarded; check=N's restore made views stale and untied shared weights;
+tensors under a group key of the user's crashed the readiness check; @tl.compile on a method in
+its class body had no self; steps that set train()/eval() first, and a batch given as one tuple,
+traced again every call; a batch tuple of tensors, an integer regression target and a frozen
+layer ran eagerly."""
 import functools
 import itertools
 import warnings
@@ -362,8 +363,6 @@ def test_a_batch_given_as_one_tuple_trains_as_eager(tensors):
     _tuple_twins(tensors)
 
 
-@pytest.mark.xfail(strict=True, reason="an argument tuple is keyed by value: its arrays by their bytes "
-                   "(a new trace every call), its tensors by identity (a constant tensor: run eagerly)")
 @pytest.mark.parametrize("tensors", [True, False], ids=["dataloader_tensors", "arrays"])
 def test_a_batch_given_as_one_tuple_is_replayed_without_tracing_again(tensors):
     step = _tuple_twins(tensors)

@@ -84,7 +84,7 @@ from ..tensor import Tensor
 from . import effects
 from .check import compare, describe, restore, snapshot
 from .guards import Guards, array_inputs, scope_reads
-from .keys import trace_key
+from .keys import batched, trace_key
 from .program import Program
 from .naming import parameter_names
 from .results import Unreplayable, code_literals, flatten, rebuild, returned_literals
@@ -194,7 +194,9 @@ class CompiledStep:
         keywords, readers = tuple(sorted(kwargs)), array_inputs(self.fn)
         arrays = [read() for _, read in readers]  # as the function is about to read them
         inputs = _inputs(args, kwargs, keywords, arrays)
-        names = parameter_names(self.fn, len(args)) + list(keywords) + [n for n, _ in readers]
+        names = parameter_names(self.fn, len(args)) + list(keywords)
+        names += [f"{names[i]}_{k}" for (i, k), _ in batched(args + tuple(kwargs[k] for k in keywords))]
+        names += [n for n, _ in readers]
         held = {name: read() for _, name, read in scope_reads(self.fn)}
         parameters = effects.parameters_of(list(held.values()) + list(inputs))
         before, given = effects.scope_numbers(self.fn), effects.given_copies(inputs, names, parameters)
@@ -314,6 +316,8 @@ class _Cached(NamedTuple):
 
 
 def _inputs(args, kwargs, keywords, arrays):
-    """What a program takes: the arguments, the keyword arguments by name, then the arrays the
-    function reads from its scope (see guards.array_inputs)."""
-    return args + tuple(kwargs[k] for k in keywords) + tuple(arrays)
+    """What a program takes: the arguments, the keyword arguments by name, the arrays and
+    constant tensors inside argument tuples and lists (a batch `(X, y)`, read each call), then
+    the arrays the function reads from its scope (see guards.array_inputs)."""
+    given = args + tuple(kwargs[k] for k in keywords)
+    return given + tuple(x for _, x in batched(given)) + tuple(arrays)

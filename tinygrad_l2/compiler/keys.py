@@ -27,7 +27,21 @@ def _signature(value):
         return ("tensor", data.shape, data.dtype, value._requires_grad)
     if isinstance(value, np.ndarray):
         return ("array", value.shape, value.dtype)
+    if type(value) in (tuple, list) and any(map(_batch_item, value)):  # a batch (X, y): its arrays
+        return (type(value), tuple(_signature(v) if _batch_item(v) else frozen(v) for v in value))
     return ("value", type(value), frozen(value))
+
+
+def _batch_item(value):
+    """An array or a constant tensor in an argument tuple or list: a program input."""
+    return isinstance(value, np.ndarray) or (isinstance(value, TensorBase) and not value._requires_grad)
+
+
+def batched(args):
+    """((argument index, item index), item) for each array or constant tensor directly inside
+    an argument that is a tuple or a list (a batch `(X, y)` from a loader): read each call."""
+    return [((i, k), v) for i, a in enumerate(args) if type(a) in (tuple, list)
+            for k, v in enumerate(a) if _batch_item(v)]
 
 
 def frozen(value):
