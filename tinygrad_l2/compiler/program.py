@@ -207,9 +207,10 @@ def _unsupported(roots, events, made):
 def _derived_inputs(roots, given, events, made, buffer_ids):
     """Why replay would read stale inputs, or '': an argument that requires grad (its
     gradient belongs to each call's tensor), a constant tensor that is neither an argument, a
-    module's buffer (`buffer_ids`) nor made by an op of the step (`made`), an op reading a parameter after opt.step() (a replay
-    reads each parameter once, before), or an array an op holds (an index, a where() condition, a non-tensor operand)
-    that is neither an argument nor determined by shapes alone (row_indices)."""
+    module's buffer or frozen parameter (`buffer_ids`) nor made by an op of the step (`made`),
+    an op after opt.step() reading a parameter (a replay reads the traced one), or an array an
+    op holds (an index, a where() condition, a non-tensor operand) that is neither an argument,
+    made by an op of the step, nor determined by shapes alone (row_indices)."""
     if any(isinstance(a, TensorBase) and a.requires_grad for a in given):
         return "an argument requires grad"
     arrays = {id(a._data if isinstance(a, TensorBase) else a) for a in given
@@ -223,9 +224,9 @@ def _derived_inputs(roots, given, events, made, buffer_ids):
             data = node.tensor()._data
             if not node.requires_grad and id(data) not in arrays and id(data) not in made and (
                     id(node.tensor()) not in buffer_ids):
-                return ("a constant tensor that is neither an argument nor computed by the step "
-                        "(data the function captures by attribute, a module's buffer) would be "
-                        "replayed with its traced values")
+                return ("a constant tensor that is neither an argument, a module's buffer nor "
+                        "computed by an op of the step (data the function captures by attribute, a "
+                        "tensor made from new data) would be replayed with its traced values")
             continue
         held = [*getattr(node, "given", {}).values(), *getattr(node, "arguments", ())]
         index = getattr(node, "given", {}).get("index")  # x[...]: a list in it may come from data
