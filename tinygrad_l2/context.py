@@ -26,10 +26,12 @@ class Trace:
     - `events`, replayed in their order (`record`): ("backward", root, grad, retain_graph)
       from engine.backward; ("zero_grad", owner, set_to_none) from an optimizer or a module;
       ("step", optimizer, args, kwargs) from an optimizer's outermost step(); ("schedule",
-      scheduler).
+      scheduler); ("mode", module, training, [(each module below it, its flag before)]) from
+      train()/eval().
     - `observed`, what the step read that a replay must see again (`observe`), each with the
-      user's "file:line": ("module", m, where) per module call; ("number", tensor, value,
-      convert, where) per item()/float()/int()/bool()/index of a tensor.
+      user's "file:line": ("module", m, where) per module call (and `first_called`: how many
+      events came before a module's first call); ("number", tensor, value, convert, where)
+      per item()/float()/int()/bool()/index of a tensor.
     - `unreplayable`, effects the graph does not hold (`record_unreplayable`: a BatchNorm's
       running statistics, a scheduler fed a measured metric), each with the user's line: the
       step then runs eagerly every call, so the effect happens each time.
