@@ -48,7 +48,8 @@ class Program:
         named = {id(b): name for name, b in buffers}  # (the attribute's name: running_mean)
         self.buffers = [n.tensor() for n in self.nodes if n.is_leaf and id(n.tensor()) in buffer_ids]
         self.buffer_names = [named[id(b)] for b in self.buffers]
-        self.param_shapes = list(map(SHAPE_DTYPE, self.params + self.buffers))
+        self.tensors = self.params + self.buffers  # read each call: their shapes must not change
+        self.param_shapes = list(map(SHAPE_DTYPE, self.tensors))
         build = lambda update=None: _build(self, args, arg_names, scope or {}, update)  # noqa: E731
         try:
             self.source, self.function, self.buffer_arrays, self.names, aranges = build()
@@ -74,7 +75,7 @@ class Program:
         """Do these arguments and parameters have the shapes, dtypes (...) traced, and does each
         index a pass assumed to be arange(m) still hold exactly that (see algebra.py)?"""
         return (trace_key(args) == self.key
-                and list(map(SHAPE_DTYPE, self.params + self.buffers)) == self.param_shapes
+                and list(map(SHAPE_DTYPE, self.tensors)) == self.param_shapes
                 and all(data_of(args[i]).tobytes() == arange for i, arange in self.aranges))
 
     def run(self, args):
