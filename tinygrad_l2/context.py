@@ -29,9 +29,8 @@ class Trace:
       scheduler); ("mode", module, training, [(each module below it, its flag before)]) from
       train()/eval().
     - `observed`, what the step read that a replay must see again (`observe`), each with the
-      user's "file:line": ("module", m, where) per module call (and `first_called`: how many
-      events came before a module's first call); ("number", tensor, value, convert, where)
-      per item()/float()/int()/bool()/index of a tensor.
+      user's "file:line": ("module", m, where) per module call; ("number", tensor, value,
+      convert, where) per item()/float()/int()/bool()/index of a tensor.
     - `unreplayable`, effects the graph does not hold (`record_unreplayable`: a BatchNorm's
       running statistics, a scheduler fed a measured metric), each with the user's line: the
       step then runs eagerly every call, so the effect happens each time.
@@ -54,7 +53,6 @@ class Trace:
         self.unreplayable: list[tuple[str, str]] = []
         self.watched: dict[int, tuple] = {}
         self.made: dict[int, tuple] = {}  # id(output array) -> (node, the array, kept alive)
-        self.first_called: dict[int, int] = {}  # id(module) -> events before its first call
 
     def check_watched(self) -> None:
         """A watched parameter's array changed since the user's code read it (or since an
@@ -134,8 +132,7 @@ def observe(*what: object) -> None:
     trace = state.recorder
     if trace is not None:
         trace.observed.append((*what, user_line()))
-        if what[0] == "module":  # (after how many events: a mode set before it is the step's)
-            trace.first_called.setdefault(id(what[1]), len(trace.events))
+
 
 
 def number_array(array: np.ndarray) -> np.ndarray:

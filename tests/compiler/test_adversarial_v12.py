@@ -132,9 +132,6 @@ def _eval_after_forward(model, opt, X, y):
     return loss
 
 
-@pytest.mark.xfail(strict=True, reason="a mode switched right after the module's call (no event in "
-                   "between) counts as switched before it (first_called < i): the next call replays "
-                   "train-mode Dropout while eager runs in eval")
 def test_a_model_switched_to_eval_right_after_its_forward_runs_the_next_call_in_eval():
     same(_scenario(_eval_after_forward, model=_with_dropout_layer))
 
@@ -144,8 +141,6 @@ def _toggling(model, opt, X, y):
     return _plain(model, opt, X, y)
 
 
-@pytest.mark.xfail(strict=True, reason="a mode set before the module's first call is not keyed, but the "
-                   "mode event replays the traced value: a step that toggles the mode keeps one mode")
 def test_a_step_that_toggles_its_models_mode_alternates_as_eager():
     same(_scenario(_toggling, model=_with_dropout_layer), calls=4)
 
@@ -239,8 +234,6 @@ def test_a_replay_that_raises_before_its_effects_falls_back_to_the_eager_step():
     assert "the replay raised ValueError" in step.fallback_reason
 
 
-@pytest.mark.xfail(strict=True, reason="under check=N, _checked snapshots self.program after _replay fell "
-                   "back (program None): AttributeError 'NoneType' object has no attribute 'params'")
 def test_a_replay_that_raises_before_its_effects_under_check_falls_back_to_the_eager_step():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", tl.CompileWarning)
@@ -290,8 +283,6 @@ def _clipped(model, opt, X, y):
     return loss
 
 
-@pytest.mark.xfail(strict=True, reason="the emitter prints an infinite constant as a bare `inf`: the "
-                   "replay raises NameError and the step runs eagerly from then on")
 def test_a_clip_with_an_infinite_bound_replays():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", tl.CompileWarning)
@@ -310,8 +301,6 @@ def _variance_of_one(compiled):
     return [np.array(step(tl.Tensor(np.ones((1, 4)))).data) for _ in range(2)]
 
 
-@pytest.mark.xfail(strict=True, reason="a NaN constant (1/(n-1) with n = 1) is emitted as a bare `nan`: "
-                   "building the program raises NameError out of the first call")
 def test_a_step_whose_loss_is_nan_returns_nan_when_compiled_as_eager():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -447,9 +436,6 @@ def _counting(where):
     return make
 
 
-@pytest.mark.xfail(strict=True, reason="effects.ScopeState snapshots two levels of dicts, lists, sets and "
-                   "objects: one deeper, in a tuple, through a generator, a helper's closure or a "
-                   "generator of the user's drawn by the step is skipped by the replay")
 @pytest.mark.parametrize("where", ["three_levels_deep", "object_in_a_tuple", "generator", "helper_closure",
                                    "users_rng"])
 def test_a_change_the_step_makes_anywhere_in_its_scope_happens_every_call(where):
@@ -484,8 +470,6 @@ def _lazy(through_module):
     return make
 
 
-@pytest.mark.xfail(strict=True, reason="effects._tracked takes the tl.optim Python module for an optimizer "
-                   "(it has a param_groups function): _shallow iterates it and raises TypeError")
 def test_a_step_that_reads_the_optim_module_as_a_global_compiles():
     same(_lazy(True), calls=3)
 

@@ -82,6 +82,7 @@ from typing import Any, Callable, NamedTuple, overload
 from ..context import Trace, state
 from ..tensor import Tensor
 from . import effects
+from .scope_state import ScopeState
 from .check import compare, describe, restore, snapshot
 from .guards import Guards, array_inputs, scope_reads
 from .keys import batched, trace_key
@@ -200,7 +201,7 @@ class CompiledStep:
         held = {name: read() for _, name, read in scope_reads(self.fn)}
         parameters = effects.parameters_of(list(held.values()) + list(inputs))
         before, given = effects.scope_numbers(self.fn), effects.given_copies(inputs, names, parameters)
-        scope_state = effects.ScopeState(self.fn)  # (a counter in an object, lr changed by hand)
+        scope_state = ScopeState(self.fn)  # (a counter in an object, lr changed by hand)
         key = trace_key(inputs)  # (before the call: a step may change a dict it is given)
         trace, previous = Trace(), (state.recorder, state.hooks)
         trace.watched.update(effects.parameter_views(inputs, names, parameters, list(held.values())))
@@ -216,7 +217,9 @@ class CompiledStep:
             return self._fall_back(f"{found[0][0]} (at {found[0][1]}) happens outside the graph, so "
                                    f"a replay would skip it", result)
         return self._build(args, kwargs, trace, result, (inputs, names, key, keywords, readers),
-                           scope_state.changes(trace.events))
+                           scope_state.changes(trace.events, custom_ops=any(
+                               type(n).__module__.partition(".")[0] != "tinygrad_l2" for n, _ in trace.made.values()
+                               if n is not None)))
 
     def _own_effects(self, inputs, given, key, before):
         """(what, where) for each effect of the step's own code on what it was given: an input
@@ -237,10 +240,7 @@ class CompiledStep:
         names its line)."""
         inputs, names, key, keywords, readers = traced
         events, observed = trace.events, trace.observed
-        entered = {}  # the mode each module the step switches was entered in, if it was used
-        for i, event in enumerate(events):
-            for m, was in event[3] if event[0] == "mode" else ():
-                entered.setdefault(id(m), was if trace.first_called.get(id(m), i) < i else None)
+        entered = {id(m): was for e in reversed(events) if e[0] == "mode" for m, was in e[3]}
         guards = Guards(self.fn, modules=[o[1] for o in observed if o[0] == "module"],
                         optimizers=[e[1] for e in events if e[0] in ("step", "zero_grad")
                                     and hasattr(e[1], "param_groups")], entered=entered)  # (not a model)
@@ -253,8 +253,12 @@ class CompiledStep:
             return self._fall_back(str(error), result)
         if changed:
             return self._fall_back(f"{changed[0][0]} (at {changed[0][1]}): a replay would skip it", result)
-        program = Program(inputs, tensors, events, names, {id(v): k for k, v in held.items()},
-                          list(held.values()), key, trace.made, guards.buffers)
+        try:
+            program = Program(inputs, tensors, events, names, {id(v): k for k, v in held.items()},
+                              list(held.values()), key, trace.made, guards.buffers)
+        except Exception as error:  # noqa: BLE001 - a fault of the compiler's: this call's result
+            return self._fall_back(f"building the replay failed ({type(error).__name__}: {error})",  # is
+                                   result)  # eager's already; say so, never raise it to the user
         if program.eager_only:
             return self._fall_back(program.eager_only, result)
         guards.add_parameters(program.params)
@@ -291,6 +295,8 @@ class CompiledStep:
         """Replay, then run eagerly from the same state; compare everything observable."""
         before = snapshot(self.program)
         replayed = self._replay(inputs, args, kwargs)
+        if self.program is None:  # the replay failed and the step ran eagerly instead (a warning
+            return replayed       # said so): nothing to compare
         after = snapshot(self.program)
         restore(self.program, before)
         eager = self.fn(*args, **kwargs)

@@ -4,8 +4,6 @@ building its program may draw from (they are kept as they were)."""
 from __future__ import annotations
 
 import builtins
-import functools
-import numbers
 import sys
 import types
 
@@ -15,7 +13,6 @@ from .. import random
 from ..function import TensorBase
 from ..nn.module import Module
 from .guards import scope_reads
-from .keys import frozen
 from .replay import attributes
 from .symbolic import _walk
 
@@ -130,83 +127,3 @@ def scope_numbers(fn):
         if isinstance(value, (int, float, complex, str, np.generic)):
             found[f"{kind} {name}"] = value
     return found
-
-
-class ScopeState:
-    """What the step's scope holds, shallowly, before the call: the contents of each dict,
-    list and set, the attributes of each object (a trainer's `self.n`, a model's temperature),
-    each module's buffers (by identity and values) and each optimizer's hyper-parameters; at
-    two levels (the globals, closure cells, bound `self` and defaults the step reads, and what
-    they hold).  A change the call made that no recorded event explains (a counter kept in an
-    object, `g["lr"] *= 0.5`, `history.append(loss)`, an average in a dict) is an effect a
-    replay would skip: the step then runs eagerly."""
-
-    def __init__(self, fn):
-        function = getattr(fn, "__func__", fn)
-        roots = [read() for _, _, read in scope_reads(fn)] + [getattr(fn, "__self__", None)]
-        roots += list(getattr(function, "__defaults__", None) or ())
-        roots += list((getattr(function, "__kwdefaults__", None) or {}).values())
-        level = [r for r in roots if _tracked(r)]
-        inner = [v for r in level for v in _held(r) if _tracked(v)]
-        modules = [m for r in level + inner if isinstance(r, Module) for _, m in r.named_modules()]
-        objects = {id(o): o for o in level + inner + modules}
-        self.before = [(o, _shallow(o)) for o in objects.values()]
-
-    def changes(self, events):
-        """(what, where) for each object the call changed that no event explains."""
-        owners = {id(e[1]) for e in events if e[0] in ("step", "zero_grad", "schedule")}
-        scheduled = {id(getattr(e[1], "optimizer", None)) for e in events if e[0] == "schedule"}
-        return [(f"the step changes {_describe(o)}", "the step's own code") for o, was in self.before
-                if not (id(o) in owners and not hasattr(o, "param_groups")) and id(o) not in scheduled
-                and _shallow(o) != was]
-
-
-def _tracked(value):
-    """Worth a shallow snapshot: a container or an object of the user's, a module, an optimizer
-    (not a tensor, an array, a number, a function, a class or a Python module)."""
-    return (isinstance(value, dict | list | set) or isinstance(value, Module)
-            or (hasattr(value, "__dict__") and not isinstance(
-                value, TensorBase | np.ndarray | type | types.ModuleType | types.FunctionType
-                | types.MethodType | types.BuiltinFunctionType | functools.partial)
-                and type(value).__module__.partition(".")[0] != "tinygrad_l2"
-                or hasattr(value, "param_groups")))
-
-
-def _held(value):
-    if isinstance(value, dict):
-        return list(value.values())
-    if isinstance(value, list | set):
-        return list(value)
-    return [] if isinstance(value, Module) or hasattr(value, "param_groups") else list(vars(value).values())
-
-
-def _shallow(value):
-    """The snapshot compared: numbers by value, everything else by identity; a module's own
-    attributes and its buffers' values (its training flag is guarded, its parameters are the
-    optimizer's); an optimizer's hyper-parameters by value (its state is its step's)."""
-    if hasattr(value, "param_groups") and not isinstance(value, Module):
-        return [frozen({k: v for k, v in g.items() if k != "params"}) for g in value.param_groups]
-    if isinstance(value, Module):
-        own = {k: v for k, v in vars(value).items() if k not in ("training", "_parameters", "_modules", "_buffers")}
-        buffers = {k: (id(b), frozen(getattr(b, "_data", b))) for k, b in value.__dict__.get("_buffers", {}).items()}
-        return _shallow(own), buffers
-    if isinstance(value, dict):
-        return tuple((k, _ref(v)) for k, v in value.items())
-    if isinstance(value, list):
-        return tuple(map(_ref, value))
-    if isinstance(value, set):
-        return frozenset(map(_ref, value))
-    return _shallow(dict(vars(value)))
-
-
-def _ref(value):
-    return frozen(value) if isinstance(value, numbers.Number | np.generic | str | bytes | type(None)) else id(value)
-
-
-def _describe(value):
-    kind = type(value).__name__
-    if isinstance(value, Module):
-        return f"an attribute or a buffer of its {kind} module"
-    if hasattr(value, "param_groups"):
-        return f"a hyper-parameter of its {kind} optimizer (such as lr)"
-    return f"a {kind} of its scope (an element or an attribute)"

@@ -137,10 +137,13 @@ class Emitter:
         return self.literal(value)
 
     def literal(self, value):
-        if value is None or isinstance(value, (bool, int, float, str)) or value is Ellipsis:
+        if isinstance(value, float):
+            return _float(value)
+        if value is None or isinstance(value, (bool, int, str)) or value is Ellipsis:
             return repr(value)
         if isinstance(value, np.generic) and value.dtype.kind in "fiub":
-            return f"np.{value.dtype.name}({value.item()!r})"
+            item = value.item()
+            return f"np.{value.dtype.name}({_float(item) if isinstance(item, float) else repr(item)})"
         if isinstance(value, np.dtype):
             return f"np.{value.name}"
         if isinstance(value, type) and issubclass(value, np.generic):
@@ -238,3 +241,13 @@ def _has_effect(instr):
 
 
 _TENSORS = {"parameter": "P", "module buffer": "B"}  # inputs read from tensors: P0, B0, ...
+
+
+def _float(value):
+    """A float as Python source: repr, but NaN and the infinities as numpy's names (a bare
+    `nan` or `inf` is no Python literal)."""
+    if value != value:
+        return "np.nan"
+    if value in (float("inf"), float("-inf")):
+        return "np.inf" if value > 0 else "-np.inf"
+    return repr(value)

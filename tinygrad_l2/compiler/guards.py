@@ -46,8 +46,7 @@ class Guards:
         """fn: the step function (its globals and closure cells); modules: every module called
         while tracing; optimizers: every optimizer stepped or zeroed; parameters: the traced
         parameters (or later, `add_parameters`); entered: {id(module): its training flag when
-        the step was entered, or None if the step switched it (train()/eval()) before calling
-        it}, for the modules the step switched.""" 
+        the step was entered}, for the modules the step switched (train()/eval()).""" 
         self.checks: list[tuple[str, Callable[[], bool]]] = []
         self.buffers: list[tuple[str, TensorBase]] = []  # of the modules called, read each call
         self.scalars: list[Any] = []  # the guarded numbers and strings, as traced
@@ -99,9 +98,8 @@ class Guards:
 
 def _modes_unchanged(modules, entered):
     """Each module is in the mode it was in when the traced call was entered (the step's own
-    train()/eval() is an event the replay repeats; a module it switched before calling it
-    (entered None) may be entered in either mode)."""
-    modules = [m for m in modules if entered.get(id(m), False) is not None]
+    train()/eval() is an event the replay repeats, with the mode it had: a step may compute it
+    from the mode it finds, `model.train(not model.training)`)."""
     traced = [entered.get(id(m), m.training) for m in modules]
     return lambda: [m.training for m in modules] == traced
 

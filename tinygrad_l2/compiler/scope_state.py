@@ -1,0 +1,143 @@
+"""What a step changes in Python objects its scope holds (a counter in `self`, `g["lr"] *= 0.5`,
+`history.append(loss)`): an effect a replay would skip, so such a step runs eagerly."""
+from __future__ import annotations
+
+import functools
+import numbers
+import types
+
+import numpy as np
+
+from ..function import TensorBase
+from ..nn.module import Module
+from .guards import functions_of, scope_reads
+from .keys import frozen
+
+DEPTH = 3  # the step's globals, closure, self and defaults; what they hold; and what that holds
+
+
+class ScopeState:
+    """A shallow snapshot, before the call, of what the step's scope holds, `DEPTH` levels down
+    (through dicts, lists, tuples, sets, objects' attributes and the closures of functions):
+    the contents of each dict, list and set and the attributes of each object (numbers by
+    value, anything else by identity); each module's own attributes and buffers (by value);
+    each optimizer's hyper-parameters; each Python generator's local variables; each numpy
+    random generator's state.  `changes` lists what the call changed that no recorded event
+    explains."""
+
+    def __init__(self, fn):
+        function = getattr(fn, "__func__", fn)
+        level = [read() for _, _, read in scope_reads(fn)] + [getattr(fn, "__self__", None)]
+        level += list(getattr(function, "__defaults__", None) or ())
+        level += list((getattr(function, "__kwdefaults__", None) or {}).values())
+        level += [v for f in functions_of(fn) for v in _closure_values(f)]
+        seen: dict[int, object] = {}
+        for _ in range(DEPTH):
+            level = [v for v in level if id(v) not in seen and not _opaque(v)]
+            seen.update((id(v), v) for v in level)
+            level = [h for v in level for h in _held(v)]
+        modules = [m for v in seen.values() if isinstance(v, Module) for _, m in v.named_modules()]
+        seen.update((id(m), m) for m in modules)
+        self.before = [(o, _shallow(o)) for o in seen.values() if _tracked(o)]
+
+    def changes(self, events, custom_ops=False):
+        """(what, where) for each object the call changed that no event explains: not the
+        state of an optimizer it stepped or a scheduler it stepped (nor the groups a scheduler
+        changes), nor a random generator a custom op may draw from (`custom_ops`)."""
+        owners = {id(e[1]) for e in events if e[0] in ("step", "zero_grad", "schedule")}
+        scheduled = {id(getattr(e[1], "optimizer", None)) for e in events if e[0] == "schedule"}
+        return [(f"the step changes {_describe(o)}", "the step's own code") for o, was in self.before
+                if not (id(o) in owners and not _is_optimizer(o)) and id(o) not in scheduled
+                and not (custom_ops and _is_random(o)) and _shallow(o) != was]
+
+
+def _opaque(value):
+    """Nothing the step could change inside: a number, a string, an array, a tensor, a class,
+    a Python module, or an object of this package's that is not a module or an optimizer."""
+    return (value is None or isinstance(value, numbers.Number | str | bytes | np.ndarray | np.generic
+                                         | TensorBase | type | types.ModuleType)
+            or (type(value).__module__.partition(".")[0] == "tinygrad_l2"
+                and not isinstance(value, Module) and not _is_optimizer(value)))
+
+
+def _tracked(value):
+    """Snapshotted: a dict, list, set, module, optimizer, generator, numpy random generator,
+    or an object of the user's with attributes (not a function: its closure is explored)."""
+    if isinstance(value, dict | list | set | Module | types.GeneratorType) or _is_optimizer(value):
+        return True
+    if _is_random(value):
+        return True
+    return hasattr(value, "__dict__") and not isinstance(value, _CALLABLES)
+
+
+_CALLABLES = (types.FunctionType, types.MethodType, types.BuiltinFunctionType, functools.partial)
+
+
+def _is_optimizer(value):
+    return not isinstance(value, type | types.ModuleType) and isinstance(getattr(value, "param_groups", None), list)
+
+
+def _is_random(value):
+    return isinstance(value, np.random.Generator | np.random.RandomState)
+
+
+def _held(value):
+    """What `value` holds, explored one level further down."""
+    if isinstance(value, dict):
+        return list(value.values())
+    if isinstance(value, list | tuple | set | frozenset):
+        return list(value)
+    if isinstance(value, types.FunctionType | functools.partial):
+        return [v for f in functions_of(value) for v in _closure_values(f)]
+    if isinstance(value, Module | types.GeneratorType) or _is_optimizer(value) or _is_random(value):
+        return []
+    return list(getattr(value, "__dict__", {}).values())
+
+
+def _closure_values(fn):
+    values = []
+    for cell in getattr(fn, "__closure__", None) or ():
+        try:
+            values.append(cell.cell_contents)
+        except ValueError:  # an empty cell
+            continue
+    return values
+
+
+def _shallow(value):
+    """The snapshot compared: numbers by value, everything else by identity; a module's own
+    attributes and its buffers' values (its training flag is guarded, its parameters are the
+    optimizer's); an optimizer's hyper-parameters by value (its state is its step's)."""
+    if _is_optimizer(value) and not isinstance(value, Module):
+        return [frozen({k: v for k, v in g.items() if k != "params"}) for g in value.param_groups]
+    if isinstance(value, Module):
+        own = {k: v for k, v in vars(value).items() if k not in ("training", "_parameters", "_modules", "_buffers")}
+        buffers = {k: (id(b), frozen(getattr(b, "_data", b))) for k, b in value.__dict__.get("_buffers", {}).items()}
+        return _shallow(own), buffers
+    if isinstance(value, types.GeneratorType):
+        frame = value.gi_frame
+        return None if frame is None else (frame.f_lasti, _shallow(dict(frame.f_locals)))
+    if _is_random(value):
+        return frozen(value.bit_generator.state if isinstance(value, np.random.Generator) else value.get_state(legacy=False))
+    if isinstance(value, dict):
+        return tuple((k, _ref(v)) for k, v in value.items())
+    if isinstance(value, list):
+        return tuple(map(_ref, value))
+    if isinstance(value, set):
+        return frozenset(map(_ref, value))
+    return _shallow(dict(vars(value)))
+
+
+def _ref(value):
+    return frozen(value) if isinstance(value, numbers.Number | np.generic | str | bytes | type(None)) else id(value)
+
+
+def _describe(value):
+    kind = type(value).__name__
+    if isinstance(value, Module):
+        return f"an attribute or a buffer of its {kind} module"
+    if _is_optimizer(value):
+        return f"a hyper-parameter of its {kind} optimizer (such as lr)"
+    if _is_random(value) or isinstance(value, types.GeneratorType):
+        return f"the state of a {kind} it draws from"
+    return f"a {kind} of its scope (an element or an attribute)"
