@@ -72,6 +72,7 @@ class Trace:
         node.arguments = arguments  # replayed with the same values
         node.given = given  # the keyword arguments of apply()
         node.events_before = len(self.events)  # ... and in order
+        node.ran = len(self.made)  # (ops that draw random numbers must draw in this order)
         if not state.grad_enabled:  # (no_grad: apply linked no inputs) what it was computed from
             node.parents = tuple(a._ctx or a._node() if hasattr(a, "_node") else None for a in arguments)
         node.out_shape, node.out_dtype, node.output = out.shape, out.dtype, _no_tensor  # (apply

@@ -67,7 +67,7 @@ def lower(nodes, events, args, outputs, made=None, buffers=()):
         ir.params.append((tensor, value))
         values[node] = value
     made_here = _constant_leaves(ir, nodes, values, given, made or {}, buffers)
-    ops = [n for n in nodes if not n.is_leaf]
+    ops = sorted((n for n in nodes if not n.is_leaf), key=lambda n: getattr(n, "ran", -1))  # as run
     backward = next((e for e in events if e[0] == "backward"), None)
     replicas = {}
     for position, event in enumerate([*events, None]):

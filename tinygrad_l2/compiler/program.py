@@ -231,7 +231,11 @@ def _derived_inputs(roots, given, events, made, buffer_ids):
             continue
         held = [*getattr(node, "given", {}).values(), *getattr(node, "arguments", ())]
         index = getattr(node, "given", {}).get("index")  # x[...]: a list in it may come from data
-        if any(isinstance(part, (list, tuple)) for part in (index if isinstance(index, tuple) else (index,))):
+        parts = index if isinstance(index, tuple) else (index,)
+        if any(isinstance(part, np.ndarray) and part.dtype == bool for part in parts):
+            return (f"the op {type(node).__name__} selects with a boolean mask: how many elements it "
+                    f"keeps, so the shape of what follows, depends on the data")
+        if any(isinstance(part, (list, tuple)) for part in parts):
             return (f"the op {type(node).__name__} was given a Python list or nested tuple (an index "
                     f"built from data, such as y.tolist()): pass a numpy array, read each call")
         for array in _arrays_in(held):

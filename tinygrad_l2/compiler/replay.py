@@ -4,7 +4,7 @@ import numpy as np
 
 _ENGINE_ATTRIBUTES = {"parents", "saved_arrays", "out_shape", "out_dtype", "output", "hold",
                       "arguments", "given", "created_at", "anomaly_snapshot", "retains_grad",
-                      "events_before", "__weakref__", "__dict__"}
+                      "events_before", "ran", "__weakref__", "__dict__"}
 
 
 def attributes(node):
