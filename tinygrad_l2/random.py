@@ -6,12 +6,15 @@ from typing import Iterator
 
 import numpy as np
 
+from . import context
+
 _generator = np.random.default_rng()
 
 
 def manual_seed(seed: int) -> np.random.Generator:
     """Seed the generator that layers use when given no `rng` (like torch.manual_seed)."""
     global _generator
+    context.record_unreplayable("tl.manual_seed (a replay would not seed the generator again)")
     _generator = np.random.default_rng(seed)
     return _generator
 

@@ -115,8 +115,6 @@ def _reseeding(model, opt, X, y):
     return _plain(model, opt, X, y)
 
 
-@pytest.mark.xfail(strict=True, reason="tl.manual_seed inside the step is neither replayed nor seen as "
-                   "an effect: the replay keeps drawing new masks")
 def test_a_step_that_seeds_its_own_generator_draws_the_same_masks_every_call():
     same(_scenario(_reseeding, model=_with_dropout_layer, probe=_draw_next))
 
@@ -502,8 +500,6 @@ def _history_run(compiled):
 _GLOBAL_MODEL = _GLOBAL_OPT = None
 
 
-@pytest.mark.xfail(strict=True, reason="a global list rebound by the step (HISTORY = HISTORY + [...]) is "
-                   "neither a number of its scope (scope_numbers) nor seen by ScopeState: skipped")
 def test_a_global_list_the_step_rebinds_grows_every_call():
     assert _history_run(True) == _history_run(False) == 4
 

@@ -200,7 +200,7 @@ class CompiledStep:
         names += [n for n, _ in readers]
         held = {name: read() for _, name, read in scope_reads(self.fn)}
         parameters = effects.parameters_of(list(held.values()) + list(inputs))
-        before, given = effects.scope_numbers(self.fn), effects.given_copies(inputs, names, parameters)
+        before, given = effects.scope_values(self.fn), effects.given_copies(inputs, names, parameters)
         scope_state = ScopeState(self.fn)  # (a counter in an object, lr changed by hand)
         key = trace_key(inputs)  # (before the call: a step may change a dict it is given)
         trace, previous = Trace(), (state.recorder, state.hooks)
@@ -228,9 +228,9 @@ class CompiledStep:
                  for name, array, copy in given if not effects.same_values(array, copy)]
         if trace_key(inputs) != key:
             found.append(("the step changes an argument it takes", "the step's own code"))
-        changed = next((name for name, value in effects.scope_numbers(self.fn).items()
+        changed = next((name for name, value in effects.scope_values(self.fn).items()
                         if name in before and before[name] is not value), None)
-        if changed is not None:  # (a counter)
+        if changed is not None:  # (a counter, a list rebound)
             found.append((f"the step changes its {changed}", "the step's own code"))
         return found
 

@@ -4,6 +4,7 @@ building its program may draw from (they are kept as they were)."""
 from __future__ import annotations
 
 import builtins
+import dis
 import sys
 import types
 
@@ -12,7 +13,7 @@ import numpy as np
 from .. import random
 from ..function import TensorBase
 from ..nn.module import Module
-from .guards import scope_reads
+from .guards import functions_of, scope_reads
 from .replay import attributes
 from .symbolic import _walk
 
@@ -115,15 +116,26 @@ def same_values(array, copy):
     return array.dtype.kind in "fc" and bool(np.array_equal(array, copy, equal_nan=True))
 
 
-def scope_numbers(fn):
-    """{"global x" / "closure variable x": value} for the numbers and strings the function
-    reads from its scope: one the call itself rebinds (a counter) is a side effect."""
+def scope_values(fn):
+    """{"global x" / "closure variable x": value} for what the function reads from its scope,
+    and for the globals it assigns (`global HISTORY; HISTORY = HISTORY + [1]`): one the call
+    itself rebinds (a counter, a list) is a side effect."""
     found = {}
     for kind, name, read in scope_reads(fn):
         try:
-            value = read()
+            found[f"{kind} {name}"] = read()
         except (KeyError, ValueError):
             continue
-        if isinstance(value, (int, float, complex, str, np.generic)):
-            found[f"{kind} {name}"] = value
+    for function in functions_of(fn):
+        code, namespace = getattr(function, "__code__", None), getattr(function, "__globals__", {})
+        for name in _stored_globals(code) if code is not None else ():
+            found[f"global {name}"] = namespace.get(name, _UNBOUND)
     return found
+
+
+_UNBOUND = object()  # a global the step assigns that does not exist yet
+
+
+def _stored_globals(code):
+    names = [i.argval for i in dis.get_instructions(code) if i.opname == "STORE_GLOBAL"]
+    return names + [n for c in code.co_consts if isinstance(c, types.CodeType) for n in _stored_globals(c)]
