@@ -563,8 +563,6 @@ def _partial_holding(kind):
     return make
 
 
-@pytest.mark.xfail(strict=True, reason="a dict or list a functools.partial holds is guarded by identity, "
-                   "not by value like an argument: λ changed in it is replayed as traced")
 @pytest.mark.parametrize("kind", ["dict", "list"])
 def test_a_config_held_by_a_partial_and_changed_between_calls_is_used_as_eager(kind):
     same(_partial_holding(kind))
@@ -584,8 +582,6 @@ def _batch():
     return tl.Tensor(rng.standard_normal((6, 4))), rng.integers(0, 3, 6)
 
 
-@pytest.mark.xfail(strict=True, reason="CompiledStep.__get__ caches the bound step in the instance's "
-                   "__dict__: copy.copy shares it, so the copy's step trains the original's model")
 def test_a_copied_trainer_with_a_compiled_method_trains_its_own_model():
     original = _Trainer(0)
     original.step(*_batch())
@@ -598,8 +594,6 @@ def test_a_copied_trainer_with_a_compiled_method_trains_its_own_model():
     assert moved == [False] * 4 + [True] * 4
 
 
-@pytest.mark.xfail(strict=True, reason="the CompiledStep cached in the instance holds a threading.Lock: "
-                   "copy.deepcopy raises TypeError (cannot pickle '_thread.lock')")
 def test_a_trainer_with_a_compiled_method_can_be_deep_copied_after_a_call():
     original = _Trainer(0)
     original.step(*_batch())
@@ -629,9 +623,9 @@ def _read(path):
         return saved["0.weight"].copy()
 
 
-@pytest.mark.xfail(strict=True, reason="a checkpoint written with numpy inside the step (np.save of "
-                   "weight.data, np.savez of state_dict()) is an effect the replay skips: stale file")
-@pytest.mark.parametrize("how", ["np.save", "np.savez"])
+@pytest.mark.parametrize("how", [pytest.param("np.save", marks=pytest.mark.xfail(strict=True, reason=(
+    "open (documented: a file numpy writes is not seen, as printing is not): np.save of weight.data "
+    "inside the step is an effect the replay skips, a stale file"))), "np.savez"])  # (state_dict(): eager)
 def test_a_checkpoint_written_with_numpy_inside_the_step_holds_the_latest_weights(tmp_path, how):
     path = str(tmp_path / ("w.npy" if how == "np.save" else "w.npz"))
     _probed(_file_writing(path, how))

@@ -128,19 +128,25 @@ class CompiledStep:
         self._busy = threading.Lock()
         functools.update_wrapper(self, fn)
 
-    def __set_name__(self, owner: type, name: str) -> None:
-        self._attribute = name  # `@tl.compile` on a method in a class body
-
     def __get__(self, instance: Any, owner: type | None = None) -> Any:
         """A method compiled in its class body: each instance gets its own compiled step of the
-        bound method (its own traces), kept in the instance's `__dict__`."""
+        bound method (its own traces), kept in the instance's `__dict__` under a key of this
+        step's (a copy of the instance, holding the original's, makes its own)."""
         if instance is None:
             return self
-        bound = CompiledStep(types.MethodType(self.fn, instance), self.checks_left)
-        name = getattr(self, "_attribute", None)
-        if name is not None and isinstance(getattr(instance, "__dict__", None), dict):
-            instance.__dict__[name] = bound  # found before this descriptor from now on
+        held = getattr(instance, "__dict__", None)
+        key = f"_tl_compiled_{id(self)}"
+        bound = held.get(key) if isinstance(held, dict) else None
+        if bound is None or getattr(bound.fn, "__self__", None) is not instance:
+            bound = CompiledStep(types.MethodType(self.fn, instance), self.checks_left)
+            if isinstance(held, dict):
+                held[key] = bound
         return bound
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Copied or pickled as the function it compiles: the copy traces anew (its traces, its
+        lock and its buffers are its own)."""
+        return CompiledStep, (self.fn, self.checks_left)
 
     def retrace(self) -> None:
         """Trace again on the next call (after changing something the trace cannot see, such

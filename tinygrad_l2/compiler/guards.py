@@ -56,6 +56,8 @@ class Guards:
             if _is_scalar(value):
                 self.scalars.append(value)
                 self.checks.append((f"{kind} {name}", _value_unchanged(read, value)))
+            elif kind == "partial argument" and not _is_array(value):  # an argument: by value
+                self.checks.append((f"{kind} {name}", _frozen_unchanged(read)))
             elif _identity_guarded(value):
                 self.checks.append((f"the object {kind} {name} refers to", _identity_unchanged(read, value)))
                 if isinstance(value, Module):  # model.forward(x), dropout(x, training=model.training)
@@ -122,6 +124,13 @@ def _held_unchanged(modules):
 def _value_unchanged(read, value):
     kind = type(value)
     return lambda: (current := read()) is value or (type(current) is kind and bool(current == value))
+
+
+def _frozen_unchanged(read):
+    """The value by keys.frozen (a config dict or list element by element, objects by
+    identity), as an argument is keyed."""
+    traced = frozen(read())
+    return lambda: frozen(read()) == traced
 
 
 def _defaults_unchanged(function):

@@ -182,7 +182,9 @@ class Module:
 
     def state_dict(self) -> OrderedDict[str, np.ndarray]:
         """{dotted_name: a copy of the array} for every parameter and buffer (running
-        statistics), in PyTorch's order and with PyTorch's names."""
+        statistics), in PyTorch's order and with PyTorch's names.  (Inside a step tl.compile
+        traces, a checkpoint taken each call: the step then runs eagerly.)"""
+        context.record_unreplayable("state_dict() (a checkpoint of this call's values)")
         return OrderedDict((name, t.data.copy()) for name, t in self._named_state())
 
     def load_state_dict(self, state_dict: Mapping[str, npt.ArrayLike]) -> None:
