@@ -607,3 +607,28 @@ def test_a_mode_the_step_sets_itself_is_replayed_as_an_event():
     (want, _), (got, compiled) = run(False), run(True)
     assert got == pytest.approx(want, rel=1e-12) and all(mode for _, mode in got)
     assert compiled.traces == 1 and compiled.fallback_reason is None
+
+
+def test_a_regularizers_lambda_and_a_dropout_rate_set_in_place_are_used_by_the_next_call():
+    def run(compiled):
+        tl.manual_seed(0)
+        penalty = tl.nn.L2(0.01)
+        model = tl.nn.Sequential(tl.nn.Linear(4, 8, dtype=np.float64, kernel_regularizer=penalty),
+                                 tl.nn.Dropout(0.2), tl.nn.Linear(8, 3, dtype=np.float64))
+        opt = tl.optim.SGD(model.parameters(), lr=0.1)
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = tl.nn.softmax_cross_entropy(model(x), y) + model.regularization_loss()
+            loss.backward(); opt.step()
+            return loss
+        step = tl.compile(step) if compiled else step
+        seen = []
+        for call, (x, y) in enumerate(data(4)):
+            penalty.lam, model[1].p = 0.01 * (call + 1), 0.2 + 0.1 * call  # annealed between calls
+            tl.manual_seed(call)
+            seen.append(step(x, y).item())
+        return seen, step
+    (want, _), (got, compiled) = run(False), run(True)
+    assert got == pytest.approx(want, rel=1e-12) and compiled.fallback_reason is None
+    assert compiled.traces == 4  # (each change is a new trace, never a stale replay)

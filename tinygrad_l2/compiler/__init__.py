@@ -40,9 +40,12 @@ What replay cannot see, documented: Python control flow that depends on data (th
 is replayed), a Python number computed from the data inside the function and used there
 (`1 / float(x.data.max())` is replayed as the traced value), a model that starts using other
 parameters, a value read from an object or inside another function and changed later (a
-regularizer's λ set in place, `self.opt` rebound, a global config dict changed in place: call
-`step.retrace()`, or pass the dict as an argument: arguments are keyed by value), and Python side
-effects other than the calls above (assigning `.grad` by hand, printing).  `scheduler.step()`
+number on an object of the user's that is not a module, `self.opt` rebound, a global config
+dict changed in place: call `step.retrace()`, or pass the dict as an argument: arguments are
+keyed by value), and Python side effects other than those below (assigning `.grad` by hand,
+printing, a file numpy writes).  The numbers modules, regularizers and config namespaces hold
+(a dropout rate, λ) are guarded; what the step itself changes in its scope is seen
+(scope_state.py).  `scheduler.step()`
 inside the function is replayed.
 
 When it cannot replay a step, it runs the function eagerly every call instead, warns once
@@ -85,7 +88,7 @@ from . import effects
 from .scope_state import ScopeState
 from .check import compare, describe, restore, snapshot
 from .guards import Guards, array_inputs, scope_reads
-from .keys import batched, trace_key
+from .keys import batched, program_inputs, trace_key
 from .program import Program
 from .naming import parameter_names
 from .results import Unreplayable, code_literals, flatten, rebuild, returned_literals
@@ -189,7 +192,7 @@ class CompiledStep:
         for k, cached in enumerate(self._cache):
             if cached.keywords != keywords or cached.guards.changed():
                 continue
-            inputs = _inputs(args, kwargs, keywords, [read() for _, read in cached.arrays])
+            inputs = program_inputs(args, kwargs, keywords, [read() for _, read in cached.arrays])
             if cached.program.fits(inputs):
                 if k:
                     self._cache.insert(0, self._cache.pop(k))
@@ -200,7 +203,7 @@ class CompiledStep:
     def _trace(self, args, kwargs):
         keywords, readers = tuple(sorted(kwargs)), array_inputs(self.fn)
         arrays = [read() for _, read in readers]  # as the function is about to read them
-        inputs = _inputs(args, kwargs, keywords, arrays)
+        inputs = program_inputs(args, kwargs, keywords, arrays)
         names = parameter_names(self.fn, len(args)) + list(keywords)
         names += [f"{names[i]}_{k}" for (i, k), _ in batched(args + tuple(kwargs[k] for k in keywords))]
         names += [n for n, _ in readers]
@@ -257,6 +260,8 @@ class CompiledStep:
                                         returned_literals(self.fn, held))
         except Unreplayable as error:
             return self._fall_back(str(error), result)
+        if changed and self.traces == 1:  # a first call may set things up (an optimizer made
+            return result                 # lazily): trace the next call again before deciding
         if changed:
             return self._fall_back(f"{changed[0][0]} (at {changed[0][1]}): a replay would skip it", result)
         try:
@@ -325,11 +330,3 @@ class _Cached(NamedTuple):
     template: Any
     keywords: tuple[str, ...]
     arrays: list[tuple[str, Callable[[], Any]]]
-
-
-def _inputs(args, kwargs, keywords, arrays):
-    """What a program takes: the arguments, the keyword arguments by name, the arrays and
-    constant tensors inside argument tuples and lists (a batch `(X, y)`, read each call), then
-    the arrays the function reads from its scope (see guards.array_inputs)."""
-    given = args + tuple(kwargs[k] for k in keywords)
-    return given + tuple(x for _, x in batched(given)) + tuple(arrays)

@@ -15,12 +15,16 @@ groups (how many, which parameters: its hyper-parameters are the written update'
 update.py), the `requires_grad` flag of every traced parameter, and the function's default
 arguments by value.
 
-Not seen: a value read inside another function or from an object's attribute and changed later
-(a regularizer's λ set in place; `self.opt` rebound), and a container's contents (a list of
-arrays changed in place): `check=N` catches those, and `step.retrace()` forces a new trace.
+And the numbers each module called, each regularizer and each config namespace or dataclass
+the step reads hold (a dropout rate, λ, eps).  Not seen: a value read inside another function
+or from an attribute of another object and changed later (`self.opt` rebound), and a
+container's contents (a list of arrays changed in place): `check=N` catches those, and
+`step.retrace()` forces a new trace.
 """
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import dis
 import functools
 import itertools
@@ -48,6 +52,7 @@ class Guards:
         parameters (or later, `add_parameters`); entered: {id(module): its training flag when
         the step was entered}, for the modules the step switched (train()/eval()).""" 
         self.checks: list[tuple[str, Callable[[], bool]]] = []
+        settings: list[Any] = []  # objects whose numbers the step reads: a regularizer, a config
         self.buffers: list[tuple[str, TensorBase]] = []  # of the modules called, read each call
         self.scalars: list[Any] = []  # the guarded numbers and strings, as traced
         modules = list(modules)
@@ -62,23 +67,33 @@ class Guards:
                 self.checks.append((f"the object {kind} {name} refers to", _identity_unchanged(read, value)))
                 if isinstance(value, Module):  # model.forward(x), dropout(x, training=model.training)
                     modules.append(value)
+                elif _holds_settings(value):
+                    settings.append(value)
         function = getattr(fn, "__func__", fn)
         if getattr(function, "__defaults__", None) or getattr(function, "__kwdefaults__", None):
             self.checks.append(("the function's default arguments (a config dict changed in place)",
                                 _defaults_unchanged(function)))
-        tree = {id(m): m for called in modules for _, m in called.named_modules()}
-        if tree:
-            self.checks.append(("a module's training flag (train()/eval())",
-                                _modes_unchanged(list(tree.values()), entered or {})))
-            self.buffers = [(name, b) for m in tree.values() for name, b in _held_tensors(m)
-                            if not b.requires_grad]  # buffers, frozen parameters: read each call
-            if self.buffers:  # a tensor rebound (or unfrozen) retraces
-                self.checks.append(("a module's buffer or parameter rebound, or one frozen or unfrozen",
-                                    _held_unchanged(list(tree.values()))))
+        self._guard_modules([m for called in modules for _, m in called.named_modules()], settings,
+                            entered or {})
         for optimizer in dict.fromkeys(optimizers):  # (hyper-parameters: the written update's
             self.checks.append((f"the parameter groups of {type(optimizer).__name__}",  # ready())
                                 groups_unchanged(optimizer, hyper=False)))
         self.add_parameters(parameters)
+
+    def _guard_modules(self, modules: list[Any], settings: list[Any], entered: dict[int, bool]) -> None:
+        """Each module's mode as entered, its buffers and frozen parameters (read each call:
+        `buffers`) by identity, and the numbers it and the settings objects hold."""
+        tree = list({id(m): m for m in modules}.values())
+        if tree:
+            self.checks.append(("a module's training flag (train()/eval())", _modes_unchanged(tree, entered)))
+            self.buffers = [(name, b) for m in tree for name, b in _held_tensors(m)
+                            if not b.requires_grad]  # buffers, frozen parameters: read each call
+            if self.buffers:  # a tensor rebound (or unfrozen) retraces
+                self.checks.append(("a module's buffer or parameter rebound, or one frozen or unfrozen",
+                                    _held_unchanged(tree)))
+        if settings or tree:
+            self.checks.append(("a number a module, a regularizer or a config object holds (a dropout "
+                                "rate, λ, eps)", _numbers_unchanged(settings + tree)))
 
     def add_parameters(self, parameters: Iterable[TensorBase]) -> None:
         """Guard the requires_grad flag of each of these traced parameters."""
@@ -104,6 +119,27 @@ def _modes_unchanged(modules, entered):
     from the mode it finds, `model.train(not model.training)`)."""
     traced = [entered.get(id(m), m.training) for m in modules]
     return lambda: [m.training for m in modules] == traced
+
+
+def _holds_settings(value):
+    """A regularizer or another object of this package's that is not a module, an optimizer or
+    a schedule, a dataclass or a namespace: its numbers are settings the trace reads."""
+    if isinstance(value, types.SimpleNamespace | argparse.Namespace) or (
+            dataclasses.is_dataclass(value) and not isinstance(value, type)):
+        return True
+    return (type(value).__module__.startswith("tinygrad_l2.") and hasattr(value, "__dict__")
+            and not hasattr(value, "param_groups") and not hasattr(value, "optimizer"))
+
+
+def _numbers_unchanged(modules):
+    """The numbers and strings each module holds as attributes, and those of the plain objects
+    it holds (a regularizer's λ), as traced: its forward reads them into the trace."""
+    owners = list(modules) + [v for m in modules for v in vars(m).values()
+                              if hasattr(v, "__dict__") and not isinstance(v, Module | TensorBase | type)
+                              and not callable(v)]
+    traced = [(o, k, v) for o in owners for k, v in vars(o).items() if k != "training" and _is_scalar(v)]
+    return lambda: all((now := getattr(o, k, _MISSING)) is v or (type(now) is type(v) and now == v)
+                       for o, k, v in traced)
 
 
 def _held_tensors(module):

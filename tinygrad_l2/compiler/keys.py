@@ -95,3 +95,11 @@ def arrays_in_values(args):
                 inner += list(vars(value).values())
         level = inner
     return found
+
+
+def program_inputs(args, kwargs, keywords, arrays):
+    """What a program takes: the arguments, the keyword arguments by name, the arrays and
+    constant tensors inside argument tuples and lists (a batch `(X, y)`, read each call), then
+    the arrays the function reads from its scope (see guards.array_inputs)."""
+    given = args + tuple(kwargs[k] for k in keywords)
+    return given + tuple(x for _, x in batched(given)) + tuple(arrays)

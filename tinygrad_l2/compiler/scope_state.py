@@ -89,7 +89,9 @@ def _held(value):
         return list(value)
     if isinstance(value, types.FunctionType | functools.partial):
         return [v for f in functions_of(value) for v in _closure_values(f)]
-    if isinstance(value, Module | types.GeneratorType) or _is_optimizer(value) or _is_random(value):
+    if isinstance(value, types.GeneratorType):
+        return [] if value.gi_frame is None else list(value.gi_frame.f_locals.values())
+    if isinstance(value, Module) or _is_optimizer(value) or _is_random(value):
         return []
     return list(getattr(value, "__dict__", {}).values())
 
