@@ -42,10 +42,9 @@ is replayed), a Python number computed from the data inside the function and use
 parameters, a value read from an object or inside another function and changed later (a
 number on an object of the user's that is not a module, `self.opt` rebound, a global config
 dict changed in place: call `step.retrace()`, or pass the dict as an argument: arguments are
-keyed by value), and Python side effects other than those below (assigning `.grad` by hand,
-printing, a file numpy writes).  The numbers modules, regularizers and config namespaces hold
-(a dropout rate, λ) are guarded; what the step itself changes in its scope is seen
-(scope_state.py).  `scheduler.step()`
+keyed by value), and other side effects (assigning `.grad` by hand, printing, a file numpy
+writes).  The numbers of modules and regularizers are guarded (guards.py), and what the step
+changes in its scope is seen (scope_state.py).  `scheduler.step()`
 inside the function is replayed.
 
 When it cannot replay a step, it runs the function eagerly every call instead, warns once
@@ -221,7 +220,7 @@ class CompiledStep:
         finally:
             state.recorder, state.hooks = previous[0], previous[1] or state.anomaly
         self.traces += 1
-        found = trace.unreplayable + self._own_effects(inputs, given, key, before)
+        found = trace.unreplayable + effects.own_effects(self.fn, inputs, given, key, before)
         if found:  # an effect outside the graph: it must happen every call
             return self._fall_back(f"{found[0][0]} (at {found[0][1]}) happens outside the graph, so "
                                    f"a replay would skip it", result)
@@ -229,19 +228,6 @@ class CompiledStep:
                            scope_state.changes(trace.events, custom_ops=any(
                                type(n).__module__.partition(".")[0] != "tinygrad_l2" for n, _ in trace.made.values()
                                if n is not None)))
-
-    def _own_effects(self, inputs, given, key, before):
-        """(what, where) for each effect of the step's own code on what it was given: an input
-        array written, an argument (a config dict) changed, a number of its scope rebound."""
-        found = [(f"the step changes its input {name} in place", "the step's own code")
-                 for name, array, copy in given if not effects.same_values(array, copy)]
-        if trace_key(inputs) != key:
-            found.append(("the step changes an argument it takes", "the step's own code"))
-        changed = next((name for name, value in effects.scope_values(self.fn).items()
-                        if name in before and before[name] is not value), None)
-        if changed is not None:  # (a counter, a list rebound)
-            found.append((f"the step changes its {changed}", "the step's own code"))
-        return found
 
     def _build(self, args, kwargs, trace, result, traced, changed):
         """The program of a trace with no effect outside the graph, kept, or the fallback

@@ -14,6 +14,7 @@ from .. import random
 from ..function import TensorBase
 from ..nn.module import Module
 from .guards import functions_of, scope_reads
+from .keys import trace_key
 from .replay import attributes
 from .symbolic import _walk
 
@@ -139,3 +140,18 @@ _UNBOUND = object()  # a global the step assigns that does not exist yet
 def _stored_globals(code):
     names = [i.argval for i in dis.get_instructions(code) if i.opname == "STORE_GLOBAL"]
     return names + [n for c in code.co_consts if isinstance(c, types.CodeType) for n in _stored_globals(c)]
+
+
+def own_effects(fn, inputs, given, key, before):
+    """(what, where) for each effect of the step's own code on what it was given: an input
+    array written (`given`: given_copies), an argument (a config dict) changed (its trace
+    `key` before the call), a value of its scope rebound (`before`: scope_values)."""
+    found = [(f"the step changes its input {name} in place", "the step's own code")
+             for name, array, copy in given if not same_values(array, copy)]
+    if trace_key(inputs) != key:
+        found.append(("the step changes an argument it takes", "the step's own code"))
+    changed = next((name for name, value in scope_values(fn).items()
+                    if name in before and before[name] is not value), None)
+    if changed is not None:  # (a counter, a list rebound)
+        found.append((f"the step changes its {changed}", "the step's own code"))
+    return found
