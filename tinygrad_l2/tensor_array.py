@@ -23,6 +23,7 @@ import numpy as np
 
 from . import creation, ops
 from .function import TensorBase
+from .ops.base import operators_as_ufuncs
 from .tensor import Tensor
 
 
@@ -157,20 +158,7 @@ class TensorArray:
         raise AttributeError(name)
 
 
-def _binary(ufunc, reflected=False):
-    if reflected:
-        return lambda self, other: ufunc(other, self)
-    return lambda self, other: ufunc(self, other)
-
-
-for _op, _ufunc in [("add", np.add), ("sub", np.subtract), ("mul", np.multiply),
-                    ("truediv", np.true_divide), ("pow", np.power), ("matmul", np.matmul)]:
-    setattr(TensorArray, f"__{_op}__", _binary(_ufunc))
-    setattr(TensorArray, f"__r{_op}__", _binary(_ufunc, reflected=True))
-    setattr(TensorArray, f"__i{_op}__", lambda self, other, u=_ufunc: u(self, other, out=(self,)))
-for _op, _ufunc in [("lt", np.less), ("le", np.less_equal), ("gt", np.greater),
-                    ("ge", np.greater_equal), ("eq", np.equal), ("ne", np.not_equal)]:
-    setattr(TensorArray, f"__{_op}__", _binary(_ufunc))
+operators_as_ufuncs(TensorArray)
 
 
 # ---- the namespace: numpy spelling -> Tensor ops -------------------------------------------------

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from ..ops.base import ARITHMETIC, operators_as_ufuncs
+
 
 class NotSymbolic(Exception):
     """The op's code needs a concrete value, or a numpy feature with no recorded form."""
@@ -126,24 +128,10 @@ for _name in ("sum", "mean", "max", "min", "prod", "copy", "astype", "any", "all
     setattr(Value, _name, _method(_name, fresh=True))
 
 
-def _binary(ufunc, reflected=False):
-    if reflected:
-        return lambda self, other: ufunc(other, self)
-    return lambda self, other: ufunc(self, other)
-
-
-for _op, _ufunc in [("add", np.add), ("sub", np.subtract), ("mul", np.multiply),
-                    ("truediv", np.true_divide), ("floordiv", np.floor_divide), ("pow", np.power),
-                    ("matmul", np.matmul), ("mod", np.remainder), ("and", np.bitwise_and),
-                    ("or", np.bitwise_or), ("xor", np.bitwise_xor)]:
-    setattr(Value, f"__{_op}__", _binary(_ufunc))
-    setattr(Value, f"__r{_op}__", _binary(_ufunc, reflected=True))
-    setattr(Value, f"__i{_op}__", lambda self, other, u=_ufunc: u(self, other, out=(self,)))
-for _op, _ufunc in [("lt", np.less), ("le", np.less_equal), ("gt", np.greater),
-                    ("ge", np.greater_equal), ("eq", np.equal), ("ne", np.not_equal)]:
-    setattr(Value, f"__{_op}__", _binary(_ufunc))
-for _op, _ufunc in [("neg", np.negative), ("abs", np.absolute), ("invert", np.invert)]:
-    setattr(Value, f"__{_op}__", lambda self, u=_ufunc: u(self))
+operators_as_ufuncs(Value, ARITHMETIC + (("floordiv", np.floor_divide), ("mod", np.remainder),
+                                         ("and", np.bitwise_and), ("or", np.bitwise_or),
+                                         ("xor", np.bitwise_xor)),
+                    unary=(("neg", np.negative), ("abs", np.absolute), ("invert", np.invert)))
 setattr(Value, "__hash__", object.__hash__)  # __eq__ records; identity stays the hash
 
 

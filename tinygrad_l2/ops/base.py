@@ -72,3 +72,24 @@ def require(ok, error, *arrays):
 def _shape_error(op, *shapes, expected):
     shown = " and ".join(str(tuple(np.shape(s))) for s in shapes)
     return ValueError(f"{op}: shapes {shown}: {expected}")
+
+
+ARITHMETIC = (("add", np.add), ("sub", np.subtract), ("mul", np.multiply), ("truediv", np.true_divide),
+              ("pow", np.power), ("matmul", np.matmul))
+COMPARISONS = (("lt", np.less), ("le", np.less_equal), ("gt", np.greater),
+               ("ge", np.greater_equal), ("eq", np.equal), ("ne", np.not_equal))
+
+
+def operators_as_ufuncs(cls, arithmetic=ARITHMETIC, comparisons=COMPARISONS, unary=()):
+    """Give `cls` Python's operators as calls of numpy's ufuncs (`a + b` is `np.add(a, b)`,
+    `a += b` is `np.add(a, b, out=(a,))`), so that its `__array_ufunc__` sees every one: how
+    tl.compile's symbolic arrays and the Tensor-valued arrays of higher-order gradients run
+    the ops' numpy code."""
+    for name, ufunc in arithmetic:
+        setattr(cls, f"__{name}__", lambda self, other, u=ufunc: u(self, other))
+        setattr(cls, f"__r{name}__", lambda self, other, u=ufunc: u(other, self))
+        setattr(cls, f"__i{name}__", lambda self, other, u=ufunc: u(self, other, out=(self,)))
+    for name, ufunc in comparisons:
+        setattr(cls, f"__{name}__", lambda self, other, u=ufunc: u(self, other))
+    for name, ufunc in unary:
+        setattr(cls, f"__{name}__", lambda self, u=ufunc: u(self))
