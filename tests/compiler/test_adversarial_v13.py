@@ -1,0 +1,283 @@
+"""Compiled steps against the same steps run eagerly, round 13: the numbers guarded since round
+12 (modules', regularizers', config objects'), the retry of a first call that changed its scope,
+copies and pickles of compiled trainers, boolean masks given as arguments, indices computed
+after the update.  Built twice from the same seeds (twins.py); after every call the loss and
+every parameter must agree norm-wise (1e-12 in float64), and so must what the scenario probes.
+
+Open (strict xfails), each a stale replay: a regularizer's λ set in place on a layer, and a
+regularizer swapped for another (both reached through the layer's `regularizers` dict); a
+module attribute that is a tuple (a custom module's, Conv2d's padding) or a list changed in
+place; a number two levels below a module (module.cfg.inner.scale); a list element of a global
+dataclass; a step whose effect on its scope happens on calls 1 and 3 but not 2 (the retry of
+the first call builds a program from call 2, which changed nothing).
+
+Holding: a global dataclass's nested number; a module's numpy-float attribute; boolean masks
+given as arguments (run eagerly); an argmax index used after the update (run eagerly);
+best-loss tracking with .item() (run eagerly); a trainer class with Adam and StepLR compiled in
+its class body, deep-copied and pickled, training independently with one trace each."""
+import copy
+import dataclasses
+import pickle
+import types
+import warnings
+
+import numpy as np
+import pytest
+
+import tinygrad_l2 as tl
+
+from twins import F64, agree, same, train
+
+O, CE = tl.optim, tl.nn.softmax_cross_entropy
+
+
+def _mlp(seed=0, **kw):
+    return tl.nn.Sequential(tl.nn.Linear(4, 5, dtype=F64, rng=seed, **kw), tl.nn.Tanh(),
+                            tl.nn.Linear(5, 3, dtype=F64, rng=seed + 1))
+
+
+def _loop(net, change=lambda c: None, penalty=False, **env):
+    """A plain SGD step on `net`; `change(call)` runs before each call (between calls)."""
+    opt = O.SGD(net.parameters(), lr=0.1)
+
+    def step(X, y):
+        opt.zero_grad()
+        loss = CE(net(X), y) + (net.regularization_loss() if penalty else 0.0)
+        loss.backward(); opt.step()
+        return loss
+    return dict(step=step, params=list(net.parameters()), extra=lambda c: change(c) or (), **env)
+
+
+# ---- regularizers reached through a layer's `regularizers` dict ------------------------------
+
+@pytest.mark.xfail(strict=True, reason="a regularizer's λ set in place on a layer is not guarded "
+                   "(the regularizers dict has no __dict__, so _numbers_unchanged never reaches it): stale replay")
+def test_regularizer_lambda_set_in_place_on_a_layer_retraces():
+    def make():
+        net = _mlp(kernel_regularizer=tl.nn.L2(0.05))
+        return _loop(net, lambda c: c == 2 and setattr(net[0].kernel_regularizer, "lam", 0.5), penalty=True)
+    same(make)
+
+
+@pytest.mark.xfail(strict=True, reason="a layer's kernel_regularizer swapped for another object "
+                   "(L2 -> L1) is not guarded: the replay keeps the traced L2 penalty")
+def test_regularizer_swapped_for_another_retraces():
+    def make():
+        net = _mlp(kernel_regularizer=tl.nn.L2(0.05))
+        return _loop(net, lambda c: c == 2 and setattr(net[0], "kernel_regularizer", tl.nn.L1(0.05)),
+                     penalty=True)
+    same(make)
+
+
+# ---- module attributes that are not scalars ---------------------------------------------------
+
+class _Held(tl.nn.Module):
+    """Scales its Linear's output by numbers held in a tuple, a list, a numpy float and a
+    namespace two levels down."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = tl.nn.Linear(4, 3, dtype=F64, rng=0)
+        self.pair, self.scales, self.factor = (1.0, 2.0), [1.0], np.float64(1.0)
+        self.cfg = types.SimpleNamespace(inner=types.SimpleNamespace(scale=1.0))
+
+    def forward(self, x):
+        return self.lin(x) * self.pair[0] * self.scales[0] * self.factor * self.cfg.inner.scale
+
+
+def _held(edit):
+    def make():
+        net = _Held()
+        return _loop(net, lambda c: c == 2 and edit(net))
+    return make
+
+
+@pytest.mark.xfail(strict=True, reason="a tuple a module holds (rebound) is not guarded: "
+                   "_numbers_unchanged keeps scalars only; stale replay")
+def test_module_tuple_attribute_rebound_retraces():
+    same(_held(lambda net: setattr(net, "pair", (3.0, 2.0))))
+
+
+@pytest.mark.xfail(strict=True, reason="Conv2d.padding (a tuple) changed between calls is not "
+                   "guarded: the replay pads as traced")
+def test_conv_padding_changed_retraces():
+    def make():
+        conv = tl.nn.Conv2d(1, 3, 1, padding=0, dtype=F64, rng=0)
+        opt = O.SGD(conv.parameters(), lr=0.1)
+
+        def step(X, y):
+            opt.zero_grad(); loss = CE(conv(X.reshape(6, 1, 2, 2)).mean(axis=(2, 3)), y)
+            loss.backward(); opt.step()
+            return loss
+        change = lambda c: c == 2 and setattr(conv, "padding", ((1, 1), (1, 1)))  # noqa: E731
+        return dict(step=step, params=list(conv.parameters()), extra=lambda c: change(c) or ())
+    same(make)
+
+
+@pytest.mark.xfail(strict=True, reason="a list a module holds, changed in place, is not guarded: stale replay")
+def test_module_list_attribute_changed_in_place_retraces():
+    same(_held(lambda net: net.scales.__setitem__(0, 3.0)))
+
+
+@pytest.mark.xfail(strict=True, reason="a number two levels below a module (module.cfg.inner.scale) "
+                   "is not guarded: _numbers_unchanged looks one level down")
+def test_module_setting_two_levels_down_retraces():
+    same(_held(lambda net: setattr(net.cfg.inner, "scale", 3.0)))
+
+
+def test_module_numpy_float_attribute_retraces():
+    step = same(_held(lambda net: setattr(net, "factor", np.float64(3.0))))
+    assert step.traces == 2 and step.fallback_reason is None
+
+
+# ---- config dataclasses read as globals -------------------------------------------------------
+
+@dataclasses.dataclass
+class _Inner:
+    lam: float
+
+
+@dataclasses.dataclass
+class _Config:
+    inner: _Inner
+    scales: list
+
+
+CONFIG = _Config(_Inner(0.01), [1.0])
+
+
+def _config_step(edit):
+    def make():
+        CONFIG.inner.lam, CONFIG.scales[:] = 0.01, [1.0]
+        net = _mlp()
+        opt = O.SGD(net.parameters(), lr=0.1)
+
+        def step(X, y):
+            opt.zero_grad()
+            loss = CONFIG.scales[0] * CE(net(X), y) + CONFIG.inner.lam * (net[0].weight ** 2).sum()
+            loss.backward(); opt.step()
+            return loss
+        return dict(step=step, params=list(net.parameters()), extra=lambda c: (c == 2 and edit()) or ())
+    return make
+
+
+def test_global_dataclass_nested_number_retraces():
+    step = same(_config_step(lambda: setattr(CONFIG.inner, "lam", 0.5)))
+    assert step.traces == 2 and step.fallback_reason is None
+
+
+@pytest.mark.xfail(strict=True, reason="a list element of a global dataclass changed between calls "
+                   "is not guarded: stale replay")
+def test_global_dataclass_list_element_retraces():
+    same(_config_step(lambda: CONFIG.scales.__setitem__(0, 3.0)))
+
+
+# ---- the retry of a first call that changed its scope -----------------------------------------
+
+class _Flag:
+    """A switch of the user's, set between calls (say, "log this epoch")."""
+    on = True
+
+
+@pytest.mark.xfail(strict=True, reason="the first call's change is retried (__init__._build: "
+                   "traces == 1); call 2 changes nothing and its program replays call 3, skipping its append")
+def test_effect_on_calls_one_and_three_not_two_is_not_skipped():
+    def make():
+        log, flag = [], _Flag()
+        net = _mlp()
+        opt = O.SGD(net.parameters(), lr=0.1)
+
+        def step(X, y):
+            opt.zero_grad(); loss = CE(net(X), y); loss.backward(); opt.step()
+            if flag.on:
+                log.append("logged")
+            return loss
+        return dict(step=step, params=list(net.parameters()), probe=lambda: len(log),
+                    extra=lambda c: setattr(flag, "on", c in (0, 2)) or ())
+    same(make)
+
+
+def test_best_loss_tracking_runs_eagerly():
+    def make():
+        best = types.SimpleNamespace(loss=float("inf"), improved=[])
+        env = _loop(_mlp(), probe=lambda: len(best.improved))
+        inner = env["step"]
+
+        def step(X, y):
+            loss = inner(X, y)
+            if loss.item() < best.loss:
+                best.loss = loss.item(); best.improved.append(loss.item())
+            return loss
+        return dict(env, step=step)
+    assert same(make, calls=8).fallback_reason is not None
+
+
+# ---- masks given as arguments, indices computed after the update ------------------------------
+
+MASKS = [np.array(m, bool) for m in ([1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 0], [1, 0, 0, 0, 0, 0])]
+
+
+def test_boolean_mask_argument_runs_eagerly():
+    def make():
+        net = _mlp()
+        opt = O.SGD(net.parameters(), lr=0.1)
+
+        def step(X, y, mask):
+            opt.zero_grad(); loss = ((net(X) ** 2).sum(axis=1)[mask]).mean(); loss.backward(); opt.step()
+            return loss
+        return dict(step=step, params=list(net.parameters()), extra=lambda c: (MASKS[c % 3],))
+    assert "boolean mask" in same(make).fallback_reason
+
+
+def test_argmax_index_after_the_update_agrees():
+    def make():
+        net = _mlp()
+        env = _loop(net)
+        inner = env["step"]
+
+        def step(X, y):
+            loss = inner(X, y)
+            scores = net(X)
+            return loss + 0.0 * scores[np.arange(6), scores.argmax(axis=-1)].sum().item()
+        return dict(env, step=step)
+    same(make)
+
+
+# ---- a trainer compiled in its class body, copied and pickled ---------------------------------
+
+class _Trainer:
+    def __init__(self):
+        self.net = _mlp()
+        self.opt = O.Adam(self.net.parameters(), lr=0.01)
+        self.sched = O.lr_scheduler.StepLR(self.opt, step_size=2, gamma=0.5)
+        self.config = {"name": "run", "epochs": 3}  # only read
+
+    @tl.compile
+    def step(self, X, y):
+        self.opt.zero_grad(); loss = CE(self.net(X), y); loss.backward(); self.opt.step(); self.sched.step()
+        return loss if self.config["epochs"] else None
+
+
+def _fit(trainer, seed, calls=4):
+    rng = np.random.default_rng(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", tl.CompileWarning)
+        return [trainer.step(tl.Tensor(rng.standard_normal((6, 4))), rng.integers(0, 3, 6)).data.item()
+                for _ in range(calls)]
+
+
+def test_trainer_deepcopied_and_pickled_trains_like_eager():
+    tl.manual_seed(0)
+    first = _Trainer()
+    _fit(first, 1)
+    copied, pickled = copy.deepcopy(first), pickle.loads(pickle.dumps(first))
+    eager = copy.deepcopy(first)
+    rng = np.random.default_rng(2)
+    batches = [(rng.standard_normal((6, 4)), rng.integers(0, 3, 6)) for _ in range(4)]
+    want = [type(eager).step.fn(eager, tl.Tensor(x), y).data.item() for x, y in batches]
+    for trainer in (copied, pickled):
+        got = [trainer.step(tl.Tensor(x), y).data.item() for x, y in batches]
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+        assert trainer.step.traces == 1 and trainer.step.fallback_reason is None
+        agree([[p.data for p in eager.net.parameters()]], [[p.data for p in trainer.net.parameters()]])
+    assert first.step.traces == 1 and first.net[0].weight is not copied.net[0].weight
