@@ -8,13 +8,16 @@ Open (strict xfails), each a stale replay: a regularizer's λ set in place on a 
 regularizer swapped for another (both reached through the layer's `regularizers` dict); a
 module attribute that is a tuple (a custom module's, Conv2d's padding) or a list changed in
 place; a number two levels below a module (module.cfg.inner.scale); a list element of a global
-dataclass; a step whose effect on its scope happens on calls 1 and 3 but not 2 (the retry of
-the first call builds a program from call 2, which changed nothing).
+dataclass; a config dataclass a trainer holds (self.config.inner.lam); a step whose effect on
+its scope happens on calls 1 and 3 but not 2 (the retry of the first call builds a program from
+call 2, which changed nothing).
 
 Holding: a global dataclass's nested number; a module's numpy-float attribute; boolean masks
 given as arguments (run eagerly); an argmax index used after the update (run eagerly);
 best-loss tracking with .item() (run eagerly); a trainer class with Adam and StepLR compiled in
-its class body, deep-copied and pickled, training independently with one trace each."""
+its class body, deep-copied and pickled, training independently with one trace each; a nested
+config dataclass given as an argument; a ConvNet DataLoader loop with Dropout, Adam, a cosine
+schedule, an accuracy returned as a Tensor and an eval step (a trace per batch shape and mode)."""
 import copy
 import dataclasses
 import pickle
