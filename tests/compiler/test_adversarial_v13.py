@@ -10,14 +10,15 @@ module attribute that is a tuple (a custom module's, Conv2d's padding) or a list
 place; a number two levels below a module (module.cfg.inner.scale); a list element of a global
 dataclass; a config dataclass a trainer holds (self.config.inner.lam); a step whose effect on
 its scope happens on calls 1 and 3 but not 2 (the retry of the first call builds a program from
-call 2, which changed nothing).
+call 2, which changed nothing); a method compiled in a class with __slots__ (traces every call).
 
 Holding: a global dataclass's nested number; a module's numpy-float attribute; boolean masks
 given as arguments (run eagerly); an argmax index used after the update (run eagerly);
 best-loss tracking with .item() (run eagerly); a trainer class with Adam and StepLR compiled in
 its class body, deep-copied and pickled, training independently with one trace each; a nested
 config dataclass given as an argument; a ConvNet DataLoader loop with Dropout, Adam, a cosine
-schedule, an accuracy returned as a Tensor and an eval step (a trace per batch shape and mode)."""
+schedule, an accuracy returned as a Tensor and an eval step (a trace per batch shape and mode);
+embedding rows given as an argument, unique when traced and repeated later."""
 import copy
 import dataclasses
 import pickle
@@ -355,3 +356,44 @@ def test_convnet_dataloader_loop_with_dropout_adam_and_cosine_replays():
     agree(want, got)
     assert train_step.fallback_reason is None and evaluate.fallback_reason is None
     assert train_step.traces <= 3 and evaluate.traces == 1  # batches of 8 and 4, entered after eval()
+
+
+# ---- index arrays given as arguments: unique when traced, repeated later ----------------------
+
+def test_embedding_rows_repeated_after_a_trace_on_unique_rows_agree():
+    rows = [np.array([0, 1, 2, 3, 4, 0]), np.array([1, 1, 1, 0, 1, 1]), np.array([3, 3, 2, 2, 4, 4])]
+
+    def make():
+        table = tl.Tensor(np.random.default_rng(0).standard_normal((5, 4)), requires_grad=True)
+        lin = tl.nn.Linear(4, 3, dtype=F64, rng=1)
+        opt = O.SGD([table] + list(lin.parameters()), lr=0.1, momentum=0.9)
+
+        def step(X, y, index):
+            opt.zero_grad(); loss = CE(lin(table[index] + X), y); loss.backward(); opt.step()
+            return loss
+        return dict(step=step, params=[table] + list(lin.parameters()), extra=lambda c: (rows[c % 3],))
+    assert same(make).fallback_reason is None
+
+
+# ---- a method compiled in the body of a class with __slots__ ----------------------------------
+
+class _Slotted:
+    __slots__ = ("net", "opt")
+
+    def __init__(self):
+        self.net = _mlp()
+        self.opt = O.SGD(self.net.parameters(), lr=0.1)
+
+    @tl.compile
+    def step(self, X, y):
+        self.opt.zero_grad(); loss = CE(self.net(X), y); loss.backward(); self.opt.step()
+        return loss
+
+
+@pytest.mark.xfail(strict=True, reason="CompiledStep.__get__ has no __dict__ to keep the bound step in: "
+                   "each access makes a new one, so every call traces and none replays (no warning)")
+def test_method_compiled_in_a_slotted_class_replays():
+    trainer, rng = _Slotted(), np.random.default_rng(0)
+    for _ in range(3):
+        trainer.step(tl.Tensor(rng.standard_normal((6, 4))), rng.integers(0, 3, 6))
+    assert trainer.step.program is not None
