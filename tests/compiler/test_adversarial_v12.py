@@ -19,10 +19,9 @@ a trainer whose method is compiled in its class body; np.savez of state_dict() i
 Crashes where eager runs: copy.deepcopy of such a trainer; a statistic over rows chosen after
 the update; a step whose loss is NaN when traced and a clip with an infinite bound (constants
 printed as `nan`/`inf`); a step reading the tl.optim module as a global; under check=N, a replay
-that raises before its effects.  Runs eagerly for good: a trainer that builds its optimizer on
-the first call (a change in the first call only now traces the next call again).  Open (strict
-xfails): a file written with np.save of a weight's .data (documented, as printing); a step that
-returns the learning rate its scheduler set runs eagerly.
+that raises before its effects.  Open (strict xfails): a file written with np.save of a weight's
+.data (documented, as printing); a step that returns the learning rate its scheduler set, and a
+trainer that builds its optimizer on the first call, run eagerly (results as eager).
 
 Holding: a sum over rows a comparison chose, no_grad/detached values read after the update,
 returned intermediates, accuracy as a Tensor, views of weights taken before the update, writes
@@ -468,6 +467,9 @@ def test_a_step_that_reads_the_optim_module_as_a_global_compiles():
     same(_lazy(True), calls=3)
 
 
+@pytest.mark.xfail(strict=True, reason="open (a fallback, results as eager): the first call's change (an "
+                   "optimizer built lazily) makes the step run eagerly for good; tracing again after it "
+                   "let a step whose effect comes back on a later call replay stale (round 13)")
 def test_a_trainer_that_builds_its_optimizer_on_the_first_call_replays_afterwards():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", tl.CompileWarning)

@@ -4,14 +4,17 @@ copies and pickles of compiled trainers, boolean masks given as arguments, indic
 after the update.  Built twice from the same seeds (twins.py); after every call the loss and
 every parameter must agree norm-wise (1e-12 in float64), and so must what the scenario probes.
 
-Open (strict xfails), each a stale replay: a regularizer's λ set in place on a layer, and a
-regularizer swapped for another (both reached through the layer's `regularizers` dict); a
-module attribute that is a tuple (a custom module's, Conv2d's padding) or a list changed in
-place; a number two levels below a module (module.cfg.inner.scale); a list element of a global
-dataclass; a config dataclass a trainer holds (self.config.inner.lam); a step whose effect on
-its scope happens on calls 1 and 3 but not 2 (the retry of the first call builds a program from
-call 2, which changed nothing); a method compiled in a class with __slots__ (traces every call);
-a mean over a mask given as an argument, divided by mask.sum() (the traced count).
+Found and fixed since, each a stale replay before its fix: a regularizer's λ set in place on
+a layer, and a regularizer swapped for another (both reached through the layer's `regularizers`
+dict); a module attribute that is a tuple (a custom module's, Conv2d's padding) or a list
+changed in place; a number two levels below a module (module.cfg.inner.scale); a list element
+of a global dataclass; a config dataclass a trainer holds (self.config.inner.lam) — the settings
+of modules, regularizers and configs are now compared by value three levels down
+(compiler/settings.py); a step whose effect on its scope happens on calls 1 and 3 but not 2
+(the retry of a first call that changed its scope is gone); a method compiled in a class with
+__slots__ (traced every call).  Open (strict xfail): a mean over a mask given as an argument,
+divided by mask.sum(), a number computed with numpy from an argument (documented: replayed as
+traced).
 
 Holding: a global dataclass's nested number; a module's numpy-float attribute; boolean masks
 given as arguments (run eagerly); an argmax index used after the update (run eagerly);
@@ -56,8 +59,6 @@ def _loop(net, change=lambda c: None, penalty=False, **env):
 
 # ---- regularizers reached through a layer's `regularizers` dict ------------------------------
 
-@pytest.mark.xfail(strict=True, reason="a regularizer's λ set in place on a layer is not guarded "
-                   "(the regularizers dict has no __dict__, so _numbers_unchanged never reaches it): stale replay")
 def test_regularizer_lambda_set_in_place_on_a_layer_retraces():
     def make():
         net = _mlp(kernel_regularizer=tl.nn.L2(0.05))
@@ -65,8 +66,6 @@ def test_regularizer_lambda_set_in_place_on_a_layer_retraces():
     same(make)
 
 
-@pytest.mark.xfail(strict=True, reason="a layer's kernel_regularizer swapped for another object "
-                   "(L2 -> L1) is not guarded: the replay keeps the traced L2 penalty")
 def test_regularizer_swapped_for_another_retraces():
     def make():
         net = _mlp(kernel_regularizer=tl.nn.L2(0.05))
@@ -98,14 +97,10 @@ def _held(edit):
     return make
 
 
-@pytest.mark.xfail(strict=True, reason="a tuple a module holds (rebound) is not guarded: "
-                   "_numbers_unchanged keeps scalars only; stale replay")
 def test_module_tuple_attribute_rebound_retraces():
     same(_held(lambda net: setattr(net, "pair", (3.0, 2.0))))
 
 
-@pytest.mark.xfail(strict=True, reason="Conv2d.padding (a tuple) changed between calls is not "
-                   "guarded: the replay pads as traced")
 def test_conv_padding_changed_retraces():
     def make():
         conv = tl.nn.Conv2d(1, 3, 1, padding=0, dtype=F64, rng=0)
@@ -120,13 +115,10 @@ def test_conv_padding_changed_retraces():
     same(make)
 
 
-@pytest.mark.xfail(strict=True, reason="a list a module holds, changed in place, is not guarded: stale replay")
 def test_module_list_attribute_changed_in_place_retraces():
     same(_held(lambda net: net.scales.__setitem__(0, 3.0)))
 
 
-@pytest.mark.xfail(strict=True, reason="a number two levels below a module (module.cfg.inner.scale) "
-                   "is not guarded: _numbers_unchanged looks one level down")
 def test_module_setting_two_levels_down_retraces():
     same(_held(lambda net: setattr(net.cfg.inner, "scale", 3.0)))
 
@@ -172,8 +164,6 @@ def test_global_dataclass_nested_number_retraces():
     assert step.traces == 2 and step.fallback_reason is None
 
 
-@pytest.mark.xfail(strict=True, reason="a list element of a global dataclass changed between calls "
-                   "is not guarded: stale replay")
 def test_global_dataclass_list_element_retraces():
     same(_config_step(lambda: CONFIG.scales.__setitem__(0, 3.0)))
 
@@ -185,8 +175,6 @@ class _Flag:
     on = True
 
 
-@pytest.mark.xfail(strict=True, reason="the first call's change is retried (__init__._build: "
-                   "traces == 1); call 2 changes nothing and its program replays call 3, skipping its append")
 def test_effect_on_calls_one_and_three_not_two_is_not_skipped():
     def make():
         log, flag = [], _Flag()
@@ -321,8 +309,6 @@ def test_nested_config_dataclass_argument_retraces():
     assert step.traces == 2 and step.fallback_reason is None
 
 
-@pytest.mark.xfail(strict=True, reason="a config dataclass a trainer holds (self.config.inner.lam), "
-                   "changed between calls, is not guarded: the bound method's self is not explored for settings")
 def test_config_dataclass_held_by_a_trainer_retraces():
     same(_configured(as_argument=False))
 
@@ -392,8 +378,6 @@ class _Slotted:
         return loss
 
 
-@pytest.mark.xfail(strict=True, reason="CompiledStep.__get__ has no __dict__ to keep the bound step in: "
-                   "each access makes a new one, so every call traces and none replays (no warning)")
 def test_method_compiled_in_a_slotted_class_replays():
     trainer, rng = _Slotted(), np.random.default_rng(0)
     for _ in range(3):

@@ -565,14 +565,32 @@ def test_check_compares_returned_numbers_and_structure_at_the_tensors_dtype():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_check_still_catches_a_change_the_trace_cannot_see(dtype):
-    l2 = tl.nn.L2(1e-3)
-    compiled = tl.compile(mlp_step(dtype, l2), check=8)
+    model, opt, _ = linear_step(dtype)
+    weights = [1.0]  # a list of the scope: its contents are not guarded
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = tl.nn.softmax_cross_entropy(model(x), y) * weights[0]
+        loss.backward(); opt.step()
+        return loss
+    compiled = tl.compile(step, check=8)
     rng = np.random.default_rng(0)
-    batch = lambda: (rng.standard_normal((32, 20)).astype(dtype), rng.integers(0, 10, 32))  # noqa: E731
+    batch = lambda: (rng.standard_normal((32, 4)).astype(dtype), rng.integers(0, 3, 32))  # noqa: E731
     compiled(*batch()), compiled(*batch())
-    l2.lam = 2e-3  # read from an object: replay keeps the traced 1e-3 (W off by lr·2·1e-3 = 2e-4)
+    weights[0] = 2.0  # changed in place: the replay keeps the traced 1.0
     with pytest.raises(tl.CompileCheckError, match="differs"):
         compiled(*batch())
+
+
+def test_a_regularizers_lambda_set_in_place_retraces_instead_of_replaying_stale():
+    l2 = tl.nn.L2(1e-3)
+    compiled = tl.compile(mlp_step(np.float64, l2), check=8)  # (check compares with eager)
+    rng = np.random.default_rng(0)
+    batch = lambda: (rng.standard_normal((32, 20)), rng.integers(0, 10, 32))  # noqa: E731
+    compiled(*batch()), compiled(*batch())
+    l2.lam = 2e-3
+    compiled(*batch())
+    assert compiled.traces == 2
 
 
 def test_check_tolerance_scales_with_the_dtype():

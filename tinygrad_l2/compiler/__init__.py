@@ -136,13 +136,12 @@ class CompiledStep:
         step's (a copy of the instance, holding the original's, makes its own)."""
         if instance is None:
             return self
-        held = getattr(instance, "__dict__", None)
+        held = getattr(instance, "__dict__", None)  # (a class with __slots__: the one used last)
+        held = held if isinstance(held, dict) else self.__dict__.setdefault("_slotted", {})
         key = f"_tl_compiled_{id(self)}"
-        bound = held.get(key) if isinstance(held, dict) else None
+        bound = held.get(key)
         if bound is None or getattr(bound.fn, "__self__", None) is not instance:
-            bound = CompiledStep(types.MethodType(self.fn, instance), self.checks_left)
-            if isinstance(held, dict):
-                held[key] = bound
+            bound = held[key] = CompiledStep(types.MethodType(self.fn, instance), self.checks_left)
         return bound
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -246,8 +245,6 @@ class CompiledStep:
                                         returned_literals(self.fn, held))
         except Unreplayable as error:
             return self._fall_back(str(error), result)
-        if changed and self.traces == 1:  # a first call may set things up (an optimizer made
-            return result                 # lazily): trace the next call again before deciding
         if changed:
             return self._fall_back(f"{changed[0][0]} (at {changed[0][1]}): a replay would skip it", result)
         try:

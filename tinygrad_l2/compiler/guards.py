@@ -23,8 +23,6 @@ container's contents (a list of arrays changed in place): `check=N` catches thos
 """
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import dis
 import functools
 import itertools
@@ -38,6 +36,7 @@ import numpy as np
 from ..function import TensorBase
 from ..nn.module import Module
 from .keys import frozen
+from .settings import holds_settings, numbers_unchanged
 
 Reader = Callable[[], Any]
 
@@ -67,8 +66,10 @@ class Guards:
                 self.checks.append((f"the object {kind} {name} refers to", _identity_unchanged(read, value)))
                 if isinstance(value, Module):  # model.forward(x), dropout(x, training=model.training)
                     modules.append(value)
-                elif _holds_settings(value):
+                elif holds_settings(value):
                     settings.append(value)
+        settings += [v for v in getattr(getattr(fn, "__self__", None), "__dict__", {}).values()
+                     if not isinstance(v, Module) and holds_settings(v)]  # a trainer's config
         function = getattr(fn, "__func__", fn)
         if getattr(function, "__defaults__", None) or getattr(function, "__kwdefaults__", None):
             self.checks.append(("the function's default arguments (a config dict changed in place)",
@@ -93,7 +94,7 @@ class Guards:
                                     _held_unchanged(tree)))
         if settings or tree:
             self.checks.append(("a number a module, a regularizer or a config object holds (a dropout "
-                                "rate, λ, eps)", _numbers_unchanged(settings + tree)))
+                                "rate, λ, eps)", numbers_unchanged(settings + tree)))
 
     def add_parameters(self, parameters: Iterable[TensorBase]) -> None:
         """Guard the requires_grad flag of each of these traced parameters."""
@@ -119,27 +120,6 @@ def _modes_unchanged(modules, entered):
     from the mode it finds, `model.train(not model.training)`)."""
     traced = [entered.get(id(m), m.training) for m in modules]
     return lambda: [m.training for m in modules] == traced
-
-
-def _holds_settings(value):
-    """A regularizer or another object of this package's that is not a module, an optimizer or
-    a schedule, a dataclass or a namespace: its numbers are settings the trace reads."""
-    if isinstance(value, types.SimpleNamespace | argparse.Namespace) or (
-            dataclasses.is_dataclass(value) and not isinstance(value, type)):
-        return True
-    return (type(value).__module__.startswith("tinygrad_l2.") and hasattr(value, "__dict__")
-            and not hasattr(value, "param_groups") and not hasattr(value, "optimizer"))
-
-
-def _numbers_unchanged(modules):
-    """The numbers and strings each module holds as attributes, and those of the plain objects
-    it holds (a regularizer's λ), as traced: its forward reads them into the trace."""
-    owners = list(modules) + [v for m in modules for v in vars(m).values()
-                              if hasattr(v, "__dict__") and not isinstance(v, Module | TensorBase | type)
-                              and not callable(v)]
-    traced = [(o, k, v) for o in owners for k, v in vars(o).items() if k != "training" and _is_scalar(v)]
-    return lambda: all((now := getattr(o, k, _MISSING)) is v or (type(now) is type(v) and now == v)
-                       for o, k, v in traced)
 
 
 def _held_tensors(module):
