@@ -12,7 +12,6 @@ import numpy as np
 
 from ..function import TensorBase
 from ..nn.module import Module
-from .keys import frozen
 
 
 def holds_settings(value):
@@ -26,38 +25,44 @@ def holds_settings(value):
 
 
 def numbers_unchanged(owners):
-    """What each module (its own attributes), regularizer or config object holds, as traced:
-    its forward reads it into the trace (`_settings`)."""
-    read = lambda: [_settings(_own(o), SETTINGS_DEPTH) for o in owners]  # noqa: E731
-    traced = read()
-    return lambda: read() == traced
+    """A check that what each module (its own attributes), regularizer or config object holds
+    is as traced, `DEPTH` levels down through dicts, lists, tuples and plain objects: its
+    forward read it into the trace.  Flattened once into (container, key, value) leaves, so
+    that each call only compares identities (and values, for a number rebound to an equal one)
+    and each container's size."""
+    sizes, leaves = [], []
+    for owner in owners:
+        _leaves(vars(owner), DEPTH, sizes, leaves, _GUARDED if isinstance(owner, Module) else ())
+    return lambda: (all([len(c) == n for c, n in sizes])
+                    and all([(now := c[k]) is v or (type(now) is type(v) and _is_scalar(v) and now == v)
+                             for c, k, v in leaves]))
 
 
-SETTINGS_DEPTH = 3  # a module's dict of regularizers, each one's λ; a config's nested settings
+DEPTH = 3  # a module's dict of regularizers, each one's λ; a config's nested settings
+_GUARDED = ("training", "_parameters", "_buffers", "_modules")  # (a module's: guarded otherwise)
 
 
-def _own(owner):
-    """An object's attributes, a module's without what is guarded otherwise (its mode, its
-    parameters, buffers and sub-modules)."""
-    own = vars(owner)
-    if isinstance(owner, Module):
-        return {k: v for k, v in own.items() if k not in ("training", "_parameters", "_buffers", "_modules")}
-    return own
+def _leaves(container, depth, sizes, leaves, skip=()):
+    """Record a dict's or a list's size and each (key, value), and go down into the values that
+    are containers or plain objects (a tuple's items, an object's attributes)."""
+    sizes.append((container, len(container)))
+    for key, value in (container.items() if isinstance(container, dict) else enumerate(container)):
+        if key in skip:
+            continue
+        leaves.append((container, key, value))
+        if depth:
+            for inner in _inner(value):
+                _leaves(inner, depth - 1, sizes, leaves)
 
 
-def _settings(value, depth):
-    """`value` for comparing at a later call: numbers and strings by value (keys.frozen), tuples,
-    lists and dicts element by element, a plain object (a regularizer, a config) by identity and
-    its attributes, `depth` levels down; tensors, arrays, modules and functions by identity."""
-    if _is_scalar(value):
-        return frozen(value)
-    if isinstance(value, tuple | list):
-        return type(value), tuple(_settings(v, depth) for v in value)
-    if isinstance(value, dict):
-        return dict, tuple((k, _settings(v, depth)) for k, v in value.items())
-    if depth and _plain(value):
-        return id(value), _settings(vars(value), depth - 1)
-    return id(value)
+def _inner(value):
+    """The containers below a value: itself (a dict, a list), a tuple's, a plain object's
+    attributes; none for numbers, arrays, tensors, modules (guarded on their own) or functions."""
+    if isinstance(value, dict | list):
+        return [value]
+    if isinstance(value, tuple):
+        return [c for v in value for c in _inner(v)]
+    return [vars(value)] if _plain(value) else []
 
 
 def _plain(value):
