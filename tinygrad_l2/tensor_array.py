@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from . import creation, ops
+from . import creation
 from .function import TensorBase
 from .ops.base import operators_as_ufuncs
 from .tensor import Tensor

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 import tinygrad_l2 as tl
+from twins import frozen_batch_norm
 
 O, F64 = tl.optim, np.float64
 
@@ -300,14 +301,7 @@ def test_a_returned_scheduler_count_equal_to_a_literal_is_not_frozen():
 
 def _frozen_batch_norm_script(compiled):
     """Fine-tuning with BatchNorm in eval mode: its running statistics are module buffers."""
-    tl.manual_seed(0)
-    model = tl.nn.Sequential(tl.nn.Linear(4, 5, dtype=F64), tl.nn.BatchNorm1d(5, dtype=F64),
-                             tl.nn.ReLU(), tl.nn.Linear(5, 3, dtype=F64)).eval()
-    opt = O.SGD(model.parameters(), lr=0.1)
-
-    def train_step(X, y):
-        opt.zero_grad(); loss = tl.nn.softmax_cross_entropy(model(X), y); loss.backward(); opt.step()
-        return loss
+    model, train_step = frozen_batch_norm()
     step = tl.compile(train_step) if compiled else train_step
     rng = np.random.default_rng(1)
     seen = [step(rng.standard_normal((6, 4)), rng.integers(0, 3, 6)).item() for _ in range(4)]

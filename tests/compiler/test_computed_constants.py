@@ -10,19 +10,18 @@ import pytest
 import tinygrad_l2 as tl
 from tinygrad_l2 import optim as O
 
-from twins import F64, agree, same
+from twins import F64, agree, frozen_batch_norm
 
 
-def _model():
-    return tl.nn.Sequential(tl.nn.Linear(4, 8, dtype=F64), tl.nn.Tanh(), tl.nn.Linear(8, 3, dtype=F64))
-
-
-def _twin_calls(make, calls=4):
-    """[(returned values, parameters)] per call, eager and compiled, and the compiled step."""
+def _twin_calls(body, calls=4):
+    """Run `body(model, opt, X, y)` (a step's code, returning a tuple) eagerly and compiled from
+    the same seeds: [(returned values, parameters)] per call must agree; the compiled step."""
     runs = []
     for compiled in (False, True):
         tl.manual_seed(0)
-        model, step = make()
+        model = tl.nn.Sequential(tl.nn.Linear(4, 8, dtype=F64), tl.nn.Tanh(), tl.nn.Linear(8, 3, dtype=F64))
+        opt = O.SGD(model.parameters(), lr=0.1)
+        step = lambda X, y: body(model, opt, X, y)  # noqa: E731
         step = tl.compile(step) if compiled else step
         rng, seen = np.random.default_rng(1), []
         with warnings.catch_warnings():
@@ -37,63 +36,49 @@ def _twin_calls(make, calls=4):
     return step
 
 
-def test_a_validation_forward_under_no_grad_is_computed_again_each_call():
-    def make():
-        model = _model()
-        opt = O.SGD(model.parameters(), lr=0.1)
+def _trained(model, opt, X, y):
+    """zero_grad, the cross-entropy, backward, step: (logits, loss)."""
+    opt.zero_grad()
+    logits = model(X)
+    loss = tl.nn.softmax_cross_entropy(logits, y)
+    loss.backward(); opt.step()
+    return logits, loss
 
-        def step(X, y):
-            opt.zero_grad()
-            with tl.no_grad():  # before the update: reads the weights the loss reads
-                held_out = tl.nn.softmax_cross_entropy(model(tl.Tensor(X) * 0.5), y)
-            loss = tl.nn.softmax_cross_entropy(model(X), y)
-            loss.backward(); opt.step()
-            return loss, held_out.item()
-        return model, step
-    assert _twin_calls(make).fallback_reason is None
+
+def test_a_validation_forward_under_no_grad_is_computed_again_each_call():
+    def body(model, opt, X, y):
+        with tl.no_grad():  # before the update: reads the weights the loss reads
+            held_out = tl.nn.softmax_cross_entropy(model(tl.Tensor(X) * 0.5), y)
+        _, loss = _trained(model, opt, X, y)
+        return loss, held_out.item()
+    assert _twin_calls(body).fallback_reason is None
 
 
 def test_an_op_under_no_grad_after_the_update_runs_eagerly_and_reads_the_new_weights():
-    def make():
-        model = _model()
-        opt = O.SGD(model.parameters(), lr=0.1)
-
-        def step(X, y):
-            opt.zero_grad(); loss = tl.nn.softmax_cross_entropy(model(X), y); loss.backward(); opt.step()
-            with tl.no_grad():
-                after = tl.nn.softmax_cross_entropy(model(X), y)
-            return loss, after
-        return model, step
-    assert "after opt.step()" in _twin_calls(make).fallback_reason
+    def body(model, opt, X, y):
+        _, loss = _trained(model, opt, X, y)
+        with tl.no_grad():
+            after = tl.nn.softmax_cross_entropy(model(X), y)
+        return loss, after
+    assert "after opt.step()" in _twin_calls(body).fallback_reason
 
 
 def test_a_detached_target_is_the_current_output_not_the_traced_one():
-    def make():
-        model = _model()
-        opt = O.SGD(model.parameters(), lr=0.1)
-
-        def step(X, y):  # self-distillation: match a detached copy of the output, scaled
-            opt.zero_grad()
-            logits = model(X)
-            loss = tl.nn.softmax_cross_entropy(logits, y) + ((logits - logits.detach() * 0.9) ** 2).mean()
-            loss.backward(); opt.step()
-            return (loss,)
-        return model, step
-    assert _twin_calls(make).fallback_reason is None
+    def body(model, opt, X, y):  # self-distillation: match a detached copy of the output, scaled
+        opt.zero_grad()
+        logits = model(X)
+        loss = tl.nn.softmax_cross_entropy(logits, y) + ((logits - logits.detach() * 0.9) ** 2).mean()
+        loss.backward(); opt.step()
+        return (loss,)
+    assert _twin_calls(body).fallback_reason is None
 
 
 def test_labels_converted_with_tensor_of_an_argument_follow_each_call():
-    def make():
-        model = _model()
-        opt = O.SGD(model.parameters(), lr=0.1)
-
-        def step(X, y):
-            opt.zero_grad(); logits = model(X)
-            loss = tl.nn.softmax_cross_entropy(logits, y); loss.backward(); opt.step()
-            hits = (logits.argmax(axis=1) == tl.Tensor(y)).float()  # y: int64 -> float32 each call
-            return loss, hits, tl.where(hits > 0, logits.max(axis=1), 0.0)
-        return model, step
-    step = _twin_calls(make)
+    def body(model, opt, X, y):
+        logits, loss = _trained(model, opt, X, y)
+        hits = (logits.argmax(axis=1) == tl.Tensor(y)).float()  # y: int64 -> float32 each call
+        return loss, hits, tl.where(hits > 0, logits.max(axis=1), 0.0)
+    step = _twin_calls(body)
     assert step.fallback_reason is None and "argmax" in step.source
 
 
@@ -128,29 +113,11 @@ def test_a_constant_made_inside_the_step_from_fresh_data_still_runs_eagerly():
 
 
 def test_an_op_after_the_update_reading_a_view_of_a_weight_taken_before_runs_eagerly():
-    def make():
-        model = _model()
-        opt = O.SGD(model.parameters(), lr=0.1)
-
-        def step(X, y):
-            opt.zero_grad()
-            weight_t = model[0].weight.T  # a view: after the update it shows the new values
-            loss = tl.nn.softmax_cross_entropy(model(X), y); loss.backward(); opt.step()
-            return loss, (tl.Tensor(X) @ weight_t).sum()
-        return model, step
-    assert "after opt.step()" in _twin_calls(make).fallback_reason
-
-
-def _frozen_batch_norm():
-    tl.manual_seed(0)
-    model = tl.nn.Sequential(tl.nn.Linear(4, 5, dtype=F64), tl.nn.BatchNorm1d(5, dtype=F64),
-                             tl.nn.ReLU(), tl.nn.Linear(5, 3, dtype=F64)).eval()
-    opt = O.SGD(model.parameters(), lr=0.1)
-
-    def step(X, y):
-        opt.zero_grad(); loss = tl.nn.softmax_cross_entropy(model(X), y); loss.backward(); opt.step()
-        return loss
-    return model, step
+    def body(model, opt, X, y):
+        weight_t = model[0].weight.T  # a view: after the update it shows the new values
+        _, loss = _trained(model, opt, X, y)
+        return loss, (tl.Tensor(X) @ weight_t).sum()
+    assert "after opt.step()" in _twin_calls(body).fallback_reason
 
 
 @pytest.mark.parametrize("change", [
@@ -161,7 +128,7 @@ def _frozen_batch_norm():
 def test_batch_norm_statistics_changed_between_calls_are_read_by_the_replay(change):
     runs = []
     for compiled in (False, True):
-        model, step = _frozen_batch_norm()
+        model, step = frozen_batch_norm()
         step = tl.compile(step) if compiled else step
         rng, data, seen = np.random.default_rng(3), np.random.default_rng(1), []
         for call in range(4):

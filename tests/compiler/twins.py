@@ -44,3 +44,17 @@ def plain(layer, opt, **env):
         opt.zero_grad(); loss = tl.nn.softmax_cross_entropy(layer(X), y); loss.backward(); opt.step()
         return loss
     return dict(step=step, params=list(layer.parameters()), **env)
+
+
+def frozen_batch_norm():
+    """(model, step): fine-tuning with BatchNorm in eval mode (its running statistics are module
+    buffers), a float64 MLP and its SGD step."""
+    tl.manual_seed(0)
+    model = tl.nn.Sequential(tl.nn.Linear(4, 5, dtype=F64), tl.nn.BatchNorm1d(5, dtype=F64),
+                             tl.nn.ReLU(), tl.nn.Linear(5, 3, dtype=F64)).eval()
+    opt = tl.optim.SGD(model.parameters(), lr=0.1)
+
+    def step(X, y):
+        opt.zero_grad(); loss = tl.nn.softmax_cross_entropy(model(X), y); loss.backward(); opt.step()
+        return loss
+    return model, step

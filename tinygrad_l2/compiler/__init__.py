@@ -43,9 +43,9 @@ parameters, a value read from an object or inside another function and changed l
 number on an object of the user's that is not a module, `self.opt` rebound, a global config
 dict changed in place: call `step.retrace()`, or pass the dict as an argument: arguments are
 keyed by value), and other side effects (assigning `.grad` by hand, printing, a file numpy
-writes).  The numbers of modules and regularizers are guarded (guards.py), and what the step
-changes in its scope is seen (scope_state.py).  `scheduler.step()`
-inside the function is replayed.
+writes).  The settings of modules, regularizers and configs are guarded (settings.py), and
+what the step changes in its scope is seen (scope_state.py).  `scheduler.step()` inside the
+function is replayed.
 
 When it cannot replay a step, it runs the function eagerly every call instead, warns once
 (`tl.CompileWarning`, naming the reason and the function's file and line) and says why in

@@ -31,7 +31,7 @@ def generators(nodes, events, reachable):
                for n in nodes if not n.is_leaf]
     for cls in {id(type(o)): type(o) for o in owners}.values():
         places += [vars(sys.modules.get(cls.__module__, builtins)), vars(cls)]
-        places += [_closure_values(f) for f in vars(cls).values()]
+        places += [dict(enumerate(closure_values(f))) for f in vars(cls).values()]
     return random.generators_in(*_within(places, 3, np.random.Generator | np.random.BitGenerator
                                          | np.random.RandomState))
 
@@ -55,15 +55,16 @@ def _within(places, depth, wanted):
     return found
 
 
-def _closure_values(fn):
-    """{i: value} of a function's (or static/class method's) closure cells that hold one."""
+def closure_values(fn):
+    """The values a function's (or static/class method's) closure cells hold (empty ones left
+    out)."""
     values = []
     for cell in getattr(getattr(fn, "__func__", fn), "__closure__", None) or ():
         try:
             values.append(cell.cell_contents)
         except ValueError:  # an empty cell
             continue
-    return dict(enumerate(values))
+    return values
 
 
 def given_copies(inputs, names, parameters):

@@ -15,8 +15,8 @@ groups (how many, which parameters: its hyper-parameters are the written update'
 update.py), the `requires_grad` flag of every traced parameter, and the function's default
 arguments by value.
 
-And the numbers each module called, each regularizer and each config namespace or dataclass
-the step reads hold (a dropout rate, λ, eps).  Not seen: a value read inside another function
+And what each module called, each regularizer and each config namespace or dataclass the step
+reads hold, three levels down (a dropout rate, λ, padding: settings.py).  Not seen: a value read inside another function
 or from an attribute of another object and changed later (`self.opt` rebound), and a
 container's contents (a list of arrays changed in place): `check=N` catches those, and
 `step.retrace()` forces a new trace.
@@ -27,7 +27,6 @@ import dis
 import functools
 import itertools
 import operator
-import numbers
 import types
 from typing import Any, Callable, Iterable
 
@@ -36,7 +35,7 @@ import numpy as np
 from ..function import TensorBase
 from ..nn.module import Module
 from .keys import frozen
-from .settings import holds_settings, numbers_unchanged
+from .settings import holds_settings, is_scalar, settings_unchanged
 
 Reader = Callable[[], Any]
 
@@ -57,7 +56,7 @@ class Guards:
         modules = list(modules)
         for kind, name, read in scope_reads(fn):
             value = read()
-            if _is_scalar(value):
+            if is_scalar(value):
                 self.scalars.append(value)
                 self.checks.append((f"{kind} {name}", _value_unchanged(read, value)))
             elif kind == "partial argument" and not _is_array(value):  # an argument: by value
@@ -94,7 +93,7 @@ class Guards:
                                     _held_unchanged(tree)))
         if settings or tree:
             self.checks.append(("a number a module, a regularizer or a config object holds (a dropout "
-                                "rate, λ, eps)", numbers_unchanged(settings + tree)))
+                                "rate, λ, eps)", settings_unchanged(settings + tree)))
 
     def add_parameters(self, parameters: Iterable[TensorBase]) -> None:
         """Guard the requires_grad flag of each of these traced parameters."""
@@ -216,7 +215,7 @@ def _same(current, traced):
     if isinstance(traced, np.ndarray):
         return (current.shape == traced.shape and current.dtype == traced.dtype
                 and bool(np.array_equal(current, traced)))
-    if not _is_scalar(traced):  # a tensor (its == is elementwise), any object: by identity
+    if not is_scalar(traced):  # a tensor (its == is elementwise), any object: by identity
         return current is traced
     return bool(current == traced)
 
@@ -279,13 +278,9 @@ def _global_names(code):
     return names
 
 
-def _is_scalar(value):
-    return value is None or isinstance(value, (numbers.Number, np.generic, str, bytes))
-
-
 def _is_array(value):
     return isinstance(value, np.ndarray) or (isinstance(value, TensorBase) and not value.requires_grad)
 
 
 def _identity_guarded(value):
-    return not (_is_scalar(value) or _is_array(value) or isinstance(value, (types.ModuleType, type)))
+    return not (is_scalar(value) or _is_array(value) or isinstance(value, (types.ModuleType, type)))

@@ -14,7 +14,7 @@ import numpy as np
 from ..engine import topological_order, unbroadcast
 from ..function import Function
 from .replay import Replayer, attributes as _attributes
-from .symbolic import Instr, NotSymbolic, Recording, Value, _walk, recording
+from .symbolic import Instr, Recording, Value, _walk, recording
 
 
 

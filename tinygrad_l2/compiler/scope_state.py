@@ -10,8 +10,10 @@ import numpy as np
 
 from ..function import TensorBase
 from ..nn.module import Module
+from .effects import closure_values
 from .guards import functions_of, scope_reads
 from .keys import frozen
+from .settings import MODULE_GUARDED
 
 DEPTH = 3  # the step's globals, closure, self and defaults; what they hold; and what that holds
 
@@ -30,7 +32,7 @@ class ScopeState:
         level = [read() for _, _, read in scope_reads(fn)] + [getattr(fn, "__self__", None)]
         level += list(getattr(function, "__defaults__", None) or ())
         level += list((getattr(function, "__kwdefaults__", None) or {}).values())
-        level += [v for f in functions_of(fn) for v in _closure_values(f)]
+        level += [v for f in functions_of(fn) for v in closure_values(f)]
         seen: dict[int, object] = {}
         for _ in range(DEPTH):
             level = [v for v in level if id(v) not in seen and not _opaque(v)]
@@ -88,22 +90,12 @@ def _held(value):
     if isinstance(value, list | tuple | set | frozenset):
         return list(value)
     if isinstance(value, types.FunctionType | functools.partial):
-        return [v for f in functions_of(value) for v in _closure_values(f)]
+        return [v for f in functions_of(value) for v in closure_values(f)]
     if isinstance(value, types.GeneratorType):
         return [] if value.gi_frame is None else list(value.gi_frame.f_locals.values())
     if isinstance(value, Module) or _is_optimizer(value) or _is_random(value):
         return []
     return list(getattr(value, "__dict__", {}).values())
-
-
-def _closure_values(fn):
-    values = []
-    for cell in getattr(fn, "__closure__", None) or ():
-        try:
-            values.append(cell.cell_contents)
-        except ValueError:  # an empty cell
-            continue
-    return values
 
 
 def _shallow(value):
@@ -113,7 +105,7 @@ def _shallow(value):
     if _is_optimizer(value) and not isinstance(value, Module):
         return [frozen({k: v for k, v in g.items() if k != "params"}) for g in value.param_groups]
     if isinstance(value, Module):
-        own = {k: v for k, v in vars(value).items() if k not in ("training", "_parameters", "_modules", "_buffers")}
+        own = {k: v for k, v in vars(value).items() if k not in MODULE_GUARDED}
         buffers = {k: (id(b), frozen(getattr(b, "_data", b))) for k, b in value.__dict__.get("_buffers", {}).items()}
         return _shallow(own), buffers
     if isinstance(value, types.GeneratorType):

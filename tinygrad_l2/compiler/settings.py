@@ -24,7 +24,7 @@ def holds_settings(value):
             and not isinstance(value, Module))  # (a regularizer)
 
 
-def numbers_unchanged(owners):
+def settings_unchanged(owners):
     """A check that what each module (its own attributes), regularizer or config object holds
     is as traced, `DEPTH` levels down through dicts, lists, tuples and plain objects: its
     forward read it into the trace.  Flattened once into (container, key, value) leaves, so
@@ -32,14 +32,14 @@ def numbers_unchanged(owners):
     and each container's size."""
     sizes, leaves = [], []
     for owner in owners:
-        _leaves(vars(owner), DEPTH, sizes, leaves, _GUARDED if isinstance(owner, Module) else ())
+        _leaves(vars(owner), DEPTH, sizes, leaves, MODULE_GUARDED if isinstance(owner, Module) else ())
     return lambda: (all([len(c) == n for c, n in sizes])
-                    and all([(now := c[k]) is v or (type(now) is type(v) and _is_scalar(v) and now == v)
+                    and all([(now := c[k]) is v or (type(now) is type(v) and is_scalar(v) and now == v)
                              for c, k, v in leaves]))
 
 
 DEPTH = 3  # a module's dict of regularizers, each one's λ; a config's nested settings
-_GUARDED = ("training", "_parameters", "_buffers", "_modules")  # (a module's: guarded otherwise)
+MODULE_GUARDED = ("training", "_parameters", "_buffers", "_modules")  # (a module's: guarded otherwise)
 
 
 def _leaves(container, depth, sizes, leaves, skip=()):
@@ -71,5 +71,6 @@ def _plain(value):
             and not hasattr(value, "param_groups") and not hasattr(value, "optimizer"))
 
 
-def _is_scalar(value):
+def is_scalar(value):
+    """A number, a string or None: compared by value."""
     return value is None or isinstance(value, (numbers.Number, np.generic, str, bytes))
