@@ -20,13 +20,17 @@ def test_the_package_type_checks_clean(tmp_path_factory):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_user_code_against_the_public_api_type_checks(tmp_path_factory, tmp_path):
-    config = tmp_path / "mypy.ini"  # the strict flags for the user's module only
-    config.write_text("[mypy]\nignore_missing_imports = True\n\n[mypy-usage]\n"
-                      "disallow_untyped_calls = True\nwarn_return_any = True\ndisallow_untyped_defs = True\n")
-    result = mypy("--config-file", str(config), "tests/typecheck/usage.py",
-                  cache=tmp_path_factory.getbasetemp() / "mypy")
+def test_user_code_against_the_public_api_type_checks(tmp_path_factory):
+    """Under the project's mypy settings, so the package's cache from the check above is reused;
+    the strict flags for the user's module are inline in it (its first line)."""
+    result = mypy("tests/typecheck/usage.py", cache=tmp_path_factory.getbasetemp() / "mypy")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_usage_file_asks_for_the_strict_flags():
+    first = (ROOT / "tests" / "typecheck" / "usage.py").read_text().splitlines()[0]
+    assert {"disallow-untyped-calls", "warn-return-any", "disallow-untyped-defs"} <= {
+        flag.strip() for flag in first.removeprefix("# mypy:").split(",")}, first
 
 
 def test_the_usage_file_runs():

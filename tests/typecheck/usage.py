@@ -1,5 +1,6 @@
-"""What a user writes, type-checked by tests/test_typing.py with mypy (--disallow-untyped-calls,
---warn-return-any): the public API's annotations are usable, not just present.  Not a test
+# mypy: disallow-untyped-calls, warn-return-any, disallow-untyped-defs
+"""What a user writes, type-checked by tests/test_typing.py with mypy under the strict flags
+of its first line: the public API's annotations are usable, not just present.  Not a test
 module: mypy reads it, pytest does not collect it."""
 import numpy as np
 
