@@ -18,6 +18,7 @@ The commands print differences at rounding level as "≤ 1e-N (rounding)", so th
 Only --check and the tests compare; a rewrite keeps a quoted block that still matches.
 """
 import contextlib
+import functools
 import io
 import os
 import re
@@ -106,9 +107,14 @@ def run(command):
             raise RuntimeError(f"{command} exited with {status}")
         return out.getvalue()
     if words[:2] == ["python", words[1]] and words[1].startswith("examples/"):
-        return subprocess.run([sys.executable, *words[1:]], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout
+        return _example_output(tuple(words[1:]))
     raise ValueError(f"update_readme: don't know how to run {command!r}")
+
+
+@functools.cache  # (the tests quote an example twice: its own test and the README's)
+def _example_output(words):
+    return subprocess.run([sys.executable, *words], cwd=ROOT, capture_output=True, text=True,
+                          check=True).stdout
 
 
 def _copy_named_files(words, scratch):

@@ -52,3 +52,15 @@ def run_in_other_thread_while(context, fn):
         thread.start()
         thread.join()
     return result[0]
+
+
+def readme_tool():
+    """docs/update_readme.py as a module: what writes the README's quoted outputs (it runs each
+    example once per process and keeps what it printed)."""
+    import sys
+    from pathlib import Path
+    docs = str(Path(__file__).resolve().parent.parent / "docs")
+    if docs not in sys.path:
+        sys.path.insert(0, docs)
+    import update_readme
+    return update_readme

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import readme_tool  # (runs an example once: the README quotes it too)
+
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -94,16 +96,15 @@ def test_07_compiled_step(tmp_path):
     assert accuracy > 0.8
 
 
-def test_08_keras_to_torch(tmp_path):
+def test_08_keras_to_torch():
     import importlib.util
     if not (importlib.util.find_spec("torch") and importlib.util.find_spec("keras")):
         pytest.skip("needs the interop extra (torch, keras): pip install -e '.[interop]'")
-    result = run("08_keras_to_torch.py", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    penalty = result.stdout.split("penalty: Keras sum(model.losses) = ")[1].split(",")[0]
-    assert f"tl regularization_loss() = {penalty}" in result.stdout
-    assert "torch group weight_decay=0.002: conv2d.weight, conv2d_1.weight, dense.weight" in result.stdout
-    assert "parameters agree to < 1e-10" in result.stdout
+    printed = readme_tool().run("python examples/08_keras_to_torch.py")  # raises if it fails
+    penalty = printed.split("penalty: Keras sum(model.losses) = ")[1].split(",")[0]
+    assert f"tl regularization_loss() = {penalty}" in printed
+    assert "torch group weight_decay=0.002: conv2d.weight, conv2d_1.weight, dense.weight" in printed
+    assert "parameters agree to < 1e-10" in printed
 
 
 def test_09_l2_hessian(tmp_path):

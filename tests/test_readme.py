@@ -5,6 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import kernel_checks
+from helpers import readme_tool
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
@@ -78,14 +81,7 @@ def test_every_python_block_in_the_readme_runs(tmp_path, monkeypatch):
     assert (tmp_path / "graph.svg").exists()
 
 
-def _quoted_outputs():
-    import sys
-    sys.path.insert(0, str(README.parent / "docs"))
-    import update_readme
-    return update_readme
-
-
-OUTPUTS = [command for command, _ in _quoted_outputs().blocks()]
+OUTPUTS = [command for command, _ in readme_tool().blocks()]
 
 
 @pytest.mark.parametrize("command", OUTPUTS)
@@ -94,7 +90,7 @@ def test_every_quoted_output_is_what_the_command_prints_now(command):
         import importlib.util
         if not (importlib.util.find_spec("torch") and importlib.util.find_spec("keras")):
             pytest.skip("needs the interop extra (torch, keras): pip install -e '.[interop]'")
-    update_readme = _quoted_outputs()
+    update_readme = readme_tool()
     quoted = dict(update_readme.blocks())[command]
     found = update_readme.differences(quoted, update_readme.run(command), command)
     assert not found, f"stale: run python docs/update_readme.py ({command}): {found}"
@@ -110,7 +106,7 @@ L2 made the kernels 0.15× as large, and test accuracy rose from 0.832 to 0.865.
 
 
 def _differences(quoted, printed, command="tinygrad-l2 train --quiet"):
-    return _quoted_outputs().differences(quoted, printed, command)
+    return readme_tool().differences(quoted, printed, command)
 
 
 def test_a_trained_output_matches_within_each_quantitys_tolerance():
@@ -137,65 +133,15 @@ def test_a_wider_number_moving_the_columns_is_not_a_difference():
     assert _differences(TRAIN_OUTPUT, wider) == []
 
 
-CORETYPE_PROBE = """\
-import ctypes, numpy
-numpy.ones((2, 2)) @ numpy.ones((2, 2))
-for path in {line.split()[-1] for line in open("/proc/self/maps") if "openblas" in line.lower()}:
-    for name in ("openblas_get_corename", "openblas_get_corename64_", "scipy_openblas_get_corename64_"):
-        function = getattr(ctypes.CDLL(path), name, None)
-        if function is not None:
-            function.restype = ctypes.c_char_p
-            print(function().decode())
-"""
-
-
-def _kernel_under(coretype=None):
-    """The OpenBLAS kernel numpy runs with OPENBLAS_CORETYPE=coretype ('' if none is found)."""
-    import os
-    import subprocess
-    import sys
-    env = {key: value for key, value in os.environ.items() if key != "OPENBLAS_CORETYPE"}
-    env |= {"OPENBLAS_CORETYPE": coretype} if coretype else {}
-    probe = subprocess.run([sys.executable, "-c", CORETYPE_PROBE], capture_output=True, text=True, env=env)
-    return probe.stdout.strip().splitlines()[-1] if probe.returncode == 0 and probe.stdout.strip() else ""
-
-
-CORETYPES = ("Haswell", "Sandybridge", "Prescott")
-
-
-@pytest.fixture(scope="module")
-def kernel_checks():
-    """{coretype: the README check running under it, or why it is skipped}: all started at
-    once, side by side (each single-threaded), so the suite waits for the slowest only."""
-    import os
-    import subprocess
-    import sys
-    default, checks = _kernel_under(), {}
-    for coretype in CORETYPES:
-        kernel = _kernel_under(coretype)
-        if not kernel:
-            checks[coretype] = "numpy's BLAS here is not an OpenBLAS that says which kernel it runs"
-        elif kernel == default:  # on ARM, or the CPU's own kernel: the in-process test is this one
-            checks[coretype] = f"OPENBLAS_CORETYPE={coretype} has no effect here: numpy runs {default} with or without it"
-        else:
-            env = {**os.environ, "OPENBLAS_CORETYPE": coretype, "OPENBLAS_NUM_THREADS": "1"}
-            checks[coretype] = subprocess.Popen([sys.executable, "docs/update_readme.py", "--check"],
-                                                cwd=README.parent, stdout=subprocess.PIPE,
-                                                stderr=subprocess.STDOUT, text=True, env=env)
-    yield checks
-    for check in checks.values():
-        if not isinstance(check, str) and check.poll() is None:
-            check.kill()
-
-
-@pytest.mark.parametrize("coretype", CORETYPES)
-def test_the_quoted_outputs_hold_under_every_x86_blas_kernel(coretype, kernel_checks):
-    """BLAS kernels round differently (the order of the sums); the README's check must not care."""
-    check = kernel_checks[coretype]
-    if isinstance(check, str):
-        pytest.skip(check)
-    output, _ = check.communicate()
-    assert check.returncode == 0, output
+@pytest.mark.parametrize("coretype", kernel_checks.CORETYPES)
+def test_the_quoted_outputs_hold_under_every_x86_blas_kernel(coretype):
+    """BLAS kernels round differently (the order of the sums); the README's check must not care
+    (kernel_checks.py: started at collection, beside the rest of the suite)."""
+    found = kernel_checks.verdict(coretype)
+    if isinstance(found, str):
+        pytest.skip(found)
+    returncode, printed = found
+    assert returncode == 0, printed
 
 
 def test_the_readme_quotes_an_output_for_every_question_command():
