@@ -1,0 +1,208 @@
+"""Compiled steps against the same steps run eagerly, round 14: mixed precision (float32 weights,
+float16 compute) under the written SGD update, models that change between calls (a ModuleList
+grown, a hand-written model's frozen tensor unfrozen, batch norm without running statistics),
+state the user feeds back (a hidden state returned and passed in again), and optimizers over
+part of a model.  Built twice from the same seeds (twins.py); after every call the loss and
+every parameter must agree norm-wise (1e-12 in float64), and so must what the scenario probes.
+
+Found, open (strict xfail): plain SGD whose gradients die with the call folds the learning
+rate into the backward's seed (update.py, `dloss = lr`); when the backward runs in float16
+(float32 weights, a float16 forward: mixed precision without loss scaling) every float16
+gradient is then lr times smaller and lands among float16's subnormals or underflows.  At the
+fine-tuning rate lr = 1e-5 the compiled update of the first layer differs from eager's by 9%
+norm-wise (by 57% at lr = 1e-6, with the update norm 20% smaller), where eager computes the
+same float16 gradients at normal precision and multiplies by lr in float32; stepping with the
+gradients kept (zero_grad first) is exact.
+
+Holding (no test added where an earlier round has one): SGD with momentum, dampening,
+nesterov, weight_decay and per-group lr/momentum, Adam/AdamW with amsgrad and weight_decay,
+in each zero_grad order and under check=3; StepLR, cosine, LambdaLR and ExponentialLR over
+several groups stepped inside or outside; .grad set to None, scaled or replaced between calls;
+requires_grad toggled; a weight's .data rebound; model and optimizer state dicts reloaded;
+a group added; betas, amsgrad, nesterov or momentum switched between calls; the momentum
+buffer or Adam's step count reset; labels of int8 to uint64; batches of one; an exception in
+the step on one call; Conv2d with MaxPool2d/AvgPool2d, ties in max and relu; a grad-penalty
+with create_graph, max-norm clipping by .data, returned .data and generators (run eagerly,
+as documented).  Tested below: a ModuleList grown or shrunk, a hand-written model's frozen
+tensor unfrozen, BatchNorm without running statistics in training mode (replayed), a hidden
+state returned and fed back (truncated backprop through time), an optimizer over the head
+only, and mixed precision with the gradients kept."""
+import warnings
+
+import numpy as np
+import pytest
+
+import tinygrad_l2 as tl
+
+from twins import F64, agree, same, train
+
+O, CE, NN = tl.optim, tl.nn.softmax_cross_entropy, tl.nn
+F16, F32 = np.float16, np.float32
+
+
+def _probed(make, calls=5):
+    """Like twins.same, but what probe() returns (arrays) is compared norm-wise."""
+    (want, probe_w, _), (got, probe_g, step) = train(make, False, calls), train(make, True, calls)
+    agree(want, got)
+    agree([probe_w], [probe_g])
+    return step
+
+
+def _on_call_2(change):
+    """twins.train's `extra`: `change()` between the second and the third call."""
+    return lambda call: (change() if call == 2 else None, ())[1]
+
+
+# ---- mixed precision: float32 weights, float16 forward and backward --------------------------
+
+def _mixed_precision_updates(compiled, lr, zero_grad_first):
+    """ΔW of each float32 weight after 3 plain SGD steps of a float16 forward (no loss scaling)."""
+    r = np.random.default_rng(0)
+    W1 = tl.Tensor((r.standard_normal((4, 16)) * 0.5).astype(F32), requires_grad=True)
+    W2 = tl.Tensor((r.standard_normal((16, 3)) * 0.5).astype(F32), requires_grad=True)
+    opt = O.SGD([W1, W2], lr=lr)
+
+    def step(X, y):
+        if zero_grad_first:
+            opt.zero_grad()
+        logits = (X.astype(F16) @ W1.astype(F16)).tanh() @ W2.astype(F16)
+        loss = CE(logits.astype(F32), y)
+        loss.backward(); opt.step()
+        if not zero_grad_first:
+            opt.zero_grad()
+        return loss
+    run, data, before = tl.compile(step) if compiled else step, np.random.default_rng(5), [W1.data.copy(), W2.data.copy()]
+    for _ in range(3):
+        run(tl.Tensor(data.standard_normal((32, 4)).astype(F32)), data.integers(0, 3, 32))
+    assert not compiled or run.fallback_reason is None
+    return [(W.data.astype(F64) - w) for W, w in zip((W1, W2), before)]
+
+
+def _relative_errors(want, got):
+    return [np.linalg.norm(g - w) / np.linalg.norm(w) for w, g in zip(want, got)]
+
+
+@pytest.mark.xfail(strict=True, reason="the written SGD update folds lr into the seed of a float16 "
+                   "backward: at lr=1e-5 its gradients are subnormal and the first layer's update is "
+                   "9% off eager's (norm-wise)")
+def test_mixed_precision_sgd_whose_gradients_die_updates_as_eager_at_a_fine_tuning_rate():
+    want, got = _mixed_precision_updates(False, 1e-5, False), _mixed_precision_updates(True, 1e-5, False)
+    assert max(_relative_errors(want, got)) <= 1e-2  # float16 rounds at 5e-4
+
+
+def test_mixed_precision_sgd_with_the_gradients_kept_updates_as_eager():
+    want, got = _mixed_precision_updates(False, 1e-5, True), _mixed_precision_updates(True, 1e-5, True)
+    assert max(_relative_errors(want, got)) <= 1e-6
+
+
+# ---- models that change between calls ---------------------------------------------------------
+
+class _Blocks(NN.Module):
+    """A body kept in a ModuleList (grown by hand between calls), then a head."""
+    def __init__(self):
+        super().__init__()
+        self.blocks = NN.ModuleList([NN.Linear(4, 5, dtype=F64, rng=0), NN.Tanh()])
+        self.head = NN.Linear(5, 3, dtype=F64, rng=1)
+
+    def forward(self, x):
+        for block in self.blocks:
+            x = block(x)
+        return self.head(x)
+
+
+def _grown(change):
+    def make():
+        net = _Blocks()
+        opt = O.SGD(net.parameters(), lr=0.1, momentum=0.9)
+
+        def step(X, y):
+            opt.zero_grad(); loss = CE(net(X), y); loss.backward(); opt.step()
+            return loss
+        return dict(step=step, params=net.parameters(), extra=_on_call_2(lambda: change(net, opt)))
+    return make
+
+
+def _add_layer(net, opt):
+    layer = NN.Linear(5, 5, dtype=F64, rng=3)
+    net.blocks.append(layer)
+    opt.add_param_group({"params": layer.parameters()})
+
+
+@pytest.mark.parametrize("change", [lambda net, opt: net.blocks.append(NN.Tanh()),
+                                    lambda net, opt: net.blocks.insert(1, NN.ReLU()),
+                                    _add_layer], ids=["append_tanh", "insert_relu", "append_linear"])
+def test_a_module_list_grown_between_calls_retraces(change):
+    assert same(_grown(change)).traces == 2
+
+
+def test_a_hand_written_models_frozen_tensor_unfrozen_between_calls_trains_as_eager():
+    """Fine-tuning by hand: W2 starts frozen (kept in the optimizer, skipped) and is unfrozen."""
+    def make():
+        r = np.random.default_rng(0)
+        W1, b1 = tl.Tensor(r.standard_normal((4, 5)) * 0.5, requires_grad=True), tl.Tensor(np.zeros(5), requires_grad=True)
+        W2, b2 = tl.Tensor(r.standard_normal((5, 3)) * 0.5), tl.Tensor(np.zeros(3), requires_grad=True)
+        opt = O.Adam([W1, b1, W2, b2], lr=0.05)
+
+        def step(X, y):
+            opt.zero_grad(); loss = CE((X @ W1 + b1).tanh() @ W2 + b2, y); loss.backward(); opt.step()
+            return loss
+        return dict(step=step, params=[W1, b1, W2, b2], extra=_on_call_2(lambda: W2.requires_grad_(True)))
+    assert same(make).traces == 2
+
+
+def test_batch_norm_without_running_statistics_in_training_mode_is_replayed():
+    """track_running_stats=False: training mode normalizes by the batch and updates no buffer."""
+    def make():
+        net = NN.Sequential(NN.Linear(4, 5, dtype=F64, rng=0), NN.BatchNorm1d(5, dtype=F64, track_running_stats=False),
+                            NN.Tanh(), NN.Linear(5, 3, dtype=F64, rng=1))
+        opt = O.SGD(net.parameters(), lr=0.1, momentum=0.9)
+
+        def step(X, y):
+            opt.zero_grad(); loss = CE(net(X), y); loss.backward(); opt.step()
+            return loss
+        return dict(step=step, params=net.parameters())
+    step = same(make)
+    assert step.fallback_reason is None and step.traces == 1
+
+
+# ---- state the user feeds back, optimizers over part of a model ------------------------------
+
+@pytest.mark.parametrize("zero_grad_first", [True, False])
+def test_a_hidden_state_returned_and_fed_back_trains_as_eager(zero_grad_first):
+    """Truncated backprop through time: each call gets the previous call's detached state."""
+    def run(compiled):
+        r = np.random.default_rng(0)
+        Wx, Wh, Wo = (tl.Tensor(r.standard_normal(s) * 0.5, requires_grad=True) for s in ((4, 5), (5, 5), (5, 3)))
+        opt = O.Adam([Wx, Wh, Wo], lr=0.05)
+
+        def step(X, y, h):
+            if zero_grad_first:
+                opt.zero_grad()
+            h = (X @ Wx + h @ Wh).tanh(); loss = CE(h @ Wo, y); loss.backward(); opt.step()
+            if not zero_grad_first:
+                opt.zero_grad()
+            return loss, h.detach()
+        run, data, h, seen = tl.compile(step) if compiled else step, np.random.default_rng(5), tl.Tensor(np.zeros((6, 5))), []
+        for _ in range(5):
+            loss, h = run(tl.Tensor(data.standard_normal((6, 4))), data.integers(0, 3, 6), h)
+            seen.append([loss.data.copy(), h.data.copy(), Wx.data.copy(), Wh.data.copy(), Wo.data.copy()])
+        assert not compiled or (run.fallback_reason is None and run.traces == 1)
+        return seen
+    agree(run(False), run(True))
+
+
+@pytest.mark.parametrize("clear", ["opt", "model"])
+def test_an_optimizer_over_the_head_only_lets_the_bodys_gradients_accumulate_as_eager(clear):
+    """The body requires grad but is in no optimizer: its .grad grows call after call unless
+    model.zero_grad() clears it."""
+    def make():
+        net = NN.Sequential(NN.Linear(4, 5, dtype=F64, rng=0), NN.Tanh(), NN.Linear(5, 3, dtype=F64, rng=1))
+        opt = O.SGD(net[2].parameters(), lr=0.1)
+        owner = opt if clear == "opt" else net
+
+        def step(X, y):
+            loss = CE(net(X), y); loss.backward(); opt.step(); owner.zero_grad()
+            return loss
+        return dict(step=step, params=net.parameters(),
+                    probe=lambda: [p.grad if p.grad is not None else np.zeros(0) for p in net.parameters()])
+    _probed(make)
