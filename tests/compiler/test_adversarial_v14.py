@@ -34,7 +34,8 @@ with create_graph, max-norm clipping by .data, returned .data and generators (ru
 as documented).  Tested below: a ModuleList grown or shrunk, a hand-written model's frozen
 tensor unfrozen, BatchNorm without running statistics in training mode (replayed), a hidden
 state returned and fed back (truncated backprop through time), an optimizer over the head
-only, and mixed precision with the gradients kept."""
+only, a DQN target network used under no_grad and synced between calls (in place, rebound,
+load_state_dict), and mixed precision with the gradients kept."""
 from types import SimpleNamespace
 
 import numpy as np
@@ -54,6 +55,10 @@ def _probed(make, calls=5):
     agree(want, got)
     agree([probe_w], [probe_g])
     return step
+
+
+def _mlp(seed):
+    return NN.Sequential(NN.Linear(4, 5, dtype=F64, rng=seed), NN.Tanh(), NN.Linear(5, 3, dtype=F64, rng=seed + 1))
 
 
 def _on_call_2(change):
@@ -145,7 +150,7 @@ def _class_temperature():
 
         def __init__(self):
             super().__init__()
-            self.body = NN.Sequential(NN.Linear(4, 5, dtype=F64, rng=0), NN.Tanh(), NN.Linear(5, 3, dtype=F64, rng=1))
+            self.body = _mlp(0)
 
         def forward(self, x):
             return self.body(x) / self.temperature
@@ -265,7 +270,7 @@ def test_an_optimizer_over_the_head_only_lets_the_bodys_gradients_accumulate_as_
     """The body requires grad but is in no optimizer: its .grad grows call after call unless
     model.zero_grad() clears it."""
     def make():
-        net = NN.Sequential(NN.Linear(4, 5, dtype=F64, rng=0), NN.Tanh(), NN.Linear(5, 3, dtype=F64, rng=1))
+        net = _mlp(0)
         opt = O.SGD(net[2].parameters(), lr=0.1)
         owner = opt if clear == "opt" else net
 
@@ -275,3 +280,35 @@ def test_an_optimizer_over_the_head_only_lets_the_bodys_gradients_accumulate_as_
         return dict(step=step, params=net.parameters(),
                     probe=lambda: [p.grad if p.grad is not None else np.zeros(0) for p in net.parameters()])
     _probed(make)
+
+
+def _polyak(target, online):
+    for t, q in zip(target.parameters(), online.parameters()):
+        t.data[...] = 0.5 * t.data + 0.5 * q.data
+
+
+def _polyak_rebound(target, online):
+    for t, q in zip(target.parameters(), online.parameters()):
+        t.data = 0.5 * t.data + 0.5 * q.data
+
+
+@pytest.mark.parametrize("sync", [_polyak, _polyak_rebound, lambda target, online: target.load_state_dict(online.state_dict())],
+                         ids=["polyak_in_place", "polyak_rebound", "load_state_dict"])
+def test_a_target_network_under_no_grad_synced_between_calls_is_read_each_call(sync):
+    """DQN: the target network's parameters require grad but are in no optimizer and are used
+    under no_grad only; between calls they move towards the online network's."""
+    rows = np.arange(6)
+
+    def make():
+        online, target = _mlp(0), _mlp(10)
+        opt = O.Adam(online.parameters(), lr=0.05)
+
+        def step(X, y):
+            opt.zero_grad()
+            with tl.no_grad():
+                bootstrap = target(X).max(1) * 0.9
+            loss = ((online(X)[rows, y] - bootstrap) ** 2).mean(); loss.backward(); opt.step()
+            return loss
+        return dict(step=step, params=online.parameters() + target.parameters(),
+                    extra=lambda call: (sync(target, online), ())[1])
+    assert same(make).fallback_reason is None
