@@ -21,6 +21,10 @@ is as stale; it is the v13 open case, a number computed with numpy replayed as t
 Likewise a number the module's forward reads as `self.temperature` from its class, set on the
 class between calls (`Tempered.temperature = 3.0`): replayed with the traced 1.0 (loss 1.108
 where eager's is 1.097), as settings.py reads only the instance's __dict__.
+Needless fallback: a tensor made inside the step by tl.zeros, tl.eye, tl.full or tl.arange
+(an RNN's zero initial state, one-hot targets tl.eye(k)[y]) depends on no data, yet counts as
+"a constant tensor that is neither an argument ... nor computed by an op of the step", so the
+step runs eagerly every call.
 
 Holding (no test added where an earlier round has one): SGD with momentum, dampening,
 nesterov, weight_decay and per-group lr/momentum, Adam/AdamW with amsgrad and weight_decay,
@@ -106,6 +110,37 @@ def test_mixed_precision_sgd_whose_gradients_die_updates_as_eager_at_a_fine_tuni
 def test_mixed_precision_sgd_with_the_gradients_kept_updates_as_eager():
     want, got = _mixed_precision_updates(False, 1e-5, True), _mixed_precision_updates(True, 1e-5, True)
     assert max(_relative_errors(want, got)) <= 1e-6
+
+
+# ---- tensors made inside the step by tl.zeros / tl.eye: they depend on no data ----------------
+
+def _recurrent(X, y, W):
+    """Two steps of a recurrence from a zero initial state made inside the step."""
+    h = tl.zeros((X.shape[0], 5), dtype=F64)
+    for _ in range(2):
+        h = (X @ W[0] + h @ W[1]).tanh()
+    return CE(h @ W[2], y)
+
+
+def _one_hot_mse(X, y, W):
+    return tl.nn.mse_loss(((X @ W[0]).tanh() @ W[2]).softmax(1), tl.eye(3, dtype=F64)[y])
+
+
+@pytest.mark.xfail(strict=True, reason="a tensor made by tl.zeros or tl.eye inside the step is taken for "
+                   "data of unknown origin ('a constant tensor that is neither an argument...'): the step "
+                   "runs eagerly every call")
+@pytest.mark.parametrize("loss", [_recurrent, _one_hot_mse], ids=["zeros_initial_state", "eye_one_hot_targets"])
+def test_a_tensor_made_by_tl_zeros_or_tl_eye_inside_the_step_is_replayed(loss):
+    def make():
+        r = np.random.default_rng(0)
+        W = [tl.Tensor(r.standard_normal(s) * 0.5, requires_grad=True) for s in ((4, 5), (5, 5), (5, 3))]
+        opt = O.SGD(W, lr=0.1, momentum=0.9)
+
+        def step(X, y):
+            opt.zero_grad(); value = loss(X, y, W); value.backward(); opt.step()
+            return value
+        return dict(step=step, params=W)
+    assert same(make).fallback_reason is None
 
 
 # ---- λ per layer in a numpy array a module or a config holds, set in place between calls ------
