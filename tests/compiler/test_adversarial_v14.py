@@ -1,49 +1,53 @@
-"""Compiled steps against the same steps run eagerly, round 14: mixed precision (float32 weights,
-float16 compute) under the written SGD update, models that change between calls (a ModuleList
-grown, a hand-written model's frozen tensor unfrozen, batch norm without running statistics),
-state the user feeds back (a hidden state returned and passed in again), and optimizers over
-part of a model.  Built twice from the same seeds (twins.py); after every call the loss and
-every parameter must agree norm-wise (1e-12 in float64), and so must what the scenario probes.
+"""Compiled steps against the same steps run eagerly, round 14: mixed precision under the
+written SGD update, numbers modules and configs hold, tensors made inside the step, models that
+change between calls (a ModuleList grown, a hand-written model's frozen tensor unfrozen, batch
+norm without running statistics), state the user feeds back (a hidden state, a target
+network), optimizers over part of a model.  Built twice from the same seeds (twins.py); after
+every call the loss and every parameter must agree norm-wise (1e-12 in float64), and so must
+what the scenario probes.
 
-Found, open (strict xfails): plain SGD whose gradients die with the call folds the learning
-rate into the backward's seed (update.py, `dloss = lr`); when the backward runs in float16
-(float32 weights, a float16 forward: mixed precision without loss scaling) every float16
-gradient is then lr times smaller and lands among float16's subnormals or underflows.  At the
-fine-tuning rate lr = 1e-5 the compiled update of the first layer differs from eager's by 9%
-norm-wise (by 57% at lr = 1e-6, with the update norm 20% smaller), where eager computes the
-same float16 gradients at normal precision and multiplies by lr in float32; stepping with the
-gradients kept (zero_grad first) is exact.  And a stale replay: λ read from a numpy array that a
-module or a config namespace holds (`self.lams[0]`, per-layer coefficients), set in place
-between calls, is replayed as traced (loss 1.129 where eager's is 2.134): settings.py compares
-the arrays such objects hold by identity, not by value, though the README says the numbers
-they hold are checked each call.  (The same read from a global or closure array, `LAMS[0]`,
-is as stale; it is the v13 open case, a number computed with numpy replayed as traced.)
-Likewise a number the module's forward reads as `self.temperature` from its class, set on the
-class between calls (`Tempered.temperature = 3.0`): replayed with the traced 1.0 (loss 1.108
-where eager's is 1.097), as settings.py reads only the instance's __dict__.
-Needless fallback: a tensor made inside the step by tl.zeros, tl.eye, tl.full or tl.arange
-(an RNN's zero initial state, one-hot targets tl.eye(k)[y]) depends on no data, yet counts as
-"a constant tensor that is neither an argument ... nor computed by an op of the step", so the
-step runs eagerly every call; so does a GAN's generator step that freezes the discriminator
-with requires_grad_(False) and unfreezes it at the end (pix2pix's set_requires_grad), as the
-discriminator's parameters, unfrozen when the step is built, count as such constants.  A crash where eager runs: a `@dataclass(slots=True)` config in the
-step's closure (or held by a module) makes every call raise TypeError from settings.py's
-vars() once the eager step has run (given as an argument it works).
+Found, open (strict xfails, each naming the error it expects):
+- Silently wrong update: plain SGD whose gradients die with the call folds the learning rate
+  into the backward's seed (update.py, `dloss = lr`).  When the backward runs in float16
+  (float32 weights, a float16 forward: mixed precision without loss scaling) every float16
+  gradient is then lr times smaller and lands among float16's subnormals.  At the fine-tuning
+  rate lr = 1e-5 the first layer's compiled update is 9% off eager's norm-wise (57% at 1e-6,
+  its norm 20% smaller); eager computes the float16 gradients at normal precision and
+  multiplies by lr in float32.  With the gradients kept (zero_grad first) it is exact.
+- Stale replays: λ read from a numpy array a module or a config namespace holds
+  (`self.lams[0]`, per-layer coefficients), set in place between calls, is replayed as traced
+  (loss 1.129 where eager's is 2.134): settings.py compares the arrays such objects hold by
+  identity, though the README says the numbers they hold are checked each call.  (The same
+  read from a global or closure array, `LAMS[0]`, is as stale: v13's open case, a number
+  computed with numpy.)  And a number the forward reads as `self.temperature` from the
+  module's class, set on the class (`Tempered.temperature = 3.0`): replayed with the traced 1.0
+  (loss 1.108 where eager's is 1.097), as settings.py reads only the instance's __dict__.
+- A crash where eager runs: a `@dataclass(slots=True)` config in the step's closure (or held
+  by a module) makes every call raise TypeError from settings.py's vars(), after the eager
+  step ran (given as an argument it works).
+- Needless fallbacks: a tensor made inside the step by tl.zeros, tl.eye, tl.full or tl.arange
+  (an RNN's zero initial state, one-hot targets tl.eye(k)[y]) depends on no data, yet counts
+  as "a constant tensor that is neither an argument ... nor computed by an op of the step";
+  so do a discriminator's parameters in a GAN generator step that freezes it with
+  requires_grad_(False) and unfreezes it at the end (pix2pix's set_requires_grad).  Both
+  steps run eagerly every call.
 
 Holding (no test added where an earlier round has one): SGD with momentum, dampening,
-nesterov, weight_decay and per-group lr/momentum, Adam/AdamW with amsgrad and weight_decay,
-in each zero_grad order and under check=3; StepLR, cosine, LambdaLR and ExponentialLR over
-several groups stepped inside or outside; .grad set to None, scaled or replaced between calls;
-requires_grad toggled; a weight's .data rebound; model and optimizer state dicts reloaded;
-a group added; betas, amsgrad, nesterov or momentum switched between calls; the momentum
-buffer or Adam's step count reset; labels of int8 to uint64; batches of one; an exception in
-the step on one call; Conv2d with MaxPool2d/AvgPool2d, ties in max and relu; a grad-penalty
-with create_graph, max-norm clipping by .data, returned .data and generators (run eagerly,
-as documented).  Tested below: a ModuleList grown or shrunk, a hand-written model's frozen
-tensor unfrozen, BatchNorm without running statistics in training mode (replayed), a hidden
-state returned and fed back (truncated backprop through time), an optimizer over the head
-only, a DQN target network used under no_grad and synced between calls (in place, rebound,
-load_state_dict), and mixed precision with the gradients kept."""
+nesterov, weight_decay and per-group lr/momentum, Adam/AdamW with amsgrad and weight_decay, in
+each zero_grad order and under check=3, also on parameters of mixed dtypes (float16/32/64,
+bit for bit) and non-contiguous arrays; StepLR, cosine, LambdaLR and ExponentialLR over groups,
+stepped inside or outside; .grad set to None, scaled or replaced between calls; requires_grad
+toggled; a weight's .data rebound; state dicts reloaded; a group added; betas, amsgrad,
+nesterov or momentum switched; the momentum buffer or Adam's step count reset; references to
+parameter, gradient and optimizer-state arrays held across calls; two compiled steps
+alternating on one model and optimizer; labels of int8 to uint64; batches of one; a custom
+backward raising on some batches; Conv2d with MaxPool2d/AvgPool2d, ties in max and relu; a
+grad penalty with create_graph, max-norm clipping by .data, returned .data and generators
+(run eagerly, each saying why).  Tested below: a ModuleList grown, a hand-written model's
+frozen tensor unfrozen, BatchNorm without running statistics in training mode (replayed), a
+hidden state returned and fed back (truncated backprop through time), an optimizer over the
+head only, a DQN target network used under no_grad and synced between calls, and mixed
+precision with the gradients kept."""
 import dataclasses
 from types import SimpleNamespace
 
@@ -93,7 +97,8 @@ def _mixed_precision_updates(compiled, lr, zero_grad_first):
         if not zero_grad_first:
             opt.zero_grad()
         return loss
-    run, data, before = tl.compile(step) if compiled else step, np.random.default_rng(5), [W1.data.copy(), W2.data.copy()]
+    run, data = tl.compile(step) if compiled else step, np.random.default_rng(5)
+    before = [W1.data.copy(), W2.data.copy()]
     for _ in range(3):
         run(tl.Tensor(data.standard_normal((32, 4)).astype(F32)), data.integers(0, 3, 32))
     assert not compiled or run.fallback_reason is None
@@ -104,7 +109,8 @@ def _relative_errors(want, got):
     return [np.linalg.norm(g - w) / np.linalg.norm(w) for w, g in zip(want, got)]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="the written SGD update folds lr into the seed of a float16 "
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="the written SGD update folds lr into the seed of a float16 "
                    "backward: at lr=1e-5 its gradients are subnormal and the first layer's update is "
                    "9% off eager's (norm-wise)")
 def test_mixed_precision_sgd_whose_gradients_die_updates_as_eager_at_a_fine_tuning_rate():
@@ -131,7 +137,8 @@ def _one_hot_mse(X, y, W):
     return tl.nn.mse_loss(((X @ W[0]).tanh() @ W[2]).softmax(1), tl.eye(3, dtype=F64)[y])
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="a tensor made by tl.zeros or tl.eye inside the step is taken for "
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="a tensor made by tl.zeros or tl.eye inside the step is taken for "
                    "data of unknown origin ('a constant tensor that is neither an argument...'): the step "
                    "runs eagerly every call")
 @pytest.mark.parametrize("loss", [_recurrent, _one_hot_mse], ids=["zeros_initial_state", "eye_one_hot_targets"])
@@ -165,7 +172,8 @@ def _generator_step():
     return dict(step=step, params=G.parameters() + D.parameters())
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="the discriminator's parameters, frozen "
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="the discriminator's parameters, frozen "
                    "while traced and unfrozen by the end, count as 'a constant tensor that is neither an "
                    "argument, a module's buffer...': the generator step runs eagerly every call")
 def test_a_generator_step_through_a_discriminator_it_freezes_and_unfreezes_is_replayed():
@@ -200,7 +208,8 @@ def _per_layer_l2(holder):
     return make
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="settings.py compares an array a module or a config holds by "
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="settings.py compares an array a module or a config holds by "
                    "identity only: λ = lams[0] set in place is replayed as traced (loss 1.129 vs eager's 2.134)")
 @pytest.mark.parametrize("holder", ["module", "namespace"])
 def test_a_lambda_in_a_numpy_array_held_by_a_module_or_config_set_in_place_is_used_as_eager(holder):
@@ -227,7 +236,8 @@ def _class_temperature():
     return dict(step=step, params=net.parameters(), extra=_on_call_2(lambda: setattr(Tempered, "temperature", 3.0)))
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="settings.py reads a module's own __dict__: a number its forward "
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="settings.py reads a module's own __dict__: a number its forward "
                    "reads as self.temperature from the class, set on the class, is replayed as traced")
 def test_a_temperature_set_on_the_modules_class_between_calls_is_used_as_eager():
     same(_class_temperature)
@@ -299,7 +309,8 @@ def test_a_hand_written_models_frozen_tensor_unfrozen_between_calls_trains_as_ea
     """Fine-tuning by hand: W2 starts frozen (kept in the optimizer, skipped) and is unfrozen."""
     def make():
         r = np.random.default_rng(0)
-        W1, b1 = tl.Tensor(r.standard_normal((4, 5)) * 0.5, requires_grad=True), tl.Tensor(np.zeros(5), requires_grad=True)
+        W1 = tl.Tensor(r.standard_normal((4, 5)) * 0.5, requires_grad=True)
+        b1 = tl.Tensor(np.zeros(5), requires_grad=True)
         W2, b2 = tl.Tensor(r.standard_normal((5, 3)) * 0.5), tl.Tensor(np.zeros(3), requires_grad=True)
         opt = O.Adam([W1, b1, W2, b2], lr=0.05)
 
@@ -342,7 +353,8 @@ def test_a_hidden_state_returned_and_fed_back_trains_as_eager(zero_grad_first):
             if not zero_grad_first:
                 opt.zero_grad()
             return loss, h.detach()
-        run, data, h, seen = tl.compile(step) if compiled else step, np.random.default_rng(5), tl.Tensor(np.zeros((6, 5))), []
+        run, data = tl.compile(step) if compiled else step, np.random.default_rng(5)
+        h, seen = tl.Tensor(np.zeros((6, 5))), []
         for _ in range(5):
             loss, h = run(tl.Tensor(data.standard_normal((6, 4))), data.integers(0, 3, 6), h)
             seen.append([loss.data.copy(), h.data.copy(), Wx.data.copy(), Wh.data.copy(), Wo.data.copy()])
@@ -378,7 +390,8 @@ def _polyak_rebound(target, online):
         t.data = 0.5 * t.data + 0.5 * q.data
 
 
-@pytest.mark.parametrize("sync", [_polyak, _polyak_rebound, lambda target, online: target.load_state_dict(online.state_dict())],
+@pytest.mark.parametrize("sync", [_polyak, _polyak_rebound,
+                                  lambda target, online: target.load_state_dict(online.state_dict())],
                          ids=["polyak_in_place", "polyak_rebound", "load_state_dict"])
 def test_a_target_network_under_no_grad_synced_between_calls_is_read_each_call(sync):
     """DQN: the target network's parameters require grad but are in no optimizer and are used
