@@ -8,7 +8,7 @@ from typing import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from . import ops
+from . import context, ops
 from .function import TensorBase
 from .random import default_generator
 from .arrays import to_array
@@ -29,6 +29,15 @@ def _made(array, dtype, requires_grad, name=None):
                   requires_grad=requires_grad, name=name)
 
 
+def _constant(tensor):
+    """A tensor whose values follow from the call's arguments alone (zeros of a shape, an
+    identity): a compiled step takes it as a constant, as it takes a number (an RNN's zero
+    state, one-hot targets eye(k)[y]).  One that requires grad is a new leaf each call: not."""
+    if not tensor.requires_grad:
+        context.number_array(tensor._data)
+    return tensor
+
+
 def tensor(data: npt.ArrayLike | Tensor, requires_grad: bool = False, dtype: npt.DTypeLike | None = None,
            name: str | None = None) -> Tensor:
     """A new tensor holding a copy of `data` (torch.tensor: never shares memory).  Its dtype is
@@ -41,16 +50,16 @@ def tensor(data: npt.ArrayLike | Tensor, requires_grad: bool = False, dtype: npt
 
 
 def zeros(*shape: int | tuple[int, ...] | list[int], dtype: npt.DTypeLike | None = None, requires_grad: bool = False) -> Tensor:
-    return _made(np.zeros(_shape(shape, "zeros")), dtype, requires_grad)
+    return _constant(_made(np.zeros(_shape(shape, "zeros")), dtype, requires_grad))
 
 
 def ones(*shape: int | tuple[int, ...] | list[int], dtype: npt.DTypeLike | None = None, requires_grad: bool = False) -> Tensor:
-    return _made(np.ones(_shape(shape, "ones")), dtype, requires_grad)
+    return _constant(_made(np.ones(_shape(shape, "ones")), dtype, requires_grad))
 
 
 def full(shape: int | tuple[int, ...] | list[int], fill_value: float, dtype: npt.DTypeLike | None = None, requires_grad: bool = False) -> Tensor:
     shape = _shape(shape if isinstance(shape, (tuple, list)) else (shape,), "full")
-    return _made(np.full(shape, fill_value, dtype=np.float64), dtype, requires_grad)
+    return _constant(_made(np.full(shape, fill_value, dtype=np.float64), dtype, requires_grad))
 
 
 def randn(*shape: int | tuple[int, ...] | list[int], dtype: npt.DTypeLike | None = None, requires_grad: bool = False) -> Tensor:
@@ -72,22 +81,22 @@ def arange(start: float, stop: float | None = None, step: float = 1, dtype: npt.
         raise ValueError("arange: step must be nonzero")
     integral = all(isinstance(v, (int, np.integer)) for v in (start, stop, step))
     values = np.arange(start, stop, step)
-    return Tensor(values, dtype=dtype or (np.int64 if integral else DEFAULT_DTYPE),
-                  requires_grad=requires_grad)
+    return _constant(Tensor(values, dtype=dtype or (np.int64 if integral else DEFAULT_DTYPE),
+                            requires_grad=requires_grad))
 
 
 def eye(n: int, m: int | None = None, dtype: npt.DTypeLike | None = None, requires_grad: bool = False) -> Tensor:
-    return _made(np.eye(n, m), dtype, requires_grad)
+    return _constant(_made(np.eye(n, m), dtype, requires_grad))
 
 
 def zeros_like(t: Tensor | np.ndarray, dtype: npt.DTypeLike | None = None, requires_grad: bool = False) -> Tensor:
-    return Tensor(np.zeros(np.shape(getattr(t, "_data", t))), dtype=dtype or t.dtype,
-                  requires_grad=requires_grad)
+    return _constant(Tensor(np.zeros(np.shape(getattr(t, "_data", t))), dtype=dtype or t.dtype,
+                            requires_grad=requires_grad))
 
 
 def ones_like(t: Tensor | np.ndarray, dtype: npt.DTypeLike | None = None, requires_grad: bool = False) -> Tensor:
-    return Tensor(np.ones(np.shape(getattr(t, "_data", t))), dtype=dtype or t.dtype,
-                  requires_grad=requires_grad)
+    return _constant(Tensor(np.ones(np.shape(getattr(t, "_data", t))), dtype=dtype or t.dtype,
+                            requires_grad=requires_grad))
 
 
 # ---- functions of several tensors ------------------------------------------------------------
