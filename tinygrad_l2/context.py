@@ -27,7 +27,7 @@ class Trace:
       from engine.backward; ("zero_grad", owner, set_to_none) from an optimizer or a module;
       ("step", optimizer, args, kwargs) from an optimizer's outermost step(); ("schedule",
       scheduler); ("mode", module, training, [(each module below it, its flag before)]) from
-      train()/eval().
+      train()/eval(); ("requires_grad", tensor, flag) when a tensor is frozen or unfrozen.
     - `observed`, what the step read that a replay must see again (`observe`), each with the
       user's "file:line": ("module", m, where) per module call; ("number", tensor, value,
       convert, where) per item()/float()/int()/bool()/index of a tensor.

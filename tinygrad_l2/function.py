@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import anomaly, memory
-from .context import record_user_access, state
+from .context import record, record_user_access, state
 
 
 class TensorBase:
@@ -105,6 +105,7 @@ class TensorBase:
                             f"np.float64)")
         if value != self._requires_grad:
             self._leaf = None  # graphs built from now on see the new setting
+            record("requires_grad", self, value)  # (a step that freezes a model, as a GAN's does)
         self._requires_grad = value
 
     @property

@@ -180,19 +180,40 @@ def _generator_step():
         for p in D.parameters():
             p.requires_grad_(False)
         opt.zero_grad()
-        loss = tl.nn.binary_cross_entropy_with_logits(D(G(z)), np.ones((len(y), 1))); loss.backward(); opt.step()
+        judged = D(G(z))
+        loss = tl.nn.binary_cross_entropy_with_logits(judged, tl.ones_like(judged)); loss.backward(); opt.step()
         for p in D.parameters():
             p.requires_grad_(True)
         return loss
-    return dict(step=step, params=G.parameters() + D.parameters())
+    return dict(step=step, params=G.parameters() + D.parameters(),
+                probe=lambda: [p.requires_grad for p in D.parameters()])
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="the discriminator's parameters, frozen "
-                   "while traced and unfrozen by the end, count as 'a constant tensor that is neither an "
-                   "argument, a module's buffer...': the generator step runs eagerly every call")
 def test_a_generator_step_through_a_discriminator_it_freezes_and_unfreezes_is_replayed():
     assert same(_generator_step).fallback_reason is None
+
+
+def _frozen_after_one_call(hand_written=False):
+    """A step that freezes the first layer's weight (or a hand-written tensor) at its end:
+    eager's later calls no longer train it."""
+    def make():
+        net = _mlp(0)
+        W = tl.Tensor(np.linspace(-1, 1, 12).reshape(4, 3), requires_grad=True) if hand_written else None
+        params = net.parameters() + ([W] if hand_written else [])
+        opt, target = O.SGD(params, lr=0.1), (W if hand_written else net[0].weight)
+
+        def step(X, y):
+            opt.zero_grad()
+            loss = CE(net(X) + (X @ W if hand_written else 0.0), y); loss.backward(); opt.step()
+            target.requires_grad_(False)
+            return loss
+        return dict(step=step, params=params, probe=lambda: target.requires_grad)
+    return make
+
+
+@pytest.mark.parametrize("hand_written", [False, True], ids=["module_weight", "hand_written_tensor"])
+def test_a_weight_the_step_freezes_at_its_end_is_frozen_in_the_next_calls_as_eager(hand_written):
+    assert same(_frozen_after_one_call(hand_written), calls=4).fallback_reason is None
 
 
 # ---- λ per layer in a numpy array a module or a config holds, set in place between calls ------

@@ -235,9 +235,10 @@ class CompiledStep:
         inputs, names, key, keywords, readers = traced
         events, observed = trace.events, trace.observed
         entered = {id(m): was for e in reversed(events) if e[0] == "mode" for m, was in e[3]}
+        flags = {id(e[1]): (e[1], not e[2]) for e in reversed(events) if e[0] == "requires_grad"}
         guards = Guards(self.fn, modules=[o[1] for o in observed if o[0] == "module"],
                         optimizers=[e[1] for e in events if e[0] in ("step", "zero_grad")
-                                    and hasattr(e[1], "param_groups")], entered=entered)  # (not a model)
+                                    and hasattr(e[1], "param_groups")], entered=entered, flags=flags)
         held = {name: read() for _, name, read in scope_reads(self.fn)}
         try:
             tensors, template = flatten(result, [o[1:] for o in observed if o[0] == "number"],

@@ -113,6 +113,8 @@ class Emitter:
             return f"{target}.zero_grad()" if rest[0] is True else f"{target}.zero_grad(set_to_none={rest[0]!r})"
         if kind == "mode":
             return f"{target}.train({rest[0]!r})"
+        if kind == "requires_grad":
+            return f"{target}.requires_grad = {rest[0]!r}"
         return f"{target}.step()"
 
     def arguments(self, args, kwargs):

@@ -44,15 +44,19 @@ class Guards:
     """The checks for one trace: each a description and a function saying "unchanged"."""
 
     def __init__(self, fn: Callable[..., Any], *, modules: Iterable[Any] = (), optimizers: Iterable[Any] = (),
-                 parameters: Iterable[TensorBase] = (), entered: dict[int, bool] | None = None) -> None:
+                 parameters: Iterable[TensorBase] = (), entered: dict[int, bool] | None = None,
+                 flags: dict[int, tuple[TensorBase, bool]] | None = None) -> None:
         """fn: the step function (its globals and closure cells); modules: every module called
         while tracing; optimizers: every optimizer stepped or zeroed; parameters: the traced
         parameters (or later, `add_parameters`); entered: {id(module): its training flag when
-        the step was entered}, for the modules the step switched (train()/eval()).""" 
+        the step was entered}, for the modules the step switched (train()/eval()); flags:
+        {id(tensor): (tensor, its requires_grad when the step was entered)} for the tensors the
+        step froze or unfroze (read each call, as buffers are).""" 
         self.checks: list[tuple[str, Callable[[], bool]]] = []
         settings: list[Any] = []  # objects whose numbers the step reads: a regularizer, a config
         self.buffers: list[tuple[str, TensorBase]] = []  # of the modules called, read each call
         self.scalars: list[Any] = []  # the guarded numbers and strings, as traced
+        self.flags = flags or {}
         modules = list(modules)
         for kind, name, read in scope_reads(fn):
             value = read()
@@ -87,10 +91,12 @@ class Guards:
         if tree:
             self.checks.append(("a module's training flag (train()/eval())", _modes_unchanged(tree, entered)))
             self.buffers = [(name, b) for m in tree for name, b in _held_tensors(m)
-                            if not b.requires_grad]  # buffers, frozen parameters: read each call
-            if self.buffers:  # a tensor rebound (or unfrozen) retraces
+                            if not b.requires_grad or id(b) in self.flags]  # buffers, frozen parameters:
+            if self.buffers:  # a tensor rebound (or unfrozen) retraces         # read each call
                 self.checks.append(("a module's buffer or parameter rebound, or one frozen or unfrozen",
-                                    _held_unchanged(tree)))
+                                    _held_unchanged(tree, self.flags)))
+        held = {id(b) for _, b in self.buffers}
+        self.buffers += [("frozen", t) for key, (t, _) in self.flags.items() if key not in held]
         if settings or tree:
             self.checks.append(("a number a module, a regularizer or a config object holds (a dropout "
                                 "rate, λ, eps)", settings_unchanged(settings + tree)))
@@ -100,7 +106,7 @@ class Guards:
         parameters = list(parameters)
         if parameters:
             self.checks.append(("a traced parameter's requires_grad",
-                                _attributes_unchanged(parameters, "requires_grad")))
+                                _flags_unchanged(parameters, self.flags)))
 
     def changed(self) -> str | None:
         """The first guarded thing that changed since the trace, or None."""
@@ -127,13 +133,20 @@ def _held_tensors(module):
             for name, t in module.__dict__.get(table, {}).items() if t is not None]
 
 
-def _held_unchanged(modules):
+def _held_unchanged(modules, flags):
     """Each module's buffers and parameters are the traced tensor objects (by identity: `==` is
-    elementwise), with the traced requires_grad flags."""
+    elementwise), with the requires_grad flags they had when the traced call was entered."""
     read = lambda: [(t, t.requires_grad) for m in modules for _, t in _held_tensors(m)]  # noqa: E731
-    traced = read()
+    traced = [(t, flags.get(id(t), (t, f))[1]) for t, f in read()]
     return lambda: len(current := read()) == len(traced) and all(
         a is b and f == g for (a, f), (b, g) in zip(current, traced))
+
+
+def _flags_unchanged(tensors, flags):
+    """Each tensor's requires_grad is what it was when the traced call was entered (a step may
+    freeze or unfreeze: its own changes are events the replay repeats)."""
+    traced = [flags.get(id(t), (t, t.requires_grad))[1] for t in tensors]
+    return lambda: [t.requires_grad for t in tensors] == traced
 
 
 def _value_unchanged(read, value):
@@ -157,12 +170,6 @@ def _defaults_unchanged(function):
 
 def _identity_unchanged(read, value):
     return lambda: read() is value
-
-
-def _attributes_unchanged(objects, attribute):
-    get = operator.attrgetter(attribute)
-    traced = list(map(get, objects))
-    return lambda: list(map(get, objects)) == traced
 
 
 def groups_unchanged(optimizer, hyper=True):
