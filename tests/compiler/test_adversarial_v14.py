@@ -109,10 +109,6 @@ def _relative_errors(want, got):
     return [np.linalg.norm(g - w) / np.linalg.norm(w) for w, g in zip(want, got)]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="the written SGD update folds lr into the seed of a float16 "
-                   "backward: at lr=1e-5 its gradients are subnormal and the first layer's update is "
-                   "9% off eager's (norm-wise)")
 def test_mixed_precision_sgd_whose_gradients_die_updates_as_eager_at_a_fine_tuning_rate():
     want, got = _mixed_precision_updates(False, 1e-5, False), _mixed_precision_updates(True, 1e-5, False)
     assert max(_relative_errors(want, got)) <= 1e-2  # float16 rounds at 5e-4

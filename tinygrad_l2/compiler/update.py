@@ -135,6 +135,8 @@ def _seeded(events, params, nodes=()):
     found = _steps_what_backward_made([e[0] for e in events])
     if found is None or any(not n.is_leaf and not isinstance(n, Op) for n in nodes):
         return None  # lr in the seed needs backwards linear in g: a custom Function may clip it
+    if any(_narrow_float(n) for n in nodes):
+        return None  # a float16 gradient lr times smaller falls among float16's subnormals
     backward, step = found
     optimizer = events[step][1]
     if type(optimizer) is not SGD or not _library_step(optimizer) or len(optimizer.param_groups) != 1:
@@ -156,6 +158,12 @@ def _seeded(events, params, nodes=()):
         if event[0] == "zero_grad":
             everyone.update((id(p), p) for p in _targets(event[1]))
     return FusedUpdate(optimizer, list(everyone.values()), params)
+
+
+def _narrow_float(node):
+    """Does the node's array (so its gradient) hold a float narrower than float32?"""
+    dtype = node.tensor()._data.dtype if node.is_leaf else node.out_dtype
+    return dtype.kind == "f" and dtype.itemsize < 4
 
 
 def _targets(owner):
