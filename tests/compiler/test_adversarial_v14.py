@@ -240,9 +240,6 @@ def _per_layer_l2(holder):
     return make
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="settings.py compares an array a module or a config holds by "
-                   "identity only: λ = lams[0] set in place is replayed as traced (loss 1.129 vs eager's 2.134)")
 @pytest.mark.parametrize("holder", ["module", "namespace"])
 def test_a_lambda_in_a_numpy_array_held_by_a_module_or_config_set_in_place_is_used_as_eager(holder):
     same(_per_layer_l2(holder))
@@ -268,9 +265,6 @@ def _class_temperature():
     return dict(step=step, params=net.parameters(), extra=_on_call_2(lambda: setattr(Tempered, "temperature", 3.0)))
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="settings.py reads a module's own __dict__: a number its forward "
-                   "reads as self.temperature from the class, set on the class, is replayed as traced")
 def test_a_temperature_set_on_the_modules_class_between_calls_is_used_as_eager():
     same(_class_temperature)
 
@@ -290,9 +284,6 @@ def _slotted_config_in_scope():
     return dict(step=step, params=net.parameters(), extra=_on_call_2(lambda: setattr(config, "lam", 0.5)))
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason="settings.py calls vars() on a dataclass the step "
-                   "reads: a @dataclass(slots=True) config has no __dict__, so every call raises TypeError "
-                   "(after eager's update ran)")
 def test_a_slotted_dataclass_config_in_the_steps_scope_compiles():
     same(_slotted_config_in_scope)
 

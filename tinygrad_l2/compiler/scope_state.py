@@ -13,7 +13,7 @@ from ..nn.module import Module
 from .effects import closure_values
 from .guards import functions_of, scope_reads
 from .keys import frozen
-from .settings import MODULE_GUARDED
+from .settings import MODULE_GUARDED, attributes_of
 
 DEPTH = 3  # the step's globals, closure, self and defaults; what they hold; and what that holds
 
@@ -95,7 +95,8 @@ def _held(value):
         return [] if value.gi_frame is None else list(value.gi_frame.f_locals.values())
     if isinstance(value, Module) or _is_optimizer(value) or _is_random(value):
         return []
-    return list(getattr(value, "__dict__", {}).values())
+    return [v for _, v in attributes_of(value).items()] if hasattr(type(value), "__slots__") or hasattr(
+        value, "__dict__") else []
 
 
 def _shallow(value):
@@ -119,7 +120,7 @@ def _shallow(value):
         return tuple(map(_ref, value))
     if isinstance(value, set):
         return frozenset(map(_ref, value))
-    return _shallow(dict(vars(value)))
+    return _shallow(dict(attributes_of(value).items()))
 
 
 def _ref(value):

@@ -25,28 +25,69 @@ def holds_settings(value):
 
 
 def settings_unchanged(owners):
-    """A check that what each module (its own attributes), regularizer or config object holds
-    is as traced, `DEPTH` levels down through dicts, lists, tuples and plain objects: its
-    forward read it into the trace.  Flattened once into (container, key, value) leaves, so
-    that each call only compares identities (and values, for a number rebound to an equal one)
-    and each container's size."""
+    """A check that what each module (its own attributes, and the numbers its class sets),
+    regularizer or config object holds is as traced, `DEPTH` levels down through dicts, lists,
+    tuples and plain objects: its forward read it into the trace.  Flattened once into
+    (container, key, value) leaves, so that each call only compares identities (and values,
+    for a number rebound to an equal one), each container's size, and the bytes of the small
+    arrays among the values (per-layer λ set in place)."""
     sizes, leaves = [], []
     for owner in owners:
-        _leaves(vars(owner), DEPTH, sizes, leaves, MODULE_GUARDED if isinstance(owner, Module) else ())
+        _leaves(attributes_of(owner), DEPTH, sizes, leaves, MODULE_GUARDED if isinstance(owner, Module) else ())
+        if isinstance(owner, Module):
+            leaves += _class_numbers(type(owner))
+    arrays = [(a, a.shape, a.tobytes()) for a in {id(v): v for _, _, v in leaves if _small_array(v)}.values()]
     return lambda: (all([len(c) == n for c, n in sizes])
                     and all([(now := c[k]) is v or (type(now) is type(v) and is_scalar(v) and now == v)
-                             for c, k, v in leaves]))
+                             for c, k, v in leaves])
+                    and all([a.shape == shape and a.tobytes() == was for a, shape, was in arrays]))
 
 
 DEPTH = 3  # a module's dict of regularizers, each one's λ; a config's nested settings
 MODULE_GUARDED = ("training", "_parameters", "_buffers", "_modules")  # (a module's: guarded otherwise)
+SMALL_ARRAY = 1024  # elements: compared by value each call (a larger one: by identity)
+
+
+def _small_array(value):
+    return isinstance(value, np.ndarray) and value.size <= SMALL_ARRAY
+
+
+def _class_numbers(cls):
+    """(class dict, name, value) for the numbers and strings a user's module class sets for
+    all its instances (`temperature = 1.0`): read through self, set on the class."""
+    return [(vars(c), k, v) for c in cls.__mro__ if c.__module__.partition(".")[0] not in ("tinygrad_l2", "builtins")
+            for k, v in vars(c).items() if not k.startswith("__") and is_scalar(v)]
+
+
+class _Slots:
+    """A slotted object's attributes (it has no __dict__; a @dataclass(slots=True)), read
+    through getattr each time, as a dict's items are."""
+
+    def __init__(self, owner):
+        self.owner = owner
+        self.names = [n for c in type(owner).__mro__ for n in getattr(c, "__slots__", ())
+                      if not n.startswith("__") and hasattr(owner, n)]
+
+    def __getitem__(self, name):
+        return getattr(self.owner, name)
+
+    def __len__(self):
+        return len(self.names)
+
+    def items(self):
+        return [(n, getattr(self.owner, n)) for n in self.names]
+
+
+def attributes_of(value):
+    """An object's attributes: its __dict__, or its slots read live."""
+    return vars(value) if hasattr(value, "__dict__") else _Slots(value)
 
 
 def _leaves(container, depth, sizes, leaves, skip=()):
     """Record a dict's or a list's size and each (key, value), and go down into the values that
     are containers or plain objects (a tuple's items, an object's attributes)."""
     sizes.append((container, len(container)))
-    for key, value in (container.items() if isinstance(container, dict) else enumerate(container)):
+    for key, value in (container.items() if hasattr(container, "items") else enumerate(container)):
         if key in skip:
             continue
         leaves.append((container, key, value))
@@ -62,12 +103,13 @@ def _inner(value):
         return [value]
     if isinstance(value, tuple):
         return [c for v in value for c in _inner(v)]
-    return [vars(value)] if _plain(value) else []
+    return [attributes_of(value)] if _plain(value) else []
 
 
 def _plain(value):
-    return (hasattr(value, "__dict__") and not isinstance(value, Module | TensorBase | np.ndarray | type
-                                                         | types.ModuleType | types.FunctionType | types.MethodType)
+    return ((hasattr(value, "__dict__") or hasattr(type(value), "__slots__"))
+            and not isinstance(value, Module | TensorBase | np.ndarray | type | types.ModuleType
+                               | types.FunctionType | types.MethodType)
             and not hasattr(value, "param_groups") and not hasattr(value, "optimizer"))
 
 
