@@ -6,31 +6,28 @@ network), optimizers over part of a model.  Built twice from the same seeds (twi
 every call the loss and every parameter must agree norm-wise (1e-12 in float64), and so must
 what the scenario probes.
 
-Found, open (strict xfails, each naming the error it expects):
-- Silently wrong update: plain SGD whose gradients die with the call folds the learning rate
-  into the backward's seed (update.py, `dloss = lr`).  When the backward runs in float16
-  (float32 weights, a float16 forward: mixed precision without loss scaling) every float16
-  gradient is then lr times smaller and lands among float16's subnormals.  At the fine-tuning
-  rate lr = 1e-5 the first layer's compiled update is 9% off eager's norm-wise (57% at 1e-6,
-  its norm 20% smaller); eager computes the float16 gradients at normal precision and
-  multiplies by lr in float32.  With the gradients kept (zero_grad first) it is exact.
+Found and fixed since, each failing before its fix:
+- Silently wrong update: plain SGD whose gradients die with the call folded the learning rate
+  into the backward's seed (update.py, `dloss = lr`) also when the backward ran in float16
+  (float32 weights, a float16 forward: mixed precision without loss scaling); every float16
+  gradient was then lr times smaller, among float16's subnormals: at lr = 1e-5 the first
+  layer's update was 9% off eager's norm-wise (57% at 1e-6).  Now only when every array of the
+  graph is float32 or wider.
 - Stale replays: λ read from a numpy array a module or a config namespace holds
-  (`self.lams[0]`, per-layer coefficients), set in place between calls, is replayed as traced
-  (loss 1.129 where eager's is 2.134): settings.py compares the arrays such objects hold by
-  identity, though the README says the numbers they hold are checked each call.  (The same
-  read from a global or closure array, `LAMS[0]`, is as stale: v13's open case, a number
-  computed with numpy.)  And a number the forward reads as `self.temperature` from the
-  module's class, set on the class (`Tempered.temperature = 3.0`): replayed with the traced 1.0
-  (loss 1.108 where eager's is 1.097), as settings.py reads only the instance's __dict__.
-- A crash where eager runs: a `@dataclass(slots=True)` config in the step's closure (or held
-  by a module) makes every call raise TypeError from settings.py's vars(), after the eager
-  step ran (given as an argument it works).
+  (`self.lams[0]`, per-layer coefficients), set in place between calls (loss 1.129 where
+  eager's is 2.134), and a number the forward reads as `self.temperature` from the module's
+  class, set on the class: the settings guard now compares small arrays by value and reads the
+  numbers a user's module class sets.  (λ read from a global or closure array, `LAMS[0]`, is
+  still replayed as traced: v13's open case, a number computed with numpy.)
+- A crash where eager runs: a `@dataclass(slots=True)` config in the step's closure made every
+  call raise TypeError from vars(), after the eager step ran: slots are read like a __dict__.
 - Needless fallbacks: a tensor made inside the step by tl.zeros, tl.eye, tl.full or tl.arange
-  (an RNN's zero initial state, one-hot targets tl.eye(k)[y]) depends on no data, yet counts
-  as "a constant tensor that is neither an argument ... nor computed by an op of the step";
-  so do a discriminator's parameters in a GAN generator step that freezes it with
-  requires_grad_(False) and unfreezes it at the end (pix2pix's set_requires_grad).  Both
-  steps run eagerly every call.
+  (an RNN's zero initial state, one-hot targets tl.eye(k)[y]) is now a constant of the trace,
+  as a number is (tl.randn noise still is not); a discriminator frozen with requires_grad_(False)
+  in a GAN generator step and unfrozen at its end (pix2pix's set_requires_grad) replays: a
+  flag changed inside the step is a replayed event guarded on its value at entry.  That also
+  fixed a silently stale replay found with it: a weight the step freezes at its end was still
+  trained by later replays.
 
 Holding (no test added where an earlier round has one): SGD with momentum, dampening,
 nesterov, weight_decay and per-group lr/momentum, Adam/AdamW with amsgrad and weight_decay, in
