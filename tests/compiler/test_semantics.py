@@ -545,20 +545,25 @@ def test_check_accepts_a_correct_float32_mlp(batch, zero_grad_last):
     assert compiled.checks_left == 0
 
 
+class _Plain:
+    """An object of the user's own (neither a module, a regularizer nor a config)."""
+
+
 def test_check_compares_returned_numbers_and_structure_at_the_tensors_dtype():
     model, opt, _ = linear_step(np.float32)
-    flip = {"extra": False}
+    flip = _Plain()  # an object of the user's own: its attributes are not guarded
+    flip.extra = False
 
     def step(x, y):
         opt.zero_grad()
         loss = tl.nn.softmax_cross_entropy(model(x), y)
         loss.backward()
         opt.step()
-        return {"loss": loss, "value": loss.item(), **({"extra": None} if flip["extra"] else {})}
+        return {"loss": loss, "value": loss.item(), **({"extra": None} if flip.extra else {})}
     compiled = tl.compile(step, check=8)
     for x, y in data(3, dtype=np.float32):
         compiled(x, y)  # float32 loss, its float64 item(): both within float32 rounding
-    flip["extra"] = True  # read from a dict: the replay keeps the traced structure
+    flip.extra = True  # read from the object: the replay keeps the traced structure
     with pytest.raises(tl.CompileCheckError, match="returned structure"):
         compiled(*data(1, dtype=np.float32)[0])
 
@@ -566,20 +571,57 @@ def test_check_compares_returned_numbers_and_structure_at_the_tensors_dtype():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_check_still_catches_a_change_the_trace_cannot_see(dtype):
     model, opt, _ = linear_step(dtype)
-    weights = [1.0]  # a list of the scope: its contents are not guarded
+    weights = _Plain()  # an object of the user's own: its attributes are not guarded
+    weights.first = 1.0
 
     def step(x, y):
         opt.zero_grad()
-        loss = tl.nn.softmax_cross_entropy(model(x), y) * weights[0]
+        loss = tl.nn.softmax_cross_entropy(model(x), y) * weights.first
         loss.backward(); opt.step()
         return loss
     compiled = tl.compile(step, check=8)
     rng = np.random.default_rng(0)
     batch = lambda: (rng.standard_normal((32, 4)).astype(dtype), rng.integers(0, 3, 32))  # noqa: E731
     compiled(*batch()), compiled(*batch())
-    weights[0] = 2.0  # changed in place: the replay keeps the traced 1.0
+    weights.first = 2.0  # changed in place: the replay keeps the traced 1.0
     with pytest.raises(tl.CompileCheckError, match="differs"):
         compiled(*batch())
+
+
+CONFIG = {"lam": 1e-3, "schedule": [1.0, 1.0]}  # a global config dict the learner edits
+
+
+def _scope_config_step(where, seen):
+    """A step scaling its penalty by what it reads in its scope: a global dict (nested), or
+    the length of a closure list (picking a branch)."""
+    model, opt, _ = linear_step()
+
+    def step(x, y):
+        opt.zero_grad()
+        if where == "global_dict_nested":
+            lam = CONFIG["lam"] * CONFIG["schedule"][-1]
+        else:
+            lam = 1e-3 if len(seen) < 2 else 0.5
+        loss = tl.nn.softmax_cross_entropy(model(x), y) + lam * (model[0].weight ** 2).sum()
+        loss.backward(); opt.step()
+        return loss
+    return model, step
+
+
+@pytest.mark.parametrize("where", ["global_dict_nested", "closure_list_length"])
+def test_a_dict_or_list_of_the_scope_changed_in_place_retraces_instead_of_replaying_stale(where):
+    CONFIG.update(lam=1e-3, schedule=[1.0, 1.0])
+    seen = []
+    (eager_model, eager), (model, step) = _scope_config_step(where, seen), _scope_config_step(where, seen)
+    compiled = tl.compile(step)
+    for call, (x, y) in enumerate(data(4)):
+        want, got = eager(x, y).item(), compiled(x, y).item()
+        assert got == pytest.approx(want, rel=1e-12), call
+        CONFIG["schedule"].append(0.5 ** call) if call else CONFIG.update(lam=2e-3)
+        seen.append(call)
+    assert compiled.fallback_reason is None and compiled.traces == 4
+    for p, q in zip(eager_model.parameters(), model.parameters()):
+        np.testing.assert_allclose(q.data, p.data, rtol=1e-12)
 
 
 def test_a_regularizers_lambda_set_in_place_retraces_instead_of_replaying_stale():

@@ -69,8 +69,8 @@ class Guards:
                 self.checks.append((f"the object {kind} {name} refers to", _identity_unchanged(read, value)))
                 if isinstance(value, Module):  # model.forward(x), dropout(x, training=model.training)
                     modules.append(value)
-                elif holds_settings(value):
-                    settings.append(value)
+                elif holds_settings(value) or isinstance(value, dict | list | tuple):
+                    settings.append(value)  # (a config dict, or a list, changed in place)
         settings += [v for v in getattr(getattr(fn, "__self__", None), "__dict__", {}).values()
                      if not isinstance(v, Module) and holds_settings(v)]  # a trainer's config
         function = getattr(fn, "__func__", fn)

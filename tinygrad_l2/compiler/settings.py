@@ -33,7 +33,8 @@ def settings_unchanged(owners):
     arrays among the values (per-layer λ set in place)."""
     sizes, leaves = [], []
     for owner in owners:
-        _leaves(attributes_of(owner), DEPTH, sizes, leaves, MODULE_GUARDED if isinstance(owner, Module) else ())
+        held = owner if isinstance(owner, dict | list | tuple) else attributes_of(owner)
+        _leaves(held, DEPTH, sizes, leaves, MODULE_GUARDED if isinstance(owner, Module) else ())
         if isinstance(owner, Module):
             leaves += _class_numbers(type(owner))
     arrays = [(a, a.shape, a.tobytes()) for a in {id(v): v for _, _, v in leaves if _small_array(v)}.values()]
@@ -45,6 +46,7 @@ def settings_unchanged(owners):
 
 DEPTH = 3  # a module's dict of regularizers, each one's λ; a config's nested settings
 MODULE_GUARDED = ("training", "_parameters", "_buffers", "_modules")  # (a module's: guarded otherwise)
+LARGE = 256  # items: a container this long is compared by its size only
 SMALL_ARRAY = 1024  # elements: compared by value each call (a larger one: by identity)
 
 
@@ -87,6 +89,8 @@ def _leaves(container, depth, sizes, leaves, skip=()):
     """Record a dict's or a list's size and each (key, value), and go down into the values that
     are containers or plain objects (a tuple's items, an object's attributes)."""
     sizes.append((container, len(container)))
+    if len(container) > LARGE:
+        return  # (a dataset held as a list: its size only)
     for key, value in (container.items() if hasattr(container, "items") else enumerate(container)):
         if key in skip:
             continue
