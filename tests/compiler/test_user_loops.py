@@ -7,18 +7,19 @@ parameter and gradient its loop records must agree norm-wise (twins.agree: 1e-12
 Open (strict xfails).  Silently different: a compiled evaluation returning (correct, total),
 total = len(labels), reports total = correct on every batch once its first batch was all right
 (the count read by `.item()` and the batch size were one small int when traced).  Run eagerly
-where nothing prevents a replay: a hand-written NLL with rows `np.arange(m)` or `tl.arange(m)`
-built in the step (`range(m)` replays); a count of correct predictions (`.sum().item()`) equal,
-when traced, to a literal of the step (1, with `argmax(1)`); a returned batch size
-(`labels.shape[0]`); returned `.numpy()` predictions; deeplearning.ai's dropout mask drawn with
-`tl.rand`; the L2 penalty's gradient added by its own backward().  Raises on its second call: a
+where nothing prevents a replay: arrays the step builds from the batch's shape (the rows
+`np.arange(m)` or `tl.arange(m)` of a hand-written NLL, where `range(m)` replays; a BCE target
+`tl.ones_like(z)` or `tl.full(z.shape, 0.9)`, DCGAN's labels) or draws with `tl.rand`
+(deeplearning.ai's dropout mask); a count of correct predictions (`.sum().item()`) equal, when
+traced, to a literal of the step (1, with `argmax(1)`); a returned batch size
+(`labels.shape[0]`); returned `.numpy()` predictions; the L2 penalty's gradient added by its
+own backward().  Raises on its second call: a
 compiled forward (`tl.compile(model)`, a compiled loss function) differentiated outside.
 
-Holding: residual blocks in a ModuleList with control flow on `self.training` and on shapes,
-trained over a shuffled DataLoader (a smaller last batch) and validated by a compiled function
-that sets eval() and no_grad; deeplearning.ai's parameters dict in the (n_x, m) layout with its
-random_mini_batches (column slices, a smaller last one) and λ/(2m)·ΣW²; `@tl.compile` at module
-level on a step whose model and optimizer are globals assigned later, and again."""
+Holding: a residual ModuleList model branching on `self.training` and shapes, over a shuffled
+DataLoader, validated by a compiled eval()/no_grad function; deeplearning.ai's parameters dict,
+(n_x, m) layout, column-sliced mini-batches and λ/(2m)·ΣW²; a module-level `@tl.compile` step
+on a model and optimizer assigned later, and again."""
 import warnings
 
 import numpy as np
@@ -80,37 +81,55 @@ def _labels_right_where(net, X, right):
     return np.where(right, guess, (guess + 1) % 3)
 
 
-def _loader_loop(net, step, epochs=2, batch_size=4):
+def _loader_loop(net, step):
     """for X, y in loader: the step on a shuffled DataLoader of 10 rows (a last batch of 2)."""
-    loader = tl.data.DataLoader(tl.data.TensorDataset(*_data()), batch_size=batch_size, shuffle=True)
-    return [_row(step(X, y), net.parameters(), grads=True) for _ in range(epochs) for X, y in loader]
+    loader = tl.data.DataLoader(tl.data.TensorDataset(*_data()), batch_size=4, shuffle=True)
+    return [_row(step(X, y), net.parameters(), grads=True) for _ in range(2) for X, y in loader]
 
 
 # ---- open: steps that run eagerly (or raise) where nothing prevents a replay -----------------
 
-def _nll(rows):
-    """A hand-written NLL on log_softmax, as "What is torch.nn really?" writes it."""
+def _loss_in_step(loss_of):
+    """A step whose loss `loss_of(logits, y)` builds an array of the batch's shape."""
     def scenario(wrap):
         net = _mlp(); opt = O.SGD(net.parameters(), lr=0.1)
 
         @wrap
         def step(X, y):
-            opt.zero_grad(); logp = nn.functional.log_softmax(net(X), dim=1)
-            loss = -logp[rows(y.shape[0]), y].mean(); loss.backward(); opt.step()
+            opt.zero_grad(); loss = loss_of(net(X), y); loss.backward(); opt.step()
             return loss
         return _loader_loop(net, step), step
     return scenario
 
 
-@pytest.mark.parametrize("rows", [
-    pytest.param(range, id="range"),
-    pytest.param(np.arange, id="np.arange", marks=pytest.mark.xfail(strict=True, reason=(
-        "rows = np.arange(m) built in the step: 'an array the op Index holds ... is not an "
-        "argument', so the step runs eagerly though the rows depend only on the guarded shape"))),
-    pytest.param(tl.arange, id="tl.arange", marks=pytest.mark.xfail(strict=True, reason=(
-        "rows = tl.arange(m) built in the step: runs eagerly as np.arange does")))])
-def test_hand_written_nll_with_rows_built_in_the_step_replays(rows):
-    step = _twins(_nll(rows))
+def _eager(reason):
+    return pytest.mark.xfail(strict=True, reason=reason + ": 'a constant tensor ... made from "
+                             "new data' or 'an array the op Index holds ... is not an argument', "
+                             "so the step runs eagerly, though it depends only on the guarded shape")
+
+
+def _nll(rows):  # "What is torch.nn really?": -input[range(target.shape[0]), target].mean()
+    return lambda z, y: -nn.functional.log_softmax(z, dim=1)[rows(y.shape[0]), y].mean()
+
+
+def _bce_with(target):  # DCGAN's label = torch.full((b_size,), real_label)
+    return lambda z, y: nn.functional.binary_cross_entropy_with_logits(z, target(z))
+
+
+@pytest.mark.parametrize("loss_of", [
+    pytest.param(_nll(range), id="nll-range"),
+    pytest.param(_nll(np.arange), id="nll-np.arange", marks=_eager("rows = np.arange(m)")),
+    pytest.param(_nll(tl.arange), id="nll-tl.arange", marks=_eager("rows = tl.arange(m)")),
+    pytest.param(_bce_with(tl.ones_like), id="bce-ones_like", marks=_eager("tl.ones_like(z)")),
+    pytest.param(_bce_with(lambda z: tl.full(z.shape, 0.9, dtype=F64)), id="bce-full",
+                 marks=_eager("tl.full(z.shape, 0.9)")),
+    pytest.param(lambda z, y: CE(z * (tl.rand(*z.shape, dtype=F64) < 0.8) / 0.8, y),
+                 id="dropout-tl.rand", marks=pytest.mark.xfail(strict=True, reason=(
+                     "deeplearning.ai's dropout mask D = tl.rand(...) < keep_prob: 'a constant "
+                     "tensor ... made from new data', eager, though tl.rand draws from the "
+                     "library's stream as Dropout does (which replays)")))])
+def test_loss_with_an_array_built_in_the_step_replays(loss_of):
+    step = _twins(_loss_in_step(loss_of))
     assert step.fallback_reason is None and step.traces == 2  # a full batch and the last one
 
 
@@ -180,24 +199,6 @@ def test_classifier_step_returning_what_the_tutorials_report_replays(body):
     assert step.fallback_reason is None
 
 
-@pytest.mark.xfail(strict=True, reason="D1 = tl.rand(...) < keep_prob inside the step: 'a "
-                   "constant tensor ... made from new data', eager, though tl.rand draws from "
-                   "the library's stream as Dropout does (which replays)")
-def test_deeplearning_ai_dropout_mask_from_tl_rand_replays():
-    def scenario(wrap):
-        net = _mlp(); opt = O.SGD(net.parameters(), lr=0.1); keep_prob = 0.8
-
-        @wrap
-        def step(X, y):
-            opt.zero_grad(); A1 = net[1](net[0](X))
-            D1 = tl.rand(*A1.shape, dtype=F64) < keep_prob
-            loss = CE(net[2](A1 * D1 / keep_prob), y); loss.backward(); opt.step()
-            return loss
-        return _loader_loop(net, step), step
-    step = _twins(scenario)
-    assert step.fallback_reason is None
-
-
 @pytest.mark.xfail(strict=True, reason="loss.backward() then penalty.backward(): 'more than one "
                    "backward() per call', eager, though the two graphs share only leaves")
 def test_penalty_gradient_added_by_its_own_backward_replays():
@@ -221,8 +222,7 @@ def test_compiled_forward_differentiated_outside_trains_as_eager(compiled_part):
     def scenario(wrap):
         net = _mlp(); opt = O.SGD(net.parameters(), lr=0.1)
         part = wrap(net) if compiled_part == "model" else wrap(lambda X, y: CE(net(X), y))
-        X, y = _data()
-        rows = []
+        (X, y), rows = _data(), []
         for _ in range(3):
             opt.zero_grad()
             loss = CE(part(tl.Tensor(X)), y) if compiled_part == "model" else part(tl.Tensor(X), y)
