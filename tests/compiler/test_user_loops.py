@@ -1,25 +1,25 @@
 """Compiled steps against the same steps run eagerly, in training and evaluation loops as the
 tutorials write them (PyTorch's "Training a classifier", "Learning PyTorch with examples", "What
-is torch.nn really?", Kaggle MLP/CNN loops, Nielsen's network.py, deeplearning.ai's L2
-exercise).  Each scenario is built twice from the same seeds; every loss, returned value,
-parameter and gradient its loop records must agree norm-wise (twins.agree: 1e-12 in float64).
+is torch.nn really?", DCGAN, Kaggle loops, Nielsen's network.py, deeplearning.ai's L2 exercise).
+Each scenario is built twice from the same seeds; every loss, returned value, parameter and
+gradient its loop records must agree norm-wise (twins.agree: 1e-12 in float64).
 
 Open (strict xfails).  Silently different: a compiled evaluation returning (correct, total),
 total = len(labels), reports total = correct on every batch once its first batch was all right
-(the count read by `.item()` and the batch size were one small int when traced).  Run eagerly
-where nothing prevents a replay: arrays the step builds from the batch's shape (the rows
-`np.arange(m)` or `tl.arange(m)` of a hand-written NLL, where `range(m)` replays; a BCE target
-`tl.ones_like(z)` or `tl.full(z.shape, 0.9)`, DCGAN's labels) or draws with `tl.rand`
-(deeplearning.ai's dropout mask); a count of correct predictions (`.sum().item()`) equal, when
-traced, to a literal of the step (1, with `argmax(1)`); a returned batch size
-(`labels.shape[0]`); returned `.numpy()` predictions; the L2 penalty's gradient added by its
-own backward().  Raises on its second call: a
-compiled forward (`tl.compile(model)`, a compiled loss function) differentiated outside.
+(the count from `.item()` and the batch size were one small int when traced).  Run eagerly where
+nothing prevents a replay: arrays built in the step from the batch's shape (a hand-written
+NLL's rows `np.arange(m)`, `tl.arange(m)`, where `range(m)` replays; BCE targets
+`tl.ones_like(z)`, `tl.full(z.shape, 0.9)`) or drawn with `tl.rand` (deeplearning.ai's dropout
+mask); returned: a count of correct predictions equal when traced to a literal of the step (1,
+of `argmax(1)`), the batch size `y.shape[0]`, `predicted.numpy()`; a batch given as one dict
+or namedtuple (a tuple replays); the penalty's gradient added by its own backward().  Raises on
+its second call: a compiled forward (`tl.compile(model)`, a loss function) differentiated outside.
 
 Holding: a residual ModuleList model branching on `self.training` and shapes, over a shuffled
 DataLoader, validated by a compiled eval()/no_grad function; deeplearning.ai's parameters dict,
 (n_x, m) layout, column-sliced mini-batches and λ/(2m)·ΣW²; a module-level `@tl.compile` step
 on a model and optimizer assigned later, and again."""
+import collections
 import warnings
 
 import numpy as np
@@ -30,10 +30,11 @@ import tinygrad_l2 as tl
 from twins import F64, agree
 
 nn, O, CE = tl.nn, tl.optim, tl.nn.functional.cross_entropy
+_Batch = collections.namedtuple("_Batch", "x y")
 
 
 def _arrays(value):
-    """A recorded value as a flat list of arrays (tensors, numbers, None, tuples, dicts)."""
+    """A recorded value as a flat list of arrays (tensors, numbers, tuples, lists, dicts)."""
     if isinstance(value, tl.Tensor):
         return [np.array(value.data)]
     if isinstance(value, dict):
@@ -57,8 +58,7 @@ def _run(scenario, compiled):
 
 
 def _twins(scenario):
-    """scenario(wrap) -> (rows, step) with wrap = tl.compile or the identity: the compiled run
-    must record what the eager run records; returns the compiled step."""
+    """scenario(wrap) -> (rows, step), wrap tl.compile or not: the rows agree; the compiled step."""
     (want, _), (got, step) = _run(scenario, False), _run(scenario, True)
     agree(want, got)
     return step
@@ -133,12 +133,17 @@ def test_loss_with_an_array_built_in_the_step_replays(loss_of):
     assert step.fallback_reason is None and step.traces == 2  # a full batch and the last one
 
 
-def _classifier(body):
-    """The step `body(net, opt)` writes, on batches of 3, the first with one right prediction."""
+def _classifier(report):
+    """A step returning `report(loss, predicted, y)`, on batches of 3, the first with one right
+    prediction (the step's code holds the literal 1 of argmax(1))."""
     def scenario(wrap):
         net = _mlp(); opt = O.SGD(net.parameters(), lr=0.1)
         X, _ = _data(12); y = _labels_right_where(net, X, np.arange(12) % 6 == 0)
-        step = wrap(body(net, opt))
+
+        @wrap
+        def step(X, y):
+            opt.zero_grad(); out = net(X); loss = CE(out, y); loss.backward(); opt.step()
+            return report(loss, out.argmax(1), y)
         rows = [_row(step(tl.Tensor(X[i:i + 3]), y[i:i + 3]), net.parameters()) for i in (0, 3, 6, 9)]
         return rows, step
     return scenario
@@ -163,40 +168,39 @@ def test_evaluation_returning_correct_and_total_reports_the_total():
     _twins(scenario)
 
 
-def _count(net, opt):
-    def step(X, y):
-        opt.zero_grad(); out = net(X); loss = CE(out, y); loss.backward(); opt.step()
-        return loss.item(), (out.argmax(1) == y).sum().item()
-    return step
+@pytest.mark.parametrize("report", [
+    pytest.param(lambda loss, predicted, y: (loss.item(), (predicted == y).sum().item()), id="count",
+                 marks=pytest.mark.xfail(strict=True, reason=(
+                     "the returned count 1 is taken for the literal 1 of argmax(1): 'more than one "
+                     "tensor or a literal of the function gave', eager"))),
+    pytest.param(lambda loss, predicted, y: (loss.item(), y.shape[0]), id="batch_size",
+                 marks=pytest.mark.xfail(strict=True, reason=(
+                     "the returned batch size y.shape[0] is 'computed during the call ... replay "
+                     "cannot recompute it', eager, though the shape is guarded"))),
+    pytest.param(lambda loss, predicted, y: (loss, predicted.numpy()), id="predictions",
+                 marks=pytest.mark.xfail(strict=True, reason=(
+                     "predicted.numpy() returned is 'a numpy number or array computed during the "
+                     "call', eager, though it is the tensor's own value")))])
+def test_classifier_step_returning_what_the_tutorials_report_replays(report):
+    assert _twins(_classifier(report)).fallback_reason is None
 
 
-def _batch_size(net, opt):
-    def step(X, y):
-        opt.zero_grad(); loss = CE(net(X), y); loss.backward(); opt.step()
-        return loss.item(), y.shape[0]
-    return step
+@pytest.mark.parametrize("pack", [
+    pytest.param(lambda X, y: {"x": X, "y": y}, id="dict", marks=pytest.mark.xfail(
+        strict=True, reason="a batch as one dict: 'a constant tensor ... made from new data', eager")),
+    pytest.param(lambda X, y: _Batch(X, y), id="namedtuple", marks=pytest.mark.xfail(
+        strict=True, reason="a batch as one namedtuple: runs eagerly as a dict does"))])
+def test_batch_given_as_one_container_replays(pack):  # as one tuple it does (round 11)
+    def scenario(wrap):
+        net = _mlp(); opt = O.SGD(net.parameters(), lr=0.1)
 
-
-def _predictions(net, opt):
-    def step(X, y):
-        opt.zero_grad(); out = net(X); loss = CE(out, y); loss.backward(); opt.step()
-        return loss, out.argmax(axis=-1).numpy()
-    return step
-
-
-@pytest.mark.parametrize("body", [
-    pytest.param(_count, marks=pytest.mark.xfail(strict=True, reason=(
-        "the returned count 1 is taken for the literal 1 of argmax(1): 'more than one tensor "
-        "or a literal of the function gave', eager"))),
-    pytest.param(_batch_size, marks=pytest.mark.xfail(strict=True, reason=(
-        "the returned batch size y.shape[0] is 'computed during the call ... replay cannot "
-        "recompute it', eager, though the shape is guarded"))),
-    pytest.param(_predictions, marks=pytest.mark.xfail(strict=True, reason=(
-        "out.argmax(axis=-1).numpy() returned is 'a numpy number or array computed during the "
-        "call', eager, though it is the tensor's own value")))], ids=lambda f: f.__name__[1:])
-def test_classifier_step_returning_what_the_tutorials_report_replays(body):
-    step = _twins(_classifier(body))
-    assert step.fallback_reason is None
+        @wrap
+        def step(batch):
+            X, y = (batch["x"], batch["y"]) if isinstance(batch, dict) else batch
+            opt.zero_grad(); loss = CE(net(X), y); loss.backward(); opt.step()
+            return loss
+        return _loader_loop(net, lambda X, y: step(pack(X, y))), step
+    assert _twins(scenario).fallback_reason is None
 
 
 @pytest.mark.xfail(strict=True, reason="loss.backward() then penalty.backward(): 'more than one "
@@ -211,8 +215,7 @@ def test_penalty_gradient_added_by_its_own_backward_replays():
             penalty = net.regularization_loss(); penalty.backward(); opt.step()
             return loss, penalty
         return _loader_loop(net, step), step
-    step = _twins(scenario)
-    assert step.fallback_reason is None
+    assert _twins(scenario).fallback_reason is None
 
 
 @pytest.mark.parametrize("compiled_part", ["model", "loss function"])
@@ -244,9 +247,7 @@ class _Residual(nn.Module):
         self.drop, self.out = nn.Dropout(0.25), nn.Linear(6, 3, dtype=F64, rng=9)
 
     def forward(self, x):
-        if x.ndim > 2:
-            x = x.reshape(x.shape[0], -1)
-        h = self.inp(x).relu()
+        h = self.inp(x.reshape(x.shape[0], -1) if x.ndim > 2 else x).relu()
         for block in self.blocks:
             h = h + block(h).tanh()
         return self.out(self.drop(h) if self.training else h)
@@ -265,9 +266,8 @@ def test_residual_module_train_and_compiled_eval_loop_replays():
 
         @wrap
         def evaluate(X, y):
-            net.eval()
             with tl.no_grad():
-                out = net(X)
+                out = net.eval()(X)
                 return CE(out, y).item(), (out.argmax(1) == y).float().mean()
         rows = []
         for _ in range(2):
