@@ -136,6 +136,12 @@ def observe(*what: object) -> None:
 
 
 
+def read_from_tensor(value: object) -> bool:
+    """While tracing: is `value` a number the step read from a tensor (`.item()`)?"""
+    trace = state.recorder
+    return trace is not None and any(o[0] == "number" and o[2] is value for o in trace.observed)
+
+
 def number_array(array: np.ndarray) -> np.ndarray:
     """`array`, made from a Python number for an op (see `Trace.made`)."""
     trace = state.recorder

@@ -29,11 +29,17 @@ def _made(array, dtype, requires_grad, name=None):
                   requires_grad=requires_grad, name=name)
 
 
-def _constant(tensor):
+def _flat(shape):
+    """The sizes as given: varargs or one tuple/list (the objects, to tell ones read from a tensor)."""
+    return tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+
+
+def _constant(tensor, *numbers):
     """A tensor whose values follow from the call's arguments alone (zeros of a shape, an
     identity): a compiled step takes it as a constant, as it takes a number (an RNN's zero
-    state, one-hot targets eye(k)[y]).  One that requires grad is a new leaf each call: not."""
-    if not tensor.requires_grad:
+    state, one-hot targets eye(k)[y]).  Not one that requires grad (a new leaf each call), nor
+    one made from `numbers` read from a tensor (`full(shape, loss.item())`)."""
+    if not tensor.requires_grad and not any(map(context.read_from_tensor, numbers)):
         context.number_array(tensor._data)
     return tensor
 
@@ -50,16 +56,16 @@ def tensor(data: npt.ArrayLike | Tensor, requires_grad: bool = False, dtype: npt
 
 
 def zeros(*shape: int | tuple[int, ...] | list[int], dtype: npt.DTypeLike | None = None, requires_grad: bool = False) -> Tensor:
-    return _constant(_made(np.zeros(_shape(shape, "zeros")), dtype, requires_grad))
+    return _constant(_made(np.zeros(_shape(shape, "zeros")), dtype, requires_grad), *_flat(shape))
 
 
 def ones(*shape: int | tuple[int, ...] | list[int], dtype: npt.DTypeLike | None = None, requires_grad: bool = False) -> Tensor:
-    return _constant(_made(np.ones(_shape(shape, "ones")), dtype, requires_grad))
+    return _constant(_made(np.ones(_shape(shape, "ones")), dtype, requires_grad), *_flat(shape))
 
 
 def full(shape: int | tuple[int, ...] | list[int], fill_value: float, dtype: npt.DTypeLike | None = None, requires_grad: bool = False) -> Tensor:
     shape = _shape(shape if isinstance(shape, (tuple, list)) else (shape,), "full")
-    return _constant(_made(np.full(shape, fill_value, dtype=np.float64), dtype, requires_grad))
+    return _constant(_made(np.full(shape, fill_value, dtype=np.float64), dtype, requires_grad), fill_value, *shape)
 
 
 def randn(*shape: int | tuple[int, ...] | list[int], dtype: npt.DTypeLike | None = None, requires_grad: bool = False) -> Tensor:
@@ -82,11 +88,11 @@ def arange(start: float, stop: float | None = None, step: float = 1, dtype: npt.
     integral = all(isinstance(v, (int, np.integer)) for v in (start, stop, step))
     values = np.arange(start, stop, step)
     return _constant(Tensor(values, dtype=dtype or (np.int64 if integral else DEFAULT_DTYPE),
-                            requires_grad=requires_grad))
+                            requires_grad=requires_grad), start, stop, step)
 
 
 def eye(n: int, m: int | None = None, dtype: npt.DTypeLike | None = None, requires_grad: bool = False) -> Tensor:
-    return _constant(_made(np.eye(n, m), dtype, requires_grad))
+    return _constant(_made(np.eye(n, m), dtype, requires_grad), n, m)
 
 
 def zeros_like(t: Tensor | np.ndarray, dtype: npt.DTypeLike | None = None, requires_grad: bool = False) -> Tensor:

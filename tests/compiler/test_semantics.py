@@ -33,6 +33,36 @@ def data(n, m=6, seed=1, dtype=np.float64):
 
 # ---- 1. the returned structure ------------------------------------------------------------
 
+def _scaled_by_a_read(use):
+    """A step scaling its loss by a number it read from a tensor, and returning that number."""
+    model, opt, _ = linear_step()
+
+    def step(x, y):
+        opt.zero_grad()
+        logits = model(x)
+        s = logits.abs().mean().item()
+        loss = use(tl.nn.softmax_cross_entropy(logits, y), s, logits)
+        loss.backward(); opt.step()
+        return loss, s
+    return model, step
+
+
+@pytest.mark.parametrize("use", [lambda loss, s, z: loss * s, lambda loss, s, z: loss.clip(min=s),
+                                 lambda loss, s, z: loss + tl.full((), s, dtype=np.float64)],
+                         ids=["operand", "keyword", "full"])
+def test_a_number_read_from_a_tensor_and_given_to_an_op_runs_eagerly_never_stale(use):
+    (eager_model, eager), (model, step) = _scaled_by_a_read(use), _scaled_by_a_read(use)
+    compiled = tl.compile(step)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", tl.CompileWarning)
+        for x, y in data(3):
+            (want, want_s), (got, got_s) = eager(x, y), compiled(x, y)
+            assert got.item() == want.item() and got_s == want_s
+    assert "read from a tensor" in compiled.fallback_reason or "constant tensor" in compiled.fallback_reason
+    for p, q in zip(eager_model.parameters(), model.parameters()):
+        np.testing.assert_array_equal(q.data, p.data)
+
+
 def test_a_returned_item_is_recomputed_each_call_as_a_python_float():
     _, _, eager = linear_step()
     _, _, inner = linear_step()

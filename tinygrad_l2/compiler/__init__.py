@@ -88,7 +88,7 @@ from .scope_state import ScopeState
 from .check import compare, describe, restore, snapshot
 from .guards import Guards, array_inputs, scope_reads
 from .keys import batched, program_inputs, trace_key
-from .program import Program
+from .program import Program, read_into_ops
 from .naming import parameter_names
 from .results import Unreplayable, code_literals, flatten, rebuild, returned_literals
 
@@ -256,6 +256,9 @@ class CompiledStep:
                                    result)  # eager's already; say so, never raise it to the user
         if program.eager_only:
             return self._fall_back(program.eager_only, result)
+        baked = read_into_ops(program.nodes, [o for o in observed if o[0] == "number"])
+        if baked:
+            return self._fall_back(baked, result)
         guards.add_parameters(program.params)
         self.program, self.guards, self.template = program, guards, template
         self._cache.insert(0, _Cached(program, guards, template, keywords, readers))

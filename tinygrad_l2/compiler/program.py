@@ -246,6 +246,24 @@ def _derived_inputs(roots, given, events, made, buffer_ids):
     return ""
 
 
+def read_into_ops(nodes, numbers):
+    """Why replay would use a stale number, or '': a number read from a tensor (`.item()`,
+    `float()`: ("number", tensor, value, convert, where) observations) given to an op (`loss *
+    s`, `x.clip(min=s)`), which a replay would hold at its traced value.  Told by identity:
+    a float read is an object of its own; a small int is one object Python shares with every
+    equal int, so it counts as read only as an operand (not as a keyword such as axis=1), and
+    then a coincidence costs an eager step, never a stale one."""
+    read = {id(value): where for _, _, value, _, where in numbers}
+    for node in nodes:
+        for value, operand in [*((v, False) for v in getattr(node, "given", {}).values()),
+                               *((v, True) for v in getattr(node, "arguments", ()))]:
+            shared = type(value) in (int, bool) and -5 <= value <= 256
+            if id(value) in read and (operand or not shared):
+                return (f"the number {value!r} read from a tensor at {read[id(value)]} is given to "
+                        f"the op {type(node).__name__}: a replay would use its traced value")
+    return ""
+
+
 def _reads_after_step(nodes, events):
     """Does an op that ran after the first opt.step() read a parameter's array, or a view of
     it?  (Ops that read values computed before the step read the same values in a replay.)"""
