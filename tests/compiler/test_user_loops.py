@@ -148,9 +148,6 @@ def _classifier(report):
     return scenario
 
 
-@pytest.mark.xfail(strict=True, reason="silently wrong: len(y) returned beside a count read "
-                   "by .item() that equalled it when traced is replayed as that count: (correct, "
-                   "total) = (1, 1), (0, 0) where eager gives (1, 4), (0, 4)")
 def test_evaluation_returning_correct_and_total_reports_the_total():
     def scenario(wrap):
         net = _mlp().eval()

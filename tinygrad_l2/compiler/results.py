@@ -101,6 +101,10 @@ class _Walker:
         if id(value) in self.literal or len({id(t) for t, _ in reads}) > 1:
             raise Unreplayable(f"{where} is {value!r}, which more than one tensor or a literal of "
                                f"the function gave: which one is meant is unclear")
+        if id(value) in self.used and type(value) in (int, bool) and -5 <= value <= 256:
+            raise Unreplayable(f"{where} is {value!r}, as another returned value read from a tensor "
+                               f"is: Python shares one object for this small integer, so one of them "
+                               f"may be a number computed in Python (a batch size), which replay cannot redo")
         self.used.add(id(value))
         tensor, convert = reads[-1]
         return ("number", self.slot(tensor), convert)
