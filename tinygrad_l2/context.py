@@ -136,6 +136,24 @@ def observe(*what: object) -> None:
 
 
 
+class TracedInt(int):
+    """An integer a traced step read with `.item()`: an object of its own (Python shares one
+    object for each small int), so tl.compile tells it from an equal literal or batch size.
+    Otherwise an int; the compiled step returns plain ints."""
+    __slots__ = ()
+
+    def __reduce__(self) -> tuple:
+        return int, (int(self),)
+
+    def __repr__(self) -> str:
+        return int.__repr__(self)
+
+
+def traced_int(value: Any) -> Any:
+    """`value`, an int read from a tensor while tracing, as its own object (`TracedInt`)."""
+    return TracedInt(value) if type(value) is int and state.recorder is not None else value
+
+
 def read_from_tensor(value: object) -> bool:
     """While tracing: is `value` a number the step read from a tensor (`.item()`)?"""
     trace = state.recorder

@@ -94,7 +94,7 @@ class Tensor(TensorMethods, TensorBase):
         return self._data
 
     def item(self) -> float | int | bool:
-        value = self._scalar()
+        value = context.traced_int(self._scalar())
         context.observe("number", self, value, Tensor.item)  # tl.compile recomputes it each call
         return value
 

@@ -33,6 +33,21 @@ def data(n, m=6, seed=1, dtype=np.float64):
 
 # ---- 1. the returned structure ------------------------------------------------------------
 
+def test_a_count_read_with_item_is_told_from_an_equal_literal_returned_beside_it():
+    """(count, 2) where the count is 2 when traced: Python shares one object for a small int,
+    so the count must not be taken for the literal (nor the literal for it)."""
+    def count(x, epoch):
+        return (x > 0).sum().item(), 2
+    compiled = tl.compile(count)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", tl.CompileWarning)
+        for positives in (2, 1, 3, 2):
+            x = tl.Tensor(np.array([1.0] * positives + [-1.0] * (4 - positives)))
+            got = compiled(x, 2)
+            assert got == (positives, 2) and type(got[0]) is int and type(got[1]) is int
+    assert compiled.fallback_reason is None and compiled.traces == 1
+
+
 def _scaled_by_a_read(use):
     """A step scaling its loss by a number it read from a tensor, and returning that number."""
     model, opt, _ = linear_step()

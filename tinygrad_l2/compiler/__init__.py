@@ -90,7 +90,7 @@ from .guards import Guards, array_inputs, scope_reads
 from .keys import batched, program_inputs, trace_key
 from .program import Program, read_into_ops
 from .naming import parameter_names
-from .results import Unreplayable, code_literals, flatten, rebuild, returned_literals
+from .results import Unreplayable, code_literals, flatten, plain_numbers, rebuild, returned_literals
 
 
 class CompileCheckError(AssertionError):
@@ -174,7 +174,7 @@ class CompiledStep:
                 # compiled function tracing around this call records this call's ops itself
             inputs = self._find(args, kwargs)
             if inputs is None:
-                return self._trace(args, kwargs)
+                return plain_numbers(self._trace(args, kwargs))
             if self.checks_left:
                 self.checks_left -= 1
                 return self._checked(inputs, args, kwargs)

@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from ..context import TracedInt
 from ..function import TensorBase
 
 Template = tuple  # ("tensor", slot) | ("number", slot, convert) | ("constant", value)
@@ -108,6 +109,19 @@ class _Walker:
         self.used.add(id(value))
         tensor, convert = reads[-1]
         return ("number", self.slot(tensor), convert)
+
+
+def plain_numbers(result: Any) -> Any:
+    """The traced call's result with each `TracedInt` (an int read while tracing) a plain int,
+    through tuples, lists, namedtuples and dicts, as a replay returns it."""
+    if isinstance(result, TracedInt):
+        return int(result)
+    if type(result) in (tuple, list) or _is_namedtuple(result):
+        items = [plain_numbers(v) for v in result]
+        return type(result)(items) if type(result) in (tuple, list) else type(result)(*items)
+    if type(result) is dict:
+        return {k: plain_numbers(v) for k, v in result.items()}
+    return result
 
 
 def rebuild(template: Template, tensors: Sequence[TensorBase]) -> Any:
