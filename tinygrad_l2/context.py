@@ -6,6 +6,7 @@ import gc
 import os
 import sys
 import threading
+import weakref
 from typing import Any, Iterator
 
 import numpy as np
@@ -152,6 +153,22 @@ class TracedInt(int):
 def traced_int(value: Any) -> Any:
     """`value`, an int read from a tensor while tracing, as its own object (`TracedInt`)."""
     return TracedInt(value) if type(value) is int and state.recorder is not None else value
+
+
+# The op nodes of tensors a compiled forward returned with a graph (its traced call: a replay
+# returns none), each with what to do should a backward() reach it (a weak method): the step then runs eagerly
+# from its next call (tl.compile(model); loss.backward() outside).  Checked by engine.backward
+# only while not empty.
+RETURNED_BY: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def differentiated(nodes: Any) -> None:
+    """engine.backward is about to go through `nodes`: tell the compiled forwards whose
+    returned tensors are among them."""
+    for node in nodes:
+        told = RETURNED_BY.pop(node, None)
+        if told is not None and told() is not None:  # (a weak method: the step may be gone)
+            told()()
 
 
 def read_from_tensor(value: object) -> bool:

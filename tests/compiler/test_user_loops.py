@@ -216,8 +216,6 @@ def test_step_skipping_the_smaller_last_batch_replays():
 
 
 @pytest.mark.parametrize("compiled_part", ["model", "loss function"])
-@pytest.mark.xfail(strict=True, reason="a replay returns tensors without a graph: loss.backward() "
-                   "outside raises on the second call ('does not require grad and has no graph')")
 def test_compiled_forward_differentiated_outside_trains_as_eager(compiled_part):
     def scenario(wrap):
         net = _mlp(); opt = O.SGD(net.parameters(), lr=0.1)
