@@ -162,10 +162,11 @@ def traced_int(value: Any) -> Any:
 RETURNED_BY: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def differentiated(nodes: Any) -> None:
-    """engine.backward is about to go through `nodes`: tell the compiled forwards whose
-    returned tensors are among them."""
-    for node in nodes:
+def backward_begins(root: Any, grad: Any, retain_graph: bool, order: Any) -> None:
+    """engine.backward starts from `root`: an event while tracing; and the compiled forwards
+    whose returned tensors are among the nodes it goes through (`order()`) are told."""
+    record("backward", root, grad, retain_graph)
+    for node in order() if RETURNED_BY else ():
         told = RETURNED_BY.pop(node, None)
         if told is not None and told() is not None:  # (a weak method: the step may be gone)
             told()()

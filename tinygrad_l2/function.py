@@ -100,9 +100,8 @@ class TensorBase:
             raise RuntimeError("requires_grad: you can only change requires_grad of leaf "
                                "tensors; use detach() to get a tensor without a graph")
         if value and self._data.dtype.kind != "f":
-            raise TypeError(f"requires_grad: only float tensors can require gradients, this "
-                            f"tensor has dtype {self._data.dtype} (pass dtype=np.float32 or "
-                            f"np.float64)")
+            raise TypeError(f"requires_grad: only float tensors can require gradients, this tensor "
+                            f"has dtype {self._data.dtype} (pass dtype=np.float32 or np.float64)")
         if value != self._requires_grad:
             self._leaf = None  # graphs built from now on see the new setting
             record("requires_grad", self, value)  # (a step that freezes a model, as a GAN's does)
