@@ -209,8 +209,6 @@ def _skipping_the_smaller_batch(net, opt, X, y):
     return _plain(CE)(net, opt, X, y)
 
 
-@pytest.mark.xfail(strict=True, reason="None returned on the smaller last batch before any op: every "
-                   "batch runs eagerly ('the function returned no tensor and called no backward')")
 def test_step_skipping_the_smaller_last_batch_replays():
     assert _twins(_on_loader(_skipping_the_smaller_batch)).fallback_reason is None
 

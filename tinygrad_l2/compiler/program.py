@@ -186,7 +186,7 @@ def _accumulate_grads(pairs):
 
 def _unsupported(roots, events, made):
     """Why this step cannot be replayed, or '' (then it is replayed)."""
-    if not roots:
+    if not roots and events:
         return "the function returned no tensor and called no backward"
     if not is_grad_enabled() or any(r._ctx is None and id(r._data) not in made for r in roots):
         return "grad mode was off, or a returned tensor was not computed by an op of the step"
