@@ -177,8 +177,6 @@ def test_classifier_step_returning_what_the_tutorials_report_replays(report):
     assert _twins(_classifier(report)).fallback_reason is None
 
 
-@pytest.mark.xfail(strict=True, reason="a batch as one dict {'x': X, 'y': y}: 'a constant tensor "
-                   "... made from new data', eager (as one tuple it replays, round 11)")
 def test_batch_given_as_one_dict_replays():
     def scenario(wrap):
         net = _mlp(); opt = O.SGD(net.parameters(), lr=0.1)

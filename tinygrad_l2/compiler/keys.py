@@ -29,6 +29,8 @@ def _signature(value):
         return ("array", value.shape, value.dtype)
     if type(value) in (tuple, list) and any(map(_batch_item, value)):  # a batch (X, y): its arrays
         return (type(value), tuple(_signature(v) if _batch_item(v) else frozen(v) for v in value))
+    if type(value) is dict and any(map(_batch_item, value.values())):  # {"x": X, "y": y}
+        return (dict, tuple((k, _signature(v) if _batch_item(v) else frozen(v)) for k, v in value.items()))
     return ("value", type(value), frozen(value))
 
 
@@ -38,10 +40,17 @@ def _batch_item(value):
 
 
 def batched(args):
-    """((argument index, item index), item) for each array or constant tensor directly inside
-    an argument that is a tuple or a list (a batch `(X, y)` from a loader): read each call."""
-    return [((i, k), v) for i, a in enumerate(args) if type(a) in (tuple, list)
-            for k, v in enumerate(a) if _batch_item(v)]
+    """((argument index, item name), item) for each array or constant tensor directly inside
+    an argument that is a tuple, a list or a dict (a batch `(X, y)` from a loader, `{"x": X,
+    "y": y}`): read each call.  The name is the item's index, or its key where that is a name."""
+    found = []
+    for i, arg in enumerate(args):
+        if type(arg) in (tuple, list, dict):
+            for n, (key, item) in enumerate(arg.items() if type(arg) is dict else enumerate(arg)):
+                named = type(arg) is not dict or (isinstance(key, str) and key.isidentifier())
+                if _batch_item(item):
+                    found.append(((i, key if named else n), item))
+    return found
 
 
 def frozen(value):
