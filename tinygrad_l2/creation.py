@@ -64,8 +64,9 @@ def ones(*shape: int | tuple[int, ...] | list[int], dtype: npt.DTypeLike | None 
 
 
 def full(shape: int | tuple[int, ...] | list[int], fill_value: float, dtype: npt.DTypeLike | None = None, requires_grad: bool = False) -> Tensor:
-    shape = _shape(shape if isinstance(shape, (tuple, list)) else (shape,), "full")
-    return _constant(_made(np.full(shape, fill_value, dtype=np.float64), dtype, requires_grad), fill_value, *shape)
+    given = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
+    return _constant(_made(np.full(_shape(given, "full"), fill_value, dtype=np.float64), dtype, requires_grad),
+                     fill_value, *given)
 
 
 def randn(*shape: int | tuple[int, ...] | list[int], dtype: npt.DTypeLike | None = None, requires_grad: bool = False) -> Tensor:
