@@ -4,17 +4,21 @@ is torch.nn really?", DCGAN, Kaggle loops, Nielsen's network.py, deeplearning.ai
 Each scenario is built twice from the same seeds; every loss, returned value, parameter and
 gradient its loop records must agree norm-wise (twins.agree: 1e-12 in float64).
 
-Open (strict xfails).  Silently different: a compiled evaluation returning (correct, total),
-total = len(labels), reports total = correct on every batch once its first batch was all right
-(the count from `.item()` and the batch size were one small int when traced).  Run eagerly where
-nothing prevents a replay: arrays built in the step from the batch's shape (a hand-written
-NLL's rows `np.arange(m)`, `tl.arange(m)`, where `range(m)` replays; BCE targets
-`tl.ones_like(z)`, `tl.full(z.shape, 0.9)`) or drawn with `tl.rand` (deeplearning.ai's dropout
-mask); returned: a count of correct predictions equal when traced to a literal of the step (1,
-of `argmax(1)`), the batch size `y.shape[0]`, `predicted.numpy()`; a batch given as one dict
-(a tuple replays); the penalty's gradient added by its own backward(); a step
-returning None on the smaller last batch (drop_last by hand) runs every batch eagerly.  Raises on
-its second call: a compiled forward (`tl.compile(model)`, a loss function) differentiated outside.
+Found and fixed since, each failing before its fix.  Silently different: a compiled
+evaluation returning (correct, total), total = len(labels), reported total = correct on every
+batch once its first batch was all right (the count from `.item()` and the batch size were one
+small int when traced; an int read with .item() is now an object of its own).  Raised on its
+second call: a compiled forward (`tl.compile(model)`, a loss function) differentiated outside
+(it now runs eagerly from its next call).  Ran eagerly where nothing prevents a replay: tensors
+made in the step from the batch's shape (`tl.arange(m)` rows, BCE targets `tl.ones_like(z)`,
+`tl.full(z.shape, 0.9)`); a returned count equal when traced to a literal of the step (1, of
+`argmax(1)`); a batch given as one dict; a step returning None on the smaller last batch
+(drop_last by hand) ran every batch eagerly.
+
+Open (strict xfails), each running eagerly with results as eager: rows `np.arange(m)` built with
+numpy in the step (data the trace cannot tell from shape-only); a `tl.rand` dropout mask
+(deeplearning.ai's); returned the batch size `y.shape[0]` and `predicted.numpy()`; the
+penalty's gradient added by its own backward().
 
 Holding: a residual ModuleList model branching on `self.training` and shapes, over a shuffled
 DataLoader, validated by a compiled eval()/no_grad function; deeplearning.ai's parameters dict,
