@@ -71,12 +71,37 @@ def full(shape: int | tuple[int, ...] | list[int], fill_value: float, dtype: npt
 
 def randn(*shape: int | tuple[int, ...] | list[int], dtype: npt.DTypeLike | None = None, requires_grad: bool = False) -> Tensor:
     """Standard normal samples."""
-    return _made(default_generator().standard_normal(_shape(shape, "randn")), dtype, requires_grad)
+    return _drawn(_shape(shape, "randn"), True, dtype, requires_grad)
 
 
 def rand(*shape: int | tuple[int, ...] | list[int], dtype: npt.DTypeLike | None = None, requires_grad: bool = False) -> Tensor:
     """Uniform samples on [0, 1)."""
-    return _made(default_generator().random(_shape(shape, "rand")), dtype, requires_grad)
+    return _drawn(_shape(shape, "rand"), False, dtype, requires_grad)
+
+
+class RandomDraw(ops.Op):
+    """z ~ N(0, 1) (`normal`) or U[0, 1), of `shape`, drawn in float64 from tl's default
+    generator and cast to `like`'s dtype (`like`: a tensor whose values are not read).  An op,
+    so that a compiled step draws new samples each call from the same stream as eager (noise,
+    a VAE's ε, a dropout mask `rand(...) < keep`); no gradient."""
+    __slots__ = ("shape", "normal")
+
+    def forward(self, like):
+        draw = default_generator().standard_normal if self.normal else default_generator().random
+        return draw(self.shape).astype(like.dtype, copy=False)
+
+    def backward(self, g):
+        return None
+
+
+def _drawn(shape, normal, dtype, requires_grad):
+    """Samples drawn in float64 and cast: by the RandomDraw op (a compiled step draws new ones
+    each call), or as a new leaf when they require grad."""
+    if requires_grad:
+        draw = default_generator().standard_normal if normal else default_generator().random
+        return _made(draw(shape), dtype, requires_grad)
+    like = Tensor._make(context.number_array(np.zeros((), DEFAULT_DTYPE if dtype is None else dtype)), None)
+    return RandomDraw.apply(like, shape=shape, normal=normal)
 
 
 def arange(start: float, stop: float | None = None, step: float = 1, dtype: npt.DTypeLike | None = None,

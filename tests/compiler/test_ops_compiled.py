@@ -9,6 +9,7 @@ import pytest
 
 import tinygrad_l2 as tl
 from tinygrad_l2 import ops
+from tinygrad_l2.creation import RandomDraw
 from tinygrad_l2.nn import functional as F
 from tinygrad_l2.nn.conv import Conv2d
 from tinygrad_l2.nn.layers import InvertedDropout
@@ -46,6 +47,7 @@ CASES = {
     AvgPool: lambda x, w, y, *scope: F.avg_pool2d((x * w).reshape(1, 1, 3, 4), 2, stride=1, padding=1),
     BatchNormalize: lambda x, w, y, *scope: F.batch_norm(x * w, None, None, w[0], w[1], training=True),
     InvertedDropout: lambda x, w, y, *scope: F.dropout(x * w, 0.4),  # (the same seed each call)
+    RandomDraw: lambda x, w, y, *scope: w * tl.randn(3, 4, dtype=w.dtype) + x * tl.rand(3, 1, dtype=w.dtype),
     BinaryCrossEntropy: lambda x, w, y, *scope: F.binary_cross_entropy((x * w).sigmoid(), scope[1]),
     BinaryCrossEntropyWithLogits: lambda x, w, y, *scope: F.binary_cross_entropy_with_logits(x * w, scope[1]),
 }

@@ -11,13 +11,12 @@ small int when traced; an int read with .item() is now an object of its own).  R
 second call: a compiled forward (`tl.compile(model)`, a loss function) differentiated outside
 (it now runs eagerly from its next call).  Ran eagerly where nothing prevents a replay: tensors
 made in the step from the batch's shape (`tl.arange(m)` rows, BCE targets `tl.ones_like(z)`,
-`tl.full(z.shape, 0.9)`); a returned count equal when traced to a literal of the step (1, of
+`tl.full(z.shape, 0.9)`), a `tl.rand` dropout mask (deeplearning.ai's); a returned count equal when traced to a literal of the step (1, of
 `argmax(1)`); a batch given as one dict; a step returning None on the smaller last batch
 (drop_last by hand) ran every batch eagerly.
 
 Open (strict xfails), each running eagerly with results as eager: rows `np.arange(m)` built with
-numpy in the step (data the trace cannot tell from shape-only); a `tl.rand` dropout mask
-(deeplearning.ai's); returned the batch size `y.shape[0]` and `predicted.numpy()`; the
+numpy in the step (data the trace cannot tell from shape-only); returned the batch size `y.shape[0]` and `predicted.numpy()`; the
 penalty's gradient added by its own backward().
 
 Holding: a residual ModuleList model branching on `self.training` and shapes, over a shuffled
@@ -128,10 +127,7 @@ def _bce_with(target):  # DCGAN's label = torch.full((b_size,), real_label)
     pytest.param(_bce_with(tl.ones_like), id="bce-ones_like"),
     pytest.param(_bce_with(lambda z: tl.full(z.shape, 0.9, dtype=F64)), id="bce-full"),
     pytest.param(lambda z, y: CE(z * (tl.rand(*z.shape, dtype=F64) < 0.8) / 0.8, y),
-                 id="dropout-tl.rand", marks=pytest.mark.xfail(strict=True, reason=(
-                     "deeplearning.ai's dropout mask D = tl.rand(...) < keep_prob: 'a constant "
-                     "tensor ... made from new data', eager, though tl.rand draws from the "
-                     "library's stream as Dropout does (which replays)")))])
+                 id="dropout-tl.rand")])
 def test_loss_with_an_array_built_in_the_step_replays(loss_of):
     step = _twins(_on_loader(_plain(loss_of)))
     assert step.fallback_reason is None and step.traces == 2  # a full batch and the last one
