@@ -35,4 +35,3 @@ class ArgReduce(Op):
         op, (x,) = self.pick.__name__, arrays
         return np.exceptions.AxisError(f"{op}: axis {self.axis!r} is out of range for a tensor of "
                                        f"shape {x.shape}")
-
