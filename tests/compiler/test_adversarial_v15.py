@@ -189,3 +189,98 @@ def test_a_list_of_weights_in_the_closure_rebound_to_another_weight_retraces():
         return dict(step=step, params=net.parameters(),
                     extra=lambda call: (weights.__setitem__(0, net[2].weight) if call == 2 else None, ())[1])
     assert same(make).traces == 2
+
+
+# ---- a forward compiled alone, its result differentiated outside -------------------------------
+
+def _train_through_forward(compiled, how):
+    """Losses and parameters of 5 calls of a model compiled alone (tl.compile(model)), trained by
+    hand around it; `how` says which calls differentiate its result, and how."""
+    net = _mlp()
+    forward, opt, seen = tl.compile(net) if compiled else net, O.SGD(net.parameters(), lr=0.1), []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", tl.CompileWarning)
+        for call, (X, y) in enumerate(_batches()):
+            opt.zero_grad()
+            if how == "no_grad_first":
+                with tl.no_grad() if call < 2 else tl.enable_grad():
+                    loss = CE(forward(X), y)
+            else:
+                loss = CE(forward(X), y)
+            if how == "tl_grad":
+                for p, g in zip(net.parameters(), tl.grad(loss, net.parameters())):
+                    p.grad = g
+                opt.step()
+            elif call >= 2:  # evaluated twice, then trained
+                loss.backward(); opt.step()
+            seen.append([np.array(loss.data)] + [p.data.copy() for p in net.parameters()])
+    return seen
+
+
+@pytest.mark.parametrize("how", ["no_grad_first"])
+def test_a_compiled_forward_used_under_no_grad_then_trained_trains_as_eager(how):
+    agree(_train_through_forward(False, how), _train_through_forward(True, how))
+
+
+@pytest.mark.xfail(strict=True, raises=RuntimeError, reason="the result is differentiated only from the third "
+                   "call (or by tl.grad, which never calls engine.backward): a replay returned a tensor "
+                   "without a graph, and backward raises 'this tensor does not require grad'")
+@pytest.mark.parametrize("how", ["inference_first", "tl_grad"])
+def test_a_compiled_forward_evaluated_first_or_differentiated_by_tl_grad_trains_as_eager(how):
+    agree(_train_through_forward(False, how), _train_through_forward(True, how))
+
+
+# ---- what the step returns -----------------------------------------------------------------------
+
+@dataclasses.dataclass
+class _Report:
+    loss: object
+    correct: int
+
+
+def _returning(make_result):
+    """What a step returning make_result(loss, correct) gives on each of 3 calls, compiled."""
+    net = _mlp()
+    opt = O.SGD(net.parameters(), lr=0.1)
+
+    def step(X, y):
+        opt.zero_grad(); out = net(X); loss = CE(out, y); loss.backward(); opt.step()
+        return make_result(loss, (out.argmax(1) == tl.Tensor(y)).sum().item())
+    run = tl.compile(step)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", tl.CompileWarning)
+        return [run(X, y) for X, y in _batches(3)]
+
+
+@pytest.mark.xfail(strict=True, reason="plain_numbers converts TracedInt back only in tuples, lists, "
+                   "namedtuples and dicts' values: the first call's dataclass, set or dict key holds a TracedInt")
+@pytest.mark.parametrize("kind", ["dataclass", "set", "dict_key"])
+def test_a_count_returned_in_a_dataclass_a_set_or_as_a_dict_key_is_an_int_on_every_call(kind):
+    results = _returning({"dataclass": lambda loss, n: _Report(loss, n), "set": lambda loss, n: (loss, {n}),
+                          "dict_key": lambda loss, n: {n: loss}}[kind])
+    counts = {"dataclass": lambda r: r.correct, "set": lambda r: next(iter(r[1])),
+              "dict_key": lambda r: next(iter(r))}[kind]
+    assert [type(counts(r)) for r in results] == [int] * 3
+
+
+@pytest.mark.xfail(strict=True, raises=ValueError, reason="a replay returns the trace's constant array, "
+                   "read-only: writing into the returned tensor raises 'output array is read-only' from call 2")
+def test_a_tensor_made_by_tl_zeros_and_returned_can_be_written_into_as_eager():
+    for loss, n, buffer in _returning(lambda loss, n: (loss, n, tl.zeros(3, dtype=F64))):
+        buffer.data[0] += 1.0
+        assert buffer.data.tolist() == [1.0, 0.0, 0.0]
+
+
+def test_a_write_into_the_data_of_a_tl_zeros_tensor_inside_the_step_runs_eagerly():
+    def make():
+        net = _mlp()
+        opt = O.SGD(net.parameters(), lr=0.1)
+
+        def step(X, y):
+            opt.zero_grad()
+            bias = tl.zeros(3, dtype=F64)
+            bias.data[int(y[0])] = 1.0  # the batch's first label favoured: not a constant
+            loss = CE(net(X) + bias, y); loss.backward(); opt.step()
+            return loss
+        return dict(step=step, params=net.parameters())
+    assert "in place" in same(make).fallback_reason
