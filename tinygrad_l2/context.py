@@ -51,6 +51,7 @@ class Trace:
     def __init__(self) -> None:
         self.events: list[tuple] = []
         self.observed: list[tuple] = []
+        self.first_read: int | None = None  # how many arrays ops had made at the first number read
         self.unreplayable: list[tuple[str, str]] = []
         self.watched: dict[int, tuple] = {}
         self.made: dict[int, tuple] = {}  # id(output array) -> (node, the array, kept alive)
@@ -134,6 +135,8 @@ def observe(*what: object) -> None:
     trace = state.recorder
     if trace is not None:
         trace.observed.append((*what, user_line()))
+        if what[0] == "number" and trace.first_read is None:
+            trace.first_read = len(trace.made)  # (what is made after it may be made from it)
 
 
 

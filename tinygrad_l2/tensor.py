@@ -308,7 +308,7 @@ def _operand(value, like, op, scalars=True):
             context.record_unreplayable(f"a 0-d {value.dtype} array used as a number by {op}")
         value = value.item()
     if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_, np.generic)):
-        if type(value) is not int:
+        if not isinstance(value, int):  # (an int read by a traced .item() is one: kept as is)
             value = float(value)  # a Fraction, say: a plain float
         return value if scalars else _constant(value, like)
     if isinstance(value, (np.ndarray, list, tuple)):  # errors name the op ("mul: ...")

@@ -103,9 +103,12 @@ class Program:
         return False
 
     def _own(self, value):
-        """A returned array that may share memory with a buffer the next call overwrites is
-        copied (an array owning its memory shares none unless it is a buffer)."""
+        """A returned array that may share memory with a buffer the next call overwrites, or
+        that is one of the program's (read-only) constants, is copied (an array owning its
+        memory shares none unless it is a buffer)."""
         value = np.asarray(value)
+        if not value.flags.writeable:  # a tl.zeros(...) returned: eager's is the user's to write
+            return value.copy()
         if value.base is None and id(value) not in self.buffer_ids:
             return value
         if any(np.may_share_memory(value, b) for b in self.buffer_arrays):
@@ -246,22 +249,46 @@ def _derived_inputs(roots, given, events, made, buffer_ids):
     return ""
 
 
-def read_into_ops(nodes, numbers):
+def read_into_ops(made, numbers, first_read):
     """Why replay would use a stale number, or '': a number read from a tensor (`.item()`,
-    `float()`: ("number", tensor, value, convert, where) observations) given to an op (`loss *
-    s`, `x.clip(min=s)`), which a replay would hold at its traced value.  Told by identity:
-    a float read is an object of its own; a small int is one object Python shares with every
-    equal int, so it counts as read only as an operand (not as a keyword such as axis=1), and
-    then a coincidence costs an eager step, never a stale one."""
+    `float()`: ("number", tensor, value, convert, where) observations) reaching an op, which a
+    replay would hold at its traced value.  Directly (`loss * n`, `clip(min=s)`), told by
+    identity (an int read is a TracedInt, a float an object of its own); or computed from it in
+    Python (`2 - n / m`, `x[:n]`, `ones(n + 1)`): so after the first read (`first_read` arrays
+    made before it), an op given a number, or a tensor made from numbers, is refused too (an
+    axis or keepdims aside).  Reads at the end of a step (`return loss.item()`) pass."""
     read = {id(value): where for _, _, value, _, where in numbers}
-    for node in nodes:
-        for value, operand in [*((v, False) for v in getattr(node, "given", {}).values()),
-                               *((v, True) for v in getattr(node, "arguments", ()))]:
-            shared = type(value) in (int, bool) and -5 <= value <= 256
-            if id(value) in read and (operand or not shared):
-                return (f"the number {value!r} read from a tensor at {read[id(value)]} is given to "
-                        f"the op {type(node).__name__}: a replay would use its traced value")
+    if not read:
+        return ""
+    first = next(iter(read.values()))
+    for k, (node, _) in enumerate(made.values()):
+        after = first_read is not None and k >= first_read
+        if node is None:
+            if after:
+                return f"a tensor made from Python numbers after reading a number from a tensor at {first}"
+            continue
+        for key, value in [*getattr(node, "given", {}).items(), *((None, v) for v in getattr(node, "arguments", ()))]:
+            for number in _numbers_in(value):
+                if id(number) in read:
+                    return (f"the number {number!r} read from a tensor at {read[id(number)]} is given to "
+                            f"the op {type(node).__name__}: a replay would use its traced value")
+                if after and key not in ("axis", "keepdims"):
+                    return (f"the op {type(node).__name__} is given the number {number!r} after a number "
+                            f"was read from a tensor at {first}: it may be computed from it")
     return ""
+
+
+def _numbers_in(value):
+    """The Python numbers in an op's argument: itself, or in a tuple, list or slice (an index)."""
+    if isinstance(value, bool) or value is None:
+        return []
+    if isinstance(value, int | float | complex):
+        return [value]
+    if isinstance(value, tuple | list):
+        return [n for v in value for n in _numbers_in(v)]
+    if isinstance(value, slice):
+        return _numbers_in((value.start, value.stop, value.step))
+    return []
 
 
 def _reads_after_step(nodes, events):
