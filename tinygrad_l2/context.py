@@ -6,7 +6,6 @@ import gc
 import os
 import sys
 import threading
-import weakref
 from typing import Any, Iterator
 
 import numpy as np
@@ -156,23 +155,6 @@ class TracedInt(int):
 def traced_int(value: Any) -> Any:
     """`value`, an int read from a tensor while tracing, as its own object (`TracedInt`)."""
     return TracedInt(value) if type(value) is int and state.recorder is not None else value
-
-
-# The op nodes of tensors a compiled forward returned with a graph (its traced call: a replay
-# returns none), each with what to do should a backward() reach it (a weak method): the step then runs eagerly
-# from its next call (tl.compile(model); loss.backward() outside).  Checked by engine.backward
-# only while not empty.
-RETURNED_BY: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def backward_begins(root: Any, grad: Any, retain_graph: bool, order: Any) -> None:
-    """engine.backward starts from `root`: an event while tracing; and the compiled forwards
-    whose returned tensors are among the nodes it goes through (`order()`) are told."""
-    record("backward", root, grad, retain_graph)
-    for node in order() if RETURNED_BY else ():
-        told = RETURNED_BY.pop(node, None)
-        if told is not None and told() is not None:  # (a weak method: the step may be gone)
-            told()()
 
 
 def read_from_tensor(value: object) -> bool:

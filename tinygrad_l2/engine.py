@@ -97,8 +97,8 @@ def backward(root: TensorBase, grad: npt.ArrayLike | None = None, retain_graph: 
     backward has run.
     """
     seed, owned = _seed(root, grad)
-    if state.recorder is not None or context.RETURNED_BY:  # tl.compile: tracing, or a forward's
-        context.backward_begins(root, grad, retain_graph, lambda: topological_order(root))  # result
+    if state.recorder is not None:  # tl.compile is tracing a step
+        context.record("backward", root, grad, retain_graph)
     writes: list[tuple[Any, np.ndarray, bool]] = []
     with collector_paused():
         _sweep(node_of(root), seed, owned, retain_graph, writes.append)

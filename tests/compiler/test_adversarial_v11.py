@@ -311,7 +311,8 @@ def _train_and_eval(compiled):
 
     def eval_loss(X, y):
         model.eval()
-        return _loss(model, X, y)
+        with tl.no_grad():  # (a forward returning a graph runs eagerly: its result may be differentiated)
+            return _loss(model, X, y)
     train_step, eval_loss = (tl.compile(train_step), tl.compile(eval_loss)) if compiled else (train_step, eval_loss)
     rng, seen = np.random.default_rng(5), []
     for _ in range(4):

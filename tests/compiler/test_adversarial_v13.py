@@ -330,7 +330,8 @@ def test_convnet_dataloader_loop_with_dropout_adam_and_cosine_replays():
 
         def evaluate(X, y):
             net.eval()
-            return CE(net(X), y)
+            with tl.no_grad():
+                return CE(net(X), y)
         train_step, evaluate = (tl.compile(train_step), tl.compile(evaluate)) if compiled else (train_step, evaluate)
         rng = np.random.default_rng(1)
         X, y = rng.standard_normal((20, 1, 4, 4)), rng.integers(0, 3, 20)

@@ -269,9 +269,6 @@ def test_a_compiled_forward_used_under_no_grad_then_trained_trains_as_eager(how)
     agree(_train_through_forward(False, how), _train_through_forward(True, how))
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeError, reason="the result is differentiated only from the third "
-                   "call (or by tl.grad, which never calls engine.backward): a replay returned a tensor "
-                   "without a graph, and backward raises 'this tensor does not require grad'")
 @pytest.mark.parametrize("how", ["inference_first", "tl_grad"])
 def test_a_compiled_forward_evaluated_first_or_differentiated_by_tl_grad_trains_as_eager(how):
     agree(_train_through_forward(False, how), _train_through_forward(True, how))

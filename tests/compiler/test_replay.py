@@ -269,7 +269,12 @@ def test_inputs_derived_inside_the_function_make_it_run_eagerly_not_stale():
 
 def test_an_argument_that_requires_grad_runs_eagerly():
     w = tl.Tensor(np.ones(2), requires_grad=True)
-    compiled = tl.compile(lambda x: (w * x).sum())
+
+    def step(x):
+        loss = (w * x).sum()
+        loss.backward()
+        return loss
+    compiled = tl.compile(step)
     x = tl.Tensor(np.array([1.0, 2.0]), requires_grad=True)
     compiled(x)
     assert compiled.source == "# not compiled: an argument requires grad"

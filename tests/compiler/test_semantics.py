@@ -214,7 +214,7 @@ def test_a_step_traced_in_eval_mode_applies_dropout_after_train():
     def build():
         tl.manual_seed(0)
         model = tl.nn.Sequential(tl.nn.Linear(4, 3, dtype=np.float64), tl.nn.Dropout(0.5))
-        return model, lambda x: model(x).sum()
+        return model, tl.no_grad()(lambda x: model(x).sum())  # (an inference step)
     (eager_model, eager), (model, step) = build(), build()
     compiled = tl.compile(step)
     x = data(1)[0][0]
@@ -234,6 +234,7 @@ def test_a_step_traced_in_eval_mode_applies_dropout_after_train():
 def test_a_training_flag_read_from_a_closure_model_retraces():
     model = tl.nn.Linear(4, 3, dtype=np.float64, rng=0)
 
+    @tl.no_grad()
     def step(x):  # forward() and the functional dropout: no module call to record
         return tl.nn.functional.dropout(model.forward(x), 0.5, training=model.training).sum()
     compiled, x = tl.compile(step), data(1)[0][0]
@@ -446,6 +447,7 @@ def test_a_scope_number_set_back_replays_the_trace_kept_for_it():
     model = tl.nn.Linear(4, 3, dtype=np.float64)
     global SCALE
 
+    @tl.no_grad()
     def step(x):
         return (model(x) * SCALE).sum()
     compiled = tl.compile(step)

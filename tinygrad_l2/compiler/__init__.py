@@ -78,11 +78,9 @@ import functools
 import threading
 import types
 import warnings
-import weakref
 from typing import Any, Callable, NamedTuple, overload
 
 
-from .. import context
 from ..context import Trace, state
 from ..tensor import Tensor
 from . import effects
@@ -90,7 +88,8 @@ from .scope_state import ScopeState
 from .check import compare, describe, restore, snapshot
 from .guards import Guards, array_inputs, scope_reads
 from .keys import batched, program_inputs, trace_key
-from .program import Program, read_into_ops
+from .program import Program
+from .reads import read_into_ops
 from .naming import parameter_names
 from .results import Unreplayable, code_literals, flatten, plain_numbers, rebuild, returned_literals
 
@@ -262,19 +261,10 @@ class CompiledStep:
         if baked:
             return self._fall_back(baked, result)
         guards.add_parameters(program.params)
-        if not any(e[0] == "backward" for e in events):  # a forward: its replays return no graph
-            for tensor in tensors:
-                if tensor.requires_grad and tensor._ctx is not None:
-                    context.RETURNED_BY[tensor._ctx] = weakref.WeakMethod(self._differentiated_outside)
         self.program, self.guards, self.template = program, guards, template
         self._cache.insert(0, _Cached(program, guards, template, keywords, readers))
         del self._cache[KEPT_TRACES:]
         return result
-
-    def _differentiated_outside(self):
-        self._fall_back("what it returned was differentiated after the call (tl.compile(model), "
-                        "then loss.backward()): a replay returns tensors without a graph; compile "
-                        "the whole step (forward, backward() and opt.step()) to replay it", None)
 
     def _fall_back(self, reason, result):
         """Run eagerly from now on, and say so once, with the function's file and line."""

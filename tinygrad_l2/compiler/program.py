@@ -194,6 +194,11 @@ def _unsupported(roots, events, made):
     if not is_grad_enabled() or any(r._ctx is None and id(r._data) not in made for r in roots):
         return "grad mode was off, or a returned tensor was not computed by an op of the step"
     backwards = [e for e in events if e[0] == "backward"]
+    if not backwards and any(r.requires_grad for r in roots):
+        return ("it returns a tensor that requires grad and calls no backward(): a replay returns "
+                "tensors without a graph, so a backward() or tl.grad() after it would fail (compile "
+                "the whole step, with backward() and opt.step(); a forward for inference, under "
+                "tl.no_grad())")
     if len(backwards) > 1:
         return "more than one backward() per call"
     for _, root, grad, retain in backwards:
@@ -247,48 +252,6 @@ def _derived_inputs(roots, given, events, made, buffer_ids):
                 return (f"an array the op {type(node).__name__} holds (an index, a where() condition, "
                         f"an operand) is not an argument and would be replayed with its traced values")
     return ""
-
-
-def read_into_ops(made, numbers, first_read):
-    """Why replay would use a stale number, or '': a number read from a tensor (`.item()`,
-    `float()`: ("number", tensor, value, convert, where) observations) reaching an op, which a
-    replay would hold at its traced value.  Directly (`loss * n`, `clip(min=s)`), told by
-    identity (an int read is a TracedInt, a float an object of its own); or computed from it in
-    Python (`2 - n / m`, `x[:n]`, `ones(n + 1)`): so after the first read (`first_read` arrays
-    made before it), an op given a number, or a tensor made from numbers, is refused too (an
-    axis or keepdims aside).  Reads at the end of a step (`return loss.item()`) pass."""
-    read = {id(value): where for _, _, value, _, where in numbers}
-    if not read:
-        return ""
-    first = next(iter(read.values()))
-    for k, (node, _) in enumerate(made.values()):
-        after = first_read is not None and k >= first_read
-        if node is None:
-            if after:
-                return f"a tensor made from Python numbers after reading a number from a tensor at {first}"
-            continue
-        for key, value in [*getattr(node, "given", {}).items(), *((None, v) for v in getattr(node, "arguments", ()))]:
-            for number in _numbers_in(value):
-                if id(number) in read:
-                    return (f"the number {number!r} read from a tensor at {read[id(number)]} is given to "
-                            f"the op {type(node).__name__}: a replay would use its traced value")
-                if after and key not in ("axis", "keepdims"):
-                    return (f"the op {type(node).__name__} is given the number {number!r} after a number "
-                            f"was read from a tensor at {first}: it may be computed from it")
-    return ""
-
-
-def _numbers_in(value):
-    """The Python numbers in an op's argument: itself, or in a tuple, list or slice (an index)."""
-    if isinstance(value, bool) or value is None:
-        return []
-    if isinstance(value, int | float | complex):
-        return [value]
-    if isinstance(value, tuple | list):
-        return [n for v in value for n in _numbers_in(v)]
-    if isinstance(value, slice):
-        return _numbers_in((value.start, value.stop, value.step))
-    return []
 
 
 def _reads_after_step(nodes, events):
