@@ -39,9 +39,15 @@ def _constant(tensor, *numbers):
     identity): a compiled step takes it as a constant, as it takes a number (an RNN's zero
     state, one-hot targets eye(k)[y]).  Not one that requires grad (a new leaf each call), nor
     one made from `numbers` read from a tensor (`full(shape, loss.item())`)."""
-    if not tensor.requires_grad and not any(map(context.read_from_tensor, numbers)):
+    if not tensor.requires_grad and all(_plain_number(n) for n in numbers):
         context.number_array(tensor._data)
     return tensor
+
+
+def _plain_number(value):
+    """A Python number (or None) that was not read from a tensor: not a tensor, an array or a
+    number computed with numpy from one (`full(shape, t)` with t a 0-d tensor)."""
+    return (value is None or type(value) in (int, float, bool)) and not context.read_from_tensor(value)
 
 
 def tensor(data: npt.ArrayLike | Tensor, requires_grad: bool = False, dtype: npt.DTypeLike | None = None,

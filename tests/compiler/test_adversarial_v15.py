@@ -5,21 +5,23 @@ dicts and lists of the step's scope guarded by value, a forward compiled alone w
 differentiated after the call.  Built twice from the same seeds; after every call the loss and
 every parameter must agree norm-wise (1e-12 in float64).
 
-Open (strict xfail):
+Found and fixed since, each failing before its fix:
 - Silently wrong updates: a count read with .item() multiplying the loss (`loss * n`) or
-  dividing the logits: a regression of round 14's TracedInt (before it, such a step ran
-  eagerly); a count read with .item() given to an op as an exponent
-  (`loss ** n`), as where()'s operand or as a slice bound (`out[:n]`), or a number computed in
-  Python from it (`correct / len(y)`, `float(n)`, `tl.ones(n + 1)`), is replayed at its traced
-  value; a tensor frozen after the forward and unfrozen after opt.step() (eager's step skips
-  it) is updated by every replay; the first item of a closure list longer than 256 items,
-  changed between calls, is replayed stale; tl.full(shape, t) with t a 0-d tensor of the step
-  (a target at the batch's mean) is a constant of the trace.
+  dividing the logits (a regression of round 14's TracedInt: tensor.py turned it into a new
+  float; before it, such a step ran eagerly); a count given to an op as an exponent (`loss **
+  n`), as where()'s operand or as a slice bound (`out[:n]`), or a number computed in Python
+  from it (`correct / len(y)`, `float(n)`, `tl.ones(n + 1)`): such steps run eagerly now (after
+  a step's first read, an op given a number refuses the replay, reads.py); a tensor frozen
+  after the forward and unfrozen after opt.step() (eager's step skips it) was updated by every
+  replay (no written update now when a flag changes before the step); the first item of a
+  closure list longer than 256 items, changed between calls (now compared: its first 256);
+  tl.full(shape, t) with t a 0-d tensor of the step was a constant of the trace.
 - Crashes where eager runs: a forward compiled alone, first used for inference and trained
-  from a later call, or differentiated with tl.grad, returns tensors without a graph and the
-  backward raises; a tensor made by tl.zeros and returned is read-only from the first replay.
-- A NaN setting rebound between calls retraces every call; the first call returns a TracedInt
-  (not an int) inside a dataclass or a set.
+  from a later call, or differentiated with tl.grad, returned tensors without a graph (a
+  function returning a tensor that requires grad without a backward() now runs eagerly); a
+  tensor made by tl.zeros and returned was read-only from the first replay (now a copy).
+- A NaN setting rebound between calls retraced every call; the first call returned a
+  TracedInt (not an int) inside a dataclass, a set or as a dict key.
 
 Holding, tested below: a tensor frozen and unfrozen twice before the forward, or frozen between
 backward and opt.step() and unfrozen after it (momentum, Adam); writes into a tl.zeros
@@ -127,8 +129,6 @@ def _mean_target(make_target):
     return make
 
 
-@pytest.mark.xfail(strict=True, reason="tl.full takes a 0-d tensor as fill_value (numpy reads it) and the "
-                   "result is a constant of the trace: the first batch's mean is replayed (loss 1.1049, eager 1.1037)")
 def test_tl_full_of_a_0d_tensor_computed_in_the_step_is_filled_with_each_calls_value():
     same(_mean_target(lambda out: tl.full(out.shape, out.mean().detach(), dtype=F64)))
 
@@ -186,8 +186,6 @@ def test_a_tensor_frozen_and_unfrozen_inside_the_step_trains_as_eager(when, opti
     assert same(_frozen(when, optimizer)).fallback_reason is None
 
 
-@pytest.mark.xfail(strict=True, reason="frozen after the forward, W is skipped by eager's opt.step() (a frozen "
-                   "leaf) but the written update still subtracts its gradient: W moves 0.057 from call 2")
 @pytest.mark.parametrize("zero_grad_last", [False, True], ids=["zero_grad_first", "lr_in_the_seed"])
 def test_a_tensor_frozen_after_the_forward_until_after_opt_step_is_not_updated_as_eager(zero_grad_last):
     same(_frozen("during_step", zero_grad_last=zero_grad_last), calls=3)
@@ -213,14 +211,10 @@ def _scoped(change):
     return make
 
 
-@pytest.mark.xfail(strict=True, reason="a list over 256 items is compared by its size only (settings.LARGE), "
-                   "not by its first 256 items: λ = lams[0] set to 0.5 replays at 0.01 (loss 1.129, eager 2.134)")
 def test_the_first_item_of_a_300_item_closure_list_changed_between_calls_is_used_as_eager():
     same(_scoped(lambda s, call: s["lams"].__setitem__(0, 0.5) if call == 2 else None))
 
 
-@pytest.mark.xfail(strict=True, reason="a NaN rebound to another NaN object compares unequal (NaN != NaN): "
-                   "a new trace on every call, 5 traces in 5 calls")
 def test_a_nan_setting_rebound_to_nan_between_calls_does_not_retrace_every_call():
     assert same(_scoped(lambda s, call: s.__setitem__("clip", float("nan")))).traces == 1
 
@@ -296,8 +290,6 @@ def _returning(make_result):
         return [run(X, y) for X, y in _batches(3)]
 
 
-@pytest.mark.xfail(strict=True, reason="plain_numbers converts TracedInt back only in tuples, lists, "
-                   "namedtuples and dicts' values: the first call's dataclass, set or dict key holds a TracedInt")
 @pytest.mark.parametrize("kind", ["dataclass", "set", "dict_key"])
 def test_a_count_returned_in_a_dataclass_a_set_or_as_a_dict_key_is_an_int_on_every_call(kind):
     results = _returning({"dataclass": lambda loss, n: _Report(loss, n), "set": lambda loss, n: (loss, {n}),

@@ -16,6 +16,7 @@ eagerly.  Dict keys are part of the structure (kept as traced).
 from __future__ import annotations
 
 import ast
+import dataclasses
 import inspect
 import textwrap
 from typing import Any, Callable, Iterable, Sequence
@@ -113,14 +114,20 @@ class _Walker:
 
 def plain_numbers(result: Any) -> Any:
     """The traced call's result with each `TracedInt` (an int read while tracing) a plain int,
-    through tuples, lists, namedtuples and dicts, as a replay returns it."""
+    through tuples, lists, namedtuples, sets, dicts (keys too) and dataclasses (set in place:
+    the same object, as eager returns it), as a replay returns it."""
     if isinstance(result, TracedInt):
         return int(result)
-    if type(result) in (tuple, list) or _is_namedtuple(result):
+    if type(result) in (tuple, list, set, frozenset) or _is_namedtuple(result):
         items = [plain_numbers(v) for v in result]
-        return type(result)(items) if type(result) in (tuple, list) else type(result)(*items)
+        return type(result)(items) if not _is_namedtuple(result) else type(result)(*items)
     if type(result) is dict:
-        return {k: plain_numbers(v) for k, v in result.items()}
+        return {plain_numbers(k): plain_numbers(v) for k, v in result.items()}
+    if dataclasses.is_dataclass(result) and not isinstance(result, type):
+        for field in dataclasses.fields(result):
+            value = getattr(result, field.name, None)
+            if isinstance(value, TracedInt):
+                object.__setattr__(result, field.name, int(value))  # (a frozen one too)
     return result
 
 

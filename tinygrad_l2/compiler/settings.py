@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import numbers
 import types
 
@@ -39,14 +40,14 @@ def settings_unchanged(owners):
             leaves += _class_numbers(type(owner))
     arrays = [(a, a.shape, a.tobytes()) for a in {id(v): v for _, _, v in leaves if _small_array(v)}.values()]
     return lambda: (all([len(c) == n for c, n in sizes])
-                    and all([(now := c[k]) is v or (type(now) is type(v) and is_scalar(v) and now == v)
+                    and all([(now := c[k]) is v or (type(now) is type(v) and is_scalar(v) and _equal(now, v))
                              for c, k, v in leaves])
                     and all([a.shape == shape and a.tobytes() == was for a, shape, was in arrays]))
 
 
 DEPTH = 3  # a module's dict of regularizers, each one's λ; a config's nested settings
 MODULE_GUARDED = ("training", "_parameters", "_buffers", "_modules")  # (a module's: guarded otherwise)
-LARGE = 256  # items: a container this long is compared by its size only
+LARGE = 256  # items of a container compared (then its size only)
 SMALL_ARRAY = 1024  # elements: compared by value each call (a larger one: by identity)
 
 
@@ -89,9 +90,8 @@ def _leaves(container, depth, sizes, leaves, skip=()):
     """Record a dict's or a list's size and each (key, value), and go down into the values that
     are containers or plain objects (a tuple's items, an object's attributes)."""
     sizes.append((container, len(container)))
-    if len(container) > LARGE:
-        return  # (a dataset held as a list: its size only)
-    for key, value in (container.items() if hasattr(container, "items") else enumerate(container)):
+    items = container.items() if hasattr(container, "items") else enumerate(container)
+    for key, value in itertools.islice(items, LARGE):  # (a dataset held as a list: its start)
         if key in skip:
             continue
         leaves.append((container, key, value))
@@ -115,6 +115,11 @@ def _plain(value):
             and not isinstance(value, Module | TensorBase | np.ndarray | type | types.ModuleType
                                | types.FunctionType | types.MethodType)
             and not hasattr(value, "param_groups") and not hasattr(value, "optimizer"))
+
+
+def _equal(a, b):
+    """Equal scalars, NaN equal to NaN (a NaN setting rebound to another NaN is unchanged)."""
+    return a == b or (a != a and b != b)
 
 
 def is_scalar(value):

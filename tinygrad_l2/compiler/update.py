@@ -70,14 +70,14 @@ class FusedUpdate:
 
 
 def _steps_what_backward_made(kinds):
-    """One backward, then one step, with no zero_grad nor a requires_grad changed between them
-    (eager's step would then find no gradient) and no scheduler stepped before the step (it may change any
-    hyper-parameter, which the written update holds as constants): (backward, step) indices,
-    or None."""
+    """One backward, then one step, with no zero_grad between them (eager's step would then
+    find no gradient), and no scheduler stepped (it may change any hyper-parameter, which the
+    written update holds as constants) nor a tensor frozen or unfrozen (eager's step skips a
+    frozen one) before the step: (backward, step) indices, or None."""
     if kinds.count("backward") != 1 or kinds.count("step") != 1:
         return None
     backward, step = kinds.index("backward"), kinds.index("step")
-    if step < backward or {"zero_grad", "requires_grad"} & set(kinds[backward:step]) or "schedule" in kinds[:step]:
+    if step < backward or "zero_grad" in kinds[backward:step] or {"schedule", "requires_grad"} & set(kinds[:step]):
         return None
     return backward, step
 
