@@ -90,9 +90,9 @@ class Guards:
         tree = list({id(m): m for m in modules}.values())
         if tree:
             self.checks.append(("a module's training flag (train()/eval())", _modes_unchanged(tree, entered)))
-            self.buffers = [(name, b) for m in tree for name, b in _held_tensors(m)
-                            if not b.requires_grad or id(b) in self.flags]  # buffers, frozen parameters:
-            if self.buffers:  # a tensor rebound (or unfrozen) retraces         # read each call
+            self.buffers = [(name, b) for m in tree for name, b in _held_tensors(m)  # read each call:
+                            if not b.requires_grad or id(b) in self.flags]  # buffers, frozen parameters
+            if self.buffers:  # a tensor rebound (or unfrozen) retraces
                 self.checks.append(("a module's buffer or parameter rebound, or one frozen or unfrozen",
                                     _held_unchanged(tree, self.flags)))
         held = {id(b) for _, b in self.buffers}

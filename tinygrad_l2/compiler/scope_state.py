@@ -95,8 +95,9 @@ def _held(value):
         return [] if value.gi_frame is None else list(value.gi_frame.f_locals.values())
     if isinstance(value, Module) or _is_optimizer(value) or _is_random(value):
         return []
-    return [v for _, v in attributes_of(value).items()] if hasattr(type(value), "__slots__") or hasattr(
-        value, "__dict__") else []
+    if hasattr(value, "__dict__") or hasattr(type(value), "__slots__"):
+        return [v for _, v in attributes_of(value).items()]
+    return []
 
 
 def _shallow(value):
