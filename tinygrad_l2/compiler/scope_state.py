@@ -64,12 +64,13 @@ def _opaque(value):
 
 def _tracked(value):
     """Snapshotted: a dict, list, set, module, optimizer, generator, numpy random generator,
-    or an object of the user's with attributes (not a function: its closure is explored)."""
+    or an object of the user's with attributes, slotted or not (not a function: its closure is
+    explored)."""
     if isinstance(value, dict | list | set | Module | types.GeneratorType) or _is_optimizer(value):
         return True
     if _is_random(value):
         return True
-    return hasattr(value, "__dict__") and not isinstance(value, _CALLABLES)
+    return (hasattr(value, "__dict__") or hasattr(type(value), "__slots__")) and not isinstance(value, _CALLABLES)
 
 
 _CALLABLES = (types.FunctionType, types.MethodType, types.BuiltinFunctionType, functools.partial)
