@@ -1,43 +1,38 @@
 """Compiled steps against the same steps run eagerly, round 16: what changed in round 15 —
-numbers read from tensors and given to ops (reads.py), a function returning a tensor that
-requires grad without backward() run eagerly, tl.rand/tl.randn as the RandomDraw op, empty
-programs kept, a batch given as one dict, tensors frozen or unfrozen inside the step, and the
-first call's result made of plain ints.  Built twice from the same seeds (twins.py); after
-every call the loss, what the step returns and every parameter must agree norm-wise (1e-12 in
-float64).
+numbers read from tensors and given to ops (reads.py), functions returning a tensor that
+requires grad without backward(), tl.rand/tl.randn as the RandomDraw op, empty programs, a
+batch given as one dict, tensors frozen or unfrozen inside the step, the first call's result
+made of plain ints.  Eager and compiled twins agree norm-wise (1e-12) after every call.
 
 Open (strict xfails):
-- Silently stale replays: a number read with `.tolist()` from a one-element tensor (torch's
-  tolist returns a number for a 0-d tensor, as item() does) is no read, so an op given it
-  replays its traced value; numbers computed from a read as numpy scalars (np.clip(n, 1, m), an
-  np.int64 slice bound; np.float32(s) as clip's bound or a custom Function's keyword) are no
-  Python numbers to reads.py: replayed stale; `np.random.seed(e)` inside a step is skipped by
-  the replays (tl.manual_seed there runs the step eagerly), so a shuffle outside it differs.
-- Needless fallbacks: an evaluation returning `CE(model(X), y).item()` with grad on runs
-  eagerly, saying it "returns a tensor that requires grad"; `tl.compile(model)` called under
-  `with tl.no_grad():` (what that message advises) runs eagerly ("grad mode was off"); the data
-  loss read with .item() before λ‖W‖² is added runs eagerly (the penalty's `** 2` and λ come
-  after the read).
-- A step that makes a tensor requiring grad (tl.randn(..., requires_grad=True), or tl.zeros
-  then requires_grad_(True)) traces again on every call, silently (no fallback, no warning).
-- The first (traced) call returns a TracedInt inside a dataclass's list field, a dataclass in
-  a dataclass or an OrderedDict, and copies of the dicts and lists the step returns (eager
-  returns the step's own objects).
+- Silently stale or skipped: a number read with `.tolist()` of a one-element tensor (a number,
+  as item(): torch's convention) is no read, so an op given it replays its traced value; a
+  numpy scalar computed from a read (np.clip(n, 1, m) as a slice bound, np.float32(s) as clip's
+  bound) is no Python number to reads.py: replayed stale; `np.random.seed` in the step (a
+  shuffle outside then differs) and a module-level helper's append to a module-level list are
+  skipped by replays (tl.manual_seed there, or a closure helper's append, runs it eagerly).
+- Needless fallbacks: an evaluation returning `CE(model(X), y).item()` with grad on ("it
+  returns a tensor that requires grad"); `tl.compile(model)` called under `with tl.no_grad():`,
+  as that message advises ("grad mode was off"); the data loss read with .item() before
+  λ‖W‖² is added (its `** 2` and λ come after the read).
+- A tensor made in the step requiring grad (tl.randn(..., requires_grad=True), tl.zeros then
+  requires_grad_(True)): a new trace every call, with no fallback and no warning.
+- The first (traced) call returns a TracedInt in a dataclass's list field, a dataclass in a
+  dataclass or an OrderedDict, and copies of the dicts and lists the step returns.
 
-Holding, tested below: tl.randn/tl.rand (float32 too) beside Dropout in a VAE-like step, with
-tl.manual_seed between calls, under check=2; a batch dict whose two keys hold one array when
-traced and two later (a denoising autoencoder); a tensor frozen on entry, unfrozen at the
-step's start and frozen at its end (SGD with the rate in the seed, Adam); an evaluation
-returning a dict of detached tensors with grad on.  Holding, not tested here (eager where
-noted): np.float64, a 0-d array, tl.tensor or a list index of a read, clip(min=n), int(t),
-float(t), bool(t) (eager); loss.item() before backward() then SGD, momentum or Adam;
-ReduceLROnPlateau.step(loss), an lr set from loss.item() (eager); noise under no_grad, rand
-before or after dropout, a float16 draw; batch dicts with non-identifier or reordered keys, a
-0-d array, numbers, strings (keyed by value), nested dicts or lists of arrays (eager); a tensor
-frozen around zero_grad, by the attribute, with a stale .grad (SGD, momentum, nesterov, Adam,
-AdamW amsgrad); functions that only zero_grad, train(), requires_grad_, step a scheduler, seed
-tl, assign .grad or .data, copy into a parameter, load_state_dict a target network (eager);
-frozen and slotted dataclasses, lists of dataclasses, dicts of sets (plain ints)."""
+Holding, tested below: tl.randn/tl.rand (float32 too) beside Dropout in a VAE-like step with
+tl.manual_seed between calls, under check=2; a batch dict holding one array under two keys
+when traced, two later; a tensor frozen on entry, unfrozen and frozen again by the step (SGD
+with lr in the seed, Adam); an evaluation returning a dict of detached tensors.  Holding, not
+tested here: np.float64, a 0-d array, tl.tensor or a list index of a read, clip(min=n),
+int(t), float(t), bool(t), ReduceLROnPlateau.step(loss), an lr set from loss.item() (eager);
+loss.item() before backward() then SGD, momentum or Adam; noise under no_grad, rand around
+dropout, a float16 draw; dict batches with non-identifier or reordered keys, 0-d arrays,
+numbers, strings (keyed), nested dicts or lists (eager); flags toggled around zero_grad, by
+the attribute, with a stale .grad (momentum, nesterov, AdamW amsgrad); functions that only
+zero_grad, train(), requires_grad_, step a scheduler, seed tl, assign .grad or .data, copy
+into a parameter or load_state_dict (eager); frozen or slotted dataclasses, lists of
+dataclasses, dicts of sets (plain ints)."""
 import collections
 import dataclasses
 import warnings
@@ -118,20 +113,9 @@ def test_a_count_read_with_tolist_weighting_the_loss_is_used_as_eager():
     _twins(_step(loss_of))
 
 
-class _Scale(tl.Function):
-    """z = k·x with k a keyword of apply (a custom op)."""
-
-    def forward(self, x):
-        return x * self.k
-
-    def backward(self, g):
-        return g * self.k
-
-
 NUMPY_SCALARS_FROM_A_READ = {
     "np_clip_slice_bound": lambda out, n: out[:np.clip(n, 1, 6)].sum(),
     "np_float32_clip_bound": lambda out, n: out.clip(min=np.float32(-n / 10)).sum(),
-    "np_float32_custom_op_keyword": lambda out, n: _Scale.apply(out, k=np.float32(n)).sum(),
 }
 
 
@@ -164,39 +148,24 @@ def test_the_data_loss_read_before_the_l2_penalty_is_added_replays():
 
 # ---- functions without backward(): evaluation and inference ------------------------------------
 
-def _evaluate(result_of):
-    """An evaluation compiled alone, its model in eval mode, called with grad on."""
+@pytest.mark.parametrize("result_of", [
+    pytest.param(lambda out, y: CE(out, y).item(), id="loss_item", marks=pytest.mark.xfail(strict=True, reason=(
+        "it returns a number, yet runs eagerly with 'it returns a tensor that requires grad and calls no backward()'"))),
+    pytest.param(lambda out, y: {"loss": CE(out, y).detach(), "predicted": out.argmax(1)}, id="dict_of_detached")])
+def test_an_evaluation_with_grad_on_returning_no_graph_replays(result_of):
     def build():
         net = _mlp().eval()
         return (lambda X, y: result_of(net(X), y)), net.parameters()
-    return build
-
-
-@pytest.mark.xfail(strict=True, reason="it returns a number, yet runs eagerly with 'it returns a tensor "
-                   "that requires grad and calls no backward()'")
-def test_an_evaluation_returning_the_loss_as_a_number_replays():
-    build = _evaluate(lambda out, y: CE(out, y).item())
-    assert _twins(build).fallback_reason is None
-
-
-def test_an_evaluation_returning_a_dict_of_detached_tensors_replays():
-    build = _evaluate(lambda out, y: {"loss": CE(out, y).detach(), "predicted": out.argmax(1)})
     assert _twins(build).fallback_reason is None
 
 
 @pytest.mark.xfail(strict=True, reason="tl.compile(model) called under tl.no_grad(), as its fallback "
                    "message advises: 'grad mode was off', eager")
 def test_a_compiled_model_called_under_no_grad_replays():
-    net = _mlp().eval()
-    model, outputs = tl.compile(net), []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", tl.CompileWarning)
-        for X, _ in _batches(3):
-            with tl.no_grad():
-                outputs.append([model(X).data.copy()])
-    with tl.no_grad():
-        agree([[net(X).data.copy()] for X, _ in _batches(3)], outputs)
-    assert model.fallback_reason is None
+    def build():
+        net = _mlp().eval()
+        return net, net.parameters(), lambda run, call, X, y: tl.no_grad()(run)(X)
+    assert _twins(build).fallback_reason is None
 
 
 # ---- random draws ------------------------------------------------------------------------------
@@ -259,16 +228,16 @@ def test_a_tensor_frozen_on_entry_unfrozen_and_frozen_again_by_the_step_trains_a
     assert same(make).fallback_reason is None
 
 
+MADE_REQUIRING_GRAD = {"randn_requires_grad": lambda out: tl.randn(*out.shape, dtype=F64, requires_grad=True),
+                       "zeros_then_requires_grad_": lambda out: tl.zeros(*out.shape, dtype=F64).requires_grad_(True)}
+
+
 @pytest.mark.xfail(strict=True, reason="a tensor made in the step that requires grad is a new leaf each "
                    "call: the step traces again on every call, with no fallback reason and no warning")
-@pytest.mark.parametrize("made", ["randn_requires_grad", "zeros_then_requires_grad_"])
+@pytest.mark.parametrize("made", MADE_REQUIRING_GRAD)
 def test_a_tensor_made_in_the_step_requiring_grad_does_not_retrace_every_call(made):
     def loss_of(out, y):
-        if made == "randn_requires_grad":
-            shift = tl.randn(*out.shape, dtype=F64, requires_grad=True)
-        else:
-            shift = tl.zeros(*out.shape, dtype=F64).requires_grad_(True)
-        loss = CE(out + shift * 0.1, y)
+        loss = CE(out + MADE_REQUIRING_GRAD[made](out) * 0.1, y)
         return loss, loss
     step = _twins(_step(loss_of))
     assert step.traces == 1 or step.fallback_reason is not None
@@ -310,19 +279,11 @@ def _record(loss):
 @pytest.mark.xfail(strict=True, reason="the append of a module-level helper to a module-level list is "
                    "not seen (a closure helper's is): replays skip it, 1 entry after 3 calls")
 def test_a_module_level_helper_recording_the_loss_records_every_call():
-    net = _mlp(); opt = O.SGD(net.parameters(), lr=0.1)
-
-    def step(X, y):
-        opt.zero_grad(); loss = CE(net(X), y); loss.backward(); opt.step()
-        _record(loss)
-        return loss
-    _HISTORY.clear()
-    run = tl.compile(step)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", tl.CompileWarning)
-        for X, y in _batches(3):
-            run(X, y)
-    assert len(_HISTORY) == 3
+    def loss_of(out, y):
+        loss = CE(out, y); _record(loss)
+        return loss, loss
+    build = _step(loss_of)
+    _twins(lambda: (_HISTORY.clear(), *build(), lambda run, call, X, y: (run(X, y), len(_HISTORY)))[1:], calls=3)
 
 
 # ---- what the first (traced) call returns --------------------------------------------------------
@@ -330,18 +291,12 @@ def test_a_module_level_helper_recording_the_loss_records_every_call():
 @dataclasses.dataclass
 class _Counts:
     loss: object
-    per_batch: list
-
-
-@dataclasses.dataclass
-class _Outer:
-    loss: object
-    inner: _Counts
+    per_batch: object
 
 
 RESULTS = {
     "dataclass_list_field": (lambda loss, n: _Counts(loss, [n]), lambda r: r.per_batch[0]),
-    "dataclass_in_a_dataclass": (lambda loss, n: _Outer(loss, _Counts(loss, n)), lambda r: r.inner.per_batch),
+    "dataclass_in_a_dataclass": (lambda loss, n: _Counts(loss, _Counts(loss, n)), lambda r: r.per_batch.per_batch),
     "ordered_dict": (lambda loss, n: collections.OrderedDict(loss=loss, correct=n), lambda r: r["correct"]),
 }
 
