@@ -146,8 +146,7 @@ def test_the_data_loss_read_before_the_l2_penalty_is_added_replays():
 # ---- functions without backward(): evaluation and inference ------------------------------------
 
 @pytest.mark.parametrize("result_of", [
-    pytest.param(lambda out, y: CE(out, y).item(), id="loss_item", marks=pytest.mark.xfail(strict=True, reason=(
-        "it returns a number, yet runs eagerly with 'it returns a tensor that requires grad and calls no backward()'"))),
+    pytest.param(lambda out, y: CE(out, y).item(), id="loss_item"),
     pytest.param(lambda out, y: {"loss": CE(out, y).detach(), "predicted": out.argmax(1)}, id="dict_of_detached")])
 def test_an_evaluation_with_grad_on_returning_no_graph_replays(result_of):
     def build():
@@ -156,8 +155,6 @@ def test_an_evaluation_with_grad_on_returning_no_graph_replays(result_of):
     assert _twins(build).fallback_reason is None
 
 
-@pytest.mark.xfail(strict=True, reason="tl.compile(model) called under tl.no_grad(), as its fallback "
-                   "message advises: 'grad mode was off', eager")
 def test_a_compiled_model_called_under_no_grad_replays():
     def build():
         net = _mlp().eval()

@@ -91,7 +91,8 @@ from .keys import batched, program_inputs, trace_key
 from .program import Program
 from .reads import read_into_ops
 from .naming import parameter_names
-from .results import Unreplayable, code_literals, flatten, plain_numbers, rebuild, returned_literals
+from .results import (Unreplayable, code_literals, flatten, plain_numbers, rebuild, returned_literals,
+                      returned_tensors)
 
 
 class CompileCheckError(AssertionError):
@@ -249,6 +250,12 @@ class CompiledStep:
             return self._fall_back(str(error), result)
         if changed:
             return self._fall_back(f"{changed[0][0]} (at {changed[0][1]}): a replay would skip it", result)
+        if not any(e[0] == "backward" for e in events) and any(
+                tensors[slot].requires_grad for slot in returned_tensors(template)):
+            return self._fall_back("it returns a tensor that requires grad and calls no backward(): a "
+                                   "replay returns tensors without a graph, so a backward() or tl.grad() "
+                                   "after it would fail (compile the whole step, with backward() and "
+                                   "opt.step(); a forward for inference, under tl.no_grad())", result)
         try:
             program = Program(inputs, tensors, events, names, {id(v): k for k, v in held.items()},
                               list(held.values()), key, trace.made, guards.buffers)

@@ -8,7 +8,6 @@ import itertools
 import numpy as np
 
 from .. import random
-from ..context import is_grad_enabled
 from ..engine import _accumulate, topological_order
 from ..function import TensorBase
 from ..ops import row_indices
@@ -191,14 +190,9 @@ def _unsupported(roots, events, made):
     """Why this step cannot be replayed, or '' (then it is replayed)."""
     if not roots and events:
         return "the function returned no tensor and called no backward"
-    if not is_grad_enabled() or any(r._ctx is None and id(r._data) not in made for r in roots):
-        return "grad mode was off, or a returned tensor was not computed by an op of the step"
+    if any(r._ctx is None and id(r._data) not in made for r in roots):
+        return "a returned tensor was not computed by an op of the step"
     backwards = [e for e in events if e[0] == "backward"]
-    if not backwards and any(r.requires_grad for r in roots):
-        return ("it returns a tensor that requires grad and calls no backward(): a replay returns "
-                "tensors without a graph, so a backward() or tl.grad() after it would fail (compile "
-                "the whole step, with backward() and opt.step(); a forward for inference, under "
-                "tl.no_grad())")
     if len(backwards) > 1:
         return "more than one backward() per call"
     for _, root, grad, retain in backwards:

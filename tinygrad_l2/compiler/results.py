@@ -112,6 +112,17 @@ class _Walker:
         return ("number", self.slot(tensor), convert)
 
 
+def returned_tensors(template: Template) -> list[int]:
+    """The slots the function returns as tensors (not the ones it read a number from)."""
+    kind = template[0]
+    if kind == "tensor":
+        return [template[1]]
+    if kind in ("number", "constant"):
+        return []
+    children = [t for _, t in template[2]] if kind == "dict" else template[2]
+    return [slot for child in children for slot in returned_tensors(child)]
+
+
 def plain_numbers(result: Any) -> Any:
     """The traced call's result with each `TracedInt` (an int read while tracing) a plain int,
     through tuples, lists, namedtuples, sets, dicts (keys too) and dataclasses (set in place:
