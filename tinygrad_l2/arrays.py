@@ -107,7 +107,8 @@ def _exponent(exponent):
     if not isinstance(exponent, numbers.Real) or isinstance(exponent, bool):
         if not (isinstance(exponent, np.ndarray) and exponent.dtype.kind in "fiu"):
             raise TypeError(f"pow: the exponent must be a real number, got {_describe(exponent)}")
-    exponent = float(exponent)
+    if not isinstance(exponent, int):  # (an int as itself: a constant of the code stays one, for tl.compile)
+        exponent = float(exponent)
     if not np.isfinite(exponent):
         raise ValueError(f"pow: the exponent must be finite, got {exponent}")
     return exponent

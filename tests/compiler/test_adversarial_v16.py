@@ -116,8 +116,6 @@ NUMPY_SCALARS_FROM_A_READ = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="a numpy scalar computed from a count read with .item() is no "
-                   "Python int or float to reads.py: the op holds its traced value (losses differ)")
 @pytest.mark.parametrize("route", NUMPY_SCALARS_FROM_A_READ)
 def test_a_numpy_scalar_computed_from_a_count_read_and_given_to_an_op_is_used_as_eager(route):
     def loss_of(out, y):
@@ -126,8 +124,6 @@ def test_a_numpy_scalar_computed_from_a_count_read_and_given_to_an_op_is_used_as
     _twins(_step(loss_of))
 
 
-@pytest.mark.xfail(strict=True, reason="the data loss read with .item() before λ‖W‖² is added: 'the op "
-                   "Pow is given the number 2.0 after a number was read', eager, though λ and 2 are literals")
 def test_the_data_loss_read_before_the_l2_penalty_is_added_replays():
     def build():
         net = _mlp(); opt = O.SGD(net.parameters(), lr=0.1)

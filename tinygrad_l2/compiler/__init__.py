@@ -264,7 +264,8 @@ class CompiledStep:
                                    result)  # eager's already; say so, never raise it to the user
         if program.eager_only:
             return self._fall_back(program.eager_only, result)
-        baked = read_into_ops(trace.made, [o for o in observed if o[0] == "number"], trace.first_read)
+        baked = read_into_ops(trace.made, [o for o in observed if o[0] == "number"], trace.first_read,
+                              code_literals(self.fn))
         if baked:
             return self._fall_back(baked, result)
         guards.add_parameters(program.params)
