@@ -129,6 +129,13 @@ def user_reads_array(tensor: Any) -> None:
         trace.watched[id(tensor)] = (tensor, array, array.copy(), user_line())
 
 
+def read_number(tensor: Any, value: Any, convert: Any) -> Any:
+    """`value`, a number (or a list) read from `tensor`: observed while tracing, as ("number",
+    tensor, value, convert), so that tl.compile recomputes it each call with `convert`."""
+    observe("number", tensor, value, convert)
+    return value
+
+
 def observe(*what: object) -> None:
     """Tell a tracing tl.compile what the step read (see `Trace.observed`)."""
     trace = state.recorder

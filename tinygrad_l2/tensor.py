@@ -93,10 +93,8 @@ class Tensor(TensorMethods, TensorBase):
             context.user_reads_array(self)
         return self._data
 
-    def item(self) -> float | int | bool:
-        value = context.traced_int(self._scalar())
-        context.observe("number", self, value, Tensor.item)  # tl.compile recomputes it each call
-        return value
+    def item(self) -> float | int | bool:  # (tl.compile recomputes a read each call)
+        return context.read_number(self, context.traced_int(self._scalar()), Tensor.item)
 
     def _scalar(self):
         if self._data.size != 1:
@@ -105,7 +103,7 @@ class Tensor(TensorMethods, TensorBase):
         return self._data.item()
 
     def tolist(self) -> Any:
-        return self._data.tolist()
+        return context.read_number(self, context.traced_int(self._data.tolist()), Tensor.tolist)
 
     # ---- the Python protocol, as PyTorch ---------------------------------------------------
     def __len__(self) -> int:
@@ -123,27 +121,19 @@ class Tensor(TensorMethods, TensorBase):
             raise RuntimeError(f"bool: the truth value of a tensor with {self._data.size} "
                                f"elements (shape {self.shape}) is ambiguous; use .any() or "
                                f".all() on .data")
-        value = bool(self._data.item())
-        context.observe("number", self, value, bool)
-        return value
+        return context.read_number(self, bool(self._data.item()), bool)
 
     def __float__(self) -> float:
-        value = float(self._scalar())
-        context.observe("number", self, value, float)
-        return value
+        return context.read_number(self, float(self._scalar()), float)
 
     def __int__(self) -> int:
-        value = int(self._scalar())
-        context.observe("number", self, value, int)
-        return value
+        return context.read_number(self, int(self._scalar()), int)
 
     def __index__(self) -> int:
         if self._data.dtype.kind not in "iu" or self._data.size != 1:
             raise TypeError(f"only integer tensors of a single element can be converted to an "
                             f"index (this one: dtype {self.dtype}, shape {self.shape})")
-        value = int(self._data.item())
-        context.observe("number", self, value, operator.index)
-        return value
+        return context.read_number(self, int(self._data.item()), operator.index)
 
     def __array__(self, dtype: npt.DTypeLike | None = None, copy: bool | None = None) -> np.ndarray:
         """`np.asarray(t)` gives the numbers (not an object array of Tensors)."""

@@ -100,8 +100,6 @@ def _correct(out, y):
 
 # ---- numbers read from tensors reaching ops ---------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="tolist() of a one-element tensor is not observed as a read: "
-                   "CE·(1 + correct) replays the traced count (eager and compiled losses differ)")
 def test_a_count_read_with_tolist_weighting_the_loss_is_used_as_eager():
     def loss_of(out, y):
         correct = _correct(out, y).tolist()
