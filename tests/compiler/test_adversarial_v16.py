@@ -305,16 +305,12 @@ def _results(make_result, calls=3):
         return [run(X, y) for X, y in _batches(calls)]
 
 
-@pytest.mark.xfail(strict=True, reason="plain_numbers converts a dataclass's own fields and plain dicts "
-                   "only: the first call's count is a TracedInt")
 @pytest.mark.parametrize("kind", RESULTS)
 def test_a_count_returned_two_levels_down_or_in_an_ordered_dict_is_an_int_on_every_call(kind):
     make_result, count = RESULTS[kind]
     assert [type(count(r)) for r in _results(make_result)] == [int] * 3
 
 
-@pytest.mark.xfail(strict=True, reason="plain_numbers rebuilds every dict and list of the first call's "
-                   "result: the traced call returns a copy of the step's own log")
 def test_the_traced_call_returns_the_steps_own_dict_as_eager():
     log: dict = {"correct": []}
     results = _results(lambda loss, n: (log["correct"].append(n), log)[1])  # (an effect: eager)

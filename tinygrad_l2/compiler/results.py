@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import inspect
 import textwrap
 from typing import Any, Callable, Iterable, Sequence
@@ -123,22 +124,36 @@ def returned_tensors(template: Template) -> list[int]:
     return [slot for child in children for slot in returned_tensors(child)]
 
 
-def plain_numbers(result: Any) -> Any:
+def plain_numbers(result: Any, depth: int = 4) -> Any:
     """The traced call's result with each `TracedInt` (an int read while tracing) a plain int,
-    through tuples, lists, namedtuples, sets, dicts (keys too) and dataclasses (set in place:
-    the same object, as eager returns it), as a replay returns it."""
+    `depth` levels down through lists, dicts (keys too), sets, tuples and dataclasses, as a
+    replay returns it: a mutable container in place (the same object, as eager returns it; an
+    equal int for the traced one), a tuple or frozenset anew only if one changed."""
     if isinstance(result, TracedInt):
         return int(result)
-    if type(result) in (tuple, list, set, frozenset) or _is_namedtuple(result):
-        items = [plain_numbers(v) for v in result]
-        return type(result)(items) if not _is_namedtuple(result) else type(result)(*items)
-    if type(result) is dict:
-        return {plain_numbers(k): plain_numbers(v) for k, v in result.items()}
-    if dataclasses.is_dataclass(result) and not isinstance(result, type):
+    if depth == 0 or isinstance(result, str | bytes | TensorBase | np.ndarray):
+        return result
+    plain = functools.partial(plain_numbers, depth=depth - 1)
+    if isinstance(result, list):
+        result[:] = map(plain, result)
+    elif isinstance(result, dict):
+        items = [(plain(k), plain(v)) for k, v in result.items()]
+        if any(k is not k0 or v is not v0 for (k, v), (k0, v0) in zip(items, result.items())):
+            result.clear()
+            result.update(items)
+    elif isinstance(result, set):
+        items = list(map(plain, result))
+        result.clear()
+        result.update(items)
+    elif isinstance(result, tuple | frozenset):
+        items = list(map(plain, result))
+        if any(a is not b for a, b in zip(items, result)):
+            return type(result)(*items) if _is_namedtuple(result) else type(result)(items)
+    elif dataclasses.is_dataclass(result) and not isinstance(result, type):
         for field in dataclasses.fields(result):
             value = getattr(result, field.name, None)
-            if isinstance(value, TracedInt):
-                object.__setattr__(result, field.name, int(value))  # (a frozen one too)
+            if plain(value) is not value:
+                object.__setattr__(result, field.name, plain(value))  # (a frozen one too)
     return result
 
 
