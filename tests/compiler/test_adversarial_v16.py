@@ -233,8 +233,6 @@ def test_a_tensor_made_in_the_step_requiring_grad_does_not_retrace_every_call(ma
 
 # ---- effects a replay (or an empty program) could skip -------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="np.random.seed inside the step is skipped by the replays (tl."
-                   "manual_seed there runs the step eagerly): the next permutation differs")
 def test_a_step_seeding_numpys_generator_leaves_it_seeded_as_eager():
     """6 batches of 12 rows in np.random.permutation order, a new one every 2 calls; the step
     seeds numpy's global generator (for its augmentations, say)."""
@@ -265,8 +263,6 @@ def _record(loss):  # (a module-level list appended to, a module-level count reb
     _HISTORY.append(loss.detach()); _CALLS += 1
 
 
-@pytest.mark.xfail(strict=True, reason="what a module-level helper does to module-level variables is "
-                   "not seen (a closure helper's is): replays skip it, 1 entry (count 1) after 3 calls")
 @pytest.mark.parametrize("seen", [lambda: len(_HISTORY), lambda: _CALLS], ids=["list_appended", "count_rebound"])
 def test_a_module_level_helper_recording_the_loss_records_every_call(seen):
     def loss_of(out, y):

@@ -128,7 +128,9 @@ def scope_values(fn):
             found[f"{kind} {name}"] = read()
         except (KeyError, ValueError):
             continue
-    for function in functions_of(fn):
+    helpers = [v for v in found.values() if isinstance(v, types.FunctionType)
+               and (v.__module__ or "").partition(".")[0] != "tinygrad_l2"]  # (the user's: `global N; N += 1`)
+    for function in functions_of(fn) + helpers:
         code, namespace = getattr(function, "__code__", None), getattr(function, "__globals__", {})
         for name in _stored_globals(code) if code is not None else ():
             found[f"global {name}"] = namespace.get(name, _UNBOUND)

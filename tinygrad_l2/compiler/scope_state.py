@@ -33,6 +33,7 @@ class ScopeState:
         level += list(getattr(function, "__defaults__", None) or ())
         level += list((getattr(function, "__kwdefaults__", None) or {}).values())
         level += [v for f in functions_of(fn) for v in closure_values(f)]
+        level += [getattr(np.random.mtrand, "_rand", None)]  # numpy's global generator (np.random.seed)
         seen: dict[int, object] = {}
         for _ in range(DEPTH):
             level = [v for v in level if id(v) not in seen and not _opaque(v)]
@@ -76,6 +77,20 @@ def _tracked(value):
 _CALLABLES = (types.FunctionType, types.MethodType, types.BuiltinFunctionType, functools.partial)
 
 
+def _globals_of(function):
+    """The values of the globals a helper of the user's own reads (a module-level history
+    list it appends to); none of this package's functions (its generator is drawn from)."""
+    if (getattr(function, "__module__", None) or "").partition(".")[0] == "tinygrad_l2":
+        return []
+    found = []
+    for kind, _, read in scope_reads(function):
+        try:
+            found += [read()] if kind == "global" else []
+        except (KeyError, ValueError):
+            continue
+    return found
+
+
 def _is_optimizer(value):
     return not isinstance(value, type | types.ModuleType) and isinstance(getattr(value, "param_groups", None), list)
 
@@ -90,8 +105,8 @@ def _held(value):
         return list(value.values())
     if isinstance(value, list | tuple | set | frozenset):
         return list(value)
-    if isinstance(value, types.FunctionType | functools.partial):
-        return [v for f in functions_of(value) for v in closure_values(f)]
+    if isinstance(value, types.FunctionType | functools.partial):  # a helper: its closure and, for
+        return [v for f in functions_of(value) for v in closure_values(f)] + _globals_of(value)  # the user's
     if isinstance(value, types.GeneratorType):
         return [] if value.gi_frame is None else list(value.gi_frame.f_locals.values())
     if isinstance(value, Module) or _is_optimizer(value) or _is_random(value):
