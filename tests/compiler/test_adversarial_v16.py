@@ -4,18 +4,21 @@ requires grad without backward(), tl.rand/tl.randn as the RandomDraw op, empty p
 batch given as one dict, tensors frozen or unfrozen inside the step, the first call's result
 made of plain ints.  Eager and compiled twins agree norm-wise (1e-12) after every call.
 
-Open (strict xfails):
-- Silently stale or skipped: a number read by `.tolist()` of a one-element tensor (a number,
-  as item(), as in torch) or a numpy scalar computed from a read (np.clip(n, 1, m) as a slice
-  bound, np.float32(s) as clip's bound): no read to reads.py, replayed at its traced value;
-  `np.random.seed` in the step (a shuffle outside then differs), a module-level helper's append
-  to a module-level list or its `global` count (tl.manual_seed, a closure helper: eager).
-- Needless fallbacks: an evaluation returning `CE(model(X), y).item()` with grad on ("it
-  returns a tensor that requires grad"); `tl.compile(model)` called under `with tl.no_grad():`,
-  as that message advises ("grad mode was off"); the data loss read with .item() before
-  λ‖W‖² is added (its `** 2` and λ come after the read).
-- A tensor made in the step requiring grad: a new trace every call, silently.  The traced call returns a TracedInt in a dataclass's list or dataclass field or an
-  OrderedDict, and copies of the step's own dicts and lists.
+Found and fixed since, each failing before its fix:
+- Silently stale or skipped: a number read by `.tolist()` of a one-element tensor (now a read,
+  as item()'s) or a numpy scalar computed from a read (np.clip(n, 1, m) as a slice bound,
+  np.float32(s) as clip's bound: numpy numbers now count in reads.py); `np.random.seed` in the
+  step (numpy's global generator is now in the scope snapshot), a module-level helper's append
+  to a module-level list or its `global` count (helpers' globals are now seen).
+- Needless fallbacks: an evaluation returning `CE(model(X), y).item()` with grad on (only
+  tensors returned as tensors count now); `tl.compile(model)` called under `with
+  tl.no_grad():` (a trace without grad replays); the data loss read with .item() before
+  λ‖W‖² is added (constants of the step's or this package's code pass reads.py).
+- The traced call returned a TracedInt in a dataclass's list or dataclass field or an
+  OrderedDict, and copies of the step's own dicts and lists (now replaced in place).
+
+Open (strict xfail): a tensor made in the step requiring grad makes a new trace every call,
+silently (results as eager).
 
 Holding, tested below: tl.randn/tl.rand (float32 too) beside Dropout in a VAE-like step with
 tl.manual_seed between calls, under check=2; a batch dict holding one array under two keys
