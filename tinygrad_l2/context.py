@@ -6,6 +6,7 @@ import gc
 import os
 import sys
 import threading
+import weakref
 from typing import Any, Iterator
 
 import numpy as np
@@ -51,6 +52,7 @@ class Trace:
         self.events: list[tuple] = []
         self.observed: list[tuple] = []
         self.first_read: int | None = None  # how many arrays ops had made at the first number read
+        self.new_tensors: weakref.WeakValueDictionary = weakref.WeakValueDictionary()  # made by the step
         self.unreplayable: list[tuple[str, str]] = []
         self.watched: dict[int, tuple] = {}
         self.made: dict[int, tuple] = {}  # id(output array) -> (node, the array, kept alive)

@@ -36,9 +36,10 @@ class Tensor(TensorMethods, TensorBase):
     def __init__(self, data: npt.ArrayLike | TensorBase, requires_grad: bool = False, name: str | None = None,
                  dtype: npt.DTypeLike | None = None) -> None:
         self._data = to_array(data, dtype)
-        if (context.state.recorder is not None and isinstance(data, np.ndarray)
-                and self._data.dtype != data.dtype):
-            self._data = _converted(data, self._data.dtype)  # (a traced step converts it each call)
+        if context.state.recorder is not None:  # (a traced step converts it each call; a leaf it
+            context.state.recorder.new_tensors[id(self)] = self  # makes is a new one each call)
+            if isinstance(data, np.ndarray) and self._data.dtype != data.dtype:
+                self._data = _converted(data, self._data.dtype)
         self._grad = None
         self._requires_grad = False
         self.name = name

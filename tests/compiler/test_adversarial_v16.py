@@ -17,8 +17,8 @@ Found and fixed since, each failing before its fix:
 - The traced call returned a TracedInt in a dataclass's list or dataclass field or an
   OrderedDict, and copies of the step's own dicts and lists (now replaced in place).
 
-Open (strict xfail): a tensor made in the step requiring grad makes a new trace every call,
-silently (results as eager).
+Also fixed: a tensor made in the step requiring grad made a new trace every call,
+silently (results as eager); it now runs eagerly, saying why.
 
 Holding, tested below: tl.randn/tl.rand (float32 too) beside Dropout in a VAE-like step with
 tl.manual_seed between calls, under check=2; a batch dict holding one array under two keys
@@ -223,8 +223,6 @@ MADE_REQUIRING_GRAD = {"randn_requires_grad": lambda out: tl.randn(*out.shape, d
                        "zeros_then_requires_grad_": lambda out: tl.zeros(*out.shape, dtype=F64).requires_grad_(True)}
 
 
-@pytest.mark.xfail(strict=True, reason="a tensor made in the step that requires grad is a new leaf each "
-                   "call: the step traces again on every call, with no fallback reason and no warning")
 @pytest.mark.parametrize("made", MADE_REQUIRING_GRAD)
 def test_a_tensor_made_in_the_step_requiring_grad_does_not_retrace_every_call(made):
     def loss_of(out, y):

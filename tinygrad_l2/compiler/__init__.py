@@ -268,6 +268,8 @@ class CompiledStep:
                               code_literals(self.fn))
         if baked:
             return self._fall_back(baked, result)
+        if any(trace.new_tensors.get(id(p)) is p for p in program.params):
+            return self._fall_back("a tensor requiring grad is made inside the step: a new leaf each call", result)
         guards.add_parameters(program.params)
         self.program, self.guards, self.template = program, guards, template
         self._cache.insert(0, _Cached(program, guards, template, keywords, readers))
