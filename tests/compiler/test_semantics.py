@@ -473,6 +473,24 @@ def test_the_least_recently_used_trace_is_dropped_beyond_the_kept_number():
     assert compiled.traces == KEPT_TRACES + 2
 
 
+def test_a_step_traced_again_on_every_call_runs_eagerly_after_twice_the_kept_traces():
+    """A guard that fails every call (a global number that changes each time) would trace
+    every call, slower than eager: after 2 × KEPT_TRACES traces in a row it runs eagerly, and
+    says so (torch.compile falls back at its cache_size_limit)."""
+    from tinygrad_l2.compiler import KEPT_TRACES
+    global SCALE
+    _, _, eager = linear_step()
+    _, _, inner = linear_step()
+    compiled = tl.compile(lambda x, y: inner(x, y) * SCALE)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", tl.CompileWarning)
+        for call, (x, y) in enumerate(data(2 * KEPT_TRACES + 2)):
+            SCALE = 1.0 + call
+            assert compiled(x, y).item() == pytest.approx((eager(x, y) * SCALE).item(), rel=1e-12)
+    SCALE = 1.0
+    assert compiled.traces == 2 * KEPT_TRACES and "calls in a row" in compiled.fallback_reason
+
+
 def test_retrace_drops_every_kept_trace():
     _, _, inner = linear_step()
     compiled = tl.compile(inner)

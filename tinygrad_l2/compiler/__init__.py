@@ -78,7 +78,7 @@ import functools
 import threading
 import types
 import warnings
-from typing import Any, Callable, NamedTuple, overload
+from typing import Any, Callable, overload
 
 
 from ..context import Trace, state
@@ -88,7 +88,7 @@ from .scope_state import ScopeState
 from .check import compare, describe, restore, snapshot
 from .guards import Guards, array_inputs, scope_reads
 from .keys import batched, program_inputs, trace_key
-from .program import Program
+from .program import KEPT_TRACES, Cached, Program
 from .reads import read_into_ops
 from .naming import parameter_names
 from .results import (Unreplayable, code_literals, flatten, plain_numbers, rebuild, returned_literals,
@@ -128,7 +128,8 @@ class CompiledStep:
     def __init__(self, fn: Callable[..., Any], check: int) -> None:
         self.fn, self.checks_left, self.program, self.traces = fn, check, None, 0
         self.fallback_reason: str | None = None
-        self._cache: list[_Cached] = []  # the traces kept, the one used last first
+        self._cache: list[Cached] = []  # the traces kept, the one used last first
+        self._in_a_row = 0  # calls traced one after another
         self._busy = threading.Lock()
         functools.update_wrapper(self, fn)
 
@@ -176,7 +177,12 @@ class CompiledStep:
                 # compiled function tracing around this call records this call's ops itself
             inputs = self._find(args, kwargs)
             if inputs is None:
+                self._in_a_row += 1  # (traced again each call: a guard fails every time)
+                if self._in_a_row > 2 * KEPT_TRACES:
+                    return self._fall_back(f"traced again on {self._in_a_row - 1} calls in a row: something "
+                                           f"it depends on changes every call", self.fn(*args, **kwargs))
                 return plain_numbers(self._trace(args, kwargs))
+            self._in_a_row = 0
             if self.checks_left:
                 self.checks_left -= 1
                 return self._checked(inputs, args, kwargs)
@@ -272,7 +278,7 @@ class CompiledStep:
             return self._fall_back("a tensor requiring grad is made inside the step: a new leaf each call", result)
         guards.add_parameters(program.params)
         self.program, self.guards, self.template = program, guards, template
-        self._cache.insert(0, _Cached(program, guards, template, keywords, readers))
+        self._cache.insert(0, Cached(program, guards, template, keywords, readers))
         del self._cache[KEPT_TRACES:]
         return result
 
@@ -315,16 +321,3 @@ class CompiledStep:
                 f"({describe(got, want)}); something the trace cannot see changed: data-dependent "
                 f"control flow, or a value read from an object or inside another function")
         return eager
-
-
-KEPT_TRACES = 8  # traces a step keeps (torch.compile's cache_size_limit); the least recently used goes
-
-
-class _Cached(NamedTuple):
-    """One kept trace: its program, guards, returned structure, keyword names and the readers
-    of the arrays it takes from the function's scope."""
-    program: Program
-    guards: Guards
-    template: Any
-    keywords: tuple[str, ...]
-    arrays: list[tuple[str, Callable[[], Any]]]

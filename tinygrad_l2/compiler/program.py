@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import itertools
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
@@ -304,3 +305,16 @@ def made_by(node, made):
         arrays = _arrays_in([*getattr(node, "given", {}).values(), *getattr(node, "arguments", ())])
     found = [made[id(a)][0] for a in arrays if id(a) in made]
     return [p for p in found if p is not None and p is not node]  # (None: made from a number)
+
+
+KEPT_TRACES = 8  # traces a step keeps (torch.compile's cache_size_limit); the least recently used goes
+
+
+class Cached(NamedTuple):
+    """One kept trace: its program, guards, returned structure, keyword names and the readers
+    of the arrays it takes from the function's scope."""
+    program: Program
+    guards: Any
+    template: Any
+    keywords: tuple[str, ...]
+    arrays: list[tuple[str, Callable[[], Any]]]
