@@ -25,13 +25,23 @@ def dlai_autodiff(parameters, X, Y, lambd=0.0, cost="cross_entropy"):
     Returns a dict: "parameters" (W_l, b_l), "intermediates" (Z_l, A_l), "tensors" (both,
     named as in the course), "cost" (the data term), "penalty" (None when λ = 0), "loss"."""
     check_cost("dlai_autodiff", cost)
-    L = len(parameters) // 2
+    return dlai_forward(dlai_parameters(parameters), X, Y, lambd, cost)
+
+
+def dlai_parameters(parameters):
+    """The course's parameters dict of arrays as leaf tensors named W1, b1, ... (copies)."""
+    return {name: Tensor(array.copy(), requires_grad=True, name=name) for name, array in parameters.items()}
+
+
+def dlai_forward(params, X, Y, lambd=0.0, cost="cross_entropy"):
+    """`dlai_autodiff`'s graph over leaf tensors `params` (dlai_parameters): a step tl.compile
+    can replay (the leaves are made outside it)."""
+    L = len(params) // 2
     m = X.shape[1]
-    params, intermediates = {}, {}
+    intermediates = {}
     A = Tensor(X, name="A0")
     for l in range(1, L + 1):
-        W = params[f"W{l}"] = Tensor(parameters[f"W{l}"].copy(), requires_grad=True, name=f"W{l}")
-        b = params[f"b{l}"] = Tensor(parameters[f"b{l}"].copy(), requires_grad=True, name=f"b{l}")
+        W, b = params[f"W{l}"], params[f"b{l}"]
         Z = W @ A + b
         A = Z.relu() if l < L else Z.sigmoid()
         Z.name, A.name = f"Z{l}", f"A{l}"
