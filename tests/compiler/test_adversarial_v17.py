@@ -110,7 +110,7 @@ def test_a_clipping_scale_computed_from_the_loss_read_is_used_as_eager():
     _twins(build, scales=[0.1, 0.1, 20, 20, 20])
 
 
-SMALL_INTS_FROM_A_READ = {  # read -> (a term of the loss, what the step returns of the read)
+SMALL_INTS_FROM_A_READ = {  # (the read the step returns, the term of the loss made from it)
     "floor_div_slice_bound": (lambda out, y: _hits(out, y).sum().item(), lambda out, n: (out[:n // 2 + 1] ** 2).mean()),
     "int_of_a_count": (lambda out, y: _hits(out, y).sum().item(), lambda out, n: out.sum() * int(n)),
     "sum_of_tolist_hits": (lambda out, y: _hits(out, y).tolist(), lambda out, h: (out[:sum(h) + 1] ** 2).mean()),
@@ -141,7 +141,7 @@ def test_a_list_read_with_tolist_and_changed_before_it_is_returned_is_returned_a
 
 # ---- needless fallbacks after a read --------------------------------------------------------------
 
-LAMBDA = 3e-4  # (a value no code of this module writes: .pyc files share equal constants)
+LAMBDA = 3e-4  # (no code here writes 3e-4: a .pyc shares one object among equal constants)
 
 
 def _l2(params):
