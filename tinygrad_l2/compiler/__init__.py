@@ -89,7 +89,7 @@ from .check import compare, describe, restore, snapshot
 from .guards import Guards, array_inputs, scope_reads
 from .keys import batched, program_inputs, trace_key
 from .program import KEPT_TRACES, Cached, Program
-from .reads import read_into_ops
+from .reads import helper_literals, read_into_ops
 from .naming import parameter_names
 from .results import (Unreplayable, code_literals, flatten, plain_numbers, rebuild, returned_literals,
                       returned_tensors)
@@ -271,7 +271,7 @@ class CompiledStep:
         if program.eager_only:
             return self._fall_back(program.eager_only, result)
         baked = read_into_ops(trace.made, [o for o in observed if o[0] == "number"], trace.first_read,
-                              code_literals(self.fn))
+                              code_literals(self.fn) + guards.scalars + helper_literals(self.fn))
         if baked:
             return self._fall_back(baked, result)
         if any(trace.new_tensors.get(id(p)) is p for p in program.params):

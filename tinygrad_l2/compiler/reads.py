@@ -16,8 +16,9 @@ def read_into_ops(made, numbers, first_read, literals=()):
     identity (an int read is a TracedInt, a float an object of its own); or computed from it in
     Python (`2 - n / m`, `x[:n]`, `ones(n + 1)`): so after the first read (`first_read` arrays
     made before it), an op given a number, or a tensor made from numbers, is refused too (an
-    axis or keepdims aside; and a number its own code or this package's writes as a constant:
-    `W ** 2` of an L2 penalty added after `data_loss.item()`, `literals`, by identity).  Reads
+    axis or keepdims aside; and a number its own code or this package's writes as a constant,
+    or a guarded number of its scope, `literals`: λ of an L2 penalty added after
+    `data_loss.item()`; by identity, so never a small int, one object Python shares).  Reads
     at the end of a step (`return loss.item()`) pass."""
     read = {id(value): where for _, _, value, _, where in numbers}
     if not read:
@@ -35,10 +36,16 @@ def read_into_ops(made, numbers, first_read, literals=()):
                 if id(number) in read:
                     return (f"the number {number!r} read from a tensor at {read[id(number)]} is given to "
                             f"the op {type(node).__name__}: a replay would use its traced value")
-                if after and key not in ("axis", "keepdims") and id(number) not in constant:
+                if after and key not in ("axis", "keepdims") and (id(number) not in constant or _shared(number)):
                     return (f"the op {type(node).__name__} is given the number {number!r} after a number "
                             f"was read from a tensor at {first}: it may be computed from it")
     return ""
+
+
+def _shared(number):
+    """A small int (or a bool): one object Python shares, so being a constant's object proves
+    nothing (`n // 2 + 1` computed from a read is the package's `2`)."""
+    return type(number) in (int, bool) and -5 <= number <= 256
 
 
 def _numbers_in(value):
@@ -79,3 +86,19 @@ def _constants(code):
             yield from _constants(constant)
         elif type(constant) in (int, float):
             yield constant
+
+
+def helper_literals(fn):
+    """The constants of the user's own functions the step reads from its scope (a `_l2(params)`
+    helper's 0.5), one level down."""
+    from .guards import scope_reads  # (guards imports nothing of this module)
+    from .results import code_literals
+    found = []
+    for kind, _, read in scope_reads(fn):
+        try:
+            value = read()
+        except (KeyError, ValueError):
+            continue
+        if isinstance(value, types.FunctionType) and (value.__module__ or "").partition(".")[0] != "tinygrad_l2":
+            found += code_literals(value)
+    return found
