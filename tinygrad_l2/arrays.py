@@ -100,15 +100,18 @@ def _axis(op, axis, ndim):
     return int(axis) % max(ndim, 1)
 
 
-def _exponent(exponent):
+def _exponent(exponent, base=None):
     if isinstance(exponent, TensorBase) or (isinstance(exponent, np.ndarray) and exponent.ndim):
         raise TypeError(f"pow: the exponent must be a Python or numpy scalar, got "
                         f"{_describe(exponent)}; for a tensor exponent write (b * a.log()).exp()")
     if not isinstance(exponent, numbers.Real) or isinstance(exponent, bool):
         if not (isinstance(exponent, np.ndarray) and exponent.dtype.kind in "fiu"):
             raise TypeError(f"pow: the exponent must be a real number, got {_describe(exponent)}")
-    if not isinstance(exponent, int):  # (an int as itself: a constant of the code stays one, for tl.compile)
-        exponent = float(exponent)
+    if not isinstance(exponent, int) or not -2 ** 31 < exponent < 2 ** 31:  # (an int as itself: a
+        exponent = float(exponent)  # constant of the code stays one object, for tl.compile)
+    elif exponent < 0 and base is not None and base.kind in "iu":
+        raise ValueError(f"pow: an integer tensor (dtype {base}) to a negative integer power ({exponent}) "
+                         f"is not allowed, as in PyTorch; make the tensor float first")
     if not np.isfinite(exponent):
         raise ValueError(f"pow: the exponent must be finite, got {exponent}")
     return exponent

@@ -194,7 +194,7 @@ class Tensor(TensorMethods, TensorBase):
     def __pos__(self) -> Tensor: return self
 
     def __pow__(self, exponent: float | int | np.number) -> Tensor:
-        return ops.Pow.apply(self, exponent=_exponent(exponent))
+        return ops.Pow.apply(self, exponent=_exponent(exponent, self._data.dtype))
 
     def __rpow__(self, base: object) -> Tensor:
         raise TypeError(f"pow: a tensor exponent is not supported (base {_describe(base)}); "

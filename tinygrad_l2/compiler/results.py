@@ -70,6 +70,7 @@ class _Walker:
             self.where[id(value)] = where
             self.reads.setdefault(id(value), []).append((tensor, convert))
         self.tensors: list[TensorBase] = []
+        self.open: set[int] = set()  # the containers being walked (a list that holds itself)
         self.slots: dict[int, int] = {}
         self.used: set[int] = set()
 
@@ -91,11 +92,17 @@ class _Walker:
                                f"computed in Python (a scheduler's epoch), which replay cannot redo")
         if value is None or value is Ellipsis or id(value) in self.literal:
             return ("constant", value)
-        if type(value) in (tuple, list) or _is_namedtuple(value):
-            return ("sequence", type(value), [self.walk(v, f"{where}[{i}]", (*path, i))
-                                              for i, v in enumerate(value)])
-        if type(value) is dict:
-            return ("dict", dict, [(k, self.walk(v, f"{where}[{k!r}]", (*path, k))) for k, v in value.items()])
+        if type(value) in (tuple, list, dict) or _is_namedtuple(value):
+            if id(value) in self.open:
+                raise Unreplayable(f"{where} holds itself")
+            self.open.add(id(value))
+            try:
+                if type(value) is dict:
+                    return ("dict", dict, [(k, self.walk(v, f"{where}[{k!r}]", (*path, k))) for k, v in value.items()])
+                return ("sequence", type(value), [self.walk(v, f"{where}[{i}]", (*path, i))
+                                                  for i, v in enumerate(value)])
+            finally:
+                self.open.discard(id(value))
         raise Unreplayable(_why_not(value, where))
 
     def number(self, value, where):
@@ -110,6 +117,9 @@ class _Walker:
                                f"may be a number computed in Python (a batch size), which replay cannot redo")
         self.used.add(id(value))
         tensor, convert = reads[-1]
+        if isinstance(value, list) and value != convert(tensor):  # (tolist(), then appended to)
+            raise Unreplayable(f"{where} is a list read from a tensor and changed before it was "
+                               f"returned: a replay reads the tensor again")
         return ("number", self.slot(tensor), convert)
 
 
@@ -140,7 +150,8 @@ def plain_numbers(result: Any, depth: int = 4) -> Any:
         items = [(plain(k), plain(v)) for k, v in result.items()]
         if any(k is not k0 or v is not v0 for (k, v), (k0, v0) in zip(items, result.items())):
             result.clear()
-            result.update(items)
+            for k, v in items:  # (item by item: a Counter's update() would count them)
+                result[k] = v
     elif isinstance(result, set):
         items = list(map(plain, result))
         result.clear()
