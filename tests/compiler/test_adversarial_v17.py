@@ -209,8 +209,6 @@ EFFECTS = {"helpers_helper_global_count": (_log, lambda: _CALLS),
            "staticmethod_class_list": (_Tracker.keep, lambda: len(_Tracker.history))}
 
 
-@pytest.mark.xfail(strict=True, reason="the scope snapshot stops at a helper's own globals and holds "
-                   "classes as opaque: replays skip the count, so the compiled step counts 1 call of 3")
 @pytest.mark.parametrize("effect", EFFECTS)
 def test_a_helper_recording_the_loss_records_every_call(effect):
     helper, seen = EFFECTS[effect]
@@ -252,7 +250,8 @@ def test_pow_refuses_an_int_tensor_to_a_negative_int_power_with_an_error_naming_
 
 
 def test_pow_to_a_huge_int_exponent_is_a_float_power_as_before():
-    np.testing.assert_array_equal((tl.tensor([1.0, 2.0]) ** 2 ** 70).data, np.float32([1.0, 2.0]) ** float(2 ** 70))
+    with np.errstate(over="ignore"):  # (2.0 ** 2 ** 70 is inf)
+        np.testing.assert_array_equal((tl.tensor([1.0, 2.0]) ** 2 ** 70).data, np.float32([1.0, 2.0]) ** float(2 ** 70))
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, F64])

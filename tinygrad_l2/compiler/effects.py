@@ -128,9 +128,7 @@ def scope_values(fn):
             found[f"{kind} {name}"] = read()
         except (KeyError, ValueError):
             continue
-    helpers = [v for v in found.values() if isinstance(v, types.FunctionType)
-               and (v.__module__ or "").partition(".")[0] != "tinygrad_l2"]  # (the user's: `global N; N += 1`)
-    for function in functions_of(fn) + helpers:
+    for function in functions_of(fn) + _helpers(found.values()):  # (the user's: `global N; N += 1`)
         code, namespace = getattr(function, "__code__", None), getattr(function, "__globals__", {})
         for name in _stored_globals(code) if code is not None else ():
             found[f"global {name}"] = namespace.get(name, _UNBOUND)
@@ -138,6 +136,22 @@ def scope_values(fn):
 
 
 _UNBOUND = object()  # a global the step assigns that does not exist yet
+
+
+def _helpers(values, depth=4):
+    """The user's own functions among `values`, and those their globals hold in turn."""
+    found = [getattr(v, "__func__", v) for v in values if isinstance(v, types.FunctionType | types.MethodType)
+             and (getattr(v, "__module__", None) or "").partition(".")[0] != "tinygrad_l2"]
+    if not depth:
+        return found
+    inner = []
+    for function in found:
+        for kind, _, read in scope_reads(function):
+            try:
+                inner.append(read())
+            except (KeyError, ValueError):
+                continue
+    return found + _helpers(inner, depth - 1)
 
 
 def _stored_globals(code):

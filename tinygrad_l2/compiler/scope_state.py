@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import numbers
+import sys
 import types
 
 import numpy as np
@@ -55,12 +56,22 @@ class ScopeState:
 
 
 def _opaque(value):
-    """Nothing the step could change inside: a number, a string, an array, a tensor, a class,
-    a Python module, or an object of this package's that is not a module or an optimizer."""
+    """Nothing the step could change inside: a number, a string, an array, a tensor, a class
+    not of the user's, a Python module, or an object of this package's that is not a module or
+    an optimizer."""
+    if isinstance(value, type):
+        return not _users(value)  # (a class of the user's: its class attributes, a count)
     return (value is None or isinstance(value, numbers.Number | str | bytes | np.ndarray | np.generic
-                                         | TensorBase | type | types.ModuleType)
+                                         | TensorBase | types.ModuleType)
             or (type(value).__module__.partition(".")[0] == "tinygrad_l2"
                 and not isinstance(value, Module) and not _is_optimizer(value)))
+
+
+def _users(value):
+    """Defined by the user's code: not this package's, nor Python's or a library's."""
+    module = getattr(value, "__module__", None) or ""
+    return module.partition(".")[0] not in ("tinygrad_l2", "builtins", "numpy", "typing", "abc", "enum") \
+        and module in sys.modules and not getattr(sys.modules[module], "__file__", "").startswith(sys.prefix)
 
 
 def _tracked(value):
@@ -71,23 +82,28 @@ def _tracked(value):
         return True
     if _is_random(value):
         return True
-    return (hasattr(value, "__dict__") or hasattr(type(value), "__slots__")) and not isinstance(value, _CALLABLES)
+    return ((hasattr(value, "__dict__") or hasattr(type(value), "__slots__")) and not isinstance(value, _CALLABLES)
+            and (not isinstance(value, type) or _users(value)))
 
 
 _CALLABLES = (types.FunctionType, types.MethodType, types.BuiltinFunctionType, functools.partial)
 
 
-def _globals_of(function):
+def _globals_of(function, depth=4):
     """The values of the globals a helper of the user's own reads (a module-level history
-    list it appends to); none of this package's functions (its generator is drawn from)."""
-    if (getattr(function, "__module__", None) or "").partition(".")[0] == "tinygrad_l2":
+    list it appends to), through the helpers it calls in turn (`depth` of them: a function
+    holds no state, so it is gone through, not counted as a level); a classmethod's class;
+    none of this package's functions (its generator is drawn from)."""
+    if (getattr(function, "__module__", None) or "").partition(".")[0] == "tinygrad_l2" or not depth:
         return []
-    found = []
+    found = [function.__self__] if isinstance(getattr(function, "__self__", None), type) else []
     for kind, _, read in scope_reads(function):
         try:
-            found += [read()] if kind == "global" else []
+            value = read() if kind == "global" else None
         except (KeyError, ValueError):
             continue
+        found += (_globals_of(value, depth - 1) if isinstance(value, types.FunctionType | types.MethodType)
+                  else [value] if value is not None else [])
     return found
 
 
@@ -105,8 +121,8 @@ def _held(value):
         return list(value.values())
     if isinstance(value, list | tuple | set | frozenset):
         return list(value)
-    if isinstance(value, types.FunctionType | functools.partial):  # a helper: its closure and, for
-        return [v for f in functions_of(value) for v in closure_values(f)] + _globals_of(value)  # the user's
+    if isinstance(value, types.FunctionType | types.MethodType | functools.partial):  # a helper: its
+        return [v for f in functions_of(value) for v in closure_values(f)] + _globals_of(value)  # closure, globals
     if isinstance(value, types.GeneratorType):
         return [] if value.gi_frame is None else list(value.gi_frame.f_locals.values())
     if isinstance(value, Module) or _is_optimizer(value) or _is_random(value):
