@@ -2,20 +2,23 @@
 exempted by identity after a read, pow's int exponent, tolist() reads, np.random and helpers'
 globals snapshotted, no_grad traces, TracedInts replaced in place); twins agree to 1e-12.
 
-Found (strict xfail):
-- Silently stale: a number computed from a read, identical to a constant — `min(1.0, 1.2 /
-  loss.item())` (a clipping scale) is the step's own 1.0; a small int from a count (`n // 2 +
-  1`, `int(n)`, the sum or an item of a `.tolist()`) is CPython's shared object, a constant of
-  this package; a `.tolist()` list appended to or sorted, then returned (the replay's is new).
+Found and fixed since, each failing before its fix:
+- Silently stale: a small int from a count (`n // 2 + 1`, `int(n)`, the sum or an item of a
+  `.tolist()`) is CPython's shared object, a constant of this package (reads.py no longer
+  exempts small ints); a `.tolist()` list appended to or sorted, then returned (now eager).
 - Effects replays skip: a helper's helper rebinding a `global` count, a third helper down
-  changing a module-level dict, a classmethod or staticmethod changing its class.
-- Needless fallbacks: after `data_loss.item()`, λ as a module-level or closure number
-  (guarded by value), or the 0.5 of a user's `l2(params)` helper.
-- The traced call returns Counter({('correct', 3): 1}) for a Counter of a count (update()
-  counts the pairs); a list holding itself raises RecursionError on every call; seen, not
-  tested: a returned list subclass whose __setitem__ refuses raises on the first call.
-- pow: an int tensor to a negative int power, or an exponent of 2**70, raise numpy's errors
-  that do not name pow (before round 16: a float result; inf).
+  changing a module-level dict, a classmethod or staticmethod changing its class (helpers are
+  gone through at any depth, users' classes snapshotted).
+- The traced call returned Counter({('correct', 3): 1}) for a Counter of a count; a list
+  holding itself raised RecursionError on every call (now eager).
+- pow: an int tensor to a negative int power raised numpy's error (now pow's own, as
+  PyTorch refuses it); an exponent of 2**70 raised (now a float power again: inf).
+
+Open (strict xfail): `min(1.0, 1.2 / loss.item())` (a clipping scale) is the step's own 1.0
+while the loss is small, so it passes as a constant and the replay keeps it (Python control
+flow on data: documented); the L2 penalty added after `data_loss.item()` runs eagerly (its
+`** 2` is a small int: a needless fallback, results as eager).  Seen, not tested: a returned
+list subclass whose __setitem__ refuses raises on the first call.
 
 Holding, tested below: numpy draws in a custom tl.Function; helpers reading a module config;
 dropout imported by name; steps with their own grad modes called under no_grad every other call;
