@@ -42,7 +42,7 @@ import pytest
 
 import tinygrad_l2 as tl
 
-from twins import F64, agree, same
+from twins import F64, agree, arrays_of, same
 
 O, CE, NN = tl.optim, tl.nn.softmax_cross_entropy, tl.nn
 
@@ -58,17 +58,6 @@ def _batches(calls=5):
     return [(tl.Tensor(rng.standard_normal((6, 4))), rng.integers(0, 3, 6)) for _ in range(calls)]
 
 
-def _arrays(value):
-    """A returned value as a flat list of arrays (tensors, numbers, tuples, lists, dicts)."""
-    if isinstance(value, tl.Tensor):
-        return [np.array(value.data)]
-    if isinstance(value, dict):
-        return [a for key in sorted(value) for a in _arrays(value[key])]
-    if isinstance(value, (list, tuple)):
-        return [a for item in value for a in _arrays(item)]
-    return [np.array(float(value))]
-
-
 def _twins(build, calls=5, check=0):
     """build() -> (function, parameters[, feed(run, call, X, y)]): eager and compiled (with
     `check`) agree on every call's result and parameters; returns the compiled function."""
@@ -79,7 +68,7 @@ def _twins(build, calls=5, check=0):
         run, feed = tl.compile(fn, check=check) if compiled else fn, (feed or [lambda run, call, X, y: run(X, y)])[0]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", tl.CompileWarning)
-            runs.append([_arrays(feed(run, call, X, y)) + [p.data.copy() for p in params]
+            runs.append([arrays_of(feed(run, call, X, y)) + [p.data.copy() for p in params]
                          for call, (X, y) in enumerate(_batches(calls))])
     agree(*runs)
     return run

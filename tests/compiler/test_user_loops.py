@@ -30,25 +30,14 @@ import pytest
 
 import tinygrad_l2 as tl
 
-from twins import F64, agree
+from twins import F64, agree, arrays_of
 
 nn, O, CE = tl.nn, tl.optim, tl.nn.functional.cross_entropy
 
 
-def _arrays(value):
-    """A recorded value as a flat list of arrays (tensors, numbers, None, tuples, lists, dicts)."""
-    if isinstance(value, tl.Tensor):
-        return [np.array(value.data)]
-    if isinstance(value, dict):
-        return [a for key in sorted(value) for a in _arrays(value[key])]
-    if isinstance(value, (list, tuple)):
-        return [a for item in value for a in _arrays(item)]
-    return [] if value is None else [np.array(value)]
-
-
 def _row(result, params):
     """What one call leaves: its result, every parameter and every gradient."""
-    return _arrays(result) + [p.data.copy() for p in params] + [p.grad.copy() for p in params]
+    return arrays_of(result) + [p.data.copy() for p in params] + [p.grad.copy() for p in params]
 
 
 def _run(scenario, compiled):
@@ -159,7 +148,7 @@ def test_evaluation_returning_correct_and_total_reports_the_total():
                 predicted = net(images).argmax(axis=-1)
                 correct = (predicted == labels).sum().item()
             return correct, len(labels)
-        return [_arrays(evaluate(tl.Tensor(X[i:i + 4]), y[i:i + 4])) for i in (0, 4, 8)], evaluate
+        return [arrays_of(evaluate(tl.Tensor(X[i:i + 4]), y[i:i + 4])) for i in (0, 4, 8)], evaluate
     _twins(scenario)
 
 
@@ -256,7 +245,7 @@ def test_residual_module_trained_and_evaluated_by_compiled_steps_replays():
         train_step = wrap(lambda X, y: _plain(CE)(net.train(), opt, X, y))
         evaluate = wrap(lambda X, y: _evaluate(net.eval(), X, y))
         X, y = _data()
-        rows = _loader_loop(net, train_step) + [_arrays(evaluate(tl.Tensor(X), y))]
+        rows = _loader_loop(net, train_step) + [arrays_of(evaluate(tl.Tensor(X), y))]
         return rows + _loader_loop(net, train_step), (train_step, evaluate)
     train_step, evaluate = _twins(scenario)
     assert train_step.fallback_reason is None and evaluate.fallback_reason is None

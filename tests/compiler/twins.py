@@ -58,3 +58,15 @@ def frozen_batch_norm():
         opt.zero_grad(); loss = tl.nn.softmax_cross_entropy(model(X), y); loss.backward(); opt.step()
         return loss
     return model, step
+
+
+def arrays_of(value):
+    """A returned value as a flat list of arrays (tensors, numbers, None, tuples, lists, dicts
+    in key order), to compare two runs' results with `agree`."""
+    if isinstance(value, tl.Tensor):
+        return [np.array(value.data)]
+    if isinstance(value, dict):
+        return [a for key in sorted(value) for a in arrays_of(value[key])]
+    if isinstance(value, (list, tuple)):
+        return [a for item in value for a in arrays_of(item)]
+    return [] if value is None else [np.array(value)]
