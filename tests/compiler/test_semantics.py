@@ -33,6 +33,37 @@ def data(n, m=6, seed=1, dtype=np.float64):
 
 # ---- 1. the returned structure ------------------------------------------------------------
 
+def _reporting_step(l2):
+    """The README's network, reporting its data loss (read with .item()) apart from the L2
+    penalty its regularizers add after the read."""
+    tl.manual_seed(0)
+    model = tl.nn.MLP((4, 8, 3), kernel_regularizer=l2, dtype=np.float64)
+    opt = tl.optim.SGD(model.parameters(), lr=0.1)
+
+    def step(x, y):
+        opt.zero_grad()
+        data_loss = tl.nn.softmax_cross_entropy(model(x), y)
+        reported = data_loss.item()
+        loss = data_loss + model.regularization_loss()
+        loss.backward(); opt.step()
+        return loss, reported
+    return model, step
+
+
+def test_the_data_loss_read_before_the_regularizers_penalty_is_added_replays_as_eager():
+    """λ (guarded by value) and the penalty's 2.0 (a float constant of the package) are no
+    numbers computed from the read: the step replays, with eager's results."""
+    (eager_model, eager), (model, step) = _reporting_step(tl.nn.L2(1e-3)), _reporting_step(tl.nn.L2(1e-3))
+    compiled = tl.compile(step)
+    for x, y in data(3):
+        (want, want_reported), (got, got_reported) = eager(x, y), compiled(x, y)
+        assert got.item() == pytest.approx(want.item(), rel=1e-12)
+        assert got_reported == pytest.approx(want_reported, rel=1e-12)
+    assert compiled.fallback_reason is None and compiled.traces == 1
+    for p, q in zip(eager_model.parameters(), model.parameters()):
+        np.testing.assert_allclose(q.data, p.data, rtol=1e-12)
+
+
 def test_a_count_read_with_item_is_told_from_an_equal_literal_returned_beside_it():
     """(count, 2) where the count is 2 when traced: Python shares one object for a small int,
     so the count must not be taken for the literal (nor the literal for it)."""

@@ -271,7 +271,7 @@ class CompiledStep:
         if program.eager_only:
             return self._fall_back(program.eager_only, result)
         baked = read_into_ops(trace.made, [o for o in observed if o[0] == "number"], trace.first_read,
-                              code_literals(self.fn) + guards.scalars + helper_literals(self.fn))
+                              code_literals(self.fn) + guards.scalars + guards.settings + helper_literals(self.fn))
         if baked:
             return self._fall_back(baked, result)
         if any(trace.new_tensors.get(id(p)) is p for p in program.params):

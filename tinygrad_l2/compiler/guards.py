@@ -35,7 +35,7 @@ import numpy as np
 from ..function import TensorBase
 from ..nn.module import Module
 from .keys import frozen
-from .settings import holds_settings, is_scalar, settings_unchanged
+from .settings import holds_settings, is_scalar, settings_numbers, settings_unchanged
 
 Reader = Callable[[], Any]
 
@@ -57,6 +57,7 @@ class Guards:
         self.buffers: list[tuple[str, TensorBase]] = []  # of the modules called, read each call
         self.scalars: list[Any] = []  # the guarded numbers and strings, as traced
         self.flags = flags or {}
+        self.settings: list[Any] = []  # the numbers of modules, regularizers, configs it guards
         modules = list(modules)
         for kind, name, read in scope_reads(fn):
             value = read()
@@ -100,6 +101,7 @@ class Guards:
         if settings or tree:
             self.checks.append(("a number a module, a regularizer or a config object holds (a dropout "
                                 "rate, λ, eps)", settings_unchanged(settings + tree)))
+            self.settings = settings_numbers(settings + tree)  # (guarded by value: none from a read)
 
     def add_parameters(self, parameters: Iterable[TensorBase]) -> None:
         """Guard the requires_grad flag of each of these traced parameters."""

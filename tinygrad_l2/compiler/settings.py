@@ -32,17 +32,29 @@ def settings_unchanged(owners):
     (container, key, value) leaves, so that each call only compares identities (and values,
     for a number rebound to an equal one), each container's size, and the bytes of the small
     arrays among the values (per-layer λ set in place)."""
+    sizes, leaves = _flattened(owners)
+    arrays = [(a, a.shape, a.tobytes()) for a in {id(v): v for _, _, v in leaves if _small_array(v)}.values()]
+    return lambda: (all([len(c) == n for c, n in sizes])
+                    and all([(now := c[k]) is v or (type(now) is type(v) and is_scalar(v) and _equal(now, v))
+                             for c, k, v in leaves])
+                    and all([a.shape == shape and a.tobytes() == was for a, shape, was in arrays]))
+
+
+def settings_numbers(owners):
+    """The numbers and strings `settings_unchanged` guards by value (a regularizer's λ: no
+    number computed from a read, for reads.py)."""
+    return [v for _, _, v in _flattened(owners)[1] if is_scalar(v)]
+
+
+def _flattened(owners):
+    """(sizes, leaves) of the owners' settings, `DEPTH` levels down (see settings_unchanged)."""
     sizes, leaves = [], []
     for owner in owners:
         held = owner if isinstance(owner, dict | list | tuple) else attributes_of(owner)
         _leaves(held, DEPTH, sizes, leaves, MODULE_GUARDED if isinstance(owner, Module) else ())
         if isinstance(owner, Module):
             leaves += _class_numbers(type(owner))
-    arrays = [(a, a.shape, a.tobytes()) for a in {id(v): v for _, _, v in leaves if _small_array(v)}.values()]
-    return lambda: (all([len(c) == n for c, n in sizes])
-                    and all([(now := c[k]) is v or (type(now) is type(v) and is_scalar(v) and _equal(now, v))
-                             for c, k, v in leaves])
-                    and all([a.shape == shape and a.tobytes() == was for a, shape, was in arrays]))
+    return sizes, leaves
 
 
 DEPTH = 3  # a module's dict of regularizers, each one's λ; a config's nested settings

@@ -27,7 +27,7 @@ def quadratic_cost(a: Tensor, y: Operand, batch_axis: int = 0) -> Tensor:
     """
     y = _target(y, _labels("quadratic_cost", y, a))
     m = a.shape[batch_axis] if a.ndim else 1
-    return (0.5 / m) * ((a - y) ** 2).sum()
+    return (0.5 / m) * ((a - y) ** 2.0).sum()
 
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -158,7 +158,7 @@ def mse_loss(prediction: Tensor, target: Operand, reduction: str = "mean") -> Te
     quadratic_cost = (k/2)·mse_loss."""
     reduction = _reduction("mse_loss", reduction)
     target = _target(target, _labels("mse_loss", target, prediction))
-    return _reduce((prediction - target) ** 2, reduction)
+    return _reduce((prediction - target) ** 2.0, reduction)
 
 
 def _reduce(losses, reduction):

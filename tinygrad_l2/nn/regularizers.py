@@ -62,7 +62,7 @@ class L2:
         self.lam = _coefficient("L2", lam)
 
     def __call__(self, w: Tensor) -> Tensor:
-        return _in_graph(w, self.lam * (w ** 2).sum())
+        return _in_graph(w, self.lam * (w ** 2.0).sum())  # (2.0: a float, told from any number a step read)
 
     @classmethod
     def from_nielsen(cls, lmbda: float, n: int) -> L2:
