@@ -2,6 +2,12 @@
 depth (their globals, users' classes snapshotted), settings numbers passing reads.py after a
 read, the package's squares as `** 2.0`, and pow's int exponents.
 
+Fixed since (each failing before its fix): a class attribute of a user's plain class read
+through a helper and set between calls (helpers' global reads are guarded now, a user's
+class's attributes by value); a helper's effect through `setattr` on a module object,
+`globals()[...]` or a functools.partial over a module-level list (the user's modules and a
+partial's arguments are in the scope snapshot now).
+
 Open (strict xfail, each failing today for its stated reason):
 - Silently stale: `max(reg.lam, loss.item())` is λ's own object while the loss is below λ, so
   reads.py passes it as a settings number and the replay keeps λ when later losses exceed it.
@@ -89,8 +95,6 @@ def _losses_with_annealing(compiled, read):
     return losses
 
 
-@pytest.mark.xfail(strict=True, reason="a class attribute of a user's plain class, read by the step or its "
-                   "helper and set between calls, is not guarded: the replay keeps the traced temperature 1.0")
 @pytest.mark.parametrize("read", [_tempered, lambda out: out / _Anneal.temperature], ids=["helper", "step"])
 def test_a_class_attribute_set_between_calls_is_read_afresh_each_call(read):
     with warnings.catch_warnings():
@@ -126,9 +130,10 @@ EFFECTS = {"setattr_of_a_module_object": (_count_on_module, lambda: _CFG.count),
                                                 lambda: len(_LIST))}
 
 
-@pytest.mark.xfail(strict=True, reason="the step replays and the helper's effect on module-level state "
-                   "happens only at the trace: the count stays put over the compiled calls")
-@pytest.mark.parametrize("effect", EFFECTS)
+@pytest.mark.parametrize("effect", [pytest.param(e, marks=pytest.mark.xfail(strict=True, reason=(
+    "open: a module-level numpy array written in place by a helper is not in the scope snapshot "
+    "(arrays are not compared): the step replays and the count stays put"))) if e == "module_level_array_in_place"
+    else e for e in EFFECTS])
 def test_a_helper_changing_module_level_state_changes_it_every_call(effect):
     helper, seen = EFFECTS[effect]
 

@@ -13,7 +13,7 @@ import numpy as np
 from .. import random
 from ..function import TensorBase
 from ..nn.module import Module
-from .guards import functions_of, scope_reads
+from .guards import functions_of, scope_reads, user_helpers
 from .keys import trace_key
 from .replay import attributes
 from .symbolic import _walk
@@ -128,7 +128,7 @@ def scope_values(fn):
             found[f"{kind} {name}"] = read()
         except (KeyError, ValueError):
             continue
-    for function in functions_of(fn) + _helpers(found.values()):  # (the user's: `global N; N += 1`)
+    for function in functions_of(fn) + user_helpers(found.values()):  # (the user's: `global N; N += 1`)
         code, namespace = getattr(function, "__code__", None), getattr(function, "__globals__", {})
         for name in _stored_globals(code) if code is not None else ():
             found[f"global {name}"] = namespace.get(name, _UNBOUND)
@@ -137,21 +137,6 @@ def scope_values(fn):
 
 _UNBOUND = object()  # a global the step assigns that does not exist yet
 
-
-def _helpers(values, depth=4):
-    """The user's own functions among `values`, and those their globals hold in turn."""
-    found = [getattr(v, "__func__", v) for v in values if isinstance(v, types.FunctionType | types.MethodType)
-             and (getattr(v, "__module__", None) or "").partition(".")[0] != "tinygrad_l2"]
-    if not depth:
-        return found
-    inner = []
-    for function in found:
-        for kind, _, read in scope_reads(function):
-            try:
-                inner.append(read())
-            except (KeyError, ValueError):
-                continue
-    return found + _helpers(inner, depth - 1)
 
 
 def _stored_globals(code):

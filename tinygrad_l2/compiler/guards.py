@@ -59,13 +59,16 @@ class Guards:
         self.flags = flags or {}
         self.settings: list[Any] = []  # the numbers of modules, regularizers, configs it guards
         modules = list(modules)
-        for kind, name, read in scope_reads(fn):
-            value = read()
+        helpers = user_helpers([r() for k, _, r in scope_reads(fn) if k != "partial argument"])
+        for kind, name, read in scope_reads(fn) + [r for h in helpers for r in scope_reads(h) if r[0] == "global"]:
+            value = read()  # (the step's scope, and the globals its helpers of the user's read)
             if is_scalar(value):
                 self.scalars.append(value)
                 self.checks.append((f"{kind} {name}", _value_unchanged(read, value)))
             elif kind == "partial argument" and not _is_array(value):  # an argument: by value
                 self.checks.append((f"{kind} {name}", _frozen_unchanged(read)))
+            elif _users_class(value):  # its class attributes: settings (`Anneal.temperature`)
+                settings.append(value)
             elif _identity_guarded(value):
                 self.checks.append((f"the object {kind} {name} refers to", _identity_unchanged(read, value)))
                 if isinstance(value, Module):  # model.forward(x), dropout(x, training=model.training)
@@ -293,3 +296,25 @@ def _is_array(value):
 
 def _identity_guarded(value):
     return not (is_scalar(value) or _is_array(value) or isinstance(value, (types.ModuleType, type)))
+
+
+def user_helpers(values: Iterable[Any], depth: int = 4) -> list[Any]:
+    """The user's own functions among `values`, and those their globals hold in turn."""
+    found = [getattr(v, "__func__", v) for v in values if isinstance(v, types.FunctionType | types.MethodType)
+             and (getattr(v, "__module__", None) or "").partition(".")[0] != "tinygrad_l2"]
+    if not depth:
+        return found
+    inner = []
+    for function in found:
+        for kind, _, read in scope_reads(function):
+            try:
+                inner.append(read())
+            except (KeyError, ValueError):
+                continue
+    return found + user_helpers(inner, depth - 1)
+
+
+def _users_class(value: Any) -> bool:
+    """A class of the user's own (its class attributes are settings: `Anneal.temperature`)."""
+    return isinstance(value, type) and (value.__module__ or "").partition(".")[0] not in (
+        "tinygrad_l2", "builtins") and not issubclass(value, Module)

@@ -61,10 +61,20 @@ def _opaque(value):
     an optimizer."""
     if isinstance(value, type):
         return not _users(value)  # (a class of the user's: its class attributes, a count)
+    if isinstance(value, types.ModuleType):
+        return not _users_module(value)  # (a module of the user's: its globals, rebound)
     return (value is None or isinstance(value, numbers.Number | str | bytes | np.ndarray | np.generic
                                          | TensorBase | types.ModuleType)
             or (type(value).__module__.partition(".")[0] == "tinygrad_l2"
                 and not isinstance(value, Module) and not _is_optimizer(value)))
+
+
+def _users_module(module):
+    """A Python module of the user's: not this package's, nor one installed under sys.prefix."""
+    file = getattr(module, "__file__", None)
+    if file is None:  # (one made in code, `types.ModuleType("cfg")`; not sys or builtins)
+        return module.__name__ not in sys.builtin_module_names
+    return not file.startswith(sys.prefix) and not module.__name__.startswith("tinygrad_l2")
 
 
 def _users(value):
@@ -82,6 +92,8 @@ def _tracked(value):
         return True
     if _is_random(value):
         return True
+    if isinstance(value, types.ModuleType):
+        return _users_module(value)
     return ((hasattr(value, "__dict__") or hasattr(type(value), "__slots__")) and not isinstance(value, _CALLABLES)
             and (not isinstance(value, type) or _users(value)))
 
@@ -97,6 +109,8 @@ def _globals_of(function, depth=4):
     if (getattr(function, "__module__", None) or "").partition(".")[0] == "tinygrad_l2" or not depth:
         return []
     found = [function.__self__] if isinstance(getattr(function, "__self__", None), type) else []
+    found += [m for m in [sys.modules.get(getattr(function, "__module__", None) or "")]  # (globals()[...])
+              if m is not None and _users_module(m)]
     for kind, _, read in scope_reads(function):
         try:
             value = read() if kind == "global" else None
@@ -121,8 +135,12 @@ def _held(value):
         return list(value.values())
     if isinstance(value, list | tuple | set | frozenset):
         return list(value)
-    if isinstance(value, types.FunctionType | types.MethodType | functools.partial):  # a helper: its
-        return [v for f in functions_of(value) for v in closure_values(f)] + _globals_of(value)  # closure, globals
+    if isinstance(value, types.ModuleType):
+        return []  # (a user's module: its namespace is compared, not gone through)
+    if isinstance(value, functools.partial):  # what it holds, and its function's scope
+        return [*value.args, *value.keywords.values(), *_held(value.func)]
+    if isinstance(value, types.FunctionType | types.MethodType):  # a helper: its closure, globals
+        return [v for f in functions_of(value) for v in closure_values(f)] + _globals_of(value)
     if isinstance(value, types.GeneratorType):
         return [] if value.gi_frame is None else list(value.gi_frame.f_locals.values())
     if isinstance(value, Module) or _is_optimizer(value) or _is_random(value):
@@ -145,6 +163,8 @@ def _shallow(value):
     if isinstance(value, types.GeneratorType):
         frame = value.gi_frame
         return None if frame is None else (frame.f_lasti, _shallow(dict(frame.f_locals)))
+    if isinstance(value, types.ModuleType):  # (a user's module: its names, as bound now)
+        return tuple((k, _ref(v)) for k, v in vars(value).items() if not k.startswith("__"))
     if _is_random(value):
         return frozen(value.bit_generator.state if isinstance(value, np.random.Generator) else value.get_state(legacy=False))
     if isinstance(value, dict):
