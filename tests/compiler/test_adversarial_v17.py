@@ -212,10 +212,9 @@ EFFECTS = {"helpers_helper_global_count": (_log, lambda: _CALLS),
            "staticmethod_class_list": (_Tracker.keep, lambda: len(_Tracker.history))}
 
 
-@pytest.mark.parametrize("effect", EFFECTS)
-def test_a_helper_recording_the_loss_records_every_call(effect):
-    helper, seen = EFFECTS[effect]
-
+def assert_the_helpers_effect_happens_every_call(helper, seen):
+    """A step calling `helper(loss)`, 3 calls eagerly and compiled: what `seen()` counts rises by
+    2 between the first and the last call in both."""
     def make():
         net = _mlp(); opt = O.SGD(net.parameters(), lr=0.1)
 
@@ -223,8 +222,13 @@ def test_a_helper_recording_the_loss_records_every_call(effect):
             opt.zero_grad(); loss = CE(net(X), y); helper(loss); loss.backward(); opt.step()
             return loss
         return step, net.parameters()
-    (eager, compiled), _ = _both(make, lambda result, params: seen(), calls=3)
+    (eager, compiled), _ = _both(make, lambda result, params: float(seen()), calls=3)
     assert compiled[-1] - compiled[0] == eager[-1] - eager[0] == 2
+
+
+@pytest.mark.parametrize("effect", EFFECTS)
+def test_a_helper_recording_the_loss_records_every_call(effect):
+    assert_the_helpers_effect_happens_every_call(*EFFECTS[effect])
 
 
 # ---- what the traced call returns ---------------------------------------------------------------

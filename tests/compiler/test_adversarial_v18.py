@@ -39,7 +39,7 @@ import pytest
 
 import tinygrad_l2 as tl
 
-from test_adversarial_v17 import CE, NN, O, _both, _mlp, _twins
+from test_adversarial_v17 import CE, NN, O, _mlp, _twins, assert_the_helpers_effect_happens_every_call
 from twins import agree
 
 # ---- a number computed from a read that is a settings number's own object -------------------------
@@ -135,17 +135,7 @@ EFFECTS = {"setattr_of_a_module_object": (_count_on_module, lambda: _CFG.count),
     "(arrays are not compared): the step replays and the count stays put"))) if e == "module_level_array_in_place"
     else e for e in EFFECTS])
 def test_a_helper_changing_module_level_state_changes_it_every_call(effect):
-    helper, seen = EFFECTS[effect]
-
-    def make():
-        net = _mlp(); opt = O.SGD(net.parameters(), lr=0.1)
-
-        def step(X, y):
-            opt.zero_grad(); loss = CE(net(X), y); helper(loss); loss.backward(); opt.step()
-            return loss
-        return step, net.parameters()
-    (eager, compiled), _ = _both(make, lambda result, params: float(seen()), calls=3)
-    assert compiled[-1] - compiled[0] == eager[-1] - eager[0] == 2
+    assert_the_helpers_effect_happens_every_call(*EFFECTS[effect])
 
 
 # ---- pow ---------------------------------------------------------------------------------------------

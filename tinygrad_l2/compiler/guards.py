@@ -27,6 +27,7 @@ import dis
 import functools
 import itertools
 import operator
+import sys
 import types
 from typing import Any, Callable, Iterable
 
@@ -300,21 +301,28 @@ def _identity_guarded(value):
 
 def user_helpers(values: Iterable[Any], depth: int = 4) -> list[Any]:
     """The user's own functions among `values`, and those their globals hold in turn."""
-    found = [getattr(v, "__func__", v) for v in values if isinstance(v, types.FunctionType | types.MethodType)
-             and (getattr(v, "__module__", None) or "").partition(".")[0] != "tinygrad_l2"]
+    found = [getattr(v, "__func__", v) for v in values
+             if isinstance(v, types.FunctionType | types.MethodType) and of_the_users(v)]
     if not depth:
         return found
-    inner = []
-    for function in found:
-        for kind, _, read in scope_reads(function):
-            try:
-                inner.append(read())
-            except (KeyError, ValueError):
-                continue
-    return found + user_helpers(inner, depth - 1)
+    return found + user_helpers([read() for f in found for _, _, read in scope_reads(f)], depth - 1)
 
 
 def _users_class(value: Any) -> bool:
     """A class of the user's own (its class attributes are settings: `Anneal.temperature`)."""
-    return isinstance(value, type) and (value.__module__ or "").partition(".")[0] not in (
-        "tinygrad_l2", "builtins") and not issubclass(value, Module)
+    return isinstance(value, type) and of_the_users(value) and not issubclass(value, Module)
+
+
+def of_the_users(value: Any) -> bool:
+    """Defined by the user's code (a function, a class): in one of the user's modules."""
+    module = sys.modules.get(getattr(value, "__module__", None) or "")
+    return module is not None and users_module(module)
+
+
+def users_module(module: types.ModuleType) -> bool:
+    """A Python module of the user's: not this package's, Python's nor one installed (under
+    the interpreter's prefixes); one made in code (`types.ModuleType("cfg")`) is."""
+    file = getattr(module, "__file__", None)
+    if file is None:
+        return module.__name__ not in sys.builtin_module_names
+    return not file.startswith((sys.prefix, sys.base_prefix)) and not module.__name__.startswith("tinygrad_l2")

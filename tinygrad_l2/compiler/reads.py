@@ -8,6 +8,9 @@ import types
 
 import numpy as np
 
+from .guards import scope_reads, user_helpers
+from .results import code_literals
+
 
 def read_into_ops(made, numbers, first_read, literals=()):
     """Why replay would use a stale number, or '': a number read from a tensor (`.item()`,
@@ -89,16 +92,7 @@ def _constants(code):
 
 
 def helper_literals(fn):
-    """The constants of the user's own functions the step reads from its scope (a `_l2(params)`
-    helper's 0.5), one level down."""
-    from .guards import scope_reads  # (guards imports nothing of this module)
-    from .results import code_literals
-    found = []
-    for kind, _, read in scope_reads(fn):
-        try:
-            value = read()
-        except (KeyError, ValueError):
-            continue
-        if isinstance(value, types.FunctionType) and (value.__module__ or "").partition(".")[0] != "tinygrad_l2":
-            found += code_literals(value)
-    return found
+    """The constants of the user's own functions the step calls (a `_l2(params)` helper's 0.5),
+    through the helpers they call in turn (guards.user_helpers)."""
+    values = [read() for _, _, read in scope_reads(fn)]  # (scope_reads leaves unbound names out)
+    return [c for helper in user_helpers(values) for c in code_literals(helper)]

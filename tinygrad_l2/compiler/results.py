@@ -163,8 +163,8 @@ def plain_numbers(result: Any, depth: int = 4) -> Any:
     elif dataclasses.is_dataclass(result) and not isinstance(result, type):
         for field in dataclasses.fields(result):
             value = getattr(result, field.name, None)
-            if plain(value) is not value:
-                object.__setattr__(result, field.name, plain(value))  # (a frozen one too)
+            if (new := plain(value)) is not value:
+                object.__setattr__(result, field.name, new)  # (a frozen one too)
     return result
 
 

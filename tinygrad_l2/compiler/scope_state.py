@@ -12,7 +12,7 @@ import numpy as np
 from ..function import TensorBase
 from ..nn.module import Module
 from .effects import closure_values
-from .guards import functions_of, scope_reads
+from .guards import functions_of, of_the_users, scope_reads, users_module
 from .keys import frozen
 from .settings import MODULE_GUARDED, attributes_of
 
@@ -60,28 +60,13 @@ def _opaque(value):
     not of the user's, a Python module, or an object of this package's that is not a module or
     an optimizer."""
     if isinstance(value, type):
-        return not _users(value)  # (a class of the user's: its class attributes, a count)
+        return not of_the_users(value)  # (a class of the user's: its class attributes, a count)
     if isinstance(value, types.ModuleType):
-        return not _users_module(value)  # (a module of the user's: its globals, rebound)
+        return not users_module(value)  # (a module of the user's: its globals, rebound)
     return (value is None or isinstance(value, numbers.Number | str | bytes | np.ndarray | np.generic
                                          | TensorBase | types.ModuleType)
             or (type(value).__module__.partition(".")[0] == "tinygrad_l2"
                 and not isinstance(value, Module) and not _is_optimizer(value)))
-
-
-def _users_module(module):
-    """A Python module of the user's: not this package's, nor one installed under sys.prefix."""
-    file = getattr(module, "__file__", None)
-    if file is None:  # (one made in code, `types.ModuleType("cfg")`; not sys or builtins)
-        return module.__name__ not in sys.builtin_module_names
-    return not file.startswith(sys.prefix) and not module.__name__.startswith("tinygrad_l2")
-
-
-def _users(value):
-    """Defined by the user's code: not this package's, nor Python's or a library's."""
-    module = getattr(value, "__module__", None) or ""
-    return module.partition(".")[0] not in ("tinygrad_l2", "builtins", "numpy", "typing", "abc", "enum") \
-        and module in sys.modules and not getattr(sys.modules[module], "__file__", "").startswith(sys.prefix)
 
 
 def _tracked(value):
@@ -93,9 +78,9 @@ def _tracked(value):
     if _is_random(value):
         return True
     if isinstance(value, types.ModuleType):
-        return _users_module(value)
+        return users_module(value)
     return ((hasattr(value, "__dict__") or hasattr(type(value), "__slots__")) and not isinstance(value, _CALLABLES)
-            and (not isinstance(value, type) or _users(value)))
+            and (not isinstance(value, type) or of_the_users(value)))
 
 
 _CALLABLES = (types.FunctionType, types.MethodType, types.BuiltinFunctionType, functools.partial)
@@ -106,11 +91,11 @@ def _globals_of(function, depth=4):
     list it appends to), through the helpers it calls in turn (`depth` of them: a function
     holds no state, so it is gone through, not counted as a level); a classmethod's class;
     none of this package's functions (its generator is drawn from)."""
-    if (getattr(function, "__module__", None) or "").partition(".")[0] == "tinygrad_l2" or not depth:
+    if not of_the_users(function) or not depth:
         return []
     found = [function.__self__] if isinstance(getattr(function, "__self__", None), type) else []
     found += [m for m in [sys.modules.get(getattr(function, "__module__", None) or "")]  # (globals()[...])
-              if m is not None and _users_module(m)]
+              if m is not None and users_module(m)]
     for kind, _, read in scope_reads(function):
         try:
             value = read() if kind == "global" else None
